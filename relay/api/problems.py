@@ -1,0 +1,120 @@
+"""Errors as ``application/problem+json`` (RFC 9457), in one middleware: the only place that maps errors to HTTP.
+
+A request the API cannot accept is a 4xx with a ``detail`` a person can act on, never a 5xx or a traceback.
+"""
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
+
+from subscriptions.errors import Conflict, InvalidInput, NotFound, RelayError
+from workers.brightpearl.errors import BrightpearlError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+MAX_BODY_BYTES = 64 * 1024
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: what went wrong (``title``) and what to do about it (``detail``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class Forbidden(RelayError):
+    """The caller's key may not do this."""
+
+
+class Unauthenticated(RelayError):
+    """No valid bearer token came with the request."""
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body = Problem(title=title, status=status, detail=detail, errors=errors)
+    return web.Response(
+        status=status, text=body.model_dump_json(exclude_none=True), content_type=PROBLEM_TYPE, headers=headers
+    )
+
+
+def validation_problem(error: ValidationError, where: str) -> web.Response:
+    errors = [
+        {"loc": ".".join(str(part) for part in e["loc"]) or where, "msg": str(e["msg"]).removeprefix("Value error, ")}
+        for e in error.errors(include_url=False)
+    ]
+    detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
+    return problem(422, f"Invalid {where}", detail, errors=errors)
+
+
+def json_problem(error: json.JSONDecodeError) -> web.Response:
+    return problem(400, "Malformed JSON", f"the request body is not valid JSON: {error}")
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Unprocessable",
+}
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+    except Unauthenticated as error:
+        return problem(401, "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
+    except Forbidden as error:
+        return problem(403, "Forbidden", str(error))
+    except NotFound as error:
+        return problem(404, "Not found", str(error))
+    except Conflict as error:
+        return problem(409, "Conflict", str(error))
+    except InvalidInput as error:
+        return problem(422, "Unprocessable", str(error))
+    except BrightpearlError as error:
+        return problem(422, "Brightpearl refused", str(error))
+    except web.HTTPRequestEntityTooLarge:
+        return problem(
+            413,
+            "Request body too large",
+            f"the request body is larger than the {MAX_BODY_BYTES} bytes this API accepts",
+        )
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        detail = error.text if error.text and not error.text.startswith(f"{error.status}:") else error.reason
+        if error.status == 404:
+            detail = f"no endpoint at {request.method} {request.path}; see /openapi.json"
+        elif error.status == 405:
+            detail = f"{request.method} is not allowed on {request.path}; see /openapi.json"
+        return problem(error.status, _TITLES.get(error.status, error.reason), detail or error.reason)
+    except RedisError as error:
+        log.warning("Redis error serving %s %s: %s", request.method, request.path, error)
+        return problem(
+            503,
+            "Storage unavailable",
+            "the relay cannot reach its Redis right now; try again shortly",
+            headers={"Retry-After": "5"},
+        )
+    return response

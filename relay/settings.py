@@ -1,0 +1,60 @@
+"""Settings: environment variables with the prefix ``RELAY_`` (a ``.env`` file works too).
+
+The contract's settings are here with their defaults; the README lists them all. A bad value stops the
+command with one line naming the variable and what it expects (see :func:`describe_error`).
+"""
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAY_", env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(None, description="Redis to use, redis://host:port/db; none: embedded store")
+    api_token: SecretStr | None = Field(None, description="the admin bearer token of the HTTP API")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    worker_port: int = Field(8081, ge=0, le=65535)
+    retry_schedule_s: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE_S
+    delivery_timeout_s: float = Field(15.0, gt=0, le=300)
+    budget_share: float = Field(0.5, gt=0, le=1)
+    allow_private_targets: bool = False
+    encryption_key: SecretStr | None = None
+    poll_overlap_s: float = Field(60.0, ge=0, le=3600, description="how far back each poll looks again")
+    max_in_flight: int = Field(256, ge=1, le=10_000, description="delivery attempts under way per worker process")
+    subscription_concurrency: int = Field(32, ge=1, le=1_000, description="attempts under way per subscription")
+    log_level: str = "INFO"
+
+    @field_validator("retry_schedule_s", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            try:
+                return tuple(float(part) for part in parts)
+            except ValueError:
+                raise ValueError(f"expected comma-separated seconds such as 5,300,1800, got {value!r}") from None
+        return value
+
+    @field_validator("retry_schedule_s")
+    @classmethod
+    def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays cannot be negative")
+        return value
+
+    def token(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token else None
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming the first bad variable and what it expects."""
+    first = error.errors()[0]
+    name = "RELAY_" + str(first["loc"][0]).upper() if first["loc"] else "RELAY_*"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message} (got {first.get('input')!r})"

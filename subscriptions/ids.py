@@ -1,0 +1,49 @@
+"""Identifiers: random ones for things people create, derived ones for things the relay detects.
+
+An event's id derives from what changed, so the same change detected twice (after a crash, say) keeps its id
+and receivers can drop the duplicate: ``created`` events from (account, event, resource id); other events
+also from the state after the change. A delivery's id derives from its event and subscription, so writing it
+twice is harmless.
+"""
+
+import hashlib
+import json
+import secrets
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case: no i, l, o, u
+
+
+def _base32(data: bytes, length: int) -> str:
+    number = int.from_bytes(data, "big")
+    chars = []
+    for _ in range(length):
+        number, index = divmod(number, 32)
+        chars.append(_ALPHABET[index])
+    return "".join(reversed(chars))
+
+
+def random_id(prefix: str) -> str:
+    """``{prefix}_`` + 26 random base32 characters (130 bits), e.g. ``sub_8f3k…``."""
+    return f"{prefix}_{_base32(secrets.token_bytes(17), 26)}"
+
+
+def _digest_id(prefix: str, *parts: str) -> str:
+    material = "\x1f".join(parts).encode()
+    return f"{prefix}_{_base32(hashlib.sha256(material).digest(), 26)}"
+
+
+def event_id(account: str, event_type: str, resource_id: int | str, state_after: object = None) -> str:
+    """The id of an event: the same inputs always give the same id.
+
+    ``state_after`` is ``None`` for ``created`` events; for other events it is the resource's state after the
+    change (any JSON value), so that two different changes to one resource get two ids.
+    """
+    parts = [account, event_type, str(resource_id)]
+    if state_after is not None:
+        parts.append(json.dumps(state_after, sort_keys=True, separators=(",", ":"), default=str))
+    return _digest_id("evt", *parts)
+
+
+def delivery_id(event_id_: str, subscription_id: str) -> str:
+    """The id of the delivery of one event to one subscription."""
+    return _digest_id("dlv", event_id_, subscription_id)

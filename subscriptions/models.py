@@ -1,0 +1,100 @@
+"""What the relay keeps: accounts, subscriptions, events, deliveries and their attempts.
+
+These are the stored records (JSON in Redis). What the HTTP API shows is derived from them in
+``relay.api.schemas``; secrets and tokens never leave through it except where the contract says so.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Resource = Literal["orders", "stock", "goods-out-notes", "products", "contacts"]
+RESOURCES: tuple[Resource, ...] = ("orders", "stock", "goods-out-notes", "products", "contacts")
+AuthKind = Literal["account_token", "staff_token"]
+
+
+class Record(BaseModel):
+    """Base of stored records: strict about unknown fields so a typo never silently drops data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountRecord(Record):
+    """A Brightpearl account the relay polls."""
+
+    code: str
+    base_url: str
+    app_ref: str
+    auth: AuthKind
+    token: str
+    poll_interval_s: float
+    resources: list[Resource]
+    created_at: datetime
+
+
+class SubscriptionState(StrEnum):
+    active = "active"
+    failing = "failing"
+    disabled = "disabled"
+
+
+class SubscriptionRecord(Record):
+    """A callback URL and the events it wants from one account."""
+
+    id: str
+    account: str
+    url: str
+    events: list[str]
+    description: str = ""
+    secret: str
+    state: SubscriptionState = SubscriptionState.active
+    disabled_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventRecord(Record):
+    """One detected change; ``body`` is the exact JSON text every delivery of it sends."""
+
+    id: str
+    type: str
+    account: str
+    resource_id: int | str | None
+    timestamp: str
+    created_at: datetime
+    body: str
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    retrying = "retrying"
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class DeliveryRecord(Record):
+    """One event on its way to one subscription."""
+
+    id: str
+    event_id: str
+    subscription: str
+    account: str
+    type: str
+    status: DeliveryStatus
+    created_at: datetime
+    next_attempt_at: datetime | None
+    attempt_count: int = 0
+    last_attempt_at: datetime | None = None
+
+
+class Attempt(Record):
+    """One HTTP attempt of a delivery: the answer, or the error when no answer came."""
+
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    response_excerpt: str = Field(default="", description="the start of the response body")

@@ -1,0 +1,245 @@
+"""The delivery hot path in Redis: events fan out into deliveries, due deliveries are claimed, attempts recorded.
+
+A delivery waiting for an attempt sits in the ``due`` sorted set, scored by when the attempt is due. A
+dispatcher *claims* due deliveries by pushing their score forward by a lease (one Lua call, atomic across
+every worker process); when the attempt ends, its outcome removes the delivery from ``due`` or reschedules
+it. A worker that dies mid-attempt never records an outcome, so its claims come due again when the lease
+ends and another worker sends them: nothing is lost, and a repeat carries the same ``webhook-id``.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from subscriptions import keys
+from subscriptions.due import DueSet, ms
+from subscriptions.events import matches_any
+from subscriptions.ids import delivery_id
+from subscriptions.models import (
+    Attempt,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    SubscriptionRecord,
+    SubscriptionState,
+)
+from subscriptions.retry import next_attempt_delay_s
+
+
+class LostLease(Exception):
+    """The lock or lease this writer held was taken over; its writes were not applied."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A lock the writer must still hold for a commit to apply: the key and the token it wrote there."""
+
+    key: str
+    token: str
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event as detected, before it is stored."""
+
+    id: str
+    type: str
+    account: str
+    resource_id: int | str | None
+    timestamp: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one attempt: the attempt itself, and whether the receiver accepted it."""
+
+    delivery: DeliveryRecord
+    attempt: Attempt
+    succeeded: bool
+    jitter: float  # in [-1, 1], drawn by the caller
+
+
+def event_body(event_type: str, timestamp: str, data: dict[str, Any]) -> str:
+    """The JSON text of a webhook: ``{"type", "timestamp", "data"}``, serialised once for every delivery."""
+    return json.dumps({"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":"))
+
+
+def after_attempt(outcome: Outcome, schedule_s: Sequence[float], now: datetime) -> DeliveryRecord:
+    """The delivery once ``outcome`` is recorded: succeeded, retrying at a later time, or failed for good."""
+    delivery = outcome.delivery
+    count = delivery.attempt_count + 1
+    if outcome.succeeded:
+        status, next_at = DeliveryStatus.succeeded, None
+    else:
+        delay_s = next_attempt_delay_s(count, schedule_s, outcome.jitter)
+        if delay_s is None:
+            status, next_at = DeliveryStatus.failed, None
+        else:
+            status, next_at = DeliveryStatus.retrying, now + timedelta(seconds=delay_s)
+    return delivery.model_copy(
+        update={
+            "status": status,
+            "attempt_count": count,
+            "last_attempt_at": outcome.attempt.at,
+            "next_attempt_at": next_at,
+        }
+    )
+
+
+class Outbox:
+    """Writes and claims deliveries; one per process, over the shared connection pool."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self.redis = redis
+        self.due = DueSet(redis, keys.DUE)
+
+    async def commit(
+        self,
+        events: Sequence[NewEvent],
+        subscriptions: Sequence[SubscriptionRecord],
+        *,
+        now: datetime,
+        fence: Fence | None = None,
+        also: Callable[[Pipeline], None] | None = None,
+    ) -> list[DeliveryRecord]:
+        """Store the events not stored yet, one delivery per matching subscription, and ``also``'s writes
+        (a poller's new cursor), all in one transaction; only while ``fence`` is still held.
+
+        Events already stored (the same change detected again after a crash) are left as they are and fan
+        out no second time. Returns the deliveries created.
+        """
+        exists: list[int] = []
+        if events:
+            async with self.redis.pipeline(transaction=False) as check:
+                for event in events:
+                    check.exists(keys.event(event.id))
+                exists = await check.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                if fence is not None:
+                    await pipe.watch(fence.key)
+                    if await pipe.get(fence.key) != fence.token:
+                        raise LostLease(f"lost {fence.key}")
+                pipe.multi()  # type: ignore[no-untyped-call]
+                created: list[DeliveryRecord] = []
+                for event, known in zip(events, exists, strict=True):
+                    if not known:
+                        created += self._add_event(pipe, event, subscriptions, now)
+                if also is not None:
+                    also(pipe)
+                await pipe.execute()
+            except WatchError as error:
+                raise LostLease(f"lost {fence.key if fence else 'watch'}") from error
+        return created
+
+    def _add_event(
+        self, pipe: Pipeline, event: NewEvent, subscriptions: Sequence[SubscriptionRecord], now: datetime
+    ) -> list[DeliveryRecord]:
+        record = EventRecord(
+            id=event.id,
+            type=event.type,
+            account=event.account,
+            resource_id=event.resource_id,
+            timestamp=event.timestamp,
+            created_at=now,
+            body=event.body,
+        )
+        score = ms(now)
+        pipe.set(keys.event(event.id), record.model_dump_json(), nx=True)
+        pipe.zadd(keys.EVENTS, {event.id: score})
+        pipe.zadd(keys.account_events(event.account), {event.id: score})
+        deliveries = [
+            new_delivery(event.id, event.type, event.account, sub, now)
+            for sub in subscriptions
+            if sub.account == event.account and matches_any(sub.events, event.type)
+        ]
+        for delivery in deliveries:
+            self.add_delivery(pipe, delivery)
+        return deliveries
+
+    def add_delivery(self, pipe: Pipeline, delivery: DeliveryRecord) -> None:
+        """Queue the writes of a new delivery: the record, its indexes and, unless skipped, its due time."""
+        score = ms(delivery.created_at)
+        pipe.set(keys.delivery(delivery.id), delivery.model_dump_json(), nx=True)
+        pipe.zadd(keys.DELIVERIES, {delivery.id: score})
+        pipe.zadd(keys.subscription_deliveries(delivery.subscription), {delivery.id: score})
+        pipe.zadd(keys.event_deliveries(delivery.event_id), {delivery.id: score})
+        pipe.zadd(keys.status_deliveries(delivery.status), {delivery.id: score})
+        if delivery.next_attempt_at is not None:
+            pipe.zadd(keys.DUE, {delivery.id: ms(delivery.next_attempt_at)})
+
+    async def record(
+        self, outcomes: Sequence[Outcome], schedule_s: Sequence[float], now: datetime
+    ) -> list[DeliveryRecord]:
+        """Record a batch of attempts in one transaction; returns the deliveries as they now stand."""
+        updated = [after_attempt(outcome, schedule_s, now) for outcome in outcomes]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for outcome, delivery in zip(outcomes, updated, strict=True):
+                pipe.rpush(keys.attempts(delivery.id), outcome.attempt.model_dump_json())
+                self._write_state(pipe, outcome.delivery.status, delivery)
+            await pipe.execute()
+        return updated
+
+    async def abandon(self, delivery: DeliveryRecord, reason: str, now: datetime) -> DeliveryRecord:
+        """Fail a delivery that can no longer be sent (its subscription or event is gone)."""
+        done = delivery.model_copy(update={"status": DeliveryStatus.failed, "next_attempt_at": None})
+        attempt = Attempt(at=now, status_code=None, error=reason, duration_ms=0)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(keys.attempts(delivery.id), attempt.model_dump_json())
+            self._write_state(pipe, delivery.status, done)
+            await pipe.execute()
+        return done
+
+    async def skip(self, delivery: DeliveryRecord) -> DeliveryRecord:
+        """Keep a delivery as ``skipped`` (its subscription is disabled): visible and replayable, not sent."""
+        skipped = delivery.model_copy(update={"status": DeliveryStatus.skipped, "next_attempt_at": None})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self._write_state(pipe, delivery.status, skipped)
+            await pipe.execute()
+        return skipped
+
+    async def schedule_now(self, delivery: DeliveryRecord, now: datetime) -> DeliveryRecord:
+        """Make a delivery due at once, whatever its state (a manual retry)."""
+        status = DeliveryStatus.retrying if delivery.attempt_count else DeliveryStatus.pending
+        again = delivery.model_copy(update={"status": status, "next_attempt_at": now})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self._write_state(pipe, delivery.status, again)
+            await pipe.execute()
+        return again
+
+    @staticmethod
+    def _write_state(pipe: Pipeline, previous: DeliveryStatus, delivery: DeliveryRecord) -> None:
+        pipe.set(keys.delivery(delivery.id), delivery.model_dump_json())
+        if previous != delivery.status:
+            score = ms(delivery.created_at)
+            pipe.zrem(keys.status_deliveries(previous), delivery.id)
+            pipe.zadd(keys.status_deliveries(delivery.status), {delivery.id: score})
+        if delivery.next_attempt_at is None:
+            pipe.zrem(keys.DUE, delivery.id)
+        else:
+            pipe.zadd(keys.DUE, {delivery.id: ms(delivery.next_attempt_at)})
+
+
+def new_delivery(
+    event_id: str, event_type: str, account: str, sub: SubscriptionRecord, now: datetime
+) -> DeliveryRecord:
+    """The delivery of an event to a subscription: due now, or ``skipped`` while the subscription is disabled
+    (kept, visible and replayable, never silently dropped)."""
+    skipped = sub.state == SubscriptionState.disabled
+    return DeliveryRecord(
+        id=delivery_id(event_id, sub.id),
+        event_id=event_id,
+        subscription=sub.id,
+        account=account,
+        type=event_type,
+        status=DeliveryStatus.skipped if skipped else DeliveryStatus.pending,
+        created_at=now,
+        next_attempt_at=None if skipped else now,
+    )

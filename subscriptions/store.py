@@ -1,0 +1,230 @@
+"""Accounts, subscriptions, events and deliveries in Redis: reading, listing, creating, changing.
+
+The hot path (fanning events out into deliveries, claiming due deliveries, recording attempts) lives in
+``subscriptions.outbox``; both use the key layout of ``subscriptions.keys``.
+"""
+
+from collections.abc import Awaitable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from subscriptions import keys
+from subscriptions.due import ms
+from subscriptions.errors import Conflict, NotFound
+from subscriptions.models import (
+    RESOURCES,
+    AccountRecord,
+    Attempt,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    SubscriptionRecord,
+)
+from subscriptions.paging import Page, newest_first
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+class Store:
+    """The relay's records, over one Redis connection pool (``decode_responses=True``)."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self.redis = redis
+
+    async def _load(self, model: type[RecordT], key_of: Any, ids: Sequence[str]) -> list[RecordT | None]:
+        if not ids:
+            return []
+        raw = cast(list[str | None], await self.redis.mget([key_of(i) for i in ids]))
+        return [model.model_validate_json(text) if text else None for text in raw]
+
+    async def _get(self, model: type[RecordT], key: str, what: str) -> RecordT:
+        text = cast(str | None, await self.redis.get(key))
+        if text is None:
+            raise NotFound(f"{what} does not exist")
+        return model.model_validate_json(text)
+
+    # accounts ------------------------------------------------------------------------------------------
+
+    async def create_account(self, account: AccountRecord, cursors: dict[str, str], first_poll_ms: int) -> None:
+        """Store a new account with the baseline cursors of its resources and schedule its first polls."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.account(account.code), account.model_dump_json(), nx=True)
+            pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
+            for resource, cursor in cursors.items():
+                pipe.set(keys.cursor(account.code, resource), cursor)
+            if account.resources:
+                pipe.zadd(keys.POLLS, {keys.poll_member(account.code, r): first_poll_ms for r in account.resources})
+            created, *_ = await pipe.execute()
+        if not created:
+            raise Conflict(f"account {account.code!r} is already registered")
+
+    async def account_exists(self, code: str) -> bool:
+        return bool(await self.redis.exists(keys.account(code)))
+
+    async def get_account(self, code: str) -> AccountRecord:
+        return await self._get(AccountRecord, keys.account(code), f"account {code!r}")
+
+    async def list_accounts(self, *, limit: int, cursor: str | None) -> Page[AccountRecord]:
+        return await newest_first(
+            self.redis,
+            keys.ACCOUNTS,
+            limit=limit,
+            cursor=cursor,
+            load=lambda ids: self._load(AccountRecord, keys.account, ids),
+        )
+
+    async def save_account(self, account: AccountRecord, cursors: dict[str, str], first_poll_ms: int) -> None:
+        """Replace an account; resources newly watched start from ``cursors``, dropped ones stop polling."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.account(account.code), account.model_dump_json(), xx=True)
+            for resource, cursor in cursors.items():
+                pipe.set(keys.cursor(account.code, resource), cursor)
+                pipe.zadd(keys.POLLS, {keys.poll_member(account.code, resource): first_poll_ms})
+            for resource in (r for r in RESOURCES if r not in account.resources):
+                pipe.zrem(keys.POLLS, keys.poll_member(account.code, resource))
+                pipe.delete(keys.cursor(account.code, resource))
+            saved, *_ = await pipe.execute()
+        if not saved:
+            raise NotFound(f"account {account.code!r} does not exist")
+
+    async def delete_account(self, code: str) -> None:
+        """Remove an account, stop its polling and remove its subscriptions (their deliveries stay visible)."""
+        account = await self.get_account(code)
+        sub_ids = await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code)))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                keys.account(code), keys.account_status(code), keys.account_subscriptions(code), keys.budget(code)
+            )
+            pipe.zrem(keys.ACCOUNTS, code)
+            for resource in RESOURCES:
+                pipe.zrem(keys.POLLS, keys.poll_member(account.code, resource))
+                pipe.delete(keys.cursor(code, resource))
+            for sub_id in sub_ids:
+                pipe.delete(keys.subscription(sub_id))
+                pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
+            await pipe.execute()
+
+    async def account_status(self, code: str) -> dict[str, str]:
+        return await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.account_status(code)))
+
+    async def update_account_status(self, code: str, fields: dict[str, str]) -> None:
+        await cast(Awaitable[int], self.redis.hset(keys.account_status(code), mapping=fields))
+
+    async def get_cursor(self, code: str, resource: str) -> str | None:
+        return cast(str | None, await self.redis.get(keys.cursor(code, resource)))
+
+    # subscriptions -------------------------------------------------------------------------------------
+
+    async def create_subscription(self, sub: SubscriptionRecord) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.subscription(sub.id), sub.model_dump_json(), nx=True)
+            pipe.zadd(keys.SUBSCRIPTIONS, {sub.id: ms(sub.created_at)})
+            pipe.sadd(keys.account_subscriptions(sub.account), sub.id)
+            await pipe.execute()
+
+    async def get_subscription(self, sub_id: str) -> SubscriptionRecord:
+        return await self._get(SubscriptionRecord, keys.subscription(sub_id), f"subscription {sub_id!r}")
+
+    async def save_subscription(self, sub: SubscriptionRecord) -> None:
+        if not await self.redis.set(keys.subscription(sub.id), sub.model_dump_json(), xx=True):
+            raise NotFound(f"subscription {sub.id!r} does not exist")
+
+    async def delete_subscription(self, sub_id: str) -> None:
+        sub = await self.get_subscription(sub_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.subscription(sub_id))
+            pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
+            pipe.srem(keys.account_subscriptions(sub.account), sub_id)
+            await pipe.execute()
+
+    async def list_subscriptions(
+        self, *, limit: int, cursor: str | None, account: str | None = None
+    ) -> Page[SubscriptionRecord]:
+        return await newest_first(
+            self.redis,
+            keys.SUBSCRIPTIONS,
+            limit=limit,
+            cursor=cursor,
+            load=lambda ids: self._load(SubscriptionRecord, keys.subscription, ids),
+            keep=(lambda sub: sub.account == account) if account else None,
+        )
+
+    async def account_subscriptions(self, code: str) -> list[SubscriptionRecord]:
+        """Every subscription of one account, the fan-out's audience."""
+        ids = sorted(await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code))))
+        return [sub for sub in await self._load(SubscriptionRecord, keys.subscription, ids) if sub is not None]
+
+    async def load_subscriptions(self, ids: Sequence[str]) -> list[SubscriptionRecord | None]:
+        return await self._load(SubscriptionRecord, keys.subscription, ids)
+
+    # events --------------------------------------------------------------------------------------------
+
+    async def get_event(self, event_id: str) -> EventRecord:
+        return await self._get(EventRecord, keys.event(event_id), f"event {event_id!r}")
+
+    async def load_events(self, ids: Sequence[str]) -> list[EventRecord | None]:
+        return await self._load(EventRecord, keys.event, ids)
+
+    async def list_events(
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        account: str | None = None,
+        type_: str | None = None,
+        since: datetime | None = None,
+    ) -> Page[EventRecord]:
+        return await newest_first(
+            self.redis,
+            keys.account_events(account) if account else keys.EVENTS,
+            limit=limit,
+            cursor=cursor,
+            load=self.load_events,
+            keep=(lambda event: event.type == type_) if type_ else None,
+            min_score=ms(since) if since else None,
+        )
+
+    # deliveries ----------------------------------------------------------------------------------------
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        return await self._get(DeliveryRecord, keys.delivery(delivery_id), f"delivery {delivery_id!r}")
+
+    async def load_deliveries(self, ids: Sequence[str]) -> list[DeliveryRecord | None]:
+        return await self._load(DeliveryRecord, keys.delivery, ids)
+
+    async def attempts(self, delivery_id: str) -> list[Attempt]:
+        raw = await cast(Awaitable[list[str]], self.redis.lrange(keys.attempts(delivery_id), 0, -1))
+        return [Attempt.model_validate_json(text) for text in raw]
+
+    async def list_deliveries(
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        subscription: str | None = None,
+        event_id: str | None = None,
+        type_: str | None = None,
+        status: DeliveryStatus | None = None,
+    ) -> Page[DeliveryRecord]:
+        """Deliveries newest first; the most selective filter picks the index, the others filter it."""
+        if event_id:
+            index = keys.event_deliveries(event_id)
+        elif subscription:
+            index = keys.subscription_deliveries(subscription)
+        elif status:
+            index = keys.status_deliveries(status)
+        else:
+            index = keys.DELIVERIES
+
+        def keep(delivery: DeliveryRecord) -> bool:
+            return (
+                (subscription is None or delivery.subscription == subscription)
+                and (event_id is None or delivery.event_id == event_id)
+                and (type_ is None or delivery.type == type_)
+                and (status is None or delivery.status == status)
+            )
+
+        return await newest_first(self.redis, index, limit=limit, cursor=cursor, load=self.load_deliveries, keep=keep)

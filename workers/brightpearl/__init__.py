@@ -1,0 +1,1 @@
+"""Brightpearl's public REST API, as far as the relay needs it."""

@@ -1,0 +1,233 @@
+"""The one place that talks to Brightpearl: URLs, auth headers, envelopes, throttling, paging, id sets.
+
+Every request spends from the account's :class:`~workers.budget.RequestBudget` first. Every answer's
+``brightpearl-requests-remaining`` and ``brightpearl-next-throttle-period`` are read; a 503 "too many
+requests" pauses the whole account (every process) for the throttle period and the request is tried again,
+instead of failing the poll.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+
+from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected, Unavailable
+from workers.brightpearl.idset import chunk_id_sets
+from workers.brightpearl.search import SearchPage, parse_search
+from workers.budget import BudgetExhausted, RequestBudget
+
+log = logging.getLogger(__name__)
+
+AuthKind = Literal["account_token", "staff_token"]
+DEFAULT_THROTTLE_WAIT_MS = 5_000  # when a throttled answer does not say how long to wait
+MAX_THROTTLE_WAIT_MS = 60_000  # Brightpearl's periods are under a minute
+MAX_IDS_PER_GET = 200
+
+
+def datacenter_base_url(datacenter: str, account_code: str) -> str:
+    """``https://euw1.brightpearlconnect.com/public-api/acme`` for datacenter ``euw1`` and account ``acme``."""
+    return f"https://{datacenter}.brightpearlconnect.com/public-api/{account_code}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to reach and authenticate against one Brightpearl account."""
+
+    base_url: str
+    app_ref: str
+    token: str
+    auth: AuthKind = "account_token"
+
+    def headers(self) -> dict[str, str]:
+        token_header = "brightpearl-staff-token" if self.auth == "staff_token" else "brightpearl-account-token"
+        return {"brightpearl-app-ref": self.app_ref, token_header: self.token, "accept": "application/json"}
+
+
+@dataclass(frozen=True)
+class RateInfo:
+    """What the last answer said about the account's throttle."""
+
+    requests_remaining: int | None
+    next_throttle_period_ms: int | None
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _messages(body: Any) -> list[str]:
+    """The human-readable parts of an error answer: ``errors[].message`` or a string ``response``."""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            return [f"{e.get('code')}: {e.get('message')}" if isinstance(e, dict) else str(e) for e in errors]
+        if isinstance(body.get("response"), str):
+            return [body["response"]]
+    return []
+
+
+class BrightpearlClient:
+    """Requests to one account over a shared ``aiohttp.ClientSession``."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        credentials: Credentials,
+        *,
+        budget: RequestBudget | None = None,
+        timeout_s: float = 30.0,
+        max_throttle_waits: int = 4,
+        max_budget_wait_s: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.session = session
+        self.credentials = credentials
+        self.budget = budget
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.max_throttle_waits = max_throttle_waits
+        self.max_budget_wait_s = max_budget_wait_s
+        self.sleep = sleep
+        self.rate = RateInfo(None, None)
+        self.requests_made = 0
+
+    def url(self, path: str) -> str:
+        return f"{self.credentials.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None
+    ) -> Any:
+        """The JSON body of a successful answer; :class:`BrightpearlError` otherwise."""
+        url = self.url(path)
+        for throttled in range(self.max_throttle_waits + 1):
+            if self.budget is not None:
+                try:
+                    await self.budget.acquire(max_wait_s=self.max_budget_wait_s)
+                except BudgetExhausted as error:
+                    raise Unavailable(method, url, None, [str(error)]) from error
+            status, headers, payload = await self._send(method, url, params, body)
+            wait_ms = self._throttle_wait_ms(status, payload, headers)
+            if wait_ms is None:
+                return self._unwrap(method, url, status, payload)
+            log.warning(
+                "Brightpearl throttled %s %s; waiting %d ms (%d of %d)",
+                method,
+                path,
+                wait_ms,
+                throttled + 1,
+                self.max_throttle_waits,
+            )
+            if self.budget is not None:
+                await self.budget.pause(wait_ms)
+            if throttled < self.max_throttle_waits:
+                await self.sleep(wait_ms / 1000)
+        raise Unavailable(method, url, 503, [f"still throttled after {self.max_throttle_waits} waits"])
+
+    async def _send(
+        self, method: str, url: str, params: Mapping[str, str] | None, body: Any
+    ) -> tuple[int, Mapping[str, str], Any]:
+        self.requests_made += 1
+        try:
+            async with self.session.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=self.credentials.headers(),
+                timeout=self.timeout,
+                allow_redirects=False,
+            ) as response:
+                text = await response.text()
+                headers = response.headers
+                status = response.status
+        except TimeoutError as error:
+            raise Unavailable(method, url, None, [f"no answer within {self.timeout.total} s"]) from error
+        except aiohttp.ClientError as error:
+            raise Unavailable(method, url, None, [f"{type(error).__name__}: {error}"]) from error
+        self.rate = RateInfo(
+            _int_header(headers, "brightpearl-requests-remaining"),
+            _int_header(headers, "brightpearl-next-throttle-period"),
+        )
+        if not text.strip():
+            return status, headers, {}
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            if status >= 400:
+                return status, headers, {"response": text[:200]}
+            raise Unavailable(method, url, status, [f"answer is not JSON: {text[:80]!r}"]) from None
+        return status, headers, payload
+
+    def _throttle_wait_ms(self, status: int, payload: Any, headers: Mapping[str, str]) -> int | None:
+        """How long to wait if this answer is Brightpearl's throttle, else ``None``."""
+        if status not in (503, 429):
+            return None
+        if status == 503 and not any("too many requests" in m.lower() for m in _messages(payload)):
+            return None  # a 503 that is not throttling is an outage: Unavailable, not a wait
+        wait_ms = self.rate.next_throttle_period_ms
+        retry_after = _int_header(headers, "retry-after")
+        if wait_ms is None and retry_after is not None:
+            wait_ms = retry_after * 1000
+        return min(MAX_THROTTLE_WAIT_MS, max(100, wait_ms if wait_ms is not None else DEFAULT_THROTTLE_WAIT_MS))
+
+    @staticmethod
+    def _unwrap(method: str, url: str, status: int, payload: Any) -> Any:
+        if 200 <= status < 300:
+            return payload
+        messages = _messages(payload) or [str(payload)[:200]]
+        if status in (401, 403):
+            raise AuthenticationFailed(method, url, status, messages)
+        if 400 <= status < 500 or (status == 500 and isinstance(payload, dict) and "errors" in payload):
+            raise RequestRejected(method, url, status, messages)
+        raise Unavailable(method, url, status, messages)
+
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """``GET`` a resource: the value of the answer's ``response``."""
+        payload = await self.request("GET", path, params=params)
+        if not isinstance(payload, dict) or "response" not in payload:
+            raise Unavailable("GET", self.url(path), 200, ["answer has no 'response'"])
+        return payload["response"]
+
+    async def search(self, path: str, params: Mapping[str, str]) -> SearchPage:
+        """One page of a ``*-search``."""
+        payload = await self.request("GET", path, params=params)
+        try:
+            return parse_search(payload)
+        except (ValueError, TypeError, KeyError) as error:
+            raise Unavailable("GET", self.url(path), 200, [f"not a search answer: {error}"]) from error
+
+    async def get_many(
+        self, path: str, ids: Sequence[int], *, max_per_request: int = MAX_IDS_PER_GET
+    ) -> list[dict[str, Any]]:
+        """Resources by id, ``path`` ending in ``/`` (``order-service/order/``), in as few requests as the
+        id cap allows. Ids Brightpearl does not know are simply absent; the answer's order means nothing."""
+        found: list[dict[str, Any]] = []
+        for id_set in chunk_id_sets(ids, max_per_request):
+            try:
+                response = await self.get(path + id_set)
+            except RequestRejected as error:
+                if error.status == 404:  # some services answer "none of these exist" with 404
+                    continue
+                raise
+            if not isinstance(response, list):
+                raise Unavailable("GET", self.url(path + id_set), 200, ["answer's 'response' is not a list"])
+            found += [item for item in response if isinstance(item, dict)]
+        return found
+
+
+__all__ = [
+    "AuthKind",
+    "BrightpearlClient",
+    "BrightpearlError",
+    "Credentials",
+    "RateInfo",
+    "SearchPage",
+    "datacenter_base_url",
+]

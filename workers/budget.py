@@ -1,0 +1,96 @@
+"""The relay's share of an account's Brightpearl requests, kept in Redis so every process spends one budget.
+
+Brightpearl allows 200 requests per rolling minute per account, shared with every other integration. The
+relay takes a share of it (``RELAY_BUDGET_SHARE``, default half) and paces itself inside that share, so in
+steady state it never causes a throttle itself. When Brightpearl throttles anyway (another integration drained
+the account), the client records a pause here that every process honours until the throttle period ends.
+"""
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from redis.asyncio import Redis
+
+from subscriptions import keys
+
+BRIGHTPEARL_REQUESTS_PER_MINUTE = 200
+WINDOW_MS = 60_000
+
+_ACQUIRE_SCRIPT = """
+local pause = redis.call('PTTL', KEYS[2])
+if pause > 0 then return pause end
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+
+def requests_per_minute(share: float) -> int:
+    """The relay's requests a minute for a share of Brightpearl's 200 (at least one)."""
+    return max(1, int(BRIGHTPEARL_REQUESTS_PER_MINUTE * share))
+
+
+class BudgetExhausted(Exception):
+    """No request could be made within the wait the caller allowed."""
+
+    def __init__(self, wait_ms: int) -> None:
+        self.wait_ms = wait_ms
+        super().__init__(f"the Brightpearl request budget frees up in {wait_ms} ms")
+
+
+class RequestBudget:
+    """One account's request budget: ``acquire`` before every Brightpearl request."""
+
+    def __init__(
+        self,
+        redis: "Redis",
+        account: str,
+        per_minute: int,
+        *,
+        now_ms: Callable[[], int],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.redis = redis
+        self.account = account
+        self.per_minute = per_minute
+        self.now_ms = now_ms
+        self.sleep = sleep
+        self._acquire = redis.register_script(_ACQUIRE_SCRIPT)
+
+    async def acquire(self, *, max_wait_s: float) -> None:
+        """Take one request from the budget, waiting up to ``max_wait_s`` for one to free up; raises
+        :class:`BudgetExhausted` if none does."""
+        waited_ms = 0
+        while True:
+            member = f"{self.now_ms()}-{secrets.token_hex(4)}"
+            wait_ms = int(
+                await self._acquire(
+                    keys=[keys.budget(self.account), keys.budget_pause(self.account)],
+                    args=[self.now_ms(), WINDOW_MS, self.per_minute, member],
+                )
+            )
+            if wait_ms <= 0:
+                return
+            if waited_ms + wait_ms > max_wait_s * 1000:
+                raise BudgetExhausted(wait_ms)
+            await self.sleep(wait_ms / 1000)
+            waited_ms += wait_ms
+
+    async def pause(self, wait_ms: int) -> None:
+        """Hold every process's requests for ``wait_ms`` (Brightpearl throttled the account)."""
+        if wait_ms > 0:
+            await self.redis.set(keys.budget_pause(self.account), "1", px=wait_ms)
+
+    async def used_last_minute(self) -> int:
+        """Requests the relay made on this account in the last minute."""
+        now = self.now_ms()
+        return cast(int, await self.redis.zcount(keys.budget(self.account), now - WINDOW_MS, "+inf"))

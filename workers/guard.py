@@ -1,0 +1,51 @@
+"""The connection-time half of the SSRF guard: callbacks reach only public addresses.
+
+Checking a URL when it is registered is not enough: its host may resolve elsewhere by the time a delivery is
+sent (DNS rebinding). The delivery session's resolver drops every non-public address of a host, so the
+connection is made only to an address that was checked; a host with none left fails with a clear error.
+aiohttp does not resolve IP literals, so :func:`refusal` checks those before sending.
+"""
+
+import ipaddress
+import socket
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from subscriptions.targets import forbidden_reason, literal_address
+
+
+class TargetRefused(OSError):
+    """The callback's host resolves only to addresses the relay may not reach."""
+
+
+def refusal(url: str) -> str | None:
+    """Why ``url`` may not be called, when its host is an IP literal that is not public."""
+    address = literal_address(url)
+    if address is None:
+        return None
+    reason = forbidden_reason(address)
+    return f"refused: {address} is {reason} (set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)" if reason else None
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves like aiohttp's default resolver, then keeps public addresses only."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if forbidden_reason(ipaddress.ip_address(r["host"])) is None]
+        if not allowed:
+            reasons = {f"{r['host']} is {forbidden_reason(ipaddress.ip_address(r['host']))}" for r in results}
+            raise TargetRefused(
+                f"refused: {host} resolves only to {', '.join(sorted(reasons))} "
+                "(set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)"
+            )
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()

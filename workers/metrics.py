@@ -1,0 +1,43 @@
+"""Prometheus metrics of one process. They carry no payloads, secrets or tokens: only names and counts."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+@dataclass
+class Metrics:
+    """The metrics one process exposes at ``/metrics`` (each process its own registry)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.polls = Counter(
+            "relay_polls", "Polls of a Brightpearl resource, by outcome", ["resource", "outcome"], registry=r
+        )
+        self.brightpearl_requests = Counter(
+            "relay_brightpearl_requests", "Requests made to Brightpearl", ["resource"], registry=r
+        )
+        self.brightpearl_throttles = Counter(
+            "relay_brightpearl_throttles", "Throttled answers from Brightpearl", registry=r
+        )
+        self.events = Counter("relay_events", "Events detected and stored, by type", ["type"], registry=r)
+        self.attempts = Counter("relay_delivery_attempts", "Delivery attempts, by outcome", ["outcome"], registry=r)
+        self.attempt_seconds = Histogram(
+            "relay_delivery_attempt_seconds",
+            "Duration of one delivery attempt",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
+        )
+        self.deliveries_finished = Counter(
+            "relay_deliveries_finished", "Deliveries reaching a final state", ["status"], registry=r
+        )
+        self.in_flight = Gauge("relay_deliveries_in_flight", "Delivery attempts under way in this process", registry=r)
+
+    def render(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -1,0 +1,113 @@
+"""A worker process's parts, wired together, and the arq worker that runs them.
+
+``relay.cli`` builds a :class:`WorkerRuntime` from settings; arq runs the ``poll`` jobs with it in ``ctx``, and
+the poll scheduler and the delivery dispatcher run beside arq's loop for as long as the worker does.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from arq.connections import ArqRedis
+from arq.worker import Worker, func
+from redis.asyncio import Redis
+
+from subscriptions import keys
+from subscriptions.due import DueSet, ms
+from subscriptions.outbox import Outbox
+from subscriptions.store import Store
+from workers.dispatcher import DeliveryPolicy, Dispatcher
+from workers.metrics import Metrics
+from workers.poller import Poller, PollPolicy
+from workers.scheduler import PollScheduler
+
+log = logging.getLogger(__name__)
+
+POLL_JOB_TIMEOUT_S = 600  # a poll waits out throttling inside its job; its lock, not this, bounds a dead one
+
+
+@dataclass
+class WorkerRuntime:
+    """Everything a worker process runs, over shared connection pools and HTTP sessions."""
+
+    redis: "Redis"
+    arq: ArqRedis
+    brightpearl_session: aiohttp.ClientSession
+    delivery_session: aiohttp.ClientSession
+    poll_policy: PollPolicy
+    delivery_policy: DeliveryPolicy
+    clock: Callable[[], datetime]
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.redis)
+        self.outbox = Outbox(self.redis)
+        self.dispatcher = Dispatcher(
+            self.store, self.outbox, self.delivery_session, self.delivery_policy, self.metrics, clock=self.clock
+        )
+        self.poller = Poller(
+            self.store,
+            self.outbox,
+            self.redis,
+            self.brightpearl_session,
+            self.poll_policy,
+            self.metrics,
+            clock=self.clock,
+            on_deliveries=self.dispatcher.wake,
+        )
+        self.scheduler = PollScheduler(
+            DueSet(self.redis, keys.POLLS), self._enqueue_poll, clock=self.clock, lease_s=self.poll_policy.lease_s
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _enqueue_poll(self, member: str) -> None:
+        await self.arq.enqueue_job("poll", member, _job_id=f"poll:{member}:{ms(self.clock())}")
+
+    async def start(self) -> None:
+        """Start the scheduler and the dispatcher beside arq's loop."""
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run(), name="poll-scheduler"),
+            asyncio.create_task(self.dispatcher.run(), name="delivery-dispatcher"),
+        ]
+
+    async def stop(self, drain_s: float = 5.0) -> None:
+        """Stop scheduling, finish (or give back) attempts under way, and wait for both loops to end."""
+        self.scheduler.stop()
+        await self.dispatcher.stop(drain_s)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def poll(ctx: dict[str, Any], member: str) -> None:
+    """arq job: poll one resource of one account (``member`` is ``{account}:{resource}``)."""
+    runtime: WorkerRuntime = ctx["runtime"]
+    await runtime.poller.poll(member)
+
+
+def create_worker(
+    runtime: WorkerRuntime, *, handle_signals: bool = True, max_jobs: int = 20, burst: bool = False
+) -> Worker:
+    """The arq worker of a process: it runs poll jobs, and starts and stops the runtime's loops with itself."""
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        await runtime.start()
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await runtime.stop()
+
+    return Worker(
+        functions=[func(poll, name="poll", timeout=POLL_JOB_TIMEOUT_S, max_tries=1, keep_result=0)],
+        redis_pool=runtime.arq,
+        ctx={"runtime": runtime},
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        handle_signals=handle_signals,
+        max_jobs=max_jobs,
+        poll_delay=0.05,
+        keep_result=0,
+        burst=burst,
+        health_check_interval=10,
+    )

@@ -1,0 +1,47 @@
+"""Turns due polls into arq jobs.
+
+Each account's resources sit in the ``polls`` due set, scored by when their next poll is due. Every worker
+process runs this loop; claiming is atomic, so each due poll becomes exactly one ``poll`` job, which any worker
+may run. A poll that is never finished (its worker died) comes due again when its claim's lease ends.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from subscriptions.due import DueSet
+
+log = logging.getLogger(__name__)
+
+
+class PollScheduler:
+    def __init__(
+        self,
+        polls: DueSet,
+        enqueue: Callable[[str], Awaitable[None]],
+        *,
+        clock: Callable[[], datetime],
+        lease_s: float,
+        tick_s: float = 0.2,
+    ) -> None:
+        self.polls = polls
+        self.enqueue = enqueue
+        self.clock = clock
+        self.lease_s = lease_s
+        self.tick_s = tick_s
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                for member in await self.polls.claim(now=self.clock(), lease_s=self.lease_s, limit=100):
+                    await self.enqueue(member)
+            except Exception:  # Redis away: keep going, it reconnects by itself
+                log.exception("scheduling polls failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.tick_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
