@@ -194,3 +194,7 @@ _DESCRIPTIONS = {
     422: "input the relay cannot accept",
     503: "storage unavailable",
 }
+
+
+router = Router()
+"""The API's routes; each views module registers its own with ``@router.route``."""

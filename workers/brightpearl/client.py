@@ -124,9 +124,11 @@ class BrightpearlClient:
                 throttled + 1,
                 self.max_throttle_waits,
             )
+            if throttled == self.max_throttle_waits:
+                break
             if self.budget is not None:
-                await self.budget.pause(wait_ms)
-            if throttled < self.max_throttle_waits:
+                await self.budget.pause(wait_ms)  # every process holds off; acquire() waits it out
+            else:
                 await self.sleep(wait_ms / 1000)
         raise Unavailable(method, url, 503, [f"still throttled after {self.max_throttle_waits} waits"])
 

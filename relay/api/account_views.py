@@ -1,0 +1,164 @@
+"""``/v1/accounts``: register a Brightpearl account (checking its credentials, taking its baseline), read its
+polling state, change it, remove it."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from aiohttp import web
+
+from relay.api.context import ApiContext, context
+from relay.api.routing import router
+from relay.api.schemas import (
+    AccountCreate,
+    AccountList,
+    AccountPatch,
+    AccountStatus,
+    AccountView,
+    ListQuery,
+    ResourceStatus,
+)
+from subscriptions.due import ms
+from subscriptions.errors import Conflict, InvalidInput
+from subscriptions.models import AccountRecord
+from subscriptions.targets import check_url
+from workers.baseline import check_credentials, take_baseline
+from workers.brightpearl.client import datacenter_base_url
+from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected
+from workers.brightpearl.timestamps import parse_timestamp
+from workers.poller import client_for
+
+TAG = "accounts"
+
+
+async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
+    status = await ctx.store.account_status(account.code)
+    now = ctx.clock()
+    resources = {}
+    for resource in account.resources:
+        caught_up = status.get(f"{resource}:caught_up_at") or None
+        lag = round((now - parse_timestamp(caught_up)).total_seconds(), 3) if caught_up else None
+        resources[resource] = ResourceStatus(
+            poll_interval_s=account.poll_interval_s,
+            effective_poll_interval_s=account.poll_interval_s,
+            last_poll_at=status.get(f"{resource}:last_poll_at") or None,
+            caught_up_at=caught_up,
+            lag_s=lag,
+        )
+    return AccountView(
+        code=account.code,
+        base_url=account.base_url,
+        app_ref=account.app_ref,
+        auth=account.auth,
+        poll_interval_s=account.poll_interval_s,
+        resources=account.resources,
+        created_at=account.created_at,
+        status=AccountStatus(
+            last_poll_at=status.get("last_poll_at") or None,
+            last_success_at=status.get("last_success_at") or None,
+            last_error=status.get("last_error") or None,
+            last_error_at=status.get("last_error_at") or None,
+            requests_last_minute=await ctx.budget(account.code).used_last_minute(),
+            budget_per_minute=ctx.budget_per_minute,
+            resources=resources,
+        ),
+    )
+
+
+async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> dict[str, str]:
+    """Check the account's credentials against Brightpearl and take the baseline of ``resources``."""
+    client = client_for(ctx.brightpearl_session, account, ctx.budget(account.code))
+    try:
+        await check_credentials(client)
+        return await take_baseline(client, resources)
+    except AuthenticationFailed as error:
+        raise InvalidInput(
+            f"Brightpearl rejected the credentials for {account.code!r} "
+            f"(HTTP {error.status}: {'; '.join(error.messages)}); check app_ref and the token"
+        ) from None
+    except RequestRejected as error:
+        raise InvalidInput(
+            f"Brightpearl refused a request to {error.url} (HTTP {error.status}: "
+            f"{'; '.join(error.messages)}); check base_url or datacenter and the code"
+        ) from None
+    except BrightpearlError as error:
+        raise InvalidInput(f"could not reach Brightpearl for {account.code!r}: {error}") from None
+
+
+def base_url_of(code: str, base_url: str | None, datacenter: str | None) -> str:
+    if base_url is not None:
+        return check_url(base_url).rstrip("/")
+    assert datacenter is not None
+    return datacenter_base_url(datacenter, code)
+
+
+@router.route("POST", "/v1/accounts", summary="Register a Brightpearl account", status=201, tag=TAG, errors=(409,))
+async def create_account(request: web.Request, body: AccountCreate) -> AccountView:
+    ctx = context(request)
+    if await ctx.store.account_exists(body.code):
+        raise Conflict(f"account {body.code!r} is already registered; PATCH /v1/accounts/{body.code} to change it")
+    now: datetime = ctx.clock()
+    account = AccountRecord(
+        code=body.code,
+        base_url=base_url_of(body.code, body.base_url, body.datacenter),
+        app_ref=body.app_ref,
+        auth="staff_token" if body.staff_token else "account_token",
+        token=body.staff_token or body.account_token or "",
+        poll_interval_s=body.poll_interval_s,
+        resources=body.resources,
+        created_at=now,
+    )
+    cursors = await connect(ctx, account, list(account.resources))
+    await ctx.store.create_account(account, cursors, first_poll_ms=ms(ctx.clock()))
+    return await account_view(ctx, account)
+
+
+@router.route("GET", "/v1/accounts", summary="List accounts with their polling state", tag=TAG)
+async def list_accounts(request: web.Request, query: ListQuery) -> AccountList:
+    ctx = context(request)
+    page = await ctx.store.list_accounts(limit=query.limit, cursor=query.cursor)
+    return AccountList(items=[await account_view(ctx, a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@router.route("GET", "/v1/accounts/{code}", summary="One account with its polling state", tag=TAG, errors=(404,))
+async def get_account(request: web.Request, code: str) -> AccountView:
+    ctx = context(request)
+    return await account_view(ctx, await ctx.store.get_account(code))
+
+
+@router.route("PATCH", "/v1/accounts/{code}", summary="Change an account", tag=TAG, errors=(404,))
+async def patch_account(request: web.Request, code: str, body: AccountPatch) -> AccountView:
+    ctx = context(request)
+    account = await ctx.store.get_account(code)
+    changes = body.model_dump(exclude_none=True)
+    update: dict[str, object] = {}
+    if "base_url" in changes or "datacenter" in changes:
+        update["base_url"] = base_url_of(code, body.base_url, body.datacenter)
+    if body.app_ref is not None:
+        update["app_ref"] = body.app_ref
+    if body.account_token is not None or body.staff_token is not None:
+        update["auth"] = "staff_token" if body.staff_token else "account_token"
+        update["token"] = body.staff_token or body.account_token
+    if body.poll_interval_s is not None:
+        update["poll_interval_s"] = body.poll_interval_s
+    if body.resources is not None:
+        update["resources"] = body.resources
+    changed = account.model_copy(update=update)
+    added = [r for r in changed.resources if r not in account.resources]
+    cursors: dict[str, str] = {}
+    if added or {"base_url", "app_ref", "token", "auth"} & update.keys():
+        cursors = await connect(ctx, changed, added)
+    await ctx.store.save_account(changed, cursors, first_poll_ms=ms(ctx.clock()))
+    return await account_view(ctx, changed)
+
+
+@router.route(
+    "DELETE",
+    "/v1/accounts/{code}",
+    summary="Remove an account, its polling and its subscriptions",
+    status=204,
+    tag=TAG,
+    errors=(404,),
+)
+async def delete_account(request: web.Request, code: str) -> web.Response:
+    await context(request).store.delete_account(code)
+    return web.Response(status=204)

@@ -1,0 +1,57 @@
+"""What the API's handlers share, reachable from any request through one typed app key."""
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from subscriptions.outbox import Outbox
+from subscriptions.store import Store
+from workers.budget import RequestBudget
+from workers.metrics import Metrics
+
+Resolve = Callable[[str], Awaitable[list[str]]]
+
+
+async def resolve_host(host: str) -> list[str]:
+    """The addresses ``host`` resolves to now; none if it does not resolve within two seconds."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), 2.0)
+    except (OSError, TimeoutError):
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
+@dataclass
+class ApiContext:
+    redis: "Redis"
+    admin_token: str
+    brightpearl_session: aiohttp.ClientSession
+    budget_per_minute: int
+    allow_private_targets: bool
+    clock: Callable[[], datetime]
+    metrics: Metrics = field(default_factory=Metrics)
+    on_deliveries: Callable[[], None] = lambda: None  # wakes a dispatcher in this process, if there is one
+    resolve: Resolve = resolve_host
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.redis)
+        self.outbox = Outbox(self.redis)
+
+    def budget(self, code: str) -> RequestBudget:
+        return RequestBudget(
+            self.redis, code, self.budget_per_minute, now_ms=lambda: int(self.clock().timestamp() * 1000)
+        )
+
+
+CONTEXT = web.AppKey("relay_context", ApiContext)
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]

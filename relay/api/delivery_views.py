@@ -1,0 +1,78 @@
+"""``/v1/deliveries`` and ``/v1/events``: what was detected, where it went, and every attempt's answer."""
+
+import json
+
+from aiohttp import web
+
+from relay.api.context import context
+from relay.api.routing import router
+from relay.api.schemas import (
+    DeliveryList,
+    DeliveryQuery,
+    DeliverySummary,
+    DeliveryView,
+    EventList,
+    EventQuery,
+    EventSummary,
+    EventView,
+)
+from subscriptions.models import DeliveryRecord, EventRecord
+
+
+def summary(delivery: DeliveryRecord) -> DeliverySummary:
+    return DeliverySummary.model_validate(delivery.model_dump(exclude={"account"}))
+
+
+def event_summary(event: EventRecord) -> EventSummary:
+    return EventSummary.model_validate(event.model_dump(exclude={"body"}))
+
+
+@router.route("GET", "/v1/deliveries", summary="List deliveries, newest first", tag="deliveries")
+async def list_deliveries(request: web.Request, query: DeliveryQuery) -> DeliveryList:
+    page = await context(request).store.list_deliveries(
+        limit=query.limit,
+        cursor=query.cursor,
+        subscription=query.subscription,
+        event_id=query.event_id,
+        type_=query.type,
+        status=query.status,
+    )
+    return DeliveryList(items=[summary(d) for d in page.items], next_cursor=page.next_cursor)
+
+
+@router.route(
+    "GET", "/v1/deliveries/{delivery_id}", summary="One delivery with every attempt", tag="deliveries", errors=(404,)
+)
+async def get_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
+    store = context(request).store
+    delivery = await store.get_delivery(delivery_id)
+    return DeliveryView(**summary(delivery).model_dump(), attempts=await store.attempts(delivery_id))
+
+
+@router.route(
+    "POST",
+    "/v1/deliveries/{delivery_id}/retry",
+    summary="Send a delivery again now, whatever its state",
+    status=202,
+    tag="deliveries",
+    errors=(404,),
+)
+async def retry_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
+    ctx = context(request)
+    delivery = await ctx.outbox.schedule_now(await ctx.store.get_delivery(delivery_id), ctx.clock())
+    ctx.on_deliveries()
+    return DeliveryView(**summary(delivery).model_dump(), attempts=await ctx.store.attempts(delivery_id))
+
+
+@router.route("GET", "/v1/events", summary="List events, newest first", tag="events")
+async def list_events(request: web.Request, query: EventQuery) -> EventList:
+    page = await context(request).store.list_events(
+        limit=query.limit, cursor=query.cursor, account=query.account, type_=query.type, since=query.since
+    )
+    return EventList(items=[event_summary(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+@router.route("GET", "/v1/events/{event_id}", summary="One event with its full body", tag="events", errors=(404,))
+async def get_event(request: web.Request, event_id: str) -> EventView:
+    event = await context(request).store.get_event(event_id)
+    return EventView(**event_summary(event).model_dump(), body=json.loads(event.body))

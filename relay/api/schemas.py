@@ -1,0 +1,212 @@
+"""What the HTTP API takes and gives: request bodies, query parameters and answers, as pydantic models.
+
+OpenAPI's schemas are generated from these, so they are the API's reference. Answers never carry a
+Brightpearl token; a subscription's secret appears only when it is created and at ``/secret``.
+"""
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from subscriptions.models import RESOURCES, Attempt, AuthKind, DeliveryStatus, Resource, SubscriptionState
+from subscriptions.paging import DEFAULT_LIMIT, MAX_LIMIT
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+T = TypeVar("T")
+
+
+class Input(BaseModel):
+    """Request bodies refuse unknown fields, so a misspelt field is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountCreate(Input):
+    code: str = Field(pattern=CODE_PATTERN, description="the Brightpearl account code, e.g. acme")
+    base_url: str | None = Field(
+        None, max_length=2048, description="e.g. https://euw1.brightpearlconnect.com/public-api/acme"
+    )
+    datacenter: str | None = Field(
+        None, pattern=r"^[a-z0-9-]{2,32}$", description="instead of base_url: euw1, use1, usw1, ..."
+    )
+    app_ref: str = Field(min_length=1, max_length=128, description="brightpearl-app-ref")
+    account_token: str | None = Field(None, min_length=1, max_length=1024, description="brightpearl-account-token")
+    staff_token: str | None = Field(
+        None, min_length=1, max_length=1024, description="instead of account_token: brightpearl-staff-token"
+    )
+    poll_interval_s: float = Field(5.0, ge=1, le=3600)
+    resources: list[Resource] = Field(default_factory=lambda: list(RESOURCES), min_length=1)
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> "AccountCreate":
+        if (self.base_url is None) == (self.datacenter is None):
+            raise ValueError("give exactly one of base_url and datacenter")
+        if (self.account_token is None) == (self.staff_token is None):
+            raise ValueError("give exactly one of account_token and staff_token")
+        self.resources = list(dict.fromkeys(self.resources))
+        return self
+
+
+class AccountPatch(Input):
+    base_url: str | None = Field(None, max_length=2048)
+    datacenter: str | None = Field(None, pattern=r"^[a-z0-9-]{2,32}$")
+    app_ref: str | None = Field(None, min_length=1, max_length=128)
+    account_token: str | None = Field(None, min_length=1, max_length=1024)
+    staff_token: str | None = Field(None, min_length=1, max_length=1024)
+    poll_interval_s: float | None = Field(None, ge=1, le=3600)
+    resources: list[Resource] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _not_both(self) -> "AccountPatch":
+        if self.base_url is not None and self.datacenter is not None:
+            raise ValueError("give at most one of base_url and datacenter")
+        if self.account_token is not None and self.staff_token is not None:
+            raise ValueError("give at most one of account_token and staff_token")
+        if self.resources is not None:
+            self.resources = list(dict.fromkeys(self.resources))
+        return self
+
+
+class ResourceStatus(BaseModel):
+    poll_interval_s: float
+    effective_poll_interval_s: float
+    last_poll_at: str | None = None
+    caught_up_at: str | None = Field(None, description="every change before this time has been seen")
+    lag_s: float | None = Field(None, description="seconds between caught_up_at and now")
+
+
+class AccountStatus(BaseModel):
+    last_poll_at: str | None = None
+    last_success_at: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    requests_last_minute: int = Field(description="Brightpearl requests the relay made in the last minute")
+    budget_per_minute: int = Field(description="the relay's share of the account's 200 requests a minute")
+    resources: dict[str, ResourceStatus]
+
+
+class AccountView(BaseModel):
+    code: str
+    base_url: str
+    app_ref: str
+    auth: AuthKind
+    poll_interval_s: float
+    resources: list[Resource]
+    created_at: datetime
+    status: AccountStatus
+
+
+class SubscriptionCreate(Input):
+    account: str = Field(pattern=CODE_PATTERN)
+    url: str = Field(max_length=2048)
+    events: list[str] = Field(min_length=1, max_length=50)
+    description: str = Field("", max_length=500)
+
+
+class SubscriptionPatch(Input):
+    url: str | None = Field(None, max_length=2048)
+    events: list[str] | None = Field(None, min_length=1, max_length=50)
+    state: Literal["active", "disabled"] | None = None
+    description: str | None = Field(None, max_length=500)
+
+
+class SubscriptionView(BaseModel):
+    id: str
+    account: str
+    url: str
+    events: list[str]
+    description: str
+    state: SubscriptionState
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionCreated(SubscriptionView):
+    secret: str = Field(description="whsec_… secret that signs this subscription's webhooks")
+
+
+class SecretView(BaseModel):
+    secret: str
+
+
+class DeliverySummary(BaseModel):
+    id: str
+    event_id: str
+    subscription: str
+    type: str
+    status: DeliveryStatus
+    created_at: datetime
+    next_attempt_at: datetime | None
+    attempt_count: int
+    last_attempt_at: datetime | None
+
+
+class DeliveryView(DeliverySummary):
+    attempts: list[Attempt] = Field(description="every attempt, oldest first")
+
+
+class EventSummary(BaseModel):
+    id: str
+    type: str
+    account: str
+    resource_id: int | str | None
+    timestamp: str = Field(description="when the change happened, by Brightpearl's clock where it says")
+    created_at: datetime = Field(description="when the relay stored the event")
+
+
+class EventView(EventSummary):
+    body: dict[str, Any] = Field(description="the JSON body every delivery of this event sends")
+
+
+class Paged(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class AccountList(Paged[AccountView]):
+    pass
+
+
+class SubscriptionList(Paged[SubscriptionView]):
+    pass
+
+
+class DeliveryList(Paged[DeliverySummary]):
+    pass
+
+
+class EventList(Paged[EventSummary]):
+    pass
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, max_length=512)
+
+
+class SubscriptionQuery(ListQuery):
+    account: str | None = Field(None, max_length=64)
+
+
+class DeliveryQuery(ListQuery):
+    subscription: str | None = Field(None, max_length=64)
+    event_id: str | None = Field(None, max_length=64)
+    type: str | None = Field(None, max_length=64)
+    status: DeliveryStatus | None = None
+
+
+class EventQuery(ListQuery):
+    account: str | None = Field(None, max_length=64)
+    type: str | None = Field(None, max_length=64)
+    since: datetime | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    redis: bool

@@ -1,0 +1,102 @@
+"""The ``relay`` command: ``run``, ``api``, ``worker``, ``demo`` and ``sandbox``.
+
+Errors a person can fix (a missing token, a bad setting, a port in use) end the command with one line saying
+what to change and exit status 2, never a traceback.
+"""
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from relay.settings import Settings, describe_error
+
+DESCRIPTION = "Brightpearl webhook relay: polls Brightpearl accounts and delivers every change as a signed webhook."
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser(
+        "run",
+        help="API and workers in one process (single machine)",
+        description="The HTTP API and the workers in one process. Uses RELAY_REDIS_URL; without "
+        "it, an embedded in-process store that keeps nothing across restarts.",
+    )
+    commands.add_parser(
+        "api",
+        help="the HTTP API alone (stateless; run as many as you like)",
+        description="The HTTP API alone. Needs RELAY_REDIS_URL and RELAY_API_TOKEN; listens on RELAY_HOST:RELAY_PORT.",
+    )
+    commands.add_parser(
+        "worker",
+        help="pollers and deliveries alone (an arq worker; run as many as you like)",
+        description="Pollers and deliveries alone. Needs RELAY_REDIS_URL; serves /healthz and "
+        "/metrics on RELAY_WORKER_PORT.",
+    )
+    demo = commands.add_parser(
+        "demo",
+        help="the whole pipeline on one machine, nothing to configure",
+        description="Starts a Brightpearl sandbox, the relay and a receiver; registers an "
+        "account and a subscription to '*'; makes orders happen; prints each "
+        "webhook as it arrives with its signature check.",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: run until interrupted)",
+    )
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="the Brightpearl sandbox alone, to develop against",
+        description="A Brightpearl API sandbox that answers like the real one, with a "
+        "control API under /_sandbox to make changes and inject faults.",
+    )
+    sandbox.add_argument("--port", type=int, default=9100, help="port to listen on (default 9100)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sandbox.add_argument("--account", default="acme", help="account code (default acme)")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"relay: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        return _fail(describe_error(error))
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("arq").setLevel(logging.WARNING)  # arq logs every job at INFO: one line per poll
+    from relay.service import StartupError, serve  # noqa: PLC0415 - keep `relay --help` fast
+
+    try:
+        if args.command == "sandbox":
+            from relay.sandbox.app import serve_sandbox_forever  # noqa: PLC0415
+
+            asyncio.run(serve_sandbox_forever(args.host, args.port, args.account))
+            return 0
+        if args.command == "demo":
+            from relay.demo import run_demo  # noqa: PLC0415
+
+            return asyncio.run(run_demo(settings, duration_s=args.duration))
+        api = args.command in ("run", "api")
+        worker = args.command in ("run", "worker")
+        asyncio.run(serve(settings, api=api, worker=worker))
+    except StartupError as error:
+        return _fail(str(error))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

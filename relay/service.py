@@ -1,0 +1,206 @@
+"""The long-running processes: the API, the worker, and both in one (``relay run``).
+
+Each builds its parts from settings over one set of connections, serves until SIGINT or SIGTERM, then stops
+in order: stop accepting, finish or give back the work under way, close connections.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from aiohttp import web
+
+from relay.api.app import create_app
+from relay.api.context import ApiContext
+from relay.connections import Connections, connect
+from relay.settings import Settings
+from workers.budget import requests_per_minute
+from workers.dispatcher import DeliveryPolicy
+from workers.metrics import CONTENT_TYPE, Metrics
+from workers.poller import PollPolicy
+from workers.runtime import WorkerRuntime, create_worker
+from workers.sender import delivery_session
+
+log = logging.getLogger("relay")
+
+
+class StartupError(Exception):
+    """The process cannot start; the message is the one line the CLI prints."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def brightpearl_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), trust_env=True)
+
+
+def warn_about(settings: Settings, connections: Connections) -> None:
+    if connections.embedded:
+        log.warning("no RELAY_REDIS_URL set: using an embedded in-process store; nothing will survive a restart")
+    if settings.encryption_key is None:
+        log.warning("RELAY_ENCRYPTION_KEY is not set: Brightpearl tokens are stored unencrypted in Redis")
+
+
+@dataclass
+class Parts:
+    """Everything a process runs, for tests and the demo to reach into."""
+
+    connections: Connections
+    api: ApiContext | None
+    runtime: WorkerRuntime | None
+    api_url: str | None
+
+
+def require_token(settings: Settings) -> str:
+    token = settings.token()
+    if not token:
+        raise StartupError(
+            "RELAY_API_TOKEN is not set; set it to a long random secret, e.g. "
+            "export RELAY_API_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
+
+
+def api_context(
+    settings: Settings, connections: Connections, session: aiohttp.ClientSession, metrics: Metrics
+) -> ApiContext:
+    return ApiContext(
+        redis=connections.redis,
+        admin_token=require_token(settings),
+        brightpearl_session=session,
+        budget_per_minute=requests_per_minute(settings.budget_share),
+        allow_private_targets=settings.allow_private_targets,
+        clock=utc_now,
+        metrics=metrics,
+    )
+
+
+def worker_runtime(settings: Settings, connections: Connections, metrics: Metrics) -> WorkerRuntime:
+    return WorkerRuntime(
+        redis=connections.redis,
+        arq=connections.arq,
+        brightpearl_session=brightpearl_session(),
+        delivery_session=delivery_session(allow_private=settings.allow_private_targets),
+        poll_policy=PollPolicy(
+            overlap_s=settings.poll_overlap_s, budget_per_minute=requests_per_minute(settings.budget_share)
+        ),
+        delivery_policy=DeliveryPolicy(
+            retry_schedule_s=settings.retry_schedule_s,
+            timeout_s=settings.delivery_timeout_s,
+            max_in_flight=settings.max_in_flight,
+            per_subscription=settings.subscription_concurrency,
+            allow_private_targets=settings.allow_private_targets,
+        ),
+        clock=utc_now,
+        metrics=metrics,
+    )
+
+
+async def listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise StartupError(f"cannot listen on {host}:{port} for the {what}: {error.strerror or error}") from None
+    return runner
+
+
+def health_app(metrics: Metrics) -> web.Application:
+    """The worker's own small server: liveness and metrics."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def metrics_view(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, *, api: bool, worker: bool, api_port: int | None = None, worker_port: int | None = None
+) -> AsyncIterator[Parts]:
+    """The API and/or the worker, serving until the block ends, then stopped in order."""
+    if api:
+        require_token(settings)
+    if not settings.redis_url and not (api and worker):
+        raise StartupError(
+            "RELAY_REDIS_URL is not set; `relay api` and `relay worker` share state through "
+            "Redis, e.g. export RELAY_REDIS_URL=redis://127.0.0.1:6379/0 (or use `relay run`)"
+        )
+    connections = await connect(settings.redis_url)
+    try:
+        await connections.redis.ping()
+    except Exception as error:
+        await connections.close()
+        raise StartupError(f"cannot reach Redis at {settings.redis_url}: {error}") from None
+    warn_about(settings, connections)
+    metrics = Metrics()
+    session = brightpearl_session()
+    runners: list[web.AppRunner] = []
+    runtime = worker_runtime(settings, connections, metrics) if worker else None
+    arq_worker = create_worker(runtime, handle_signals=False) if runtime else None
+    arq_task: asyncio.Task[None] | None = None
+    ctx = None
+    api_url = None
+    try:
+        if api:
+            ctx = api_context(settings, connections, session, metrics)
+            if runtime is not None:
+                ctx.on_deliveries = runtime.dispatcher.wake
+            port = settings.port if api_port is None else api_port
+            runners.append(await listen(create_app(ctx), settings.host, port, "API"))
+            api_url = f"http://{settings.host}:{bound_port(runners[-1]) or port}"
+            log.info("API listening on %s", api_url)
+        if arq_worker is not None:
+            if not api:
+                port = settings.worker_port if worker_port is None else worker_port
+                runners.append(await listen(health_app(metrics), settings.host, port, "worker's /healthz"))
+            arq_task = asyncio.create_task(arq_worker.async_run(), name="arq-worker")
+            log.info("worker running")
+        yield Parts(connections, ctx, runtime, api_url)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        if arq_worker is not None:
+            await arq_worker.close()
+        if arq_task is not None:
+            arq_task.cancel()
+            await asyncio.gather(arq_task, return_exceptions=True)
+        await session.close()
+        if runtime is not None:
+            await runtime.brightpearl_session.close()
+            await runtime.delivery_session.close()
+        await connections.close()
+
+
+def bound_port(runner: web.AppRunner) -> int | None:
+    """The port a runner listens on (when it was asked for port 0)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    return None
+
+
+async def serve(settings: Settings, *, api: bool, worker: bool) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings, api=api, worker=worker):
+        await stop.wait()
+        log.info("stopping")

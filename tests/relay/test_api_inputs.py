@@ -1,0 +1,290 @@
+"""Every bad input to the API gets a 4xx problem with a useful detail; never a 5xx, never a traceback."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+from redis.asyncio import Redis
+
+from relay.api.app import create_app
+from relay.api.context import ApiContext
+from subscriptions.models import AccountRecord
+from subscriptions.store import Store
+
+TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def no_dns(host: str) -> list[str]:
+    known = {"localhost": ["127.0.0.1"], "metadata.internal": ["169.254.169.254"], "example.com": ["93.184.215.14"]}
+    return known.get(host, [])
+
+
+@pytest.fixture
+async def api(redis_client: Redis) -> AsyncIterator[TestClient[aiohttp.web.Request, aiohttp.web.Application]]:
+    async with aiohttp.ClientSession() as session:
+        ctx = ApiContext(
+            redis=redis_client,
+            admin_token=TOKEN,
+            brightpearl_session=session,
+            budget_per_minute=100,
+            allow_private_targets=False,
+            clock=lambda: datetime.now(UTC),
+            resolve=no_dns,
+        )
+        await Store(redis_client).create_account(
+            AccountRecord(
+                code="acme",
+                base_url="http://127.0.0.1:9/public-api/acme",
+                app_ref="acme_relay",
+                auth="account_token",
+                token="t",
+                poll_interval_s=5,
+                resources=["orders"],
+                created_at=datetime.now(UTC),
+            ),
+            {},
+            first_poll_ms=2**50,
+        )
+        async with TestClient(TestServer(create_app(ctx), host="127.0.0.1")) as client:
+            yield client
+
+
+async def problem(response: aiohttp.ClientResponse, status: int) -> dict[str, object]:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    body: dict[str, object] = await response.json(content_type=None)
+    assert body["status"] == status
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "Authorization: Bearer"),
+        ({"Authorization": "Bearer wrong"}, "not valid"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "must be 'Bearer <token>'"),
+        ({"Authorization": "Bearer "}, "must be 'Bearer <token>'"),
+    ],
+)
+async def test_missing_or_wrong_token_is_401(api: TestClient, headers: dict[str, str], detail: str) -> None:  # type: ignore[type-arg]
+    for method, path in [("GET", "/v1/accounts"), ("POST", "/v1/subscriptions"), ("GET", "/v1/deliveries/x")]:
+        response = await api.request(method, path, headers=headers)
+        body = await problem(response, 401)
+        assert detail in str(body["detail"])
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_open_endpoints_need_no_token(api: TestClient) -> None:  # type: ignore[type-arg]
+    assert (await (await api.get("/healthz")).json()) == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["redis"] is True
+    metrics = await api.get("/metrics")
+    assert metrics.status == 200
+    assert "relay_delivery_attempts" in await metrics.text()
+
+
+async def test_malformed_json(api: TestClient) -> None:  # type: ignore[type-arg]
+    response = await api.post("/v1/subscriptions", data=b'{"account": "acme",', headers=AUTH)
+    body = await problem(response, 400)
+    assert "not valid JSON" in str(body["detail"])
+
+
+async def test_json_that_is_not_an_object(api: TestClient) -> None:  # type: ignore[type-arg]
+    await problem(await api.post("/v1/subscriptions", json=[1, 2], headers=AUTH), 422)
+
+
+async def test_unknown_account(api: TestClient) -> None:  # type: ignore[type-arg]
+    body = await problem(
+        await api.post(
+            "/v1/subscriptions", json={"account": "nope", "url": "https://example.com/h", "events": ["*"]}, headers=AUTH
+        ),
+        422,
+    )
+    assert "'nope' is not registered" in str(body["detail"])
+    await problem(await api.get("/v1/accounts/nope", headers=AUTH), 404)
+    await problem(await api.delete("/v1/accounts/nope", headers=AUTH), 404)
+
+
+@pytest.mark.parametrize("events", [["order.deleted"], ["orders.*"], [], ["ORDER.CREATED"]])
+async def test_unknown_event_names(api: TestClient, events: list[str]) -> None:  # type: ignore[type-arg]
+    body = await problem(
+        await api.post(
+            "/v1/subscriptions",
+            json={"account": "acme", "url": "https://example.com/h", "events": events},
+            headers=AUTH,
+        ),
+        422,
+    )
+    assert "event" in str(body["detail"])
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("ftp://example.com/h", "http:// or https://"),
+        ("not a url", "http:// or https://"),
+        ("https:///path", "no host"),
+        ("http://127.0.0.1:8080/h", "loopback"),
+        ("http://localhost/h", "loopback"),
+        ("http://metadata.internal/latest", "metadata"),
+        ("http://[::ffff:10.0.0.1]/h", "private"),
+        ("http://169.254.169.254/latest/meta-data", "metadata"),
+    ],
+)
+async def test_invalid_or_forbidden_urls(api: TestClient, url: str, detail: str) -> None:  # type: ignore[type-arg]
+    body = await problem(
+        await api.post("/v1/subscriptions", json={"account": "acme", "url": url, "events": ["*"]}, headers=AUTH), 422
+    )
+    assert detail in str(body["detail"])
+
+
+async def test_a_host_that_does_not_resolve_yet_is_accepted(api: TestClient) -> None:  # type: ignore[type-arg]
+    response = await api.post(
+        "/v1/subscriptions",
+        json={"account": "acme", "url": "https://hooks.not-yet-registered.example/h", "events": ["order.created"]},
+        headers=AUTH,
+    )
+    assert response.status == 201
+    body = await response.json()
+    assert body["secret"].startswith("whsec_")
+    assert body["state"] == "active"
+
+
+async def test_oversized_body(api: TestClient) -> None:  # type: ignore[type-arg]
+    body = await problem(await api.post("/v1/subscriptions", data=b"{" + b" " * 70_000 + b"}", headers=AUTH), 413)
+    assert "65536 bytes" in str(body["detail"])
+
+
+async def test_unknown_fields_are_named(api: TestClient) -> None:  # type: ignore[type-arg]
+    body = await problem(
+        await api.post(
+            "/v1/subscriptions",
+            json={"account": "acme", "url": "https://example.com/h", "events": ["*"], "evnts": ["*"]},
+            headers=AUTH,
+        ),
+        422,
+    )
+    assert "evnts" in str(body["detail"])
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"code": "acme 2", "base_url": "http://x", "app_ref": "a", "account_token": "t"}, "code"),
+        ({"code": "beta", "app_ref": "a", "account_token": "t"}, "exactly one of base_url and datacenter"),
+        (
+            {"code": "beta", "base_url": "http://x", "datacenter": "euw1", "app_ref": "a", "account_token": "t"},
+            "exactly one of base_url and datacenter",
+        ),
+        ({"code": "beta", "base_url": "http://x", "app_ref": "a"}, "exactly one of account_token and staff_token"),
+        (
+            {"code": "beta", "base_url": "http://x", "app_ref": "a", "account_token": "t", "poll_interval_s": 0},
+            "poll_interval_s",
+        ),
+        (
+            {"code": "beta", "base_url": "http://x", "app_ref": "a", "account_token": "t", "resources": ["invoices"]},
+            "resources",
+        ),
+        ({"code": "beta", "base_url": "gopher://x", "app_ref": "a", "account_token": "t"}, "http://"),
+        ({"code": "acme", "base_url": "http://x", "app_ref": "a", "account_token": "t"}, "already registered"),
+    ],
+)
+async def test_bad_account_registrations(api: TestClient, body: dict[str, object], detail: str) -> None:  # type: ignore[type-arg]
+    response = await api.post("/v1/accounts", json=body, headers=AUTH)
+    assert response.status in (409, 422)
+    found = await problem(response, response.status)
+    assert detail in str(found["detail"])
+
+
+async def test_unreachable_brightpearl_is_a_422(api: TestClient) -> None:  # type: ignore[type-arg]
+    body = await problem(
+        await api.post(
+            "/v1/accounts",
+            json={
+                "code": "beta",
+                "base_url": "http://127.0.0.1:9/public-api/beta",
+                "app_ref": "beta_relay",
+                "account_token": "t",
+            },
+            headers=AUTH,
+        ),
+        422,
+    )
+    assert "could not reach Brightpearl" in str(body["detail"])
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=1001", "limit=ten", "cursor=%%%", "status=lost", "since=yesterday"],
+)
+async def test_bad_list_parameters(api: TestClient, query: str) -> None:  # type: ignore[type-arg]
+    path = "/v1/events" if query.startswith("since") else "/v1/deliveries"
+    await problem(await api.get(f"{path}?{query}", headers=AUTH), 422)
+
+
+async def test_unknown_objects_and_routes(api: TestClient) -> None:  # type: ignore[type-arg]
+    for path in [
+        "/v1/subscriptions/sub_nope",
+        "/v1/deliveries/dlv_nope",
+        "/v1/events/evt_nope",
+        "/v1/subscriptions/sub_nope/secret",
+    ]:
+        await problem(await api.get(path, headers=AUTH), 404)
+    await problem(await api.post("/v1/deliveries/dlv_nope/retry", headers=AUTH), 404)
+    body = await problem(await api.get("/v1/nothing-here", headers=AUTH), 404)
+    assert "openapi.json" in str(body["detail"])
+    await problem(await api.put("/v1/accounts", headers=AUTH), 405)
+
+
+async def test_bad_patch(api: TestClient) -> None:  # type: ignore[type-arg]
+    created = await (
+        await api.post(
+            "/v1/subscriptions", json={"account": "acme", "url": "https://example.com/h", "events": ["*"]}, headers=AUTH
+        )
+    ).json()
+    path = f"/v1/subscriptions/{created['id']}"
+    await problem(await api.patch(path, json={"state": "failing"}, headers=AUTH), 422)
+    await problem(await api.patch(path, json={"events": ["nope.*"]}, headers=AUTH), 422)
+    await problem(await api.patch(path, json={"url": "http://10.0.0.8/"}, headers=AUTH), 422)
+    ok = await api.patch(path, json={"state": "disabled"}, headers=AUTH)
+    assert (await ok.json())["disabled_reason"] == "disabled by a PATCH"
+    again = await (await api.patch(path, json={"state": "active"}, headers=AUTH)).json()
+    assert again["state"] == "active"
+    assert again["disabled_reason"] is None
+    assert "secret" not in again
+
+
+async def test_openapi_is_valid_3_1_and_lists_every_endpoint(api: TestClient) -> None:  # type: ignore[type-arg]
+    spec = await (await api.get("/openapi.json")).json()
+    assert spec["openapi"] == "3.1.0"
+    validate(spec)
+    for method, path in [
+        ("post", "/v1/accounts"),
+        ("get", "/v1/accounts"),
+        ("get", "/v1/accounts/{code}"),
+        ("patch", "/v1/accounts/{code}"),
+        ("delete", "/v1/accounts/{code}"),
+        ("post", "/v1/subscriptions"),
+        ("get", "/v1/subscriptions/{sub_id}/secret"),
+        ("get", "/v1/deliveries"),
+        ("get", "/v1/deliveries/{delivery_id}"),
+        ("post", "/v1/deliveries/{delivery_id}/retry"),
+        ("get", "/v1/events/{event_id}"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    ]:
+        assert method in spec["paths"][path], (method, path)
+    create = spec["paths"]["/v1/accounts"]["post"]
+    assert "422" in create["responses"]
+    assert create["security"] == [{"bearerAuth": []}]
+    schema_names = set(spec["components"]["schemas"])
+    assert {"AccountCreate", "SubscriptionCreate", "Problem"} <= schema_names

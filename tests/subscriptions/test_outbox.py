@@ -1,0 +1,162 @@
+"""Fan-out, claiming and recording on a real Redis."""
+
+from datetime import timedelta
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from subscriptions import keys
+from subscriptions.ids import delivery_id
+from subscriptions.models import Attempt, DeliveryStatus, SubscriptionRecord, SubscriptionState
+from subscriptions.outbox import Fence, LostLease, NewEvent, Outbox, Outcome, event_body
+from subscriptions.store import Store
+from tests.conftest import FakeClock
+
+
+def sub(
+    sub_id: str,
+    events: list[str],
+    clock: FakeClock,
+    *,
+    account: str = "acme",
+    state: SubscriptionState = SubscriptionState.active,
+) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        id=sub_id,
+        account=account,
+        url="https://example.com/h",
+        events=events,
+        secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        state=state,
+        created_at=clock(),
+        updated_at=clock(),
+    )
+
+
+def event(n: int, event_type: str = "order.created", account: str = "acme") -> NewEvent:
+    return NewEvent(
+        id=f"evt_{n}",
+        type=event_type,
+        account=account,
+        resource_id=n,
+        timestamp="2026-11-26T10:00:00Z",
+        body=event_body(event_type, "2026-11-26T10:00:00Z", {"id": n}),
+    )
+
+
+async def test_commit_fans_out_to_matching_subscriptions(redis_client: Redis, clock: FakeClock) -> None:
+    outbox, store = Outbox(redis_client), Store(redis_client)
+    subs = [
+        sub("sub_all", ["*"], clock),
+        sub("sub_orders", ["order.*"], clock),
+        sub("sub_contacts", ["contact.*"], clock),
+        sub("sub_off", ["*"], clock, state=SubscriptionState.disabled),
+        sub("sub_other_account", ["*"], clock, account="beta"),
+    ]
+    created = await outbox.commit([event(1), event(2)], subs, now=clock())
+    assert sorted(d.subscription for d in created if d.event_id == "evt_1") == ["sub_all", "sub_off", "sub_orders"]
+    by_id = {d.id: d for d in created}
+    assert by_id[delivery_id("evt_1", "sub_off")].status == DeliveryStatus.skipped
+    assert by_id[delivery_id("evt_1", "sub_all")].status == DeliveryStatus.pending
+    assert await outbox.due.size() == 4  # skipped deliveries are kept, not queued
+    stored = await store.get_event("evt_1")
+    assert stored.body == event_body("order.created", "2026-11-26T10:00:00Z", {"id": 1})
+
+
+async def test_the_same_change_committed_twice_fans_out_once(redis_client: Redis, clock: FakeClock) -> None:
+    outbox = Outbox(redis_client)
+    subs = [sub("sub_all", ["*"], clock)]
+    assert len(await outbox.commit([event(1)], subs, now=clock())) == 1
+    clock.advance(5)
+    again = await outbox.commit([event(1), event(2)], subs, now=clock())
+    assert [d.event_id for d in again] == ["evt_2"]
+    page = await Store(redis_client).list_deliveries(limit=10, cursor=None)
+    assert sorted(d.event_id for d in page.items) == ["evt_1", "evt_2"]
+
+
+async def test_commit_writes_the_cursor_with_the_events(redis_client: Redis, clock: FakeClock) -> None:
+    outbox = Outbox(redis_client)
+
+    def cursor(pipe: Pipeline) -> None:
+        pipe.set(keys.cursor("acme", "orders"), "C1")
+
+    await outbox.commit([event(1)], [], now=clock(), also=cursor)
+    assert await redis_client.get(keys.cursor("acme", "orders")) == "C1"
+    assert await redis_client.exists(keys.event("evt_1"))
+
+
+async def test_a_lost_lock_writes_nothing(redis_client: Redis, clock: FakeClock) -> None:
+    outbox = Outbox(redis_client)
+    await redis_client.set("lock", "someone-else")
+
+    def cursor(pipe: Pipeline) -> None:
+        pipe.set(keys.cursor("acme", "orders"), "stale")
+
+    with pytest.raises(LostLease):
+        await outbox.commit([event(1)], [sub("s", ["*"], clock)], now=clock(), fence=Fence("lock", "mine"), also=cursor)
+    assert not await redis_client.exists(keys.event("evt_1"), keys.cursor("acme", "orders"))
+    await redis_client.set("lock", "mine")
+    await outbox.commit([event(1)], [], now=clock(), fence=Fence("lock", "mine"), also=cursor)
+    assert await redis_client.get(keys.cursor("acme", "orders")) == "stale"
+
+
+async def test_claims_are_leased(redis_client: Redis, clock: FakeClock) -> None:
+    outbox = Outbox(redis_client)
+    created = await outbox.commit([event(1), event(2), event(3)], [sub("s", ["*"], clock)], now=clock())
+    first = await outbox.due.claim(now=clock(), lease_s=25, limit=2)
+    second = await outbox.due.claim(now=clock(), lease_s=25, limit=10)
+    assert len(first) == 2
+    assert len(second) == 1
+    assert set(first + second) == {d.id for d in created}
+    assert await outbox.due.claim(now=clock(), lease_s=25, limit=10) == []
+    clock.advance(26)  # the claimer died: its claims come due again
+    assert sorted(await outbox.due.claim(now=clock(), lease_s=25, limit=10)) == sorted(d.id for d in created)
+
+
+async def test_recording_outcomes(redis_client: Redis, clock: FakeClock) -> None:
+    outbox, store = Outbox(redis_client), Store(redis_client)
+    ok, flaky, doomed = await outbox.commit([event(1), event(2), event(3)], [sub("s", ["*"], clock)], now=clock())
+    schedule = (5.0, 60.0)
+
+    def outcome(delivery: object, succeeded: bool, status: int | None) -> Outcome:
+        attempt = Attempt(at=clock(), status_code=status, error=None if status else "timeout", duration_ms=12)
+        return Outcome(delivery, attempt, succeeded, jitter=0.0)  # type: ignore[arg-type]
+
+    await outbox.record(
+        [outcome(ok, True, 200), outcome(flaky, False, 500), outcome(doomed, False, None)], schedule, clock()
+    )
+    assert (await store.get_delivery(ok.id)).status == DeliveryStatus.succeeded
+    retrying = await store.get_delivery(flaky.id)
+    assert retrying.status == DeliveryStatus.retrying
+    assert retrying.next_attempt_at == clock() + timedelta(seconds=5)
+    assert retrying.attempt_count == 1
+    assert [a.status_code for a in await store.attempts(flaky.id)] == [500]
+    due = await redis_client.zrange(keys.DUE, 0, -1)
+    assert sorted(due) == sorted([flaky.id, doomed.id])
+    # the last scheduled retry fails too: failed for good, nothing left due
+    doomed_now = await store.get_delivery(doomed.id)
+    for _ in range(2):
+        clock.advance(60)
+        await outbox.record([outcome(doomed_now, False, 503)], schedule, clock())
+        doomed_now = await store.get_delivery(doomed.id)
+    assert doomed_now.status == DeliveryStatus.failed
+    assert doomed_now.attempt_count == 3
+    assert doomed.id not in await redis_client.zrange(keys.DUE, 0, -1)
+    assert [a.status_code for a in await store.attempts(doomed.id)] == [None, 503, 503]
+    assert [d.id for d in (await store.list_deliveries(limit=10, cursor=None, status=DeliveryStatus.failed)).items] == [
+        doomed.id
+    ]
+
+
+async def test_manual_retry_makes_any_delivery_due(redis_client: Redis, clock: FakeClock) -> None:
+    outbox, store = Outbox(redis_client), Store(redis_client)
+    (delivery,) = await outbox.commit([event(1)], [sub("s", ["*"], clock)], now=clock())
+    attempt = Attempt(at=clock(), status_code=200, error=None, duration_ms=3)
+    await outbox.record([Outcome(delivery, attempt, True, 0.0)], (5.0,), clock())
+    again = await outbox.schedule_now(await store.get_delivery(delivery.id), clock())
+    assert again.status == DeliveryStatus.retrying
+    assert await outbox.due.claim(now=clock(), lease_s=10, limit=5) == [delivery.id]
+    assert [
+        d.id for d in (await store.list_deliveries(limit=5, cursor=None, status=DeliveryStatus.succeeded)).items
+    ] == []
