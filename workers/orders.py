@@ -9,7 +9,7 @@ from typing import Any
 from subscriptions.ids import event_id
 from subscriptions.outbox import NewEvent, event_body
 from workers.brightpearl.client import BrightpearlClient
-from workers.brightpearl.search import MAX_PAGE_SIZE, SearchPage
+from workers.brightpearl.search import SearchPage
 from workers.brightpearl.timestamps import TimestampError, format_utc, from_ms, parse_timestamp, to_ms
 from workers.cursor import CreationCursor, Row, baseline
 
@@ -64,7 +64,7 @@ async def read_created_since(
     client: BrightpearlClient, cursor: CreationCursor, *, max_pages: int
 ) -> tuple[list[Row], bool]:
     """Every order created from the cursor's query bound, and whether the read was complete."""
-    params = {"columns": "orderId,createdOn", "sort": "createdOn.ASC", "pageSize": str(MAX_PAGE_SIZE)}
+    params = {"columns": "orderId,createdOn", "sort": "createdOn.ASC", "pageSize": str(client.page_size)}
     start = cursor.query_from_ms()
     if start is not None:
         params["createdOn"] = format_utc(from_ms(start)) + "/"
@@ -113,7 +113,7 @@ async def poll_created_orders(
 
 async def orders_baseline(client: BrightpearlClient) -> CreationCursor:
     """Where the account's orders stand now: the newest orders (all those sharing the newest creation time)."""
-    params = {"columns": "orderId,createdOn", "sort": "createdOn.DESC", "pageSize": str(MAX_PAGE_SIZE)}
+    params = {"columns": "orderId,createdOn", "sort": "createdOn.DESC", "pageSize": str(client.page_size)}
     rows: list[Row] = []
     first = 1
     for _ in range(MAX_BASELINE_PAGES):
@@ -124,7 +124,7 @@ async def orders_baseline(client: BrightpearlClient) -> CreationCursor:
             return baseline(rows)
         if any(a.created_ms < b.created_ms for a, b in itertools.pairwise(page_rows)):
             # The server ignored the sort. Its default order is by id, so the newest orders are on the last page.
-            last_first = max(first + len(page_rows), page.results_available - MAX_PAGE_SIZE + 1)
+            last_first = max(first + len(page_rows), page.results_available - client.page_size + 1)
             last_page = await client.search(ORDER_SEARCH, {**params, "firstResult": str(last_first)})
             return baseline(rows + search_rows(last_page))
         if page_rows[-1].created_ms < max(row.created_ms for row in rows):

@@ -27,6 +27,7 @@ from subscriptions.outbox import Fence, LostLease, NewEvent, Outbox
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
+from workers.brightpearl.search import MAX_PAGE_SIZE
 from workers.brightpearl.timestamps import format_utc
 from workers.budget import RequestBudget
 from workers.cursor import CreationCursor
@@ -40,17 +41,21 @@ log = logging.getLogger(__name__)
 class PollPolicy:
     overlap_s: float = 60.0
     budget_per_minute: int = 100
-    lease_s: float = 30.0  # a poll's claim and lock last this long unless renewed; a dead poller's end this fast
+    lease_s: float = 10.0  # a poll's claim and lock last this long unless renewed; a dead poller's end this fast
     auth_failure_backoff_s: float = 60.0
     busy_retry_s: float = 1.0
+    page_size: int = MAX_PAGE_SIZE
 
 
 def client_for(
-    session: aiohttp.ClientSession, account: AccountRecord, budget: RequestBudget | None
+    session: aiohttp.ClientSession,
+    account: AccountRecord,
+    budget: RequestBudget | None,
+    page_size: int = MAX_PAGE_SIZE,
 ) -> BrightpearlClient:
     """A Brightpearl client for a stored account."""
     credentials = Credentials(account.base_url, account.app_ref, account.token, account.auth)
-    return BrightpearlClient(session, credentials, budget=budget)
+    return BrightpearlClient(session, credentials, budget=budget, page_size=page_size)
 
 
 class Poller:
@@ -122,7 +127,7 @@ class Poller:
             await self.polls.remove([member])
             return
         started = self.clock()
-        client = client_for(self.session, account, self.budget(code))
+        client = client_for(self.session, account, self.budget(code), self.policy.page_size)
         next_due = started + timedelta(seconds=account.poll_interval_s)
         status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
         try:

@@ -17,7 +17,7 @@ import aiohttp
 
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected, Unavailable
 from workers.brightpearl.idset import chunk_id_sets
-from workers.brightpearl.search import SearchPage, parse_search
+from workers.brightpearl.search import MAX_PAGE_SIZE, SearchPage, parse_search
 from workers.budget import BudgetExhausted, RequestBudget
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class BrightpearlClient:
         timeout_s: float = 30.0,
         max_throttle_waits: int = 4,
         max_budget_wait_s: float = 60.0,
+        page_size: int = MAX_PAGE_SIZE,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.session = session
@@ -94,6 +95,7 @@ class BrightpearlClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.max_throttle_waits = max_throttle_waits
         self.max_budget_wait_s = max_budget_wait_s
+        self.page_size = page_size  # rows per search page (Brightpearl's maximum; tests use small pages)
         self.sleep = sleep
         self.rate = RateInfo(None, None)
         self.requests_made = 0

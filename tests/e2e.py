@@ -1,0 +1,178 @@
+"""Helpers for end-to-end tests: the relay as real processes, the sandbox, and a receiver, all on loopback."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from relay.sandbox.app import SandboxServer, start_sandbox
+
+from relay.receiver import Receiver
+
+TOKEN = "e2e-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool] | bool], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` every 50 ms until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if await result if isinstance(result, Awaitable) else result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@dataclass
+class Process:
+    name: str
+    proc: asyncio.subprocess.Process
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@dataclass
+class Relay:
+    """``relay api`` and ``relay worker`` processes sharing one Redis database."""
+
+    env: dict[str, str]
+    logs: Path
+    api_url: str = ""
+    processes: list[Process] = field(default_factory=list)
+    http: aiohttp.ClientSession | None = None
+
+    async def start(self, command: str) -> Process:
+        log = self.logs / f"{command}-{len(self.processes)}.log"
+        env = dict(self.env)
+        if command == "worker":
+            env["RELAY_WORKER_PORT"] = str(free_port())
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "relay", command, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+            )
+        process = Process(command, proc, log)
+        self.processes.append(process)
+        health = self.api_url if command == "api" else f"http://127.0.0.1:{env['RELAY_WORKER_PORT']}"
+
+        async def healthy() -> bool:
+            if proc.returncode is not None:
+                raise AssertionError(f"relay {command} exited with {proc.returncode}:\n{process.output()}")
+            try:
+                assert self.http is not None
+                async with self.http.get(f"{health}/healthz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(healthy, 20, f"relay {command} to be healthy")
+        return process
+
+    def kill(self, process: Process) -> None:
+        process.proc.send_signal(signal.SIGKILL)
+
+    async def call(self, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
+        assert self.http is not None
+        async with self.http.request(
+            method, self.api_url + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response:
+            payload = await response.json(content_type=None)
+            if expect is not None:
+                assert response.status == expect, payload
+            return payload
+
+    async def stop(self) -> None:
+        for process in self.processes:
+            if process.proc.returncode is None:
+                process.proc.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.proc.wait(), 10)
+            if process.proc.returncode is None:
+                process.proc.kill()
+                await process.proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def relay_processes(redis_url: str, logs: Path, **settings: str) -> AsyncIterator[Relay]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "RELAY_REDIS_URL": redis_url,
+        "RELAY_API_TOKEN": TOKEN,
+        "RELAY_PORT": str(port),
+        "RELAY_ALLOW_PRIVATE_TARGETS": "true",
+        "RELAY_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **{f"RELAY_{k.upper()}": v for k, v in settings.items()},
+    }
+    relay = Relay(env, logs, api_url=f"http://127.0.0.1:{port}")
+    async with aiohttp.ClientSession() as http:
+        relay.http = http
+        try:
+            yield relay
+        finally:
+            await relay.stop()
+
+
+@dataclass
+class World:
+    """The sandbox and a receiver the relay delivers to."""
+
+    sandbox: SandboxServer
+    receiver: Receiver
+    receiver_url: str
+    http: aiohttp.ClientSession
+
+    async def create_orders(self, count: int = 1, account: str = "acme", **extra: Any) -> list[int]:
+        async with self.http.post(
+            f"{self.sandbox.url}/_sandbox/accounts/{account}/orders", json={"count": count, **extra}
+        ) as response:
+            assert response.status < 300, await response.text()
+            return list((await response.json())["ids"])
+
+    async def fault(self, **fault: Any) -> None:
+        async with self.http.post(f"{self.sandbox.url}/_sandbox/accounts/acme/faults", json=fault) as response:
+            assert response.status < 300, await response.text()
+
+    def account_body(self, code: str = "acme", poll_interval_s: float = 1) -> dict[str, Any]:
+        account = self.sandbox.account(code)
+        return {
+            "code": code,
+            "base_url": self.sandbox.base_url(code),
+            "app_ref": account.app_ref,
+            "account_token": account.account_token,
+            "poll_interval_s": poll_interval_s,
+        }
+
+
+@contextlib.asynccontextmanager
+async def world() -> AsyncIterator[World]:
+    sandbox = await start_sandbox()
+    receiver = Receiver()
+    runner = web.AppRunner(receiver.app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield World(sandbox, receiver, f"http://127.0.0.1:{port}/hooks", http)
+    finally:
+        await runner.cleanup()
+        await sandbox.close()

@@ -1,0 +1,282 @@
+"""Order polling against the Brightpearl sandbox (a real HTTP server) and a real Redis.
+
+Polls are run by hand here, one at a time, so each test can arrange what Brightpearl does between them.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+from relay.sandbox.app import SandboxServer, start_sandbox
+
+from subscriptions import keys
+from subscriptions.models import AccountRecord, SubscriptionRecord
+from subscriptions.outbox import Outbox
+from subscriptions.store import Store
+from workers.baseline import take_baseline
+from workers.brightpearl.timestamps import parse_timestamp
+from workers.metrics import Metrics
+from workers.poller import Poller, PollPolicy, client_for
+
+MEMBER = "acme:orders"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Harness:
+    redis: Redis
+    sandbox: SandboxServer
+    http: aiohttp.ClientSession
+    store: Store
+    poller: Poller
+
+    @property
+    def control(self) -> str:
+        return f"{self.sandbox.url}/_sandbox/accounts/acme"
+
+    async def sandbox_call(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(method, f"{self.control}{path}", json=body) as response:
+            assert response.status < 300, await response.text()
+            return await response.json()
+
+    async def create_orders(self, count: int = 1, **extra: Any) -> list[int]:
+        return list((await self.sandbox_call("POST", "/orders", {"count": count, **extra}))["ids"])
+
+    async def register(self, code: str = "acme") -> None:
+        account = self.sandbox.account(code)
+        record = AccountRecord(
+            code=code,
+            base_url=self.sandbox.base_url(code),
+            app_ref=account.app_ref,
+            auth="account_token",
+            token=account.account_token,
+            poll_interval_s=1,
+            resources=["orders"],
+            created_at=now(),
+        )
+        client = client_for(self.http, record, None)
+        await self.store.create_account(record, await take_baseline(client, ["orders"]), first_poll_ms=0)
+        await self.store.create_subscription(
+            SubscriptionRecord(
+                id=f"sub_{code}",
+                account=code,
+                url="https://example.com/h",
+                events=["*"],
+                secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                created_at=now(),
+                updated_at=now(),
+            )
+        )
+
+    async def poll(self, member: str = MEMBER) -> None:
+        await self.poller.poll(member)
+
+    async def emitted(self, code: str = "acme") -> list[int]:
+        """Order ids of the order.created events stored, in the order they were stored."""
+        page = await self.store.list_events(limit=1000, cursor=None, account=code, type_="order.created")
+        return [int(e.resource_id) for e in reversed(page.items)]  # type: ignore[arg-type]
+
+    async def status(self, code: str = "acme") -> dict[str, str]:
+        return await self.store.account_status(code)
+
+
+@pytest.fixture
+async def harness(redis_client: Redis) -> AsyncIterator[Harness]:
+    sandbox = await start_sandbox()
+    async with aiohttp.ClientSession() as http:
+        store = Store(redis_client)
+        poller = Poller(
+            store,
+            Outbox(redis_client),
+            redis_client,
+            http,
+            PollPolicy(overlap_s=60, budget_per_minute=200, page_size=7),
+            Metrics(),
+            clock=now,
+            on_deliveries=lambda: None,
+        )
+        yield Harness(redis_client, sandbox, http, store, poller)
+    await sandbox.close()
+
+
+async def test_orders_existing_at_registration_send_nothing(harness: Harness) -> None:
+    await harness.create_orders(12)
+    await harness.register()
+    await harness.poll()
+    assert await harness.emitted() == []
+    new = await harness.create_orders(2)
+    await harness.poll()
+    assert await harness.emitted() == new
+
+
+async def test_a_burst_sharing_one_timestamp_across_page_boundaries(harness: Harness) -> None:
+    await harness.register()
+    ids = await harness.create_orders(30)  # one createdOn second, pages of 7: boundaries fall inside the run
+    await harness.poll()
+    assert sorted(await harness.emitted()) == ids
+    more = await harness.create_orders(9)  # the same second again, probably
+    await harness.poll()
+    await harness.poll()
+    emitted = await harness.emitted()
+    assert sorted(emitted) == ids + more
+    assert len(emitted) == len(set(emitted))
+
+
+async def test_new_orders_have_null_updated_on_and_are_still_found(harness: Harness) -> None:
+    await harness.register()
+    (order_id,) = await harness.create_orders(1)
+    page = await harness.sandbox_call("GET", "/orders")
+    assert order_id in page["ids"]
+    await harness.poll()
+    event = (await harness.store.list_events(limit=1, cursor=None)).items[0]
+    body = json.loads(event.body)
+    assert body["data"]["resource"]["id"] == order_id
+    assert "updatedOn" not in body["data"]["resource"]  # as Brightpearl returns a new order
+
+
+async def test_the_webhook_body(harness: Harness) -> None:
+    await harness.register()
+    (order_id,) = await harness.create_orders(1, order_type="PO")
+    await harness.poll()
+    event = (await harness.store.list_events(limit=1, cursor=None)).items[0]
+    body = json.loads(event.body)
+    assert body["type"] == "order.created"
+    resource = body["data"].pop("resource")
+    assert body["data"] == {
+        "accountCode": "acme",
+        "resourceType": "order",
+        "id": order_id,
+        "lifecycleEvent": "created",
+        "fullEvent": "order.created",
+    }
+    assert resource["orderTypeCode"] == "PO"
+    assert resource["createdOn"].endswith("-06:00")  # as Brightpearl renders it
+    assert body["timestamp"].endswith("Z")
+    assert parse_timestamp(body["timestamp"]) == parse_timestamp(resource["createdOn"])
+
+
+async def test_an_account_in_another_offset(harness: Harness) -> None:
+    async with harness.http.post(
+        f"{harness.sandbox.url}/_sandbox/accounts", json={"code": "kiwi", "offset_minutes": 660}
+    ) as response:
+        assert response.status == 201
+    await harness.register("kiwi")
+    async with harness.http.post(f"{harness.sandbox.url}/_sandbox/accounts/kiwi/orders", json={"count": 3}) as r:
+        ids = (await r.json())["ids"]
+    await harness.poll("kiwi:orders")
+    await harness.poll("kiwi:orders")
+    assert sorted(await harness.emitted("kiwi")) == ids
+    event = (await harness.store.list_events(limit=1, cursor=None, account="kiwi")).items[0]
+    resource = json.loads(event.body)["data"]["resource"]
+    assert resource["createdOn"].endswith("+11:00")
+    assert abs(parse_timestamp(event.timestamp) - now()) < timedelta(minutes=1)
+
+
+async def test_an_order_that_becomes_visible_late(harness: Harness) -> None:
+    await harness.register()
+    first = await harness.create_orders(1)
+    await harness.poll()
+    late = await harness.create_orders(1, created_on=(now() - timedelta(seconds=20)).isoformat())
+    await harness.poll()
+    assert sorted(await harness.emitted()) == sorted(first + late)
+
+
+async def test_orders_created_while_a_poll_pages(harness: Harness) -> None:
+    await harness.register()
+    before = await harness.create_orders(20)
+    await harness.sandbox_call("POST", "/faults", {"kind": "slow", "delay_ms": 150, "path_contains": "order-search"})
+    poll = asyncio.create_task(harness.poll())
+    during = []
+    for _ in range(4):
+        await asyncio.sleep(0.1)
+        during += await harness.create_orders(3)
+    await poll
+    await harness.sandbox_call("DELETE", "/faults")
+    await harness.poll()
+    emitted = await harness.emitted()
+    assert sorted(emitted) == sorted(before + during)
+    assert len(emitted) == len(set(emitted))
+
+
+async def test_a_throttling_brightpearl_loses_nothing(harness: Harness) -> None:
+    await harness.register()
+    ids = await harness.create_orders(10)
+    await harness.sandbox_call("POST", "/faults", {"kind": "throttle", "for_s": 1.5})
+    await harness.poll()  # waits out the throttle period instead of failing
+    assert sorted(await harness.emitted()) == ids
+    assert (await harness.status())["last_error"] == ""
+
+
+async def test_a_failing_brightpearl_is_caught_up_after(harness: Harness) -> None:
+    await harness.register()
+    ids = await harness.create_orders(5)
+    await harness.sandbox_call(
+        "POST", "/faults", {"kind": "error_500", "count": 1, "path_contains": "order-service/order/"}
+    )
+    await harness.poll()
+    assert await harness.emitted() == []
+    assert "HTTP 500" in (await harness.status())["last_error"]
+    await harness.poll()
+    assert sorted(await harness.emitted()) == ids
+    assert (await harness.status())["last_error"] == ""
+
+
+async def test_expired_credentials_are_reported(harness: Harness) -> None:
+    await harness.register()
+    await harness.sandbox_call("POST", "/faults", {"kind": "expire_token"})
+    await harness.poll()
+    assert "Authorization token expired" in (await harness.status())["last_error"]
+    due = await harness.redis.zscore(keys.POLLS, MEMBER)
+    assert due is not None
+    assert due > (now() + timedelta(seconds=30)).timestamp() * 1000  # backs off, a person must act
+
+
+async def test_a_poller_that_dies_before_committing_repeats_nothing_twice(harness: Harness) -> None:
+    await harness.register()
+    ids = await harness.create_orders(12)
+    real_commit = harness.poller.outbox.commit
+    calls = 0
+
+    async def dies(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("the worker died here")
+
+    harness.poller.outbox.commit = dies  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await harness.poll()
+    harness.poller.outbox.commit = real_commit  # type: ignore[method-assign]
+    assert calls == 1
+    assert await harness.emitted() == []
+    await harness.poll()
+    await harness.poll()
+    emitted = await harness.emitted()
+    assert sorted(emitted) == ids
+    assert len(emitted) == len(set(emitted))
+
+
+async def test_one_poller_per_account_at_a_time(harness: Harness) -> None:
+    await harness.register()
+    await harness.create_orders(4)
+    await harness.sandbox_call("DELETE", "/requests")
+    await harness.sandbox_call("POST", "/faults", {"kind": "slow", "delay_ms": 300, "path_contains": "order-search"})
+    await asyncio.gather(*(harness.poll() for _ in range(3)))
+    requests = await harness.sandbox_call("GET", "/requests")
+    assert requests["by_path"].get("order-service/order-search") == 1
+    assert len(await harness.emitted()) == 4
+
+
+async def test_a_deleted_account_stops_polling(harness: Harness) -> None:
+    await harness.register()
+    await harness.store.delete_account("acme")
+    await harness.poll()
+    assert await harness.redis.zscore(keys.POLLS, MEMBER) is None
