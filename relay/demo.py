@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import aiohttp
 from aiohttp import web
+from pydantic import SecretStr
 
 from relay.receiver import Received, Receiver
 from relay.sandbox.app import start_sandbox
@@ -82,7 +83,7 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
     """Run the demo; 0 when webhooks arrived and every signature verified."""
     token = settings.token() or secrets.token_urlsafe(24)
     settings = settings.model_copy(
-        update={"api_token": token, "allow_private_targets": True, "retry_schedule_s": (1.0, 2.0, 5.0)}
+        update={"api_token": SecretStr(token), "allow_private_targets": True, "retry_schedule_s": (1.0, 2.0, 5.0)}
     )
     printer = Printer(out)
     receiver = Receiver(on_receive=printer)

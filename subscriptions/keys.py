@@ -26,15 +26,15 @@ def budget(code: str) -> str:
     return f"{PREFIX}budget:{code}"  # ZSET request id -> ms: the relay's requests in the last minute
 
 
-POLLS = PREFIX + "polls"  # ZSET "{code}:{resource}" -> ms when its next poll is due
+POLLS = PREFIX + "polls"  # ZSET account code -> ms when its next poll is due
 
 
-def poll_member(code: str, resource: str) -> str:
-    return f"{code}:{resource}"
+def resource_due(code: str) -> str:
+    return f"{PREFIX}account:{code}:due"  # HASH resource -> ms when that resource is next polled
 
 
-def poll_lock(member: str) -> str:
-    return f"{PREFIX}lock:poll:{member}"
+def poll_lock(code: str) -> str:
+    return f"{PREFIX}lock:poll:{code}"  # held by the one poller working on the account
 
 
 # subscriptions

@@ -55,8 +55,7 @@ class Store:
             pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
             for resource, cursor in cursors.items():
                 pipe.set(keys.cursor(account.code, resource), cursor)
-            if account.resources:
-                pipe.zadd(keys.POLLS, {keys.poll_member(account.code, r): first_poll_ms for r in account.resources})
+            pipe.zadd(keys.POLLS, {account.code: first_poll_ms})
             created, *_ = await pipe.execute()
         if not created:
             raise Conflict(f"account {account.code!r} is already registered")
@@ -82,26 +81,25 @@ class Store:
             pipe.set(keys.account(account.code), account.model_dump_json(), xx=True)
             for resource, cursor in cursors.items():
                 pipe.set(keys.cursor(account.code, resource), cursor)
-                pipe.zadd(keys.POLLS, {keys.poll_member(account.code, resource): first_poll_ms})
             for resource in (r for r in RESOURCES if r not in account.resources):
-                pipe.zrem(keys.POLLS, keys.poll_member(account.code, resource))
+                pipe.hdel(keys.resource_due(account.code), resource)
                 pipe.delete(keys.cursor(account.code, resource))
+            pipe.zadd(keys.POLLS, {account.code: first_poll_ms}, xx=True)
             saved, *_ = await pipe.execute()
         if not saved:
             raise NotFound(f"account {account.code!r} does not exist")
 
     async def delete_account(self, code: str) -> None:
         """Remove an account, stop its polling and remove its subscriptions (their deliveries stay visible)."""
-        account = await self.get_account(code)
+        await self.get_account(code)  # NotFound if there is none
         sub_ids = await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code)))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(
                 keys.account(code), keys.account_status(code), keys.account_subscriptions(code), keys.budget(code)
             )
             pipe.zrem(keys.ACCOUNTS, code)
-            for resource in RESOURCES:
-                pipe.zrem(keys.POLLS, keys.poll_member(account.code, resource))
-                pipe.delete(keys.cursor(code, resource))
+            pipe.zrem(keys.POLLS, code)
+            pipe.delete(keys.resource_due(code), *(keys.cursor(code, resource) for resource in RESOURCES))
             for sub_id in sub_ids:
                 pipe.delete(keys.subscription(sub_id))
                 pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
@@ -112,6 +110,15 @@ class Store:
 
     async def update_account_status(self, code: str, fields: dict[str, str]) -> None:
         await cast(Awaitable[int], self.redis.hset(keys.account_status(code), mapping=fields))
+
+    async def resource_dues(self, code: str) -> dict[str, int]:
+        """When each resource of an account is next polled (Unix ms); a resource not listed is due now."""
+        raw = await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.resource_due(code)))
+        return {resource: int(due) for resource, due in raw.items()}
+
+    async def set_resource_dues(self, code: str, dues: dict[str, int]) -> None:
+        if dues and await self.account_exists(code):
+            await cast(Awaitable[int], self.redis.hset(keys.resource_due(code), mapping=dues))
 
     async def get_cursor(self, code: str, resource: str) -> str | None:
         return cast(str | None, await self.redis.get(keys.cursor(code, resource)))

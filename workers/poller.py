@@ -9,9 +9,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import aiohttp
 from redis.asyncio import Redis
@@ -20,21 +21,23 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from subscriptions import keys
-from subscriptions.due import DueSet
+from subscriptions.due import DueSet, ms
 from subscriptions.errors import NotFound
-from subscriptions.models import AccountRecord
+from subscriptions.models import RESOURCES, AccountRecord
 from subscriptions.outbox import Fence, LostLease, NewEvent, Outbox
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE
-from workers.brightpearl.timestamps import format_utc
+from workers.brightpearl.timestamps import format_utc, from_ms
 from workers.budget import RequestBudget
 from workers.cursor import CreationCursor
 from workers.metrics import Metrics
 from workers.orders import orders_baseline, poll_created_orders
 
 log = logging.getLogger(__name__)
+
+Detector = Callable[[BrightpearlClient, AccountRecord, Fence], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -88,74 +91,92 @@ class Poller:
             self.redis, code, self.policy.budget_per_minute, now_ms=lambda: int(self.clock().timestamp() * 1000)
         )
 
-    async def poll(self, member: str) -> None:
-        """Poll ``{account}:{resource}`` once, then schedule its next poll."""
-        code, _, resource = member.partition(":")
+    async def poll(self, code: str) -> None:
+        """Poll the due resources of one account, then schedule the account's next poll."""
         token = secrets.token_hex(16)
         lock = self.redis.lock(keys.poll_lock(code), timeout=self.policy.lease_s, blocking=False)
         if not await lock.acquire(token=token):
-            # another resource of this account is being polled: come back shortly
+            # another poller is on this account (its poll outlived the claim's lease): leave it to that one
+            log.debug(
+                "poll of %s: another poller holds the account, trying again in %s s", code, self.policy.busy_retry_s
+            )
             await self.polls.schedule(
-                [member], due=self.clock() + timedelta(seconds=self.policy.busy_retry_s), only_existing=True
+                [code], due=self.clock() + timedelta(seconds=self.policy.busy_retry_s), only_existing=True
             )
             return
-        keeper = asyncio.create_task(self._keep(lock, member))
+        keeper = asyncio.create_task(self._keep(lock, code))
         try:
-            await self._poll_locked(code, resource, member, Fence(keys.poll_lock(code), token))
+            await self._poll_locked(code, Fence(keys.poll_lock(code), token))
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             with contextlib.suppress(LockError):
                 await lock.release()
 
-    async def _keep(self, lock: Lock, member: str) -> None:
+    async def _keep(self, lock: Lock, code: str) -> None:
         """Renew the lock and the poll's claim while the poll runs."""
         while True:
             await asyncio.sleep(self.policy.lease_s / 3)
             await lock.reacquire()
             await self.polls.schedule(
-                [member], due=self.clock() + timedelta(seconds=self.policy.lease_s), only_existing=True
+                [code], due=self.clock() + timedelta(seconds=self.policy.lease_s), only_existing=True
             )
 
-    async def _poll_locked(self, code: str, resource: str, member: str, fence: Fence) -> None:
+    async def _poll_locked(self, code: str, fence: Fence) -> None:
         try:
             account = await self.store.get_account(code)
         except NotFound:
-            await self.polls.remove([member])
+            await self.polls.remove([code])
             return
-        if resource not in account.resources:
-            await self.polls.remove([member])
-            return
+        detectors = {"orders": self._poll_orders}  # the other resources' detectors come with a later issue
+        watched = [r for r in RESOURCES if r in account.resources and r in detectors]
+        dues = await self.store.resource_dues(code)
+        interval = timedelta(seconds=account.poll_interval_s)
+        for resource in watched:  # in priority order: orders first
+            if dues.get(resource, 0) > ms(self.clock()):
+                continue
+            dues[resource] = ms(self.clock() + interval)
+            outcome = await self._poll_resource(account, resource, detectors[resource], fence)
+            if outcome == "lost":
+                return
+            if outcome == "unauthorized":  # a person must act: no use asking every second
+                backoff = timedelta(seconds=max(account.poll_interval_s, self.policy.auth_failure_backoff_s))
+                dues = dict.fromkeys(watched, ms(self.clock() + backoff))
+                break
+        await self.store.set_resource_dues(code, {r: dues.get(r, 0) for r in watched})
+        upcoming = [dues.get(r, 0) for r in watched]
+        await self.polls.schedule(
+            [code], due=from_ms(min(upcoming)) if upcoming else self.clock() + interval, only_existing=True
+        )
+
+    async def _poll_resource(
+        self, account: AccountRecord, resource: str, detector: Detector, fence: Fence
+    ) -> Literal["ok", "error", "unauthorized", "lost"]:
+        """Poll one resource, recording the outcome in the account's status and the metrics."""
         started = self.clock()
-        client = client_for(self.session, account, self.budget(code), self.policy.page_size)
-        next_due = started + timedelta(seconds=account.poll_interval_s)
+        client = client_for(self.session, account, self.budget(account.code), self.policy.page_size)
         status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
+        outcome: Literal["ok", "error", "unauthorized", "lost"] = "ok"
         try:
-            if resource == "orders":
-                await self._poll_orders(client, account, fence)
-            # the other resources are detected by the pollers of a later issue; their cursors wait
+            await detector(client, account, fence)
             status |= {
                 "last_success_at": format_utc(started),
                 f"{resource}:caught_up_at": format_utc(started),
                 "last_error": "",
             }
-            self.metrics.polls.labels(resource, "ok").inc()
         except LostLease:
-            log.warning("poll of %s lost its lock; another poller carries on", member)
-            self.metrics.polls.labels(resource, "lost_lock").inc()
-            return
+            log.warning("poll of %s lost its lock; another poller carries on", account.code)
+            outcome = "lost"
         except BrightpearlError as error:
-            log.warning("poll of %s failed: %s", member, error)
+            log.warning("poll of %s %s failed: %s", account.code, resource, error)
             status |= {"last_error": str(error), "last_error_at": format_utc(self.clock())}
-            self.metrics.polls.labels(resource, "error").inc()
-            if isinstance(error, AuthenticationFailed):
-                next_due = self.clock() + timedelta(
-                    seconds=max(account.poll_interval_s, self.policy.auth_failure_backoff_s)
-                )
+            outcome = "unauthorized" if isinstance(error, AuthenticationFailed) else "error"
         finally:
             self.metrics.brightpearl_requests.labels(resource).inc(client.requests_made)
-        await self.store.update_account_status(code, status)
-        await self.polls.schedule([member], due=next_due, only_existing=True)
+        self.metrics.polls.labels(resource, outcome).inc()
+        if outcome != "lost":
+            await self.store.update_account_status(account.code, status)
+        return outcome
 
     async def _poll_orders(self, client: BrightpearlClient, account: AccountRecord, fence: Fence) -> None:
         cursor_key = keys.cursor(account.code, "orders")

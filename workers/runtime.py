@@ -64,8 +64,8 @@ class WorkerRuntime:
         )
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def _enqueue_poll(self, member: str) -> None:
-        await self.arq.enqueue_job("poll", member, _job_id=f"poll:{member}:{ms(self.clock())}")
+    async def _enqueue_poll(self, account: str) -> None:
+        await self.arq.enqueue_job("poll", account, _job_id=f"poll:{account}:{ms(self.clock())}")
 
     async def start(self) -> None:
         """Start the scheduler and the dispatcher beside arq's loop."""
@@ -81,10 +81,10 @@ class WorkerRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def poll(ctx: dict[str, Any], member: str) -> None:
-    """arq job: poll one resource of one account (``member`` is ``{account}:{resource}``)."""
+async def poll(ctx: dict[str, Any], account: str) -> None:
+    """arq job: poll the due resources of one account."""
     runtime: WorkerRuntime = ctx["runtime"]
-    await runtime.poller.poll(member)
+    await runtime.poller.poll(account)
 
 
 def create_worker(

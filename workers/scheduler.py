@@ -1,8 +1,8 @@
 """Turns due polls into arq jobs.
 
-Each account's resources sit in the ``polls`` due set, scored by when their next poll is due. Every worker
-process runs this loop; claiming is atomic, so each due poll becomes exactly one ``poll`` job, which any worker
-may run. A poll that is never finished (its worker died) comes due again when its claim's lease ends.
+Each account sits in the ``polls`` due set, scored by when its next poll is due. Every worker process runs this
+loop; claiming is atomic, so each due poll becomes exactly one ``poll`` job, which any worker may run. A poll
+that is never finished (its worker died) comes due again when its claim's lease ends.
 """
 
 import asyncio

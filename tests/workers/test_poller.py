@@ -24,7 +24,7 @@ from workers.brightpearl.timestamps import parse_timestamp
 from workers.metrics import Metrics
 from workers.poller import Poller, PollPolicy, client_for
 
-MEMBER = "acme:orders"
+ACCOUNT = "acme"
 
 
 def now() -> datetime:
@@ -77,8 +77,10 @@ class Harness:
             )
         )
 
-    async def poll(self, member: str = MEMBER) -> None:
-        await self.poller.poll(member)
+    async def poll(self, code: str = ACCOUNT) -> None:
+        """A poll now: every watched resource is made due first."""
+        await self.redis.delete(keys.resource_due(code))
+        await self.poller.poll(code)
 
     async def emitted(self, code: str = "acme") -> list[int]:
         """Order ids of the order.created events stored, in the order they were stored."""
@@ -115,7 +117,7 @@ async def test_orders_existing_at_registration_send_nothing(harness: Harness) ->
     assert await harness.emitted() == []
     new = await harness.create_orders(2)
     await harness.poll()
-    assert await harness.emitted() == new
+    assert sorted(await harness.emitted()) == new
 
 
 async def test_a_burst_sharing_one_timestamp_across_page_boundaries(harness: Harness) -> None:
@@ -172,8 +174,8 @@ async def test_an_account_in_another_offset(harness: Harness) -> None:
     await harness.register("kiwi")
     async with harness.http.post(f"{harness.sandbox.url}/_sandbox/accounts/kiwi/orders", json={"count": 3}) as r:
         ids = (await r.json())["ids"]
-    await harness.poll("kiwi:orders")
-    await harness.poll("kiwi:orders")
+    await harness.poll("kiwi")
+    await harness.poll("kiwi")
     assert sorted(await harness.emitted("kiwi")) == ids
     event = (await harness.store.list_events(limit=1, cursor=None, account="kiwi")).items[0]
     resource = json.loads(event.body)["data"]["resource"]
@@ -235,7 +237,7 @@ async def test_expired_credentials_are_reported(harness: Harness) -> None:
     await harness.sandbox_call("POST", "/faults", {"kind": "expire_token"})
     await harness.poll()
     assert "Authorization token expired" in (await harness.status())["last_error"]
-    due = await harness.redis.zscore(keys.POLLS, MEMBER)
+    due = await harness.redis.zscore(keys.POLLS, ACCOUNT)
     assert due is not None
     assert due > (now() + timedelta(seconds=30)).timestamp() * 1000  # backs off, a person must act
 
@@ -279,4 +281,4 @@ async def test_a_deleted_account_stops_polling(harness: Harness) -> None:
     await harness.register()
     await harness.store.delete_account("acme")
     await harness.poll()
-    assert await harness.redis.zscore(keys.POLLS, MEMBER) is None
+    assert await harness.redis.zscore(keys.POLLS, ACCOUNT) is None
