@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from relay.sandbox.app import SandboxServer, start_sandbox
 
 from relay.receiver import Receiver
+from relay.sandbox.app import SandboxServer, start_sandbox
 
 TOKEN = "e2e-admin-token"
 

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 from redis.asyncio import Redis
-from relay.sandbox.app import SandboxServer, start_sandbox
 
+from relay.sandbox.app import SandboxServer, start_sandbox
 from subscriptions import keys
 from subscriptions.models import AccountRecord, SubscriptionRecord
 from subscriptions.outbox import Outbox
