@@ -1,0 +1,101 @@
+"""The Brightpearl sandbox as an aiohttp application, and a runner for it on a real port.
+
+``create_sandbox_app`` builds the app (Brightpearl's API under ``/public-api/{account}/``, the control API
+under ``/_sandbox``); ``start_sandbox`` serves it on loopback (port 0 picks a free port) and returns a
+:class:`SandboxServer`; ``serve_sandbox_forever`` is the ``relay sandbox`` command.
+"""
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self, TextIO
+
+from aiohttp import web
+
+from relay.sandbox.account import SandboxAccount
+from relay.sandbox.control import PREFIX, add_control_routes, control_errors
+from relay.sandbox.gateway import handle_brightpearl
+from relay.sandbox.state import SANDBOX_STATE, SandboxState, base_url
+
+DEFAULT_ACCOUNT_CODE = "acme"
+SHUTDOWN_TIMEOUT_S = 1.0  # a request held by a "slow" fault must not hold up closing for aiohttp's default 60 s
+
+
+def create_sandbox_app(accounts: Sequence[SandboxAccount]) -> web.Application:
+    """The sandbox app serving ``accounts``; its state is ``app[SANDBOX_STATE]``."""
+    app = web.Application(middlewares=[control_errors])
+    app[SANDBOX_STATE] = SandboxState(accounts)
+    app.router.add_route("*", "/public-api/{account}", handle_brightpearl)
+    app.router.add_route("*", "/public-api/{account}/{path:.*}", handle_brightpearl)
+    add_control_routes(app)
+    return app
+
+
+class SandboxServer:
+    """A running sandbox: where it listens, its accounts, and how to stop it."""
+
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        self.runner = runner
+        self.url = url  # http://127.0.0.1:9100
+
+    @property
+    def state(self) -> SandboxState:
+        return self.runner.app[SANDBOX_STATE]
+
+    @property
+    def control_url(self) -> str:
+        return self.url + PREFIX
+
+    def base_url(self, code: str = DEFAULT_ACCOUNT_CODE) -> str:
+        """``http://127.0.0.1:9100/public-api/acme``: the base URL a Brightpearl client is given."""
+        return base_url(self.url, code)
+
+    def account(self, code: str = DEFAULT_ACCOUNT_CODE) -> SandboxAccount:
+        """The account with this code (``UnknownAccount`` if there is none)."""
+        return self.state.account(code)
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+async def start_sandbox(
+    host: str = "127.0.0.1", port: int = 0, accounts: Sequence[SandboxAccount] | None = None
+) -> SandboxServer:
+    """Serve a sandbox on ``host:port`` (0: a free port) with ``accounts`` (default: one account ``acme``)."""
+    app = create_sandbox_app(accounts if accounts is not None else [SandboxAccount(DEFAULT_ACCOUNT_CODE)])
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_port = int(runner.addresses[0][1])
+    url_host = f"[{host}]" if ":" in host else host
+    return SandboxServer(runner, f"http://{url_host}:{bound_port}")
+
+
+async def serve_sandbox_forever(
+    host: str = "127.0.0.1", port: int = 9100, account_code: str = DEFAULT_ACCOUNT_CODE, *, out: TextIO | None = None
+) -> None:
+    """Serve a sandbox with one account until cancelled, after printing what a client needs to reach it."""
+    out = out or sys.stdout
+    server = await start_sandbox(host, port, [SandboxAccount(account_code)])
+    try:
+        account = server.account(account_code)
+        print(f"base_url      {server.base_url(account_code)}", file=out)
+        print(f"app_ref       {account.app_ref}", file=out)
+        print(f"account_token {account.account_token}", file=out)
+        print(f"control       {server.control_url}", file=out, flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await server.close()

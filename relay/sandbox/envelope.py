@@ -1,0 +1,100 @@
+"""Brightpearl's envelope: answer bodies, error bodies and the headers every answer carries.
+
+Bodies are ``{"response": ...}`` or ``{"errors": [{"code", "message"}]}``; auth failures and throttling answer
+a plain string ``response``. The codes and messages below are the recorded ones, except where marked
+"not recorded": there the sandbox had to choose, keeping Brightpearl's ``XXXY-NNN`` form.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from relay.sandbox.throttle import ThrottleDecision
+from subscriptions.errors import RelayError
+
+CONTENT_TYPE = "application/json;charset=UTF-8"
+
+THROTTLED = {"response": "You have sent too many requests. Please wait before sending another request"}
+UNAVAILABLE = {"response": "Service Unavailable"}
+NOT_AUTHENTICATED = {"response": "Not authenticated. You must provide a valid authentication token."}
+TOKEN_EXPIRED = {"response": "Authorization token expired"}
+
+INTERNAL_ERROR_CODE = "CMNU-003"
+NOT_FOUND_CODE = "CMNC-404"
+METHOD_NOT_ALLOWED_CODE = "CMNC-405"  # not recorded
+BAD_BODY_CODE = "CMNC-400"  # not recorded
+TOO_MANY_IDS_CODE = "CMNC-029"  # not recorded
+ID_SET_ERROR_CODE = "CMNC-018"  # as for a filter that does not parse
+NO_ORDER_TYPE_CODE = "ORDC-005"
+BAD_ORDER_TYPE_CODE = "ORDC-006"
+NO_SUPPLIER_CODE = "ORDC-022"
+UNKNOWN_STATUS_CODE = "ORDC-011"  # not recorded
+
+PROXY_MESSAGE_TYPE = "api-proxy"  # recorded on auth failures: the proxy answered, not a service
+
+
+def invalid_token(sent: str) -> dict[str, str]:
+    """The 401 body for a token that is not the account's, echoing what was sent as Brightpearl does."""
+    return {"response": f"Invalid instance token: {sent}"}
+
+
+def errors(code: str, message: str) -> dict[str, list[dict[str, str]]]:
+    return {"errors": [{"code": code, "message": message}]}
+
+
+INTERNAL_ERROR = errors(INTERNAL_ERROR_CODE, "Internal Server Error")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a Brightpearl handler answers: a status and a JSON body."""
+
+    status: int
+    body: Any
+
+
+class ApiError(RelayError):
+    """A request Brightpearl refuses with an ``errors`` list; handlers raise it, the gateway renders it."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def answer(self) -> Answer:
+        return Answer(self.status, errors(self.code, self.message))
+
+
+def headers(message_type: str, throttle: ThrottleDecision) -> dict[str, str]:
+    """The headers on every Brightpearl answer, errors included, as recorded."""
+    return {
+        "Content-Type": CONTENT_TYPE,
+        "Cache-Control": "no-cache, must-revalidate",
+        "Expires": "Mon, 20 Dec 1998 01:00:00 GMT",
+        "Message-Type": message_type,
+        "Ruid": str(uuid.uuid4()),
+        "Pragma": "no-cache",
+        "Brightpearl-Next-Throttle-Period": str(throttle.next_throttle_period_ms),
+        "Brightpearl-Requests-Remaining": str(throttle.requests_remaining),
+    }
+
+
+def encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def truncated(body: bytes) -> bytes:
+    """The first half of ``body``: JSON that stops mid-way, as a connection cut short would leave it."""
+    return body[: max(1, len(body) // 2)] if len(body) > 1 else b"{"
+
+
+def respond(answer: Answer, message_type: str, throttle: ThrottleDecision, *, malformed: bool = False) -> web.Response:
+    """The HTTP response for ``answer``; ``malformed`` cuts the body short and answers 200."""
+    body = encode(answer.body)
+    if malformed:
+        return web.Response(status=200, body=truncated(body), headers=headers(message_type, throttle))
+    return web.Response(status=answer.status, body=body, headers=headers(message_type, throttle))

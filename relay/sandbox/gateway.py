@@ -1,0 +1,119 @@
+"""The way in to the Brightpearl API the sandbox serves: ``/public-api/{account}/{path}``.
+
+Each request goes through the steps Brightpearl's proxy takes, in this order: find the account; count the
+request against its throttle (every request counts, whatever it is answered) and refuse it with 503 when over
+the cap; apply injected faults; authenticate; then hand it to the resource's handler. Every answer, errors
+included, carries the recorded headers.
+"""
+
+import asyncio
+import hmac
+import logging
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from relay.sandbox import envelope
+from relay.sandbox.account import SandboxAccount
+from relay.sandbox.envelope import Answer, ApiError, respond
+from relay.sandbox.faults import Fault
+from relay.sandbox.resources import ROUTES, Call, find_route
+from relay.sandbox.state import SANDBOX_STATE
+from relay.sandbox.throttle import REQUESTS_PER_WINDOW, WINDOW_MS, ThrottleDecision
+
+log = logging.getLogger(__name__)
+
+APP_REF_HEADER = "brightpearl-app-ref"
+ACCOUNT_TOKEN_HEADER = "brightpearl-account-token"  # noqa: S105 (a header name, not a secret)
+STAFF_TOKEN_HEADER = "brightpearl-staff-token"  # noqa: S105 (a header name, not a secret)
+# An unknown account has no throttle of its own; its 404 still carries the headers, as a fresh minute's.
+FRESH_WINDOW = ThrottleDecision(True, REQUESTS_PER_WINDOW - 1, WINDOW_MS - 1)
+
+
+def _same(sent: str | None, expected: str) -> bool:
+    return sent is not None and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def authentication_failure(headers: CIMultiDictProxy[str], account: SandboxAccount) -> Answer | None:
+    """The 401 answer for a request whose credentials are not the account's, or ``None`` if they are."""
+    app_ref = headers.get(APP_REF_HEADER)
+    account_token = headers.get(ACCOUNT_TOKEN_HEADER)
+    staff_token = headers.get(STAFF_TOKEN_HEADER)
+    if not app_ref or not (account_token or staff_token):
+        return Answer(401, envelope.NOT_AUTHENTICATED)
+    if _same(app_ref, account.app_ref) and (
+        _same(account_token, account.account_token) or _same(staff_token, account.staff_token)
+    ):
+        return None
+    return Answer(401, envelope.invalid_token(account_token or staff_token or ""))
+
+
+def fault_answer(
+    fault: Fault, decision: ThrottleDecision, now_ms: int, message_type: str
+) -> tuple[Answer, str, ThrottleDecision] | None:
+    """What ``fault`` answers instead of the resource (whose message type is ``message_type``), with the message
+    type and throttle headers to send; ``None`` for faults that change only how the real answer is given. The
+    proxy answers throttling, outages and expired tokens; the service its 500."""
+    if fault.kind == "throttle":
+        drained = ThrottleDecision(False, 0, fault.period_ms(now_ms))
+        return Answer(503, envelope.THROTTLED), envelope.PROXY_MESSAGE_TYPE, drained
+    if fault.kind == "unavailable":
+        return Answer(503, envelope.UNAVAILABLE), envelope.PROXY_MESSAGE_TYPE, decision
+    if fault.kind == "expire_token":
+        return Answer(401, envelope.TOKEN_EXPIRED), envelope.PROXY_MESSAGE_TYPE, decision
+    if fault.kind == "error_500":
+        return Answer(500, envelope.INTERNAL_ERROR), message_type, decision
+    return None  # slow and malformed
+
+
+async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
+    """Answer one request to ``/public-api/{account}/{path}`` as Brightpearl would."""
+    state = request.app[SANDBOX_STATE]
+    code = request.match_info["account"]
+    path = request.match_info.get("path", "")
+    route, params, allowed = find_route(ROUTES, request.method, path)
+    message_type = route.message_type if route else envelope.PROXY_MESSAGE_TYPE
+    account = state.get(code)
+    if account is None:
+        not_found = envelope.errors(envelope.NOT_FOUND_CODE, f"Account {code} not found")
+        return respond(Answer(404, not_found), envelope.PROXY_MESSAGE_TYPE, FRESH_WINDOW)
+
+    now_ms = account.monotonic_ms()
+    decision = account.throttle.record(now_ms)
+    account.requests.record(path, route.template if route else None)
+    if not decision.allowed:
+        account.requests.throttled += 1
+        return respond(Answer(503, envelope.THROTTLED), envelope.PROXY_MESSAGE_TYPE, decision)
+
+    faults = account.faults.take(path, now_ms)
+    delay_ms = sum(fault.delay_ms for fault in faults if fault.kind == "slow")
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
+    for fault in faults:
+        injected = fault_answer(fault, decision, account.monotonic_ms(), message_type)
+        if injected is not None:
+            if fault.kind == "throttle":
+                account.requests.throttled += 1
+            return respond(*injected)
+    malformed = any(fault.kind == "malformed" for fault in faults)
+
+    failure = authentication_failure(request.headers, account)
+    if failure is not None:
+        return respond(failure, envelope.PROXY_MESSAGE_TYPE, decision, malformed=malformed)
+    if route is None:
+        if allowed:
+            message = f"{request.method} is not supported on {path}; use {', '.join(allowed)}"
+            answer = Answer(405, envelope.errors(envelope.METHOD_NOT_ALLOWED_CODE, message))
+        else:
+            answer = Answer(404, envelope.errors(envelope.NOT_FOUND_CODE, f"No resource found at {path}"))
+        return respond(answer, message_type, decision, malformed=malformed)
+
+    call = Call(account, dict(request.query), params, await request.read() if request.can_read_body else b"")
+    try:
+        answer = route.handler(call)
+    except ApiError as error:
+        answer = error.answer()
+    except Exception:  # a sandbox bug answers like Brightpearl's own: 500 CMNU-003, logged here
+        log.exception("sandbox handler for %s %s failed", request.method, path)
+        answer = Answer(500, envelope.INTERNAL_ERROR)
+    return respond(answer, message_type, decision, malformed=malformed)

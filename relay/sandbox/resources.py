@@ -1,0 +1,205 @@
+"""The Brightpearl resources the sandbox serves: a route table and one handler per route.
+
+Handlers are plain functions from a :class:`Call` (the account, the query, the path parameters, the body) to an
+:class:`~relay.sandbox.envelope.Answer`; refusals are raised as :class:`~relay.sandbox.envelope.ApiError`.
+Authentication, throttling, faults and headers are the gateway's business, not theirs. A new searchable
+resource adds a :class:`~relay.sandbox.search.SearchTable`, a row function and a route made by
+:func:`search_handler`.
+"""
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from relay.sandbox import catalogue, envelope
+from relay.sandbox.account import SandboxAccount, UnknownOrder, UnknownStatus
+from relay.sandbox.envelope import Answer, ApiError
+from relay.sandbox.orders import ORDER_SEARCH_TABLE, render_order, search_reference, search_row
+from relay.sandbox.search import SearchError, SearchTable, parse_query, run_search
+from workers.brightpearl.idset import IdSetError, chunk_id_sets, parse_id_set
+
+MAX_ORDERS_PER_GET = 200
+MAX_EXPANDED_IDS = 100_000  # an ID set naming more than this is refused as unparseable, not expanded
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated request to a resource of ``account``."""
+
+    account: SandboxAccount
+    query: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; an :class:`ApiError` (400) if it is not one."""
+        try:
+            value = json.loads(self.body or b"null")
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ApiError(400, envelope.BAD_BODY_CODE, "The request body must be a JSON object")
+        return value
+
+
+Handler = Callable[[Call], Answer]
+
+
+@dataclass(frozen=True)
+class Route:
+    """``method`` on ``template`` (relative to ``/public-api/{account}/``; ``{name}`` is one path segment)."""
+
+    method: str
+    template: str
+    message_type: str
+    handler: Handler
+
+    def match(self, path: str) -> dict[str, str] | None:
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.template.strip("/")))
+        found = re.fullmatch(pattern + "/?", path)
+        return found.groupdict() if found else None
+
+
+def find_route(routes: Sequence[Route], method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+    """The route for ``method path`` and its parameters; when none, the methods the path does allow."""
+    allowed = []
+    for route in routes:
+        params = route.match(path)
+        if params is None:
+            continue
+        if route.method == method.upper():
+            return route, params, [route.method]
+        allowed.append(route.method)
+    return None, {}, allowed
+
+
+def request_ids(text: str, max_ids: int | None) -> list[int]:
+    """The ids of an ID set in a path: 500 if it does not parse, 400 if it names more than ``max_ids``."""
+    try:
+        ids = parse_id_set(text, max_ids=MAX_EXPANDED_IDS)
+    except IdSetError as error:
+        raise ApiError(500, envelope.ID_SET_ERROR_CODE, f"The ID set {text} cannot be parsed as: IDSET") from error
+    if max_ids is not None and len(ids) > max_ids:
+        message = f"You asked for {len(ids)} ids; at most {max_ids} may be requested at once"
+        raise ApiError(400, envelope.TOO_MANY_IDS_CODE, message)
+    return ids
+
+
+def unordered(items: Sequence[T]) -> list[T]:
+    """``items`` with neighbours swapped pairwise: ids ``1,320,321`` come back ``320,1,321``, as Brightpearl
+    answered them. Deterministic, and never id order for two or more, so no client can come to rely on it."""
+    swapped = list(items)
+    for index in range(0, len(swapped) - 1, 2):
+        swapped[index], swapped[index + 1] = swapped[index + 1], swapped[index]
+    return swapped
+
+
+def search_handler(
+    table: SearchTable,
+    rows: Callable[[SandboxAccount], Iterable[Mapping[str, Any]]],
+    reference: Callable[[SandboxAccount], Mapping[str, Mapping[int, str]]],
+) -> Handler:
+    """The handler of a ``*-search`` over ``table``, its rows and reference names taken from the account."""
+
+    def handle(call: Call) -> Answer:
+        offset = call.account.offset_minutes
+        try:
+            query = parse_query(table, call.query, offset)
+        except SearchError as error:
+            raise ApiError(500, error.code, error.message) from error
+        body = run_search(table, rows(call.account), query, offset_minutes=offset, reference=reference(call.account))
+        return Answer(200, body)
+
+    return handle
+
+
+def get_orders(call: Call) -> Answer:
+    """``GET order/{ID-SET}``: the orders that exist, in no particular order; ``[]`` (200) when none do."""
+    account = call.account
+    found = account.find_orders(request_ids(call.params["ids"], MAX_ORDERS_PER_GET))
+    rendered = [render_order(order, account.status(order.status_id), account.offset_minutes) for order in found]
+    return Answer(200, {"response": unordered(rendered)})
+
+
+def order_options(call: Call) -> Answer:
+    """``OPTIONS order/{ID-SET}``: the fewest GET URIs (each within the id cap) naming the orders that exist."""
+    existing = [order.id for order in call.account.find_orders(request_ids(call.params["ids"], None))]
+    uris = [f"/order/{id_set}" for id_set in chunk_id_sets(existing, MAX_ORDERS_PER_GET)]
+    return Answer(200, {"response": {"getUris": uris}})
+
+
+def _field(value: dict[str, Any], name: str) -> dict[str, Any]:
+    """``value[name]`` when it is an object, else an empty one: absent and malformed parts read alike."""
+    inner = value.get(name)
+    return inner if isinstance(inner, dict) else {}
+
+
+def post_order(call: Call) -> Answer:
+    """``POST order``: a new order from ``orderTypeCode``, ``reference``, ``parties`` and ``statusId``."""
+    body = call.json_object()
+    order_type = body.get("orderTypeCode")
+    if not order_type:
+        raise ApiError(400, envelope.NO_ORDER_TYPE_CODE, "You have not supplied an order type code")
+    if order_type not in catalogue.ORDER_TYPE_IDS:
+        raise ApiError(400, envelope.BAD_ORDER_TYPE_CODE, "You have supplied an invalid order type code")
+    party_name = "supplier" if order_type in catalogue.SUPPLIER_ORDER_TYPES else "customer"
+    contact_id = _field(_field(body, "parties"), party_name).get("contactId")
+    if party_name == "supplier" and not isinstance(contact_id, int):
+        raise ApiError(400, envelope.NO_SUPPLIER_CODE, "Suppllier ID Required.")  # sic, as recorded
+    status_id = body.get("statusId")
+    try:
+        (order,) = call.account.create_orders(
+            1,
+            order_type,
+            status_id=status_id if isinstance(status_id, int) else None,
+            reference=str(body.get("reference") or ""),
+            contact_id=contact_id if isinstance(contact_id, int) else None,
+        )
+    except UnknownStatus as error:
+        raise ApiError(400, envelope.UNKNOWN_STATUS_CODE, f"Order status {status_id} does not exist") from error
+    return Answer(200, {"response": order.id})
+
+
+def put_order_status(call: Call) -> Answer:
+    """``PUT order/{id}/status`` with ``{"orderStatusId": n}``: ``{}``, as recorded."""
+    status_id = call.json_object().get("orderStatusId")
+    if not isinstance(status_id, int) or isinstance(status_id, bool):
+        raise ApiError(400, envelope.UNKNOWN_STATUS_CODE, "You have not supplied an order status id")
+    text = call.params["id"]
+    try:
+        call.account.set_status(int(text) if text.isdigit() else -1, status_id)
+    except UnknownOrder as error:
+        raise ApiError(404, envelope.NOT_FOUND_CODE, f"Order {text} not found") from error
+    except UnknownStatus as error:
+        raise ApiError(400, envelope.UNKNOWN_STATUS_CODE, f"Order status {status_id} does not exist") from error
+    return Answer(200, {})
+
+
+def get_order_statuses(call: Call) -> Answer:
+    """``GET order-status[/{ID-SET}]``: the statuses named (all when none are), in id order."""
+    statuses = call.account.statuses
+    wanted = request_ids(call.params["ids"], None) if "ids" in call.params else list(statuses)
+    return Answer(200, {"response": [statuses[i].describe() for i in sorted(set(wanted)) if i in statuses]})
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "order-service/order-search",
+        "bulk-data-search",
+        search_handler(
+            ORDER_SEARCH_TABLE,
+            lambda account: (search_row(order) for order in account.orders.values()),
+            lambda account: search_reference(account.statuses),
+        ),
+    ),
+    Route("GET", "order-service/order/{ids}", "get-order", get_orders),
+    Route("OPTIONS", "order-service/order/{ids}", "options-order", order_options),
+    Route("POST", "order-service/order", "post-order", post_order),
+    Route("PUT", "order-service/order/{id}/status", "put-order-status", put_order_status),
+    Route("GET", "order-service/order-status", "get-order-status", get_order_statuses),
+    Route("GET", "order-service/order-status/{ids}", "get-order-status", get_order_statuses),
+)
