@@ -33,10 +33,10 @@ def describe_error(error: BaseException, timeout_s: float) -> str:
         return f"timeout: no complete answer within {timeout_s:g} s"
     if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
         return f"TLS: {error}"
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
-        return f"DNS: cannot resolve {error.host}"
     if isinstance(error, aiohttp.ClientConnectorError) and isinstance(error.os_error, TargetRefused):
         return str(error.os_error)
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return f"DNS: cannot resolve {error.host}"
     if isinstance(error, aiohttp.ClientConnectorError):
         reason = error.os_error.strerror or str(error.os_error)
         return f"connection failed: {reason} ({error.host}:{error.port})"

@@ -1,0 +1,183 @@
+"""The dispatcher on a real Redis, sending to a real receiver over loopback."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from relay.receiver import Receiver
+from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
+from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.signing import new_secret
+from subscriptions.store import Store
+from tests.e2e import free_port, wait_for
+from workers.dispatcher import DeliveryPolicy, Dispatcher
+from workers.metrics import Metrics
+from workers.sender import delivery_session
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Rig:
+    store: Store
+    outbox: Outbox
+    receiver: Receiver
+    url: str
+
+    async def subscribe(
+        self, url: str | None = None, state: SubscriptionState = SubscriptionState.active
+    ) -> SubscriptionRecord:
+        secret = new_secret()
+        self.receiver.secret = secret
+        sub = SubscriptionRecord(
+            id=f"sub_{len(self.receiver.received)}_{url is None}",
+            account="acme",
+            url=url or self.url,
+            events=["*"],
+            secret=secret,
+            state=state,
+            created_at=now(),
+            updated_at=now(),
+        )
+        await self.store.create_subscription(sub)
+        return sub
+
+    async def emit(self, n: int, sub: SubscriptionRecord) -> DeliveryRecord:
+        event = NewEvent(
+            f"evt_{n}",
+            "order.created",
+            "acme",
+            n,
+            "2026-11-26T10:00:00Z",
+            event_body("order.created", "2026-11-26T10:00:00Z", {"id": n}),
+        )
+        (delivery,) = await self.outbox.commit([event], [sub], now=now())
+        return delivery
+
+    async def settled(self, delivery_id: str) -> DeliveryRecord:
+        async def done() -> bool:
+            return (await self.store.get_delivery(delivery_id)).status not in (DeliveryStatus.pending,)
+
+        await wait_for(done, 10, f"{delivery_id} to be attempted")
+        return await self.store.get_delivery(delivery_id)
+
+
+async def _run(redis_client: Redis, allow_private: bool) -> AsyncIterator[Rig]:
+    receiver = Receiver()
+    app = receiver.app()
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound("https://example.com/elsewhere")
+
+    app.router.add_post("/moved", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    session = delivery_session(allow_private=allow_private)
+    store, outbox = Store(redis_client), Outbox(redis_client)
+    dispatcher = Dispatcher(
+        store,
+        outbox,
+        session,
+        DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=2, allow_private_targets=allow_private),
+        Metrics(),
+        clock=now,
+    )
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield Rig(store, outbox, receiver, f"http://127.0.0.1:{port}/hooks")
+    finally:
+        await dispatcher.stop()
+        await task
+        await session.close()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def rig(redis_client: Redis) -> AsyncIterator[Rig]:
+    async for value in _run(redis_client, allow_private=True):
+        yield value
+
+
+@pytest.fixture
+async def guarded(redis_client: Redis) -> AsyncIterator[Rig]:
+    async for value in _run(redis_client, allow_private=False):
+        yield value
+
+
+async def test_delivers_and_records(rig: Rig) -> None:
+    sub = await rig.subscribe()
+    delivery = await rig.emit(1, sub)
+    done = await rig.settled(delivery.id)
+    assert done.status == DeliveryStatus.succeeded
+    (attempt,) = await rig.store.attempts(delivery.id)
+    assert attempt.status_code == 204
+    assert rig.receiver.received[0].verified
+    assert rig.receiver.received[0].webhook_id == "evt_1"
+
+
+async def test_a_failure_is_scheduled_for_retry(rig: Rig) -> None:
+    sub = await rig.subscribe()
+    rig.receiver.fail_next, rig.receiver.fail_status = 1, 503
+    done = await rig.settled((await rig.emit(2, sub)).id)
+    assert done.status == DeliveryStatus.retrying
+    assert done.next_attempt_at is not None
+    assert 47 < (done.next_attempt_at - now()).total_seconds() < 73  # 60 s ± 20 % jitter
+    assert [a.status_code for a in await rig.store.attempts(done.id)] == [503]
+
+
+async def test_redirects_are_not_followed(rig: Rig) -> None:
+    sub = await rig.subscribe(rig.url.replace("/hooks", "/moved"))
+    done = await rig.settled((await rig.emit(3, sub)).id)
+    (attempt,) = await rig.store.attempts(done.id)
+    assert attempt.status_code == 302
+    assert attempt.error == "redirect to https://example.com/elsewhere not followed"
+    assert done.status == DeliveryStatus.retrying
+
+
+async def test_no_answer_is_described(rig: Rig) -> None:
+    sub = await rig.subscribe(f"http://127.0.0.1:{free_port()}/nobody")
+    done = await rig.settled((await rig.emit(4, sub)).id)
+    (attempt,) = await rig.store.attempts(done.id)
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert attempt.error.startswith("connection failed: ")
+
+
+async def test_a_disabled_subscription_keeps_its_deliveries_as_skipped(rig: Rig) -> None:
+    sub = await rig.subscribe()
+    delivery = await rig.emit(5, sub)
+    await rig.store.save_subscription(sub.model_copy(update={"state": SubscriptionState.disabled}))
+    done = await rig.settled(delivery.id)
+    assert done.status == DeliveryStatus.skipped
+    assert rig.receiver.received == []
+
+
+async def test_a_deleted_subscription_fails_its_deliveries_with_a_reason(rig: Rig) -> None:
+    sub = await rig.subscribe()
+    delivery = await rig.emit(6, sub)
+    await rig.store.delete_subscription(sub.id)
+    done = await rig.settled(delivery.id)
+    assert done.status == DeliveryStatus.failed
+    assert (await rig.store.attempts(done.id))[0].error == "not sent: its subscription was deleted"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
+async def test_private_targets_are_refused_at_connection_time(guarded: Rig, host: str) -> None:
+    # stored directly, as if its name resolved elsewhere when it was registered (DNS rebinding)
+    sub = await guarded.subscribe(guarded.url.replace("127.0.0.1", host))
+    done = await guarded.settled((await guarded.emit(7, sub)).id)
+    (attempt,) = await guarded.store.attempts(done.id)
+    assert attempt.status_code is None
+    assert attempt.error is not None
+    assert "refused" in attempt.error
+    assert "loopback" in attempt.error
+    assert guarded.receiver.received == []
