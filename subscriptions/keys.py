@@ -88,3 +88,23 @@ def status_deliveries(status: str) -> str:
 
 def budget_pause(code: str) -> str:
     return f"{PREFIX}budget:{code}:pause"  # STRING with a TTL: Brightpearl said wait this long (every process)
+
+
+def snapshot(code: str, resource: str, record_id: int) -> str:
+    return f"{PREFIX}snap:{code}:{resource}:{record_id}"  # STRING zlib JSON: the record as last seen
+
+
+def stock_figures(code: str) -> str:
+    return f"{PREFIX}stock:{code}"  # HASH product id -> JSON availability as last seen
+
+
+def stock_dirty(code: str) -> str:
+    return f"{PREFIX}stock:{code}:dirty"  # SET product ids whose figures may have moved (orders changed)
+
+
+def resource_state(code: str, resource: str) -> list[str]:
+    """Patterns of every key a resource's poller keeps for one account (what dropping the resource removes)."""
+    patterns = [f"{PREFIX}cursor:{code}:{resource}.*", f"{PREFIX}snap:{code}:{resource}:*"]
+    if resource == "stock":
+        patterns += [stock_figures(code), stock_dirty(code), f"{PREFIX}snap:{code}:stock.*"]
+    return patterns

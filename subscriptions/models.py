@@ -4,6 +4,7 @@ These are the stored records (JSON in Redis). What the HTTP API shows is derived
 ``relay.api.schemas``; secrets and tokens never leave through it except where the contract says so.
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -30,8 +31,13 @@ class AccountRecord(Record):
     auth: AuthKind
     token: str
     poll_interval_s: float
+    poll_intervals_s: dict[Resource, float] = Field(default_factory=dict)  # per resource, over poll_interval_s
     resources: list[Resource]
     created_at: datetime
+
+    def intervals_s(self, resources: Iterable[Resource]) -> dict[str, float]:
+        """The poll interval asked for each of ``resources``."""
+        return {r: self.poll_intervals_s.get(r, self.poll_interval_s) for r in resources}
 
 
 class SubscriptionState(StrEnum):

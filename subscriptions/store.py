@@ -48,13 +48,22 @@ class Store:
 
     # accounts ------------------------------------------------------------------------------------------
 
-    async def create_account(self, account: AccountRecord, cursors: dict[str, str], first_poll_ms: int) -> None:
-        """Store a new account with the baseline cursors of its resources and schedule its first polls."""
+    async def create_account(
+        self,
+        account: AccountRecord,
+        cursors: dict[str, str],
+        first_poll_ms: int,
+        stock_figures: dict[int, str] | None = None,
+    ) -> None:
+        """Store a new account with the baseline of its resources (cursors by name, stock figures by product)
+        and schedule its first poll."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.account(account.code), account.model_dump_json(), nx=True)
             pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
-            for resource, cursor in cursors.items():
-                pipe.set(keys.cursor(account.code, resource), cursor)
+            for name, cursor in cursors.items():
+                pipe.set(keys.cursor(account.code, name), cursor)
+            if stock_figures:
+                pipe.hset(keys.stock_figures(account.code), mapping={str(k): v for k, v in stock_figures.items()})
             pipe.zadd(keys.POLLS, {account.code: first_poll_ms})
             created, *_ = await pipe.execute()
         if not created:
@@ -75,19 +84,28 @@ class Store:
             load=lambda ids: self._load(AccountRecord, keys.account, ids),
         )
 
-    async def save_account(self, account: AccountRecord, cursors: dict[str, str], first_poll_ms: int) -> None:
-        """Replace an account; resources newly watched start from ``cursors``, dropped ones stop polling."""
+    async def save_account(
+        self,
+        account: AccountRecord,
+        cursors: dict[str, str],
+        first_poll_ms: int,
+        stock_figures: dict[int, str] | None = None,
+    ) -> None:
+        """Replace an account; resources newly watched start from their baseline, dropped ones stop polling."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.account(account.code), account.model_dump_json(), xx=True)
-            for resource, cursor in cursors.items():
-                pipe.set(keys.cursor(account.code, resource), cursor)
-            for resource in (r for r in RESOURCES if r not in account.resources):
+            for name, cursor in cursors.items():
+                pipe.set(keys.cursor(account.code, name), cursor)
+            if stock_figures:
+                pipe.hset(keys.stock_figures(account.code), mapping={str(k): v for k, v in stock_figures.items()})
+            dropped = [r for r in RESOURCES if r not in account.resources]
+            for resource in dropped:
                 pipe.hdel(keys.resource_due(account.code), resource)
-                pipe.delete(keys.cursor(account.code, resource))
             pipe.zadd(keys.POLLS, {account.code: first_poll_ms}, xx=True)
             saved, *_ = await pipe.execute()
         if not saved:
             raise NotFound(f"account {account.code!r} does not exist")
+        await self._unlink_matching([p for r in dropped for p in keys.resource_state(account.code, r)])
 
     async def delete_account(self, code: str) -> None:
         """Remove an account, stop its polling and remove its subscriptions (their deliveries stay visible)."""
@@ -99,11 +117,24 @@ class Store:
             )
             pipe.zrem(keys.ACCOUNTS, code)
             pipe.zrem(keys.POLLS, code)
-            pipe.delete(keys.resource_due(code), *(keys.cursor(code, resource) for resource in RESOURCES))
+            pipe.delete(keys.resource_due(code))
             for sub_id in sub_ids:
                 pipe.delete(keys.subscription(sub_id))
                 pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
             await pipe.execute()
+        await self._unlink_matching([p for r in RESOURCES for p in keys.resource_state(code, r)])
+
+    async def _unlink_matching(self, patterns: Sequence[str]) -> None:
+        """Remove the keys matching ``patterns`` (glob-style), in batches; a plain key matches itself."""
+        for pattern in patterns:
+            batch: list[str] = []
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await self.redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await self.redis.unlink(*batch)
 
     async def account_status(self, code: str) -> dict[str, str]:
         return await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.account_status(code)))

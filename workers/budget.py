@@ -9,7 +9,7 @@ the account), the client records a pause here that every process honours until t
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Literal, cast
 
 from redis.asyncio import Redis
 
@@ -17,6 +17,9 @@ from subscriptions import keys
 
 BRIGHTPEARL_REQUESTS_PER_MINUTE = 200
 WINDOW_MS = 60_000
+
+Priority = Literal["high", "normal", "low"]
+PRIORITY_SHARE: dict[Priority, float] = {"high": 1.0, "normal": 0.9, "low": 0.5}  # of the relay's own budget
 
 _ACQUIRE_SCRIPT = """
 local pause = redis.call('PTTL', KEYS[2])
@@ -66,16 +69,18 @@ class RequestBudget:
         self.sleep = sleep
         self._acquire = redis.register_script(_ACQUIRE_SCRIPT)
 
-    async def acquire(self, *, max_wait_s: float) -> None:
+    async def acquire(self, *, max_wait_s: float, priority: Priority = "high") -> None:
         """Take one request from the budget, waiting up to ``max_wait_s`` for one to free up; raises
-        :class:`BudgetExhausted` if none does."""
+        :class:`BudgetExhausted` if none does. Lower priorities may fill less of the minute, so what matters
+        most (new orders) always finds room left by what can wait (a reconciliation sweep)."""
+        limit = max(1, int(self.per_minute * PRIORITY_SHARE[priority]))
         waited_ms = 0
         while True:
             member = f"{self.now_ms()}-{secrets.token_hex(4)}"
             wait_ms = int(
                 await self._acquire(
                     keys=[keys.budget(self.account), keys.budget_pause(self.account)],
-                    args=[self.now_ms(), WINDOW_MS, self.per_minute, member],
+                    args=[self.now_ms(), WINDOW_MS, limit, member],
                 )
             )
             if wait_ms <= 0:

@@ -1,11 +1,13 @@
-"""Where a poller stands in a stream of records found by their creation time: pure arithmetic, no I/O.
+"""Where a poller stands in a stream of records found by a timestamp: pure arithmetic, no I/O.
 
-A :class:`CreationCursor` says: every record created before ``since`` is done, and of those created at or
-after it, exactly the ids in ``seen`` are done. A poll searches ``createdOn >= since - 1 s`` (Brightpearl
-does not say whether its bounds are inclusive), drops what is older than ``since`` or already seen, and
-emits the rest. Then ``since`` moves up to the newest creation time read minus an *overlap*, never past a
-record still waiting: a record that becomes visible late (committed after a later one was already read,
-or stamped by a clock running behind) is still found if it is no older than the overlap.
+The stamp is ``createdOn`` for finding new records and ``updatedOn`` for finding changed ones. A
+:class:`StampCursor` says: every record stamped before ``since`` is done, and of those stamped at or after
+it, exactly the ``(id, stamp)`` pairs in ``seen`` are done (a record changed again has a new stamp, so it is
+new again). A poll searches ``stamp >= since - 1 s`` (Brightpearl does not say whether its bounds are
+inclusive), drops what is older than ``since`` or already seen, and emits the rest. Then ``since`` moves up to
+the newest stamp read minus an *overlap*, never past a record still waiting: a record that becomes visible
+late (committed after a later one was already read, or stamped by a clock running behind) is still found if
+it is no older than the overlap.
 
 This holds whatever order the search answers in, however many records share one timestamp, wherever a page
 boundary falls, and when records are created while the poll pages: ``since`` only moves after a complete
@@ -25,50 +27,50 @@ QUERY_SLACK_MS = 1_000
 
 @dataclass(frozen=True)
 class Row:
-    """A record as a search lists it: its id and when it was created (Unix ms, UTC)."""
+    """A record as a search lists it: its id and its stamp (``createdOn`` or ``updatedOn``, Unix ms, UTC)."""
 
     id: int
-    created_ms: int
+    stamp_ms: int
 
 
 @dataclass(frozen=True)
-class CreationCursor:
+class StampCursor:
     since_ms: int | None  # None: nothing has been seen yet, so every record is new
-    seen: dict[int, int] = field(default_factory=dict)  # id -> created ms, for ids created at or after since
+    seen: dict[int, int] = field(default_factory=dict)  # id -> stamp ms done, for stamps at or after since
 
     def query_from_ms(self) -> int | None:
         """The lower bound to search from, a little below ``since`` in case Brightpearl's bound is exclusive."""
         return None if self.since_ms is None else self.since_ms - QUERY_SLACK_MS
 
     def is_new(self, row: Row) -> bool:
-        return (self.since_ms is None or row.created_ms >= self.since_ms) and row.id not in self.seen
+        return (self.since_ms is None or row.stamp_ms >= self.since_ms) and self.seen.get(row.id) != row.stamp_ms
 
     def unseen(self, rows: Iterable[Row]) -> list[Row]:
         """The rows not done yet, oldest first (ties by id), each once."""
         unique = {row.id: row for row in rows if self.is_new(row)}
-        return sorted(unique.values(), key=lambda row: (row.created_ms, row.id))
+        return sorted(unique.values(), key=lambda row: (row.stamp_ms, row.id))
 
-    def with_done(self, done: Iterable[Row]) -> "CreationCursor":
+    def with_done(self, done: Iterable[Row]) -> "StampCursor":
         """The cursor once ``done`` rows are emitted, ``since`` unchanged (a poll part-way through)."""
         seen = dict(self.seen)
-        seen.update((row.id, row.created_ms) for row in done)
-        return CreationCursor(self.since_ms, seen)
+        seen.update((row.id, row.stamp_ms) for row in done)
+        return StampCursor(self.since_ms, seen)
 
-    def advanced(self, read: Iterable[Row], overlap_ms: int) -> "CreationCursor":
+    def advanced(self, read: Iterable[Row], overlap_ms: int) -> "StampCursor":
         """The cursor after a *complete* read of everything from ``query_from_ms``: ``since`` moves to the newest
         row read minus ``overlap_ms``, but never past a row still waiting (read but not done) and never back."""
         rows = list(read)
         if not rows:
             return self
-        candidate = max(row.created_ms for row in rows) - overlap_ms
-        waiting = [row.created_ms for row in rows if self.is_new(row)]
+        candidate = max(row.stamp_ms for row in rows) - overlap_ms
+        waiting = [row.stamp_ms for row in rows if self.is_new(row)]
         if waiting:
             candidate = min(candidate, *waiting)
         since = candidate if self.since_ms is None else max(self.since_ms, candidate)
-        return CreationCursor(since, {i: c for i, c in self.seen.items() if c >= since})
+        return StampCursor(since, {i: c for i, c in self.seen.items() if c >= since})
 
     def to_json(self) -> str:
-        """Compact JSON: seen ids grouped by creation time as compressed ID sets."""
+        """Compact JSON: seen ids grouped by stamp as compressed ID sets."""
         groups: defaultdict[int, list[int]] = defaultdict(list)
         for row_id, created in self.seen.items():
             groups[created].append(row_id)
@@ -80,7 +82,7 @@ class CreationCursor:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "CreationCursor":
+    def from_json(cls, text: str) -> "StampCursor":
         data: dict[str, Any] = json.loads(text)
         seen = {
             row_id: int(created) for created, id_set in data.get("seen", {}).items() for row_id in parse_id_set(id_set)
@@ -89,14 +91,14 @@ class CreationCursor:
         return cls(int(since) if since is not None else None, seen)
 
 
-def baseline(newest: Iterable[Row]) -> CreationCursor:
+def baseline(newest: Iterable[Row]) -> StampCursor:
     """The cursor of an account being registered, from its newest records: nothing that exists now is new.
 
-    ``newest`` must hold every record created at the newest creation time (a search sorted newest first
-    gives them). With no records at all, every record that appears later is new.
+    ``newest`` must hold every record at the newest stamp (a search sorted newest first gives them). With no
+    records at all, every record that appears later is new.
     """
     rows = list(newest)
     if not rows:
-        return CreationCursor(None)
-    since = max(row.created_ms for row in rows)
-    return CreationCursor(since, {row.id: row.created_ms for row in rows if row.created_ms >= since})
+        return StampCursor(None)
+    since = max(row.stamp_ms for row in rows)
+    return StampCursor(since, {row.id: row.stamp_ms for row in rows if row.stamp_ms >= since})

@@ -33,6 +33,11 @@ class Metrics:
         self.deliveries_finished = Counter(
             "relay_deliveries_finished", "Deliveries reaching a final state", ["status"], registry=r
         )
+        self.reconciliation_corrections = Counter(
+            "relay_stock_reconciliation_corrections",
+            "Stock changes the reconciliation sweep caught (the incremental path missed them)",
+            registry=r,
+        )
         self.in_flight = Gauge("relay_deliveries_in_flight", "Delivery attempts under way in this process", registry=r)
 
     def render(self) -> bytes:

@@ -9,14 +9,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 import aiohttp
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
@@ -24,20 +23,19 @@ from subscriptions import keys
 from subscriptions.due import DueSet, ms
 from subscriptions.errors import NotFound
 from subscriptions.models import RESOURCES, AccountRecord
-from subscriptions.outbox import Fence, LostLease, NewEvent, Outbox
+from subscriptions.outbox import Fence, LostLease, Outbox
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE
 from workers.brightpearl.timestamps import format_utc, from_ms
-from workers.budget import RequestBudget
-from workers.cursor import CreationCursor
+from workers.budget import Priority, RequestBudget
+from workers.context import PollContext
+from workers.detectors import DETECTORS, Detector
 from workers.metrics import Metrics
-from workers.orders import orders_baseline, poll_created_orders
+from workers.plan import effective_intervals
 
 log = logging.getLogger(__name__)
-
-Detector = Callable[[BrightpearlClient, AccountRecord, Fence], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,7 @@ class PollPolicy:
     auth_failure_backoff_s: float = 60.0
     busy_retry_s: float = 1.0
     page_size: int = MAX_PAGE_SIZE
+    sweep_interval_s: float = 3600.0
 
 
 def client_for(
@@ -55,10 +54,15 @@ def client_for(
     account: AccountRecord,
     budget: RequestBudget | None,
     page_size: int = MAX_PAGE_SIZE,
+    priority: Priority = "high",
 ) -> BrightpearlClient:
     """A Brightpearl client for a stored account."""
     credentials = Credentials(account.base_url, account.app_ref, account.token, account.auth)
-    return BrightpearlClient(session, credentials, budget=budget, page_size=page_size)
+    return BrightpearlClient(session, credentials, budget=budget, page_size=page_size, priority=priority)
+
+
+COST_SMOOTHING = 0.3
+PRIORITIES: dict[str, Priority] = {"orders": "high"}  # the rest "normal"; the stock sweep "low"
 
 
 class Poller:
@@ -128,15 +132,21 @@ class Poller:
         except NotFound:
             await self.polls.remove([code])
             return
-        detectors = {"orders": self._poll_orders}  # the other resources' detectors come with a later issue
-        watched = [r for r in RESOURCES if r in account.resources and r in detectors]
+        watched = [r for r in RESOURCES if r in account.resources and r in DETECTORS]
         dues = await self.store.resource_dues(code)
-        interval = timedelta(seconds=account.poll_interval_s)
+        status = await self.store.account_status(code)
+        costs: dict[str, float] = {
+            r: float(status[f"{r}:requests_per_poll"]) for r in watched if status.get(f"{r}:requests_per_poll")
+        }
+        intervals = effective_intervals(account.intervals_s(watched), self.policy.budget_per_minute, costs)
+        await self.store.update_account_status(
+            code, {f"{r}:effective_interval_s": str(i) for r, i in intervals.items()}
+        )
         for resource in watched:  # in priority order: orders first
             if dues.get(resource, 0) > ms(self.clock()):
                 continue
-            dues[resource] = ms(self.clock() + interval)
-            outcome = await self._poll_resource(account, resource, detectors[resource], fence)
+            dues[resource] = ms(self.clock() + timedelta(seconds=intervals[resource]))
+            outcome = await self._poll_resource(account, resource, DETECTORS[resource], fence, costs.get(resource))
             if outcome == "lost":
                 return
             if outcome == "unauthorized":  # a person must act: no use asking every second
@@ -145,20 +155,36 @@ class Poller:
                 break
         await self.store.set_resource_dues(code, {r: dues.get(r, 0) for r in watched})
         upcoming = [dues.get(r, 0) for r in watched]
-        await self.polls.schedule(
-            [code], due=from_ms(min(upcoming)) if upcoming else self.clock() + interval, only_existing=True
-        )
+        fallback = self.clock() + timedelta(seconds=account.poll_interval_s)
+        await self.polls.schedule([code], due=from_ms(min(upcoming)) if upcoming else fallback, only_existing=True)
 
     async def _poll_resource(
-        self, account: AccountRecord, resource: str, detector: Detector, fence: Fence
+        self, account: AccountRecord, resource: str, detector: Detector, fence: Fence, cost: float | None
     ) -> Literal["ok", "error", "unauthorized", "lost"]:
         """Poll one resource, recording the outcome in the account's status and the metrics."""
         started = self.clock()
-        client = client_for(self.session, account, self.budget(account.code), self.policy.page_size)
+        budget = self.budget(account.code)
+        client = client_for(self.session, account, budget, self.policy.page_size, PRIORITIES.get(resource, "normal"))
+        sweep_client = client_for(self.session, account, budget, self.policy.page_size, "low")
         status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
         outcome: Literal["ok", "error", "unauthorized", "lost"] = "ok"
+        ctx = PollContext(
+            client,
+            account,
+            self.redis,
+            self.store,
+            self.outbox,
+            fence,
+            int(self.policy.overlap_s * 1000),
+            self.clock,
+            self.metrics,
+            self.on_deliveries,
+            budget,
+            sweep_client,
+            self.policy.sweep_interval_s,
+        )
         try:
-            await detector(client, account, fence)
+            await detector(ctx)
             status |= {
                 "last_success_at": format_utc(started),
                 f"{resource}:caught_up_at": format_utc(started),
@@ -172,34 +198,12 @@ class Poller:
             status |= {"last_error": str(error), "last_error_at": format_utc(self.clock())}
             outcome = "unauthorized" if isinstance(error, AuthenticationFailed) else "error"
         finally:
-            self.metrics.brightpearl_requests.labels(resource).inc(client.requests_made)
+            requests = client.requests_made + sweep_client.requests_made
+            self.metrics.brightpearl_requests.labels(resource).inc(requests)
+        # a running average of what a poll of this resource costs, for planning the intervals
+        average = requests if cost is None else COST_SMOOTHING * requests + (1 - COST_SMOOTHING) * cost
+        status[f"{resource}:requests_per_poll"] = f"{average:.2f}"
         self.metrics.polls.labels(resource, outcome).inc()
         if outcome != "lost":
             await self.store.update_account_status(account.code, status)
         return outcome
-
-    async def _poll_orders(self, client: BrightpearlClient, account: AccountRecord, fence: Fence) -> None:
-        cursor_key = keys.cursor(account.code, "orders")
-
-        async def commit(events: list[NewEvent], cursor: CreationCursor) -> None:
-            def write_cursor(pipe: Pipeline) -> None:
-                pipe.set(cursor_key, cursor.to_json())
-
-            subscriptions = await self.store.account_subscriptions(account.code) if events else []
-            created = await self.outbox.commit(events, subscriptions, now=self.clock(), fence=fence, also=write_cursor)
-            for event in events:
-                self.metrics.events.labels(event.type).inc()
-            if created:
-                self.on_deliveries()
-
-        stored = await self.store.get_cursor(account.code, "orders")
-        if stored is None:  # never baselined (an account stored by an older version): nothing before now is new
-            await commit([], await orders_baseline(client))
-            return
-        await poll_created_orders(
-            client,
-            account.code,
-            CreationCursor.from_json(stored),
-            overlap_ms=int(self.policy.overlap_s * 1000),
-            commit=commit,
-        )

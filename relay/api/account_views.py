@@ -21,10 +21,10 @@ from subscriptions.due import ms
 from subscriptions.errors import Conflict, InvalidInput
 from subscriptions.models import AccountRecord
 from subscriptions.targets import check_url
-from workers.baseline import check_credentials, take_baseline
 from workers.brightpearl.client import datacenter_base_url
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected
 from workers.brightpearl.timestamps import parse_timestamp
+from workers.detectors import Baseline, check_credentials, take_baselines
 from workers.poller import client_for
 
 TAG = "accounts"
@@ -64,12 +64,12 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     )
 
 
-async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> dict[str, str]:
+async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> Baseline:
     """Check the account's credentials against Brightpearl and take the baseline of ``resources``."""
     client = client_for(ctx.brightpearl_session, account, ctx.budget(account.code))
     try:
         await check_credentials(client)
-        return await take_baseline(client, resources)
+        return await take_baselines(client, resources, sweep_interval_s=ctx.sweep_interval_s, now_ms=ms(ctx.clock()))
     except AuthenticationFailed as error:
         raise InvalidInput(
             f"Brightpearl rejected the credentials for {account.code!r} "
@@ -107,8 +107,8 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
         resources=body.resources,
         created_at=now,
     )
-    cursors = await connect(ctx, account, list(account.resources))
-    await ctx.store.create_account(account, cursors, first_poll_ms=ms(ctx.clock()))
+    baseline = await connect(ctx, account, list(account.resources))
+    await ctx.store.create_account(account, baseline.cursors, ms(ctx.clock()), baseline.stock_figures)
     return await account_view(ctx, account)
 
 
@@ -144,10 +144,10 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
         update["resources"] = body.resources
     changed = account.model_copy(update=update)
     added = [r for r in changed.resources if r not in account.resources]
-    cursors: dict[str, str] = {}
+    baseline = Baseline()
     if added or {"base_url", "app_ref", "token", "auth"} & update.keys():
-        cursors = await connect(ctx, changed, added)
-    await ctx.store.save_account(changed, cursors, first_poll_ms=ms(ctx.clock()))
+        baseline = await connect(ctx, changed, added)
+    await ctx.store.save_account(changed, baseline.cursors, ms(ctx.clock()), baseline.stock_figures)
     return await account_view(ctx, changed)
 
 

@@ -37,6 +37,7 @@ class ApiContext:
     allow_private_targets: bool
     clock: Callable[[], datetime]
     metrics: Metrics = field(default_factory=Metrics)
+    sweep_interval_s: float = 3600.0
     on_deliveries: Callable[[], None] = lambda: None  # wakes a dispatcher in this process, if there is one
     resolve: Resolve = resolve_host
 

@@ -111,10 +111,10 @@ async def test_bad_cursor_is_invalid_input(redis_client: Redis) -> None:
 
 async def test_deleting_an_account_removes_its_subscriptions(redis_client: Redis, clock: FakeClock) -> None:
     store = Store(redis_client)
-    await store.create_account(account("acme", clock), {"orders": "{}"}, first_poll_ms=0)
+    await store.create_account(account("acme", clock), {"orders.created": "{}"}, first_poll_ms=0)
     await store.create_subscription(subscription(1, clock))
     await store.delete_account("acme")
     with pytest.raises(NotFound):
         await store.get_subscription("sub_001")
-    assert await store.get_cursor("acme", "orders") is None
+    assert await store.get_cursor("acme", "orders.created") is None
     assert (await store.list_subscriptions(limit=10, cursor=None)).items == []

@@ -4,29 +4,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.cursor import QUERY_SLACK_MS, CreationCursor, Row, baseline
+from workers.cursor import QUERY_SLACK_MS, Row, StampCursor, baseline
 
 OVERLAP = 60_000
 
 
 def test_a_fresh_cursor_takes_everything() -> None:
-    cursor = CreationCursor(None)
+    cursor = StampCursor(None)
     assert cursor.query_from_ms() is None
     assert cursor.unseen([Row(2, 500), Row(1, 500), Row(3, 100)]) == [Row(3, 100), Row(1, 500), Row(2, 500)]
 
 
 def test_query_starts_a_little_below_since() -> None:
-    assert CreationCursor(10_000).query_from_ms() == 10_000 - QUERY_SLACK_MS
+    assert StampCursor(10_000).query_from_ms() == 10_000 - QUERY_SLACK_MS
 
 
 def test_rows_before_since_or_seen_are_not_new() -> None:
-    cursor = CreationCursor(1000, {7: 1000})
+    cursor = StampCursor(1000, {7: 1000})
     rows = [Row(6, 999), Row(7, 1000), Row(8, 1000), Row(9, 2000)]
     assert cursor.unseen(rows) == [Row(8, 1000), Row(9, 2000)]
 
 
 def test_duplicates_in_one_read_count_once() -> None:
-    assert CreationCursor(None).unseen([Row(1, 5), Row(1, 5)]) == [Row(1, 5)]
+    assert StampCursor(None).unseen([Row(1, 5), Row(1, 5)]) == [Row(1, 5)]
 
 
 @pytest.mark.parametrize(
@@ -44,30 +44,28 @@ def test_duplicates_in_one_read_count_once() -> None:
 def test_advance(
     since: int | None, seen: dict[int, int], read: list[Row], done: list[Row], expected_since: int | None
 ) -> None:
-    cursor = CreationCursor(since, seen).with_done(done).advanced(read, OVERLAP)
+    cursor = StampCursor(since, seen).with_done(done).advanced(read, OVERLAP)
     assert cursor.since_ms == expected_since
     assert all(created >= (cursor.since_ms or 0) for created in cursor.seen.values())
 
 
 def test_seen_is_pruned_below_since() -> None:
     cursor = (
-        CreationCursor(0)
-        .with_done([Row(1, 10_000), Row(2, 200_000)])
-        .advanced([Row(1, 10_000), Row(2, 200_000)], OVERLAP)
+        StampCursor(0).with_done([Row(1, 10_000), Row(2, 200_000)]).advanced([Row(1, 10_000), Row(2, 200_000)], OVERLAP)
     )
     assert cursor.seen == {2: 200_000}
 
 
 def test_json_round_trip_compresses_runs() -> None:
-    cursor = CreationCursor(5000, dict.fromkeys(range(100, 400), 5000) | {7: 6000})
+    cursor = StampCursor(5000, dict.fromkeys(range(100, 400), 5000) | {7: 6000})
     text = cursor.to_json()
     assert "100-399" in text
-    assert CreationCursor.from_json(text) == cursor
-    assert CreationCursor.from_json(CreationCursor(None).to_json()) == CreationCursor(None)
+    assert StampCursor.from_json(text) == cursor
+    assert StampCursor.from_json(StampCursor(None).to_json()) == StampCursor(None)
 
 
 def test_baseline_holds_the_newest_run() -> None:
-    assert baseline([]) == CreationCursor(None)
+    assert baseline([]) == StampCursor(None)
     cursor = baseline([Row(9, 3000), Row(8, 3000), Row(5, 1000)])
     assert cursor.since_ms == 3000
     assert cursor.seen == {9: 3000, 8: 3000}
@@ -103,13 +101,13 @@ def test_every_order_is_emitted_exactly_once(
 
     assert isinstance(rnd, random.Random)
     overlap_ms = 30_000
-    orders: list[tuple[int, int, int]] = []  # (id, created_ms, visible_from_ms)
+    orders: list[tuple[int, int, int]] = []  # (id, stamp_ms, visible_from_ms)
     now = 1_000_000
     # some orders exist before registration
     for i in range(baseline_orders):
         orders.append((i + 1, now - 5_000 + i * 1000, now - 5_000 + i * 1000))
     visible = [Row(i, c) for i, c, v in orders if v <= now]
-    cursor = baseline(sorted(visible, key=lambda r: -r.created_ms))
+    cursor = baseline(sorted(visible, key=lambda r: -r.stamp_ms))
     registered_at = cursor.since_ms  # an order stamped before the newest order at registration is "before"
     existing = {r.id for r in visible}
     next_id = baseline_orders + 1
@@ -128,7 +126,7 @@ def test_every_order_is_emitted_exactly_once(
         ]
         if sorted_search:
             rnd.shuffle(rows)
-            rows.sort(key=lambda r: r.created_ms)  # ties in any order
+            rows.sort(key=lambda r: r.stamp_ms)  # ties in any order
         else:
             rnd.shuffle(rows)
         read: list[Row] = []

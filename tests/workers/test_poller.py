@@ -19,8 +19,8 @@ from subscriptions import keys
 from subscriptions.models import AccountRecord, SubscriptionRecord
 from subscriptions.outbox import Outbox
 from subscriptions.store import Store
-from workers.baseline import take_baseline
 from workers.brightpearl.timestamps import parse_timestamp
+from workers.detectors import take_baselines
 from workers.metrics import Metrics
 from workers.poller import Poller, PollPolicy, client_for
 
@@ -64,7 +64,8 @@ class Harness:
             created_at=now(),
         )
         client = client_for(self.http, record, None)
-        await self.store.create_account(record, await take_baseline(client, ["orders"]), first_poll_ms=0)
+        baseline = await take_baselines(client, record.resources, sweep_interval_s=3600, now_ms=0)
+        await self.store.create_account(record, baseline.cursors, 0, baseline.stock_figures)
         await self.store.create_subscription(
             SubscriptionRecord(
                 id=f"sub_{code}",
@@ -273,7 +274,7 @@ async def test_one_poller_per_account_at_a_time(harness: Harness) -> None:
     await harness.sandbox_call("POST", "/faults", {"kind": "slow", "delay_ms": 300, "path_contains": "order-search"})
     await asyncio.gather(*(harness.poll() for _ in range(3)))
     requests = await harness.sandbox_call("GET", "/requests")
-    assert requests["by_path"].get("order-service/order-search") == 1
+    assert requests["by_path"].get("order-service/order-search") == 2  # one poll: new orders, changed orders
     assert len(await harness.emitted()) == 4
 
 

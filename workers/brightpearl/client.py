@@ -18,7 +18,7 @@ import aiohttp
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected, Unavailable
 from workers.brightpearl.idset import chunk_id_sets
 from workers.brightpearl.search import MAX_PAGE_SIZE, SearchPage, parse_search
-from workers.budget import BudgetExhausted, RequestBudget
+from workers.budget import BudgetExhausted, Priority, RequestBudget
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class BrightpearlClient:
         max_throttle_waits: int = 4,
         max_budget_wait_s: float = 60.0,
         page_size: int = MAX_PAGE_SIZE,
+        priority: Priority = "high",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.session = session
@@ -96,6 +97,7 @@ class BrightpearlClient:
         self.max_throttle_waits = max_throttle_waits
         self.max_budget_wait_s = max_budget_wait_s
         self.page_size = page_size  # rows per search page (Brightpearl's maximum; tests use small pages)
+        self.priority = priority
         self.sleep = sleep
         self.rate = RateInfo(None, None)
         self.requests_made = 0
@@ -111,7 +113,7 @@ class BrightpearlClient:
         for throttled in range(self.max_throttle_waits + 1):
             if self.budget is not None:
                 try:
-                    await self.budget.acquire(max_wait_s=self.max_budget_wait_s)
+                    await self.budget.acquire(max_wait_s=self.max_budget_wait_s, priority=self.priority)
                 except BudgetExhausted as error:
                     raise Unavailable(method, url, None, [str(error)]) from error
             status, headers, payload = await self._send(method, url, params, body)
@@ -223,6 +225,24 @@ class BrightpearlClient:
             if not isinstance(response, list):
                 raise Unavailable("GET", self.url(path + id_set), 200, ["answer's 'response' is not a list"])
             found += [item for item in response if isinstance(item, dict)]
+        return found
+
+    async def get_keyed(
+        self, path: str, ids: Sequence[int], *, max_per_request: int = MAX_IDS_PER_GET, suffix: str = ""
+    ) -> dict[int, dict[str, Any]]:
+        """Resources by id from services that answer an object keyed by id (goods-out notes, product
+        availability): ``path`` + id set + ``suffix``. Unknown ids are absent."""
+        found: dict[int, dict[str, Any]] = {}
+        for id_set in chunk_id_sets(ids, max_per_request):
+            try:
+                response = await self.get(path + id_set + suffix)
+            except RequestRejected as error:
+                if error.status == 404:
+                    continue
+                raise
+            if not isinstance(response, dict):
+                raise Unavailable("GET", self.url(path + id_set), 200, ["answer's 'response' is not an object"])
+            found.update((int(key), item) for key, item in response.items() if isinstance(item, dict))
         return found
 
 

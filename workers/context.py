@@ -1,0 +1,86 @@
+"""What a detector works with during one poll of one account: the client, the account, and a fenced commit."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from subscriptions import keys
+from subscriptions.models import AccountRecord
+from subscriptions.outbox import Fence, NewEvent, Outbox
+from subscriptions.store import Store
+from workers.brightpearl.client import BrightpearlClient
+from workers.budget import RequestBudget
+from workers.cursor import StampCursor
+from workers.metrics import Metrics
+from workers.stream import Commit, Stream, Write, take_baseline
+
+
+@dataclass
+class PollContext:
+    client: BrightpearlClient
+    account: AccountRecord
+    redis: "Redis"
+    store: Store
+    outbox: Outbox
+    fence: Fence | None
+    overlap_ms: int
+    clock: Callable[[], datetime]
+    metrics: Metrics
+    on_deliveries: Callable[[], None]
+    budget: RequestBudget
+    sweep_client: BrightpearlClient  # the same account at low priority
+    sweep_interval_s: float = 3600.0
+
+    async def budget_has_room(self, share: float) -> bool:
+        """Whether the relay used less than ``share`` of its budget in the last minute."""
+        return await self.budget.used_last_minute() < self.budget.per_minute * share
+
+    async def cursor(self, stream: Stream) -> StampCursor:
+        """The stream's cursor; a stream never followed before starts from a baseline taken now, so nothing
+        that exists already is reported."""
+        stored = await self.store.get_cursor(self.account.code, stream.key)
+        if stored is not None:
+            return StampCursor.from_json(stored)
+        cursor = await take_baseline(self.client, stream)
+        await self.commit_for(stream)([], cursor, [])
+        return cursor
+
+    async def commit(self, events: list[NewEvent], writes: list[Write]) -> None:
+        """Commit events with the detector's writes, in one fenced transaction (no cursor moves)."""
+        subscriptions = await self.store.account_subscriptions(self.account.code) if events else []
+
+        def also(pipe: Pipeline) -> None:
+            for write in writes:
+                write(pipe)
+
+        created = await self.outbox.commit(events, subscriptions, now=self.clock(), fence=self.fence, also=also)
+        for event in events:
+            self.metrics.events.labels(event.type).inc()
+        if created:
+            self.on_deliveries()
+
+    def commit_for(self, stream: Stream) -> Commit:
+        """Commit events with the stream's new cursor and the detector's writes, in one fenced transaction."""
+        cursor_key = keys.cursor(self.account.code, stream.key)
+
+        async def commit(events: list[NewEvent], cursor: StampCursor, writes: list[Write]) -> None:
+            def write_cursor(pipe: Pipeline) -> None:
+                pipe.set(cursor_key, cursor.to_json())
+
+            await self.commit(events, [write_cursor, *writes])
+
+        return commit
+
+    def mark_stock_dirty(self, product_ids: Iterable[int]) -> Write:
+        """A write marking products whose stock figures may have moved (their orders changed)."""
+        ids = sorted(product_ids)
+        key = keys.stock_dirty(self.account.code)
+
+        def apply(pipe: Pipeline) -> None:
+            if ids:
+                pipe.sadd(key, *ids)
+
+        return apply

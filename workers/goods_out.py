@@ -1,0 +1,183 @@
+"""Goods-out notes: ``created``, then ``printed``, ``picked``, ``packed`` and ``shipped`` as each note gets there.
+
+Notes have no ``updatedOn``. New ones come from a ``createdOn`` stream on ``goods-out-search``; the notes not
+shipped yet are followed by id (their stage flags come with the search, 500 notes a request), and only those
+whose flags moved are read in full. Each stage is reported once and in order, even when Brightpearl jumps
+straight to shipped; a shipped note is followed no further.
+"""
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+from subscriptions import keys
+from subscriptions.ids import event_id
+from subscriptions.outbox import NewEvent, event_body
+from workers.brightpearl.client import BrightpearlClient
+from workers.brightpearl.idset import chunk_id_sets
+from workers.brightpearl.timestamps import TimestampError, format_utc, parse_timestamp
+from workers.context import PollContext
+from workers.cursor import Row
+from workers.stream import Derived, Stream, Write, follow
+
+SEARCH = "warehouse-service/goods-note/goods-out-search"
+GET = "warehouse-service/order/*/goods-note/goods-out/"
+STAGES = ("printed", "picked", "packed", "shipped")
+FLAG_COLUMNS = "goodsOutNoteId,printed,picked,packed,shipped"
+MAX_IDS = 500  # goods-out notes allow 500 ids a request
+OPEN_KEY = "goods-out-notes.open"
+CREATED = Stream("goods-out-notes.created", SEARCH, "goodsOutNoteId", "createdOn")
+MAX_BASELINE_PAGES = 20
+
+Open = dict[int, int]  # note id -> how many stages it has reached (0 printed none, 4 shipped)
+
+
+def reached(flags: Mapping[str, Any]) -> int:
+    """How far along a note is: the last stage whose flag is set (a later stage implies the earlier ones)."""
+    level = 0
+    for index, stage in enumerate(STAGES, start=1):
+        if flags.get(stage) in (True, "true"):
+            level = index
+    return level
+
+
+def stage_events(account: str, note_id: int, note: dict[str, Any], before: int, after: int) -> list[NewEvent]:
+    """One event per stage from ``before`` to ``after``, in order; each stage's id depends only on the note."""
+    events = []
+    status = note.get("status") if isinstance(note.get("status"), dict) else {}
+    for stage in STAGES[before:after]:
+        full = f"goods-out-note.modified.{stage}"
+        when = _utc(status.get(f"{stage}On")) if isinstance(status, dict) else ""
+        data = {
+            "accountCode": account,
+            "resourceType": "goods-out-note",
+            "id": note_id,
+            "lifecycleEvent": "modified",
+            "fullEvent": full,
+            "resource": note,
+        }
+        events.append(
+            NewEvent(event_id(account, full, note_id), full, account, note_id, when, event_body(full, when, data))
+        )
+    return events
+
+
+def created_event(account: str, note_id: int, note: dict[str, Any]) -> NewEvent:
+    full = "goods-out-note.created"
+    when = _utc(note.get("createdOn"))
+    data = {
+        "accountCode": account,
+        "resourceType": "goods-out-note",
+        "id": note_id,
+        "lifecycleEvent": "created",
+        "fullEvent": full,
+        "resource": note,
+    }
+    return NewEvent(event_id(account, full, note_id), full, account, note_id, when, event_body(full, when, data))
+
+
+def _utc(value: object) -> str:
+    try:
+        return format_utc(parse_timestamp(str(value))) if value else ""
+    except TimestampError:
+        return ""
+
+
+def open_json(notes: Open) -> str:
+    return json.dumps({str(note_id): level for note_id, level in sorted(notes.items())})
+
+
+def save_open(code: str, notes: Open) -> Write:
+    """A write keeping the open notes as they stand now (committed with the events derived from them)."""
+    text, key = open_json(notes), keys.cursor(code, OPEN_KEY)
+
+    def apply(pipe: Pipeline) -> None:
+        pipe.set(key, text)
+
+    return apply
+
+
+async def open_notes_now(client: BrightpearlClient) -> Open:
+    """The notes not shipped yet and how far each has got: the baseline of an account being registered."""
+    notes: Open = {}
+    first = 1
+    for _ in range(MAX_BASELINE_PAGES):
+        page = await client.search(
+            SEARCH,
+            {
+                "shipped": "false",
+                "columns": "goodsOutNoteId,printed,picked,packed,shipped",
+                "pageSize": str(client.page_size),
+                "firstResult": str(first),
+            },
+        )
+        notes.update((int(row["goodsOutNoteId"]), reached(row)) for row in page.rows)
+        if not page.more_pages or not page.rows:
+            break
+        first = page.last_result + 1
+    return notes
+
+
+async def poll_notes(ctx: PollContext) -> None:
+    """One poll: new notes, then the stages of the notes still open."""
+    code = ctx.account.code
+    stored = await ctx.store.get_cursor(code, OPEN_KEY)
+    notes: Open = {int(k): v for k, v in json.loads(stored).items()} if stored else await open_notes_now(ctx.client)
+
+    def keep_open() -> Write:
+        return save_open(code, notes)
+
+    async def derive_created(rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
+        found = await ctx.client.get_keyed(GET, [row.id for row in rows], max_per_request=MAX_IDS)
+        events = []
+        for note_id, note in found.items():
+            if note_id in notes:
+                continue  # already followed (seen open at registration)
+            events.append(created_event(code, note_id, note))
+            level = reached(note.get("status") or {})
+            events += stage_events(code, note_id, note, 0, level)
+            if level < len(STAGES):
+                notes[note_id] = level
+        return Derived(events, [keep_open()], set(found))
+
+    await follow(
+        ctx.client,
+        CREATED,
+        await ctx.cursor(CREATED),
+        overlap_ms=ctx.overlap_ms,
+        derive=derive_created,
+        commit=ctx.commit_for(CREATED),
+    )
+    await _follow_open(ctx, notes, keep_open)
+
+
+async def _follow_open(ctx: PollContext, notes: Open, keep_open: Callable[[], Write]) -> None:
+    code = ctx.account.code
+    for id_set in chunk_id_sets(list(notes), MAX_IDS):
+        page = await ctx.client.search(
+            SEARCH,
+            {
+                "goodsOutNoteId": id_set,
+                "pageSize": str(MAX_IDS),
+                "columns": "goodsOutNoteId,printed,picked,packed,shipped",
+            },
+        )
+        moved = {
+            int(row["goodsOutNoteId"]): reached(row)
+            for row in page.rows
+            if int(row["goodsOutNoteId"]) in notes and reached(row) > notes[int(row["goodsOutNoteId"])]
+        }
+        if not moved:
+            continue
+        found = await ctx.client.get_keyed(GET, sorted(moved), max_per_request=MAX_IDS)
+        events = []
+        for note_id, note in found.items():
+            level = max(moved[note_id], reached(note.get("status") or {}))
+            events += stage_events(code, note_id, note, notes[note_id], level)
+            if level >= len(STAGES):
+                del notes[note_id]
+            else:
+                notes[note_id] = level
+        await ctx.commit(events, [keep_open()])
