@@ -79,6 +79,7 @@ def api_context(
         allow_private_targets=settings.allow_private_targets,
         clock=utc_now,
         metrics=metrics,
+        sweep_interval_s=settings.stock_sweep_interval_s,
     )
 
 
@@ -89,7 +90,9 @@ def worker_runtime(settings: Settings, connections: Connections, metrics: Metric
         brightpearl_session=brightpearl_session(),
         delivery_session=delivery_session(allow_private=settings.allow_private_targets),
         poll_policy=PollPolicy(
-            overlap_s=settings.poll_overlap_s, budget_per_minute=requests_per_minute(settings.budget_share)
+            overlap_s=settings.poll_overlap_s,
+            budget_per_minute=requests_per_minute(settings.budget_share),
+            sweep_interval_s=settings.stock_sweep_interval_s,
         ),
         delivery_policy=DeliveryPolicy(
             retry_schedule_s=settings.retry_schedule_s,

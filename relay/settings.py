@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     allow_private_targets: bool = False
     encryption_key: SecretStr | None = None
     poll_overlap_s: float = Field(60.0, ge=0, le=3600, description="how far back each poll looks again")
+    stock_sweep_interval_s: float = Field(
+        3600.0, ge=60, le=7 * 86400, description="how often the stock reconciliation sweep starts"
+    )
     max_in_flight: int = Field(256, ge=1, le=10_000, description="delivery attempts under way per worker process")
     subscription_concurrency: int = Field(32, ge=1, le=1_000, description="attempts under way per subscription")
     log_level: str = "INFO"

@@ -13,6 +13,8 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+pytest.register_assert_rewrite("tests.harness", "tests.e2e")
+
 BASE_URL = os.environ.get("RELAY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 CLAIM_KEY = "relay-test:claimed"
 DATABASES = range(1, 16)
@@ -65,3 +67,6 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC))
+
+
+from tests.harness import harness  # noqa: E402, F401 - the sandbox-and-poller fixture, for every test

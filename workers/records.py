@@ -27,7 +27,8 @@ Changes = dict[str, dict[str, Any]]
 
 
 def one_event(changes: Changes) -> list[tuple[str, Changes]]:
-    return [("modified", changes)]
+    """Any change is one ``modified`` event; no change, none."""
+    return [("modified", changes)] if changes else []
 
 
 def split_order_status(changes: Changes) -> list[tuple[str, Changes]]:
@@ -188,18 +189,22 @@ async def poll_records(ctx: PollContext, kind: RecordKind) -> None:
     async def derive_updated(rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
         records = await fetch(rows)
         before = await snapshots.load(list(records))
+        stamps = {row.id: row for row in rows}
         derived = Derived()
         for record_id, record in records.items():
             old = before.get(record_id)
             if old is None and created_cursor.is_new(Row(record_id, _created_ms(record))):
                 continue  # the created stream has not reached it yet: it will, and snapshot it
-            if kind.emit:
+            if old is None and not updated_cursor.is_new(stamps[record_id]):
+                pass  # read again only to catch a second change in one second: no change known, just remember it
+            elif kind.emit:
                 derived.events.extend(modified_events(ctx.account.code, kind, old, record))
             derived.writes.append(snapshots.write(record_id, record, kind.snapshot_ttl_s(record)))
             derived.writes.extend(dirty(record, *([old] if old else [])))
             derived.done.add(record_id)
         return derived
 
+    updated_cursor = await ctx.cursor(updated)
     created_cursor = await follow(
         ctx.client,
         created,
@@ -211,7 +216,7 @@ async def poll_records(ctx: PollContext, kind: RecordKind) -> None:
     await follow(
         ctx.client,
         updated,
-        await ctx.cursor(updated),
+        updated_cursor,
         overlap_ms=ctx.overlap_ms,
         derive=derive_updated,
         commit=ctx.commit_for(updated),

@@ -16,6 +16,7 @@ from relay.api.schemas import (
     AccountView,
     ListQuery,
     ResourceStatus,
+    StockSweepStatus,
 )
 from subscriptions.due import ms
 from subscriptions.errors import Conflict, InvalidInput
@@ -26,6 +27,7 @@ from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, R
 from workers.brightpearl.timestamps import parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines
 from workers.poller import client_for
+from workers.stock import SWEEP_KEY, SweepState
 
 TAG = "accounts"
 
@@ -33,16 +35,27 @@ TAG = "accounts"
 async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     status = await ctx.store.account_status(account.code)
     now = ctx.clock()
+    asked = account.intervals_s(account.resources)
     resources = {}
     for resource in account.resources:
         caught_up = status.get(f"{resource}:caught_up_at") or None
-        lag = round((now - parse_timestamp(caught_up)).total_seconds(), 3) if caught_up else None
+        cost = status.get(f"{resource}:requests_per_poll")
         resources[resource] = ResourceStatus(
-            poll_interval_s=account.poll_interval_s,
-            effective_poll_interval_s=account.poll_interval_s,
+            poll_interval_s=asked[resource],
+            effective_poll_interval_s=float(status.get(f"{resource}:effective_interval_s") or asked[resource]),
             last_poll_at=status.get(f"{resource}:last_poll_at") or None,
             caught_up_at=caught_up,
-            lag_s=lag,
+            lag_s=round((now - parse_timestamp(caught_up)).total_seconds(), 3) if caught_up else None,
+            requests_per_poll=float(cost) if cost else None,
+        )
+    sweep = None
+    if "stock" in account.resources:
+        state = SweepState.parse(await ctx.store.get_cursor(account.code, SWEEP_KEY))
+        sweep = StockSweepStatus(
+            mode=state.mode,
+            next_product_row=state.next_first,
+            last_completed_at=state.last_completed_at,
+            last_corrections=state.last_corrections,
         )
     return AccountView(
         code=account.code,
@@ -50,6 +63,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         app_ref=account.app_ref,
         auth=account.auth,
         poll_interval_s=account.poll_interval_s,
+        poll_intervals_s=account.poll_intervals_s,
         resources=account.resources,
         created_at=account.created_at,
         status=AccountStatus(
@@ -60,6 +74,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
             requests_last_minute=await ctx.budget(account.code).used_last_minute(),
             budget_per_minute=ctx.budget_per_minute,
             resources=resources,
+            stock_sweep=sweep,
         ),
     )
 
@@ -105,6 +120,7 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
         token=body.staff_token or body.account_token or "",
         poll_interval_s=body.poll_interval_s,
         resources=body.resources,
+        poll_intervals_s=body.poll_intervals_s,
         created_at=now,
     )
     baseline = await connect(ctx, account, list(account.resources))
@@ -142,6 +158,8 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
         update["poll_interval_s"] = body.poll_interval_s
     if body.resources is not None:
         update["resources"] = body.resources
+    if body.poll_intervals_s is not None:
+        update["poll_intervals_s"] = body.poll_intervals_s
     changed = account.model_copy(update=update)
     added = [r for r in changed.resources if r not in account.resources]
     baseline = Baseline()

@@ -5,7 +5,7 @@ Brightpearl token; a subscription's secret appears only when it is created and a
 """
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,6 +13,7 @@ from subscriptions.models import RESOURCES, Attempt, AuthKind, DeliveryStatus, R
 from subscriptions.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+PollInterval = Annotated[float, Field(ge=1, le=86_400)]
 T = TypeVar("T")
 
 
@@ -36,6 +37,9 @@ class AccountCreate(Input):
         None, min_length=1, max_length=1024, description="instead of account_token: brightpearl-staff-token"
     )
     poll_interval_s: float = Field(5.0, ge=1, le=3600)
+    poll_intervals_s: dict[Resource, PollInterval] = Field(
+        default_factory=dict, description='per resource, instead of poll_interval_s, e.g. {"contacts": 300}'
+    )
     resources: list[Resource] = Field(default_factory=lambda: list(RESOURCES), min_length=1)
 
     @model_validator(mode="after")
@@ -55,6 +59,7 @@ class AccountPatch(Input):
     account_token: str | None = Field(None, min_length=1, max_length=1024)
     staff_token: str | None = Field(None, min_length=1, max_length=1024)
     poll_interval_s: float | None = Field(None, ge=1, le=3600)
+    poll_intervals_s: dict[Resource, PollInterval] | None = None
     resources: list[Resource] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
@@ -69,11 +74,21 @@ class AccountPatch(Input):
 
 
 class ResourceStatus(BaseModel):
-    poll_interval_s: float
-    effective_poll_interval_s: float
+    poll_interval_s: float = Field(description="the interval asked for")
+    effective_poll_interval_s: float = Field(description="the interval the budget allows (never shorter)")
     last_poll_at: str | None = None
     caught_up_at: str | None = Field(None, description="every change before this time has been seen")
     lag_s: float | None = Field(None, description="seconds between caught_up_at and now")
+    requests_per_poll: float | None = Field(None, description="Brightpearl requests a poll costs, on average")
+
+
+class StockSweepStatus(BaseModel):
+    mode: Literal["baseline", "reconcile", "idle"] = Field(
+        description="baseline: taking the catalogue's first figures; reconcile: checking them; idle: waiting"
+    )
+    next_product_row: int
+    last_completed_at: str | None
+    last_corrections: int | None = Field(description="changes the last sweep caught that polling had missed")
 
 
 class AccountStatus(BaseModel):
@@ -84,6 +99,7 @@ class AccountStatus(BaseModel):
     requests_last_minute: int = Field(description="Brightpearl requests the relay made in the last minute")
     budget_per_minute: int = Field(description="the relay's share of the account's 200 requests a minute")
     resources: dict[str, ResourceStatus]
+    stock_sweep: StockSweepStatus | None = None
 
 
 class AccountView(BaseModel):
@@ -92,6 +108,7 @@ class AccountView(BaseModel):
     app_ref: str
     auth: AuthKind
     poll_interval_s: float
+    poll_intervals_s: dict[Resource, float]
     resources: list[Resource]
     created_at: datetime
     status: AccountStatus
