@@ -2,11 +2,17 @@
 
 app.py        the aiohttp app, ``start_sandbox`` (port 0 on loopback) and ``relay sandbox``
 gateway.py    the way in: account, throttle, faults, authentication, then the resource
-resources.py  Brightpearl's routes and their handlers (orders, order statuses, order-search)
+resources.py  Brightpearl's routes and their handlers (orders, products, availability, goods movements,
+              goods-out notes, contacts)
 search.py     resource search for any column table: filters, columns, sort, paging, reference
-orders.py     an order, its GET rendering and its search row
+orders.py     an order and its rows, its GET rendering and its search row
+products.py   a product, its GET rendering and its search row
+stock.py      stock figures per product and warehouse, and the goods movements that log changes
+goods_out.py  a goods-out note, its stages and events, its GET rendering and its search row
+contacts.py   a contact, its GET rendering and its search row
 catalogue.py  fixed data: order types, statuses, reference names, parties
-account.py    one account: credentials, clock, orders, throttle, faults, request counts
+account.py    one account: credentials, clock, orders, products, stock, notes, contacts, throttle, faults,
+              request counts; where changes that touch several of them meet
 state.py      the accounts by code and the app key they live under
 throttle.py   200 requests per rolling minute
 faults.py     injected faults: throttling, outages, slowness, bad bodies, expired tokens

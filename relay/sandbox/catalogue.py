@@ -1,5 +1,5 @@
 """The fixed data of a sandbox account: order types, order statuses, the names search ``reference`` maps give,
-and the parties and row an order is made of. Values are those seen in recorded Brightpearl answers; where a
+and the parties of an order. Values are those seen in recorded Brightpearl answers; where a
 recording showed only some of them (order-status objects other than status 1), the rest follow their shape.
 """
 
@@ -13,6 +13,9 @@ SUPPLIER_ORDER_TYPES = frozenset({"PO", "PC"})  # these have parties.supplier in
 STOCK_STATUS_UNSET = 13
 PAYMENT_STATUS_NOT_APPLICABLE = 5
 SHIPPING_STATUS_NONE_TRACKED = 1
+SHIPPING_STATUS_NOT_SHIPPED = 2
+SHIPPING_STATUS_PART_SHIPPED = 3
+SHIPPING_STATUS_ALL_SHIPPED = 4
 ORDER_STOCK_STATUS_NAMES = {STOCK_STATUS_UNSET: "Unset"}
 ORDER_PAYMENT_STATUS_NAMES = {PAYMENT_STATUS_NOT_APPLICABLE: "NOT_APPLICABLE"}
 ORDER_SHIPPING_STATUS_NAMES = {
@@ -137,38 +140,3 @@ def parties(order_type: str, contact_id: int) -> dict[str, Any]:
         "delivery": dict(_CUSTOMER_ADDRESS),
         "billing": {"contactId": contact_id, **_CUSTOMER_ADDRESS},
     }
-
-
-def order_row(currency: str = "USD") -> dict[str, Any]:
-    """The one row every sandbox order has (the recorded order 1's): one shirt at 10.00 including 10 % tax."""
-    return {
-        "orderRowSequence": "10",
-        "productId": 1007,
-        "productName": "Nice Shirt for Summer",
-        "productSku": "TEST001",
-        "quantity": {"magnitude": "1.0000"},
-        "itemCost": {"currencyCode": currency, "value": "5.0000"},
-        "productPrice": {"currencyCode": currency, "value": "10.0000"},
-        "discountPercentage": "0.00",
-        "rowValue": {
-            "taxRate": "10.0000",
-            "taxCode": "T",
-            "taxCalculator": "brightpearl",
-            "rowNet": {"currencyCode": currency, "value": "9.0909"},
-            "rowTax": {"currencyCode": currency, "value": "0.91"},
-            "taxClassId": 2,
-        },
-        "nominalCode": "4000",
-        "composition": {"bundleParent": False, "bundleChild": False, "parentOrderRowId": 0},
-        "clonedFromId": 0,
-    }
-
-
-ORDER_TOTAL_VALUE = {
-    "net": "9.09",
-    "taxAmount": "0.91",
-    "baseNet": "9.09",
-    "baseTaxAmount": "0.91",
-    "baseTotal": "10.00",
-    "total": "10.00",
-}

@@ -2,12 +2,19 @@
 
 Times are kept as aware UTC datetimes with second precision (Brightpearl's are ``.000``) and rendered in the
 account's offset only on the way out. A new order has no ``updatedOn``: a GET omits the key (Brightpearl omits
-null fields) and a search row has ``null``, as recorded.
+null fields) and a search row has ``null``, as recorded. Every change (status, allocation, reference, delivery
+date, rows, shipping) is a new ``version`` and stamps ``updatedOn``.
+
+An order made without rows has the recorded order's one row (product 1007, a shirt at 10.00 including 10 %
+tax), which no sandbox product backs: it is not stock-tracked, so such orders keep the recorded "no stock
+tracked products" shipping status. Rows made from sandbox products remember whether the product was
+stock-tracked; only those rows are allocated and go on goods-out notes.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from relay.sandbox import catalogue
@@ -41,6 +48,9 @@ ORDER_SEARCH_TABLE = SearchTable(
 
 CREATED_BY_ID = 4  # the staff id recorded on orders created through the API
 PURCHASE_DELIVERY_DAYS = 7  # recorded: a new PO's deliveryDate is a week after it was made
+UNIT_PRICE = Decimal("10.00")  # including tax, as the recorded row
+ITEM_COST = "5.0000"
+TAX_RATE = Decimal("0.10")
 
 
 def whole_second(value: datetime) -> datetime:
@@ -48,21 +58,53 @@ def whole_second(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """One row of an order: a product (as it was named when the row was made) and a quantity."""
+
+    id: int
+    product_id: int
+    sku: str
+    name: str
+    quantity: int
+    stock_tracked: bool
+    sequence: int = 10  # orderRowSequence: 10, 20, ...
+
+    def net(self) -> Decimal:
+        return (UNIT_PRICE * self.quantity / (1 + TAX_RATE)).quantize(Decimal("0.0001"))
+
+    def tax(self) -> Decimal:
+        return (UNIT_PRICE * self.quantity - self.net()).quantize(Decimal("0.01"))
+
+
+def recorded_row(row_id: int) -> OrderRow:
+    """The recorded order's row, which every order made without rows has: product 1007, not a sandbox product."""
+    return OrderRow(row_id, 1007, "TEST001", "Nice Shirt for Summer", 1, stock_tracked=False)
+
+
 @dataclass
 class SandboxOrder:
-    """One order of any type (SO, PO, SC, PC) and the little of it that changes."""
+    """One order of any type (SO, PO, SC, PC) and what of it changes."""
 
     id: int
     order_type: str
     status_id: int
     contact_id: int
     created_on: datetime
-    row_id: int
+    rows: list[OrderRow]
     reference: str = ""
     updated_on: datetime | None = None
     version: int = 1
     warehouse_id: int = 2
     parent_order_id: int = 0
+    allocated: bool = False
+    delivery_date_set: datetime | None = None  # a delivery date given after the order was made
+    noted_row_ids: set[int] = field(default_factory=set)  # rows on a goods-out note
+    shipped_row_ids: set[int] = field(default_factory=set)
+
+    @property
+    def supplier_side(self) -> bool:
+        return self.order_type in catalogue.SUPPLIER_ORDER_TYPES
 
     @property
     def tax_date(self) -> datetime:
@@ -71,15 +113,57 @@ class SandboxOrder:
 
     @property
     def delivery_date(self) -> datetime | None:
+        if self.delivery_date_set is not None:
+            return self.delivery_date_set
         if self.order_type != "PO":
             return None
         return self.created_on + timedelta(days=PURCHASE_DELIVERY_DAYS, seconds=1)
 
+    @property
+    def stock_rows(self) -> list[OrderRow]:
+        """The rows of stock-tracked products: the ones allocated, put on notes and shipped."""
+        return [row for row in self.rows if row.stock_tracked]
+
+    @property
+    def shipping_status_id(self) -> int:
+        stock_rows = {row.id for row in self.stock_rows}
+        if not stock_rows:
+            return catalogue.SHIPPING_STATUS_NONE_TRACKED
+        if stock_rows <= self.shipped_row_ids:
+            return catalogue.SHIPPING_STATUS_ALL_SHIPPED
+        if self.shipped_row_ids:
+            return catalogue.SHIPPING_STATUS_PART_SHIPPED
+        return catalogue.SHIPPING_STATUS_NOT_SHIPPED
+
+    @property
+    def allocation_status_code(self) -> str:
+        if self.supplier_side:
+            return "ANR"  # recorded on POs: allocation not required
+        return "AAA" if self.allocated else "ANA"
+
+    def touch(self, now: datetime) -> None:
+        """Any change: a new version, ``updatedOn`` now."""
+        self.version += 1
+        self.updated_on = whole_second(now)
+
     def change_status(self, status_id: int, now: datetime) -> None:
         """A status change: a new version, ``updatedOn`` now."""
         self.status_id = status_id
-        self.version += 1
-        self.updated_on = whole_second(now)
+        self.touch(now)
+
+    def change(self, now: datetime, *, reference: str | None = None, delivery_date: datetime | None = None) -> None:
+        """Change the reference and/or delivery date."""
+        self.reference = self.reference if reference is None else reference
+        self.delivery_date_set = self.delivery_date_set if delivery_date is None else whole_second(delivery_date)
+        self.touch(now)
+
+    def mark_allocated(self, now: datetime) -> None:
+        self.allocated = True
+        self.touch(now)
+
+    def mark_shipped(self, row_ids: Iterable[int], now: datetime) -> None:
+        self.shipped_row_ids.update(row_ids)
+        self.touch(now)
 
 
 def search_row(order: SandboxOrder) -> dict[str, Any]:
@@ -96,7 +180,7 @@ def search_row(order: SandboxOrder) -> dict[str, Any]:
         "orderPaymentStatusId": catalogue.PAYMENT_STATUS_NOT_APPLICABLE,
         "updatedOn": order.updated_on,
         "parentOrderId": order.parent_order_id,
-        "orderShippingStatusId": catalogue.SHIPPING_STATUS_NONE_TRACKED,
+        "orderShippingStatusId": order.shipping_status_id,
         "externalRef": None,
         "installedIntegrationInstanceId": None,
         "warehouseId": order.warehouse_id,
@@ -118,13 +202,59 @@ def search_reference(statuses: Mapping[int, catalogue.OrderStatus]) -> dict[str,
     }
 
 
+def _money(value: Decimal, currency: str) -> dict[str, str]:
+    return {"currencyCode": currency, "value": str(value)}
+
+
+def render_row(row: OrderRow, currency: str = "USD") -> dict[str, Any]:
+    """One of ``orderRows``, key for key as recorded; money and quantities are strings."""
+    return {
+        "orderRowSequence": str(row.sequence),
+        "productId": row.product_id,
+        "productName": row.name,
+        "productSku": row.sku,
+        "quantity": {"magnitude": f"{row.quantity}.0000"},
+        "itemCost": {"currencyCode": currency, "value": ITEM_COST},
+        "productPrice": _money(UNIT_PRICE.quantize(Decimal("0.0001")), currency),
+        "discountPercentage": "0.00",
+        "rowValue": {
+            "taxRate": str((TAX_RATE * 100).quantize(Decimal("0.0001"))),
+            "taxCode": "T",
+            "taxCalculator": "brightpearl",
+            "rowNet": _money(row.net(), currency),
+            "rowTax": _money(row.tax(), currency),
+            "taxClassId": 2,
+        },
+        "nominalCode": "4000",
+        "composition": {"bundleParent": False, "bundleChild": False, "parentOrderRowId": 0},
+        "clonedFromId": 0,
+    }
+
+
+def total_value(rows: Iterable[OrderRow]) -> dict[str, str]:
+    """``totalValue`` of rows: for the recorded row, net 9.09 and tax 0.91 of a 10.00 total."""
+    cents = Decimal("0.01")
+    rows = list(rows)
+    net = sum((row.net() for row in rows), Decimal(0)).quantize(cents)
+    tax = sum((row.tax() for row in rows), Decimal(0)).quantize(cents)
+    total = net + tax
+    return {
+        "net": str(net),
+        "taxAmount": str(tax),
+        "baseNet": str(net),
+        "baseTaxAmount": str(tax),
+        "baseTotal": str(total),
+        "total": str(total),
+    }
+
+
 def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minutes: int) -> dict[str, Any]:
     """The order as ``GET /order-service/order/{id}`` returns it, key for key in the recorded order."""
 
     def when(value: datetime) -> str:
         return format_in_offset(value, offset_minutes)
 
-    supplier_side = order.order_type in catalogue.SUPPLIER_ORDER_TYPES
+    supplier_side = order.supplier_side
     body: dict[str, Any] = {
         "id": order.id,
         "parentOrderId": order.parent_order_id,
@@ -136,8 +266,8 @@ def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minu
         "tax": {"errors": []},
         "orderPaymentStatus": "NOT_APPLICABLE",
         "stockStatusCode": "PON" if supplier_side else "SON",
-        "allocationStatusCode": "ANR" if supplier_side else "ANA",
-        "shippingStatusCode": catalogue.SHIPPING_STATUS_CODES[catalogue.SHIPPING_STATUS_NONE_TRACKED],
+        "allocationStatusCode": order.allocation_status_code,
+        "shippingStatusCode": catalogue.SHIPPING_STATUS_CODES[order.shipping_status_id],
         "placedOn": when(order.created_on),
         "createdOn": when(order.created_on),
     }
@@ -164,12 +294,12 @@ def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minu
             "exchangeRate": "1.000000",
             "fixedExchangeRate": supplier_side,
         },
-        "totalValue": dict(catalogue.ORDER_TOTAL_VALUE),
+        "totalValue": total_value(order.rows),
         "assignment": {
             "current": {"staffOwnerContactId": 0, "projectId": 0, "channelId": 0, "leadSourceId": 0, "teamId": 0}
         },
         "parties": catalogue.parties(order.order_type, order.contact_id),
-        "orderRows": {str(order.row_id): catalogue.order_row()},
+        "orderRows": {str(row.id): render_row(row) for row in order.rows},
         "warehouseId": order.warehouse_id,
         "acknowledged": 0,
         "costPriceListId": 0 if supplier_side else 1,

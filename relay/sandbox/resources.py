@@ -5,6 +5,10 @@ Handlers are plain functions from a :class:`Call` (the account, the query, the p
 Authentication, throttling, faults and headers are the gateway's business, not theirs. A new searchable
 resource adds a :class:`~relay.sandbox.search.SearchTable`, a row function and a route made by
 :func:`search_handler`.
+
+Served: orders (search, GET, OPTIONS, POST, status PUT, statuses), products (search, GET), product
+availability, goods movements (search), goods-out notes (search, GET) and contacts (search, GET). Containers
+follow the recordings: arrays for orders, products and contacts; maps keyed by id for availability and notes.
 """
 
 import json
@@ -13,15 +17,32 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from relay.sandbox import catalogue, envelope
+from relay.sandbox import catalogue, envelope, goods_out, orders, products
 from relay.sandbox.account import SandboxAccount, UnknownOrder, UnknownStatus
+from relay.sandbox.contacts import CONTACT_SEARCH_TABLE, render_contact
 from relay.sandbox.envelope import Answer, ApiError
-from relay.sandbox.orders import ORDER_SEARCH_TABLE, render_order, search_reference, search_row
-from relay.sandbox.search import SearchError, SearchTable, parse_query, run_search
+from relay.sandbox.goods_out import GOODS_OUT_SEARCH_TABLE, render_note
+from relay.sandbox.orders import ORDER_SEARCH_TABLE, render_order
+from relay.sandbox.products import PRODUCT_SEARCH_TABLE, render_product
+from relay.sandbox.search import (
+    COLUMN_ERROR_CODE,
+    SearchError,
+    SearchTable,
+    parse_count,
+    parse_query,
+    parse_sort,
+    run_search,
+)
+from relay.sandbox.stock import GOODS_MOVEMENT_SEARCH_TABLE
 from workers.brightpearl.idset import IdSetError, chunk_id_sets, parse_id_set
 
 MAX_ORDERS_PER_GET = 200
+MAX_PRODUCTS_PER_GET = 200
+MAX_AVAILABILITY_IDS = 200  # not recorded: clients use 100-200
+MAX_NOTES_PER_GET = 500
+MAX_CONTACTS_PER_PAGE = 200  # a contact GET naming more ids answers the first 200 and says more pages exist
 MAX_EXPANDED_IDS = 100_000  # an ID set naming more than this is refused as unparseable, not expanded
+SEARCH_MESSAGE_TYPE = "bulk-data-search"  # recorded for every search
 T = TypeVar("T")
 
 
@@ -97,20 +118,34 @@ def unordered(items: Sequence[T]) -> list[T]:
     return swapped
 
 
+Rows = Iterable[Mapping[str, Any]]
+
+
+def _no_reference(account: SandboxAccount) -> Mapping[str, Mapping[int, Any]]:
+    return {}
+
+
 def search_handler(
     table: SearchTable,
-    rows: Callable[[SandboxAccount], Iterable[Mapping[str, Any]]],
-    reference: Callable[[SandboxAccount], Mapping[str, Mapping[int, str]]],
+    rows: Callable[[SandboxAccount], Rows],
+    reference: Callable[[SandboxAccount], Mapping[str, Mapping[int, Any]]] = _no_reference,
+    rows_by_id: Callable[[SandboxAccount, Iterable[int]], Rows] | None = None,
 ) -> Handler:
-    """The handler of a ``*-search`` over ``table``, its rows and reference names taken from the account."""
+    """The handler of a ``*-search`` over ``table``, its rows and reference data taken from the account.
+
+    ``rows`` must come in ascending id order (the account's collections do). ``rows_by_id``, when given, looks
+    rows up by id for a search filtering the id column, so that ``productId=1-200`` does not walk 100,000."""
 
     def handle(call: Call) -> Answer:
-        offset = call.account.offset_minutes
+        account = call.account
+        offset = account.offset_minutes
         try:
             query = parse_query(table, call.query, offset)
         except SearchError as error:
             raise ApiError(500, error.code, error.message) from error
-        body = run_search(table, rows(call.account), query, offset_minutes=offset, reference=reference(call.account))
+        ids = query.ids
+        found = rows(account) if ids is None or rows_by_id is None else rows_by_id(account, sorted(ids))
+        body = run_search(table, found, query, offset_minutes=offset, reference=reference(account), in_id_order=True)
         return Answer(200, body)
 
     return handle
@@ -185,15 +220,94 @@ def get_order_statuses(call: Call) -> Answer:
     return Answer(200, {"response": [statuses[i].describe() for i in sorted(set(wanted)) if i in statuses]})
 
 
+def get_products(call: Call) -> Answer:
+    """``GET product/{ID-SET}``: the products that exist, in no particular order; 404 when none do (as the
+    product service answers for prices; a product GET finding nothing was not recorded)."""
+    account = call.account
+    found = account.find_products(request_ids(call.params["ids"], MAX_PRODUCTS_PER_GET))
+    if not found:
+        raise ApiError(404, envelope.NOT_FOUND_CODE, "No Products Found")
+    rendered = [render_product(product, account.warehouse_ids, account.offset_minutes) for product in found]
+    return Answer(200, {"response": unordered(rendered)})
+
+
+def get_availability(call: Call) -> Answer:
+    """``GET product-availability/{ID-SET}``: a map of the stock-tracked products that exist, by id; the others
+    are left out, as documented."""
+    found = call.account.availability(sorted(set(request_ids(call.params["ids"], MAX_AVAILABILITY_IDS))))
+    return Answer(200, {"response": dict(unordered(list(found.items())))})
+
+
+def get_goods_out_notes(call: Call) -> Answer:
+    """``GET order/{ORDER-ID-SET or *}/goods-note/goods-out[/{NOTE-ID-SET}]``: a map of the notes, by id, of
+    those orders (all notes of them when no note set is given); ``{}`` when none match."""
+    account = call.account
+    orders_text = call.params["orders"].strip()
+    order_ids = None if orders_text == "*" else frozenset(request_ids(orders_text, None))
+    if "notes" in call.params:
+        wanted = sorted(set(request_ids(call.params["notes"], MAX_NOTES_PER_GET)))
+        notes = [account.goods_out_notes[i] for i in wanted if i in account.goods_out_notes]
+    else:
+        notes = list(account.goods_out_notes.values())
+    found = [note for note in notes if order_ids is None or note.order_id in order_ids]
+    offset = account.offset_minutes
+    return Answer(200, {"response": {str(note.id): render_note(note, offset) for note in unordered(found)}})
+
+
+def get_contacts(call: Call) -> Answer:
+    """``GET contact/{ID-SET}``: the contacts that exist, a page at a time (``firstResult``, ``pageSize`` up to
+    200, ``sort=contactId.ASC|DESC``), with ``pagination`` and ``sorting`` beside ``response`` as recorded; 404
+    ``No Contact Found`` when none exist."""
+    account = call.account
+    existing = [i for i in sorted(set(request_ids(call.params["ids"], None))) if i in account.contacts]
+    if not existing:
+        raise ApiError(404, envelope.NOT_FOUND_CODE, "No Contact Found")
+    try:
+        keys = parse_sort(CONTACT_SEARCH_TABLE, call.query.get("sort") or "contactId.ASC")
+        size = max(1, min(MAX_CONTACTS_PER_PAGE, parse_count("pageSize", call.query.get("pageSize"), 200)))
+        first = max(1, parse_count("firstResult", call.query.get("firstResult"), 1))
+    except SearchError as error:
+        raise ApiError(500, error.code, error.message) from error
+    if [key.column.name for key in keys] != ["contactId"]:
+        raise ApiError(500, COLUMN_ERROR_CODE, "Contacts are sorted by contactId only")
+    if keys[0].descending:
+        existing.reverse()
+    page = existing[first - 1 : first - 1 + size]
+    last = first + len(page) - 1 if page else 0
+    return Answer(
+        200,
+        {
+            "response": [render_contact(account.contacts[i], account.offset_minutes) for i in page],
+            "pagination": {
+                "morePagesAvailable": bool(page) and last < len(existing),
+                "resultsReturned": len(page),
+                "firstResult": first if page else 0,
+                "lastResult": last,
+            },
+            "sorting": [{"field": "contactId", "direction": "DESC" if keys[0].descending else "ASC"}],
+        },
+    )
+
+
+def _product_rows(account: SandboxAccount, ids: Iterable[int]) -> Rows:
+    found = (account.products.get(product_id) for product_id in ids)
+    return (product.search_row() for product in found if product is not None)
+
+
+def _movement_rows(account: SandboxAccount, ids: Iterable[int]) -> Rows:
+    rows = account.stock.movement_rows
+    return (rows[movement_id] for movement_id in ids if movement_id in rows)
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "order-service/order-search",
-        "bulk-data-search",
+        SEARCH_MESSAGE_TYPE,
         search_handler(
             ORDER_SEARCH_TABLE,
-            lambda account: (search_row(order) for order in account.orders.values()),
-            lambda account: search_reference(account.statuses),
+            lambda account: (orders.search_row(order) for order in account.orders.values()),
+            lambda account: orders.search_reference(account.statuses),
         ),
     ),
     Route("GET", "order-service/order/{ids}", "get-order", get_orders),
@@ -202,4 +316,50 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "order-service/order/{id}/status", "put-order-status", put_order_status),
     Route("GET", "order-service/order-status", "get-order-status", get_order_statuses),
     Route("GET", "order-service/order-status/{ids}", "get-order-status", get_order_statuses),
+    Route(
+        "GET",
+        "product-service/product-search",
+        SEARCH_MESSAGE_TYPE,
+        search_handler(
+            PRODUCT_SEARCH_TABLE,
+            lambda account: (product.search_row() for product in account.products.values()),
+            lambda account: products.search_reference(account.products),
+            _product_rows,
+        ),
+    ),
+    Route("GET", "product-service/product/{ids}", "product-get", get_products),  # sic: recorded "product-get"
+    Route("GET", "warehouse-service/product-availability/{ids}", "get-product-availability", get_availability),
+    Route(
+        "GET",
+        "warehouse-service/goods-movement-search",
+        SEARCH_MESSAGE_TYPE,
+        search_handler(
+            GOODS_MOVEMENT_SEARCH_TABLE,
+            lambda account: account.stock.movement_rows.values(),
+            rows_by_id=_movement_rows,
+        ),
+    ),
+    Route(
+        "GET",
+        "warehouse-service/goods-note/goods-out-search",
+        SEARCH_MESSAGE_TYPE,
+        search_handler(
+            GOODS_OUT_SEARCH_TABLE,
+            lambda account: (goods_out.search_row(note) for note in account.goods_out_notes.values()),
+        ),
+    ),
+    Route(
+        "GET",
+        "warehouse-service/order/{orders}/goods-note/goods-out/{notes}",
+        "get-goods-out-note",
+        get_goods_out_notes,
+    ),
+    Route("GET", "warehouse-service/order/{orders}/goods-note/goods-out", "get-goods-out-note", get_goods_out_notes),
+    Route(
+        "GET",
+        "contact-service/contact-search",
+        SEARCH_MESSAGE_TYPE,
+        search_handler(CONTACT_SEARCH_TABLE, lambda account: (c.search_row() for c in account.contacts.values())),
+    ),
+    Route("GET", "contact-service/contact/{ids}", "get-contact", get_contacts),
 )

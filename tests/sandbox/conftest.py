@@ -96,6 +96,27 @@ class Client:
         assert reply.status == 200, reply.text
         return reply.body
 
+    async def ok(self, method: str, path: str, json: Any = None, status: int = 200, account: str = "acme") -> Any:
+        """A control call on ``/accounts/{account}{path}`` that must answer ``status``; its JSON body."""
+        reply = await self.control(method, f"/accounts/{account}{path}", json)
+        assert reply.status == status, reply.text
+        return reply.body
+
+    async def get(self, path: str, account: str = "acme", **params: str) -> Any:
+        """A Brightpearl GET that must answer 200; its JSON body."""
+        reply = await self.bp("GET", path, account=account, params=params)
+        assert reply.status == 200, reply.text
+        return reply.body
+
+    async def products(self, count: int = 1, account: str = "acme", **extra: Any) -> list[int]:
+        return list((await self.ok("POST", "/products", {"count": count, **extra}, 201, account))["ids"])
+
+    async def rows(self, path: str, account: str = "acme", **params: str) -> list[dict[str, Any]]:
+        """A search's rows as dicts by column name."""
+        response = (await self.get(path, account, **params))["response"]
+        names = [column["name"] for column in response["metaData"]["columns"]]
+        return [dict(zip(names, row, strict=True)) for row in response["results"]]
+
 
 @pytest.fixture
 def wall_clock() -> WallClock:

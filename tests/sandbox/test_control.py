@@ -164,3 +164,42 @@ async def test_a_body_that_is_not_json_is_a_400(client: Client, data: bytes) -> 
     reply = await client.control("POST", "/accounts/acme/orders", data=data)
     assert reply.status == 400
     assert "error" in reply.body
+
+
+async def test_requests_are_counted_by_route(client: Client) -> None:
+    (product_id,) = (await client.control("POST", "/accounts/acme/products", {})).body["ids"]
+    paths = [
+        f"product-service/product/{product_id}",
+        "product-service/product-search",
+        f"warehouse-service/product-availability/{product_id}",
+        f"warehouse-service/product-availability/{product_id},1",
+        "warehouse-service/goods-movement-search",
+        "warehouse-service/goods-note/goods-out-search",
+        "warehouse-service/order/*/goods-note/goods-out/1",
+        "warehouse-service/order/1/goods-note/goods-out/",
+        "contact-service/contact-search",
+        "contact-service/contact/1",
+    ]
+    for path in paths:
+        await client.bp("GET", path)
+    by_route = (await client.control("GET", "/accounts/acme/requests")).body["by_route"]
+    assert by_route == {
+        "product-service/product/{ids}": 1,
+        "product-service/product-search": 1,
+        "warehouse-service/product-availability/{ids}": 2,
+        "warehouse-service/goods-movement-search": 1,
+        "warehouse-service/goods-note/goods-out-search": 1,
+        "warehouse-service/order/{orders}/goods-note/goods-out/{notes}": 1,
+        "warehouse-service/order/{orders}/goods-note/goods-out": 1,
+        "contact-service/contact-search": 1,
+        "contact-service/contact/{ids}": 1,
+    }
+
+
+async def test_things_made_are_listed(client: Client) -> None:
+    products = (await client.control("POST", "/accounts/acme/products", {"count": 3})).body["ids"]
+    contacts = (await client.control("POST", "/accounts/acme/contacts", {"count": 2})).body["ids"]
+    assert (await client.control("GET", "/accounts/acme/products")).body == {"ids": products}
+    assert (await client.control("GET", "/accounts/acme/contacts")).body == {"ids": contacts}
+    assert (await client.control("GET", "/accounts/acme/goods-out-notes")).body == {"ids": []}
+    assert (products[0], contacts[0]) == (10_001, 1_001)

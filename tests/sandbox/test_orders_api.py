@@ -206,7 +206,7 @@ async def test_order_statuses(client: Client) -> None:
     ("method", "path", "status"),
     [
         ("GET", "order-service/nothing-here", 404),
-        ("GET", "product-service/product/1", 404),
+        ("GET", "product-service/brand/1", 404),
         ("GET", "", 404),
         ("DELETE", "order-service/order/1", 405),
     ],
@@ -225,3 +225,71 @@ async def test_an_unknown_account(client: Client) -> None:
     assert reply.body["errors"][0]["code"] == "CMNC-404"
     assert reply.headers["Content-Type"] == "application/json;charset=UTF-8"
     assert reply.headers["Brightpearl-Next-Throttle-Period"] == "59999"
+
+
+RECORDED_ROW = next(iter(json.loads(load("order_get_one.yml.0.txt").body)["response"][0]["orderRows"].values()))
+
+
+async def test_an_order_of_products_has_the_recorded_rows(client: Client) -> None:
+    shirt, hat = (await client.control("POST", "/accounts/acme/products", {"count": 2, "name": "Shirt"})).body["ids"]
+    rows = [{"product_id": shirt, "quantity": 2}, {"product_id": hat, "quantity": 1}]
+    reply = await client.control("POST", "/accounts/acme/orders", {"rows": rows, "warehouse_id": 3})
+    (order_id,) = reply.body["ids"]
+    order = await get_order(client, order_id)
+    assert [shape(row) for row in order["orderRows"].values()] == [shape(RECORDED_ROW)] * 2
+    first, second = order["orderRows"].values()
+    assert [list(row) for row in (first, second)] == [list(RECORDED_ROW)] * 2
+    assert (first["productId"], first["productSku"], first["productName"]) == (shirt, f"SKU-{shirt}", "Shirt")
+    assert (first["quantity"], second["quantity"]) == ({"magnitude": "2.0000"}, {"magnitude": "1.0000"})
+    assert (first["orderRowSequence"], second["orderRowSequence"]) == ("10", "20")
+    assert first["rowValue"]["rowNet"]["value"] == "18.1818"
+    assert order["totalValue"] == {
+        "net": "27.27",
+        "taxAmount": "2.73",
+        "baseNet": "27.27",
+        "baseTaxAmount": "2.73",
+        "baseTotal": "30.00",
+        "total": "30.00",
+    }
+    assert (order["warehouseId"], order["shippingStatusCode"], order["allocationStatusCode"]) == (3, "SNS", "ANA")
+    rows_found = (await client.search(columns="orderId,warehouseId,orderShippingStatusId"))["response"]["results"]
+    assert rows_found == [[order_id, 3, 2]]
+
+
+async def test_an_order_made_without_rows_keeps_the_recorded_row(client: Client) -> None:
+    (order_id,) = await client.orders(1)
+    order = await get_order(client, order_id)
+    assert list(order["orderRows"].values()) == [RECORDED_ROW]
+    assert order["totalValue"] == json.loads(load("order_get_one.yml.0.txt").body)["response"][0]["totalValue"]
+
+
+async def test_change_an_order(client: Client, wall_clock: WallClock) -> None:
+    (product_id,) = (await client.control("POST", "/accounts/acme/products", {"stock": {"2": 9}})).body["ids"]
+    row = {"product_id": product_id, "quantity": 1}
+    (order_id,) = (await client.control("POST", "/accounts/acme/orders", {"rows": [row], "allocate": True})).body["ids"]
+    wall_clock.advance(15)
+    patch = {"reference": "PO-77", "delivery_date": "2026-12-01T09:00:00Z", "add_rows": [{**row, "quantity": 4}]}
+    reply = await client.control("PATCH", f"/accounts/acme/orders/{order_id}", patch)
+    assert reply.status == 200, reply.text
+    assert (reply.body["version"], reply.body["updated_on"], reply.body["reference"]) == (
+        2,
+        "2026-11-26T10:00:15Z",
+        "PO-77",
+    )
+    order = await get_order(client, order_id)
+    assert (order["reference"], order["version"], len(order["orderRows"])) == ("PO-77", 2, 2)
+    assert order["delivery"] == {"deliveryDate": "2026-12-01T03:00:00.000-06:00", "shippingMethodId": 0}
+    found = await client.search(customerRef="PO-77", columns="orderId,deliveryDate,updatedOn")
+    assert found["response"]["results"] == [
+        [order_id, "2026-12-01T03:00:00.000-06:00", "2026-11-26T04:00:15.000-06:00"]
+    ]
+    available = await client.bp("GET", f"warehouse-service/product-availability/{product_id}")
+    assert available.body["response"][str(product_id)]["total"]["allocated"] == 5  # the new row allocated too
+    await client.control("POST", f"/accounts/acme/orders/{order_id}/goods-out-notes")
+    late = await client.control("PATCH", f"/accounts/acme/orders/{order_id}", {"add_rows": [row]})
+    assert late.status == 409
+    renamed = await client.control("PATCH", f"/accounts/acme/products/{product_id}", {"name": "Renamed"})
+    assert renamed.status == 200
+    assert (await get_order(client, order_id))["orderRows"][str(reply.body["row_ids"][0])]["productName"] == (
+        f"Product {product_id}"  # a row keeps the name the product had when it was made
+    )

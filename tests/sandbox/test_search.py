@@ -294,3 +294,116 @@ def test_pages_put_together_are_the_whole_result_once(created: list[int], page_s
         first = answer["metaData"]["lastResult"] + 1
     assert seen == [row[0] for row in whole["response"]["results"]]
     assert sorted(seen) == [row["id"] for row in rows]
+
+
+FLAGS = SearchTable(
+    (
+        Column("id", DataType.IDSET),
+        Column("tracked", DataType.BOOLEAN),
+        Column("name", DataType.SEARCH_STRING),
+        Column("channel", DataType.STRING, filterable=False),
+        Column("category", DataType.IDSET, sortable=False),
+    ),
+    id_column="id",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "matching", "not_matching"),
+    [
+        ("true", [True], [False, None, "true", 1]),
+        ("false", [False], [True, None, 0]),
+        ("TRUE", [True], [False]),
+        (" false ", [False], [True]),
+    ],
+)
+def test_boolean_filters(text: str, matching: list[Any], not_matching: list[Any]) -> None:
+    test = parse_filter(Column("shipped", DataType.BOOLEAN), text)
+    assert [test(value) for value in matching] == [True] * len(matching)
+    assert [test(value) for value in not_matching] == [False] * len(not_matching)
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "0", "t", "truthy", "BAD PARAM"])
+def test_boolean_filters_refuse_anything_but_true_and_false(text: str) -> None:
+    with pytest.raises(SearchError) as raised:
+        parse_filter(Column("shipped", DataType.BOOLEAN), text)
+    assert (raised.value.code, raised.value.message) == (
+        "CMNC-018",
+        f"The filter shipped={text} cannot be parsed as: BOOLEAN",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "matching", "not_matching"),
+    [
+        ("Test Product", ["Anthony Test Product", "Test Product BSITC 100X", "Bundle of 5 Test Products"], ["Test"]),
+        ("test product", ["Anthony Test Product"], ["Product Test", None]),
+        ("@business.com", ["foo@business.com"], ["foo@business.co", ""]),
+    ],
+)
+def test_search_string_filters_match_a_part_in_any_case(
+    text: str, matching: list[Any], not_matching: list[Any]
+) -> None:
+    test = parse_filter(Column("productName", DataType.SEARCH_STRING), text)
+    assert [test(value) for value in matching] == [True] * len(matching)
+    assert [test(value) for value in not_matching] == [False] * len(not_matching)
+
+
+def test_columns_describe_whether_they_sort_and_filter() -> None:
+    described = {
+        column["name"]: (column["sortable"], column["filterable"])
+        for column in run_search(FLAGS, [], parse_query(FLAGS, {}), offset_minutes=0, reference={})["response"][
+            "metaData"
+        ]["columns"]
+    }
+    assert described == {
+        "id": (True, True),
+        "tracked": (True, True),
+        "name": (True, True),
+        "channel": (True, False),
+        "category": (False, True),
+    }
+
+
+def test_a_column_that_cannot_filter_ignores_its_parameter_and_one_that_cannot_sort_refuses() -> None:
+    assert parse_query(FLAGS, {"channel": "Brightpearl", "tracked": "true"}).filters[0][0] == "tracked"
+    with pytest.raises(SearchError, match="not sortable"):
+        parse_sort(FLAGS, "category.ASC")
+
+
+@pytest.mark.parametrize(
+    ("params", "ids"),
+    [
+        ({}, None),
+        ({"tracked": "true"}, None),
+        ({"id": "3-5,9"}, frozenset({3, 4, 5, 9})),
+        ({"category": "3-5"}, None),  # an IDSET filter, but not on the id column
+    ],
+)
+def test_a_query_tells_the_ids_its_id_filter_allows(params: dict[str, str], ids: frozenset[int] | None) -> None:
+    assert parse_query(FLAGS, params).ids == ids
+
+
+def test_boolean_and_search_string_filters_in_a_search() -> None:
+    rows = [
+        {"id": 1, "tracked": True, "name": "Red shirt", "channel": "x", "category": 1},
+        {"id": 2, "tracked": False, "name": "Red hat", "channel": "x", "category": 1},
+        {"id": 3, "tracked": True, "name": "Blue shirt", "channel": "x", "category": 1},
+    ]
+    query = parse_query(FLAGS, {"tracked": "true", "name": "SHIRT", "columns": "id,tracked"})
+    answer = run_search(FLAGS, rows, query, offset_minutes=0, reference={}, in_id_order=True)
+    assert answer["response"]["results"] == [[1, True], [3, True]]
+
+
+def test_reference_data_may_be_lists_and_only_the_pages_ids_are_looked_up() -> None:
+    class Membership(dict[int, list[int]]):
+        def keys(self) -> Any:  # a search must not walk a 100,000-product map
+            raise AssertionError("keys() walked")
+
+    table = SearchTable((Column("id", DataType.IDSET, "membership"),), id_column="id")
+    rows = [{"id": i} for i in range(1, 6)]
+    lookup = Membership({i: [296] for i in range(1, 100)})
+    answer = run_search(
+        table, rows, parse_query(table, {"pageSize": "2"}), offset_minutes=0, reference={"membership": lookup}
+    )
+    assert answer["reference"] == {"membership": {"1": [296], "2": [296]}}
