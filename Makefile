@@ -28,5 +28,8 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python bench/poll_cost.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -24,7 +24,9 @@ from relay.sandbox.app import start_sandbox
 from relay.service import bound_port, running
 from relay.settings import Settings
 
-POLL_INTERVAL_S = 1.0
+# the sandbox's whole budget is the demo's; polls as often as 200 requests a minute allow for all five resources
+POLL_INTERVAL_S = 1.5
+SLOWER_POLLS_S = {"stock": 3, "goods-out-notes": 4, "products": 8, "contacts": 8}
 
 
 class Printer:
@@ -56,26 +58,52 @@ async def _call(
         return payload
 
 
-async def make_orders_happen(
-    session: aiohttp.ClientSession, control: str, stop: asyncio.Event, rng: random.Random
+async def make_changes_happen(
+    session: aiohttp.ClientSession, control: str, stop: asyncio.Event, rng: random.Random, products: list[int]
 ) -> int:
-    """Orders in the sandbox, some in bursts sharing one timestamp, and status changes."""
+    """What a shop's back office does all day, in the sandbox: orders (some in bursts sharing one timestamp, some
+    allocating stock), status changes, goods received, goods-out notes picked and shipped, products and contacts
+    edited. Returns how many orders it made."""
     made: list[int] = []
+    notes: list[int] = []
+    contacts: list[int] = []
+
+    async def act(method: str, path: str, body: Any = None) -> Any:
+        with contextlib.suppress(RuntimeError):  # a change the sandbox refuses (say, a note already shipped)
+            return await _call(session, method, f"{control}{path}", body=body)
+        return None
+
     while not stop.is_set():
-        count = rng.choice([1, 1, 2, 3, 5])
-        created = await _call(
-            session,
-            "POST",
-            f"{control}/orders",
-            body={"count": count, "order_type": rng.choice(["SO", "SO", "SO", "PO", "SC"])},
-        )
-        made += created["ids"]
-        if made and rng.random() < 0.5:
-            order_id = rng.choice(made)
-            with contextlib.suppress(RuntimeError):
-                await _call(session, "PUT", f"{control}/orders/{order_id}/status", body={"status_id": 4})
+        rows = [{"product_id": rng.choice(products), "quantity": rng.randint(1, 3)}]
+        created = await act("POST", "/orders", {"count": rng.choice([1, 1, 2, 3]), "rows": rows, "allocate": True})
+        made += created["ids"] if created else []
+        choice = rng.random()
+        if choice < 0.25 and made:
+            await act("PUT", f"/orders/{rng.choice(made)}/status", {"status_id": rng.choice([2, 4])})
+        elif choice < 0.45:
+            await act(
+                "POST",
+                "/stock/receive",
+                {"product_id": rng.choice(products), "warehouse_id": 2, "quantity": rng.randint(5, 20)},
+            )
+        elif choice < 0.65 and made:
+            note = await act("POST", f"/orders/{made[-1]}/goods-out-notes")
+            notes += [note["id"]] if note else []
+        elif choice < 0.8 and notes:
+            await act(
+                "POST",
+                f"/goods-out-notes/{rng.choice(notes)}/stage",
+                {"stage": rng.choice(["printed", "packed", "shipped"])},
+            )
+        elif choice < 0.9:
+            await act("PATCH", f"/products/{rng.choice(products)}", {"name": f"Shirt, batch {rng.randint(1, 99)}"})
+        else:
+            contact = await act("POST", "/contacts", {"count": 1})
+            contacts += contact["ids"] if contact else []
+            if len(contacts) > 1:
+                await act("PATCH", f"/contacts/{contacts[0]}", {"last_name": f"Smith-{rng.randint(1, 99)}"})
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), rng.uniform(0.8, 2.0))
+            await asyncio.wait_for(stop.wait(), rng.uniform(0.6, 1.5))
     return len(made)
 
 
@@ -83,7 +111,12 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
     """Run the demo; 0 when webhooks arrived and every signature verified."""
     token = settings.token() or secrets.token_urlsafe(24)
     settings = settings.model_copy(
-        update={"api_token": SecretStr(token), "allow_private_targets": True, "retry_schedule_s": (1.0, 2.0, 5.0)}
+        update={
+            "api_token": SecretStr(token),
+            "allow_private_targets": True,
+            "budget_share": 1.0,
+            "retry_schedule_s": (1.0, 2.0, 5.0),
+        }
     )
     printer = Printer(out)
     receiver = Receiver(on_receive=printer)
@@ -102,6 +135,10 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
         async with running(settings, api=True, worker=True, api_port=0) as parts, aiohttp.ClientSession() as http:
             api = parts.api_url
             account = sandbox.account("acme")
+            control = f"{sandbox.url}/_sandbox/accounts/acme"
+            # a small catalogue that exists before the relay does: its stock is the baseline's
+            catalogue = await _call(http, "POST", f"{control}/products", None, {"count": 6, "stock": {"2": 40}})
+            products = list(catalogue["ids"])
             await _call(
                 http,
                 "POST",
@@ -113,6 +150,7 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
                     "app_ref": account.app_ref,
                     "account_token": account.account_token,
                     "poll_interval_s": POLL_INTERVAL_S,
+                    "poll_intervals_s": SLOWER_POLLS_S,
                 },
             )
             sub = await _call(
@@ -127,11 +165,14 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
             print(f"sandbox      {sandbox.base_url('acme')}   (control: {sandbox.url}/_sandbox)", file=out)
             print(f"receiver     {receiver_url}   subscribed to '*' as {sub['id']}", file=out)
             print(
-                "making orders happen in the sandbox; each webhook appears here as it arrives\n", file=out, flush=True
+                "making orders, stock movements, goods-out notes, product and contact changes happen in the sandbox;"
+                "\neach webhook appears here as it arrives\n",
+                file=out,
+                flush=True,
             )
             generator_stop = asyncio.Event()
             generator = asyncio.create_task(
-                make_orders_happen(http, f"{sandbox.url}/_sandbox/accounts/acme", generator_stop, random.Random())  # noqa: S311
+                make_changes_happen(http, control, generator_stop, random.Random(), products)  # noqa: S311
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(duration_s - 4, 1) if duration_s else None)

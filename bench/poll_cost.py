@@ -1,0 +1,139 @@
+"""Brightpearl requests per poll cycle with 10 stock changes a cycle, for catalogues of 1,000 to 100,000 products,
+beside what reading the whole catalogue's availability would cost.
+
+    .venv/bin/python bench/poll_cost.py [--cycles 5] [--sizes 1000,10000,100000]
+
+Each size gets a fresh sandbox account and the embedded store. The account is registered with orders and stock
+watched; the stock baseline is completed first (with the sandbox's throttle lifted, so the benchmark does not
+wait minutes for it), then every cycle makes 10 stock changes (5 goods received, 5 sales orders allocating
+stock) and runs one poll of the account. The table counts the requests the sandbox served during the cycles,
+by route: what the relay spends to find and report those changes. A full scan is the product search and the
+availability reads one sweep of the catalogue costs (catalogue / 500 + catalogue / 200).
+"""
+
+import argparse
+import asyncio
+import math
+import random
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from relay.connections import connect
+from relay.sandbox.account import SandboxAccount
+from relay.sandbox.app import start_sandbox
+from relay.sandbox.throttle import RollingWindowThrottle
+from subscriptions import keys
+from subscriptions.due import ms
+from subscriptions.models import AccountRecord
+from subscriptions.outbox import Outbox
+from subscriptions.store import Store
+from workers.context import PollContext
+from workers.detectors import take_baselines
+from workers.metrics import Metrics
+from workers.poller import Poller, PollPolicy, client_for
+from workers.stock import Figures, Sweep
+
+CHANGES_PER_CYCLE = 10
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Counter[str], int, int]:
+    account = SandboxAccount("acme", throttle=RollingWindowThrottle(limit=10**9))
+    sandbox = await start_sandbox(accounts=[account])
+    connections = await connect(None)
+    try:
+        products = account.create_products(size, stock={2: 100})
+        product_ids = [p.id for p in products]
+        async with aiohttp.ClientSession() as http:
+            store = Store(connections.redis)
+            policy = PollPolicy(budget_per_minute=10**9)
+            poller = Poller(
+                store,
+                Outbox(connections.redis),
+                connections.redis,
+                http,
+                policy,
+                Metrics(),
+                clock=now,
+                on_deliveries=lambda: None,
+            )
+            record = AccountRecord(
+                code="acme",
+                base_url=sandbox.base_url("acme"),
+                app_ref=account.app_ref,
+                auth="account_token",
+                token=account.account_token,
+                poll_interval_s=5,
+                resources=["orders", "stock"],
+                created_at=now(),
+            )
+            client = client_for(http, record, None)
+            baseline = await take_baselines(client, record.resources, sweep_interval_s=10**7, now_ms=ms(now()))
+            await store.create_account(record, baseline.cursors, 0, baseline.stock_figures)
+            ctx = PollContext(
+                client,
+                record,
+                connections.redis,
+                store,
+                poller.outbox,
+                None,
+                60_000,
+                now,
+                Metrics(),
+                lambda: None,
+                poller.budget("acme"),
+                client,
+            )
+            sweep = Sweep(ctx, Figures(connections.redis, "acme"))
+            while (await sweep.state()).mode == "baseline":  # finish the catalogue's first figures
+                await sweep.step(10**7, pages=50)
+            account.requests.reset()
+            for _ in range(cycles):
+                chosen = rng.sample(product_ids, CHANGES_PER_CYCLE)
+                for product_id in chosen[:5]:
+                    account.receive_stock(product_id, 2, rng.randint(1, 9))
+                for product_id in chosen[5:]:
+                    account.create_orders(1, rows=[(product_id, rng.randint(1, 3))], allocate=True)
+                await connections.redis.delete(keys.resource_due("acme"))
+                await poller.poll("acme")
+            served = account.requests.describe()
+            events = await store.list_events(
+                limit=1000, cursor=None, account="acme", type_="product.modified.on-hand-modified"
+            )
+            stock_events = len(events.items)
+    finally:
+        await sandbox.close()
+        await connections.close()
+    by_route = Counter({route: count for route, count in served["by_route"].items()})
+    full_scan = math.ceil(size / 500) + math.ceil(size / 200)
+    return served["total"] / cycles, by_route, full_scan, stock_events
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    args = parser.parse_args()
+    rng = random.Random(7)
+    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"{CHANGES_PER_CYCLE} stock changes a cycle (5 goods received, 5 allocations), {args.cycles} cycles each\n")
+    print(f"{'catalogue':>10}  {'requests/cycle':>14}  {'full scan':>9}  {'ratio':>7}  {'stock events':>12}  by route")
+    for size in (int(s) for s in args.sizes.split(",")):
+        per_cycle, by_route, full_scan, events = await measure(size, args.cycles, rng)
+        routes = ", ".join(f"{route} {count / args.cycles:g}" for route, count in sorted(by_route.items()))
+        print(
+            f"{size:>10,}  {per_cycle:>14.1f}  {full_scan:>9,}  {full_scan / per_cycle:>6.0f}x  {events:>12}  {routes}"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
