@@ -113,7 +113,7 @@ async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Co
     finally:
         await sandbox.close()
         await connections.close()
-    by_route = Counter({route: count for route, count in served["by_route"].items()})
+    by_route = Counter(served["by_route"])
     full_scan = math.ceil(size / 500) + math.ceil(size / 200)
     return served["total"] / cycles, by_route, full_scan, stock_events
 
