@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from relay.sandbox.throttle import RollingWindowThrottle
 from subscriptions import keys
 from tests.harness import ACCOUNT, Harness, now
 from workers.brightpearl.timestamps import parse_timestamp
+from workers.poller import PollPolicy
 
 
 async def test_orders_existing_at_registration_send_nothing(harness: Harness) -> None:
@@ -187,3 +189,25 @@ async def test_a_deleted_account_stops_polling(harness: Harness) -> None:
     await harness.store.delete_account("acme")
     await harness.poll()
     assert await harness.redis.zscore(keys.POLLS, ACCOUNT) is None
+
+
+async def test_the_relay_never_throttles_the_account_itself(harness: Harness) -> None:
+    """Polling as fast as it can, the relay stays inside its budget: Brightpearl never has to answer 503."""
+    await harness.register(resources=("orders", "products", "contacts"))
+    account = harness.sandbox.account("acme")
+    account.throttle = RollingWindowThrottle(limit=30)  # from now on, an account whose whole minute is 30 requests
+    harness.poller.policy = PollPolicy(budget_per_minute=30, page_size=7)
+    await harness.sandbox_call("DELETE", "/requests")
+
+    async def keep_polling() -> None:
+        while True:
+            await harness.create_orders(2)
+            await harness.poll()
+
+    task = asyncio.create_task(keep_polling())
+    await asyncio.sleep(3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    served = await harness.sandbox_call("GET", "/requests")
+    assert served["throttled"] == 0
+    assert 20 <= served["total"] <= 30  # it used its minute, and waited rather than go over
