@@ -7,7 +7,7 @@ lease ends. Due deliveries and due polls both live in one of these.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -46,11 +46,6 @@ class DueSet:
     async def remove(self, members: Sequence[str]) -> None:
         if members:
             await self.redis.zrem(self.key, *members)
-
-    async def earliest(self) -> datetime | None:
-        """When the next member comes due, if any."""
-        first = cast(list[tuple[Any, float]], await self.redis.zrange(self.key, 0, 0, withscores=True))
-        return datetime.fromtimestamp(first[0][1] / 1000, tz=UTC) if first else None
 
     async def size(self) -> int:
         return cast(int, await self.redis.zcard(self.key))

@@ -8,7 +8,7 @@ other fields of the same change make an ``order.modified``.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from subscriptions.ids import event_id
@@ -71,12 +71,14 @@ class RecordKind:
     snapshot_ttl_s: Callable[[dict[str, Any]], int | None] = lambda _: None
     products: Callable[[dict[str, Any]], set[int]] | None = None
     emit: bool = True  # False: followed only to learn which products' stock may have moved
-    streams: tuple[Stream, Stream] = field(init=False)
 
-    def __post_init__(self) -> None:
-        created = Stream(f"{self.resource}.created", self.search_path, self.id_column, "createdOn")
-        updated = Stream(f"{self.resource}.updated", self.search_path, self.id_column, "updatedOn")
-        object.__setattr__(self, "streams", (created, updated))
+    @property
+    def streams(self) -> tuple[Stream, Stream]:
+        """The ``createdOn`` stream of new records and the ``updatedOn`` stream of changed ones."""
+        return (
+            Stream(f"{self.resource}.created", self.search_path, self.id_column, "createdOn"),
+            Stream(f"{self.resource}.updated", self.search_path, self.id_column, "updatedOn"),
+        )
 
 
 ORDERS = RecordKind(
