@@ -1,9 +1,9 @@
 """Goods-out notes: ``created``, then ``printed``, ``picked``, ``packed`` and ``shipped`` as each note gets there.
 
 Notes have no ``updatedOn``. New ones come from a ``createdOn`` stream on ``goods-out-search``; the notes not
-shipped yet are followed by id (their stage flags come with the search, 500 notes a request), and only those
-whose flags moved are read in full. Each stage is reported once and in order, even when Brightpearl jumps
-straight to shipped; a shipped note is followed no further.
+shipped yet are followed by id, read 500 a request (their stages come from ``status``, so the search's columns,
+which Brightpearl does not document in full, are not relied on). Each stage is reported once, even when
+Brightpearl jumps straight to shipped; a shipped note is followed no further.
 """
 
 import json
@@ -25,7 +25,6 @@ from workers.stream import Derived, Stream, Write, follow
 SEARCH = "warehouse-service/goods-note/goods-out-search"
 GET = "warehouse-service/order/*/goods-note/goods-out/"
 STAGES = ("printed", "picked", "packed", "shipped")
-FLAG_COLUMNS = "goodsOutNoteId,printed,picked,packed,shipped"
 MAX_IDS = 500  # goods-out notes allow 500 ids a request
 OPEN_KEY = "goods-out-notes.open"
 CREATED = Stream("goods-out-notes.created", SEARCH, "goodsOutNoteId", "createdOn")
@@ -100,24 +99,20 @@ def save_open(code: str, notes: Open) -> Write:
 
 
 async def open_notes_now(client: BrightpearlClient) -> Open:
-    """The notes not shipped yet and how far each has got: the baseline of an account being registered."""
-    notes: Open = {}
+    """The notes not shipped yet and how far each has got: the baseline of an account being registered. The
+    stages are read from the notes themselves, not from search columns Brightpearl may not offer."""
+    ids: list[int] = []
     first = 1
     for _ in range(MAX_BASELINE_PAGES):
-        page = await client.search(
-            SEARCH,
-            {
-                "shipped": "false",
-                "columns": "goodsOutNoteId,printed,picked,packed,shipped",
-                "pageSize": str(client.page_size),
-                "firstResult": str(first),
-            },
-        )
-        notes.update((int(row["goodsOutNoteId"]), reached(row)) for row in page.rows)
+        params = {"shipped": "false", "columns": "goodsOutNoteId", "pageSize": str(client.page_size)}
+        page = await client.search(SEARCH, {**params, "firstResult": str(first)})
+        ids += [int(row["goodsOutNoteId"]) for row in page.rows if row.get("goodsOutNoteId") is not None]
         if not page.more_pages or not page.rows:
             break
         first = page.last_result + 1
-    return notes
+    found = await client.get_keyed(GET, ids, max_per_request=MAX_IDS) if ids else {}
+    levels = {note_id: reached(note.get("status") or {}) for note_id, note in found.items()}
+    return {note_id: level for note_id, level in levels.items() if level < len(STAGES)}
 
 
 async def poll_notes(ctx: PollContext) -> None:
@@ -154,30 +149,20 @@ async def poll_notes(ctx: PollContext) -> None:
 
 
 async def _follow_open(ctx: PollContext, notes: Open, keep_open: Callable[[], Write]) -> None:
+    """Read the open notes, 500 a request, and report the stages each has reached since."""
     code = ctx.account.code
     for id_set in chunk_id_sets(list(notes), MAX_IDS):
-        page = await ctx.client.search(
-            SEARCH,
-            {
-                "goodsOutNoteId": id_set,
-                "pageSize": str(MAX_IDS),
-                "columns": "goodsOutNoteId,printed,picked,packed,shipped",
-            },
-        )
-        moved = {
-            int(row["goodsOutNoteId"]): reached(row)
-            for row in page.rows
-            if int(row["goodsOutNoteId"]) in notes and reached(row) > notes[int(row["goodsOutNoteId"])]
-        }
-        if not moved:
-            continue
-        found = await ctx.client.get_keyed(GET, sorted(moved), max_per_request=MAX_IDS)
+        found = await ctx.client.get(GET + id_set)
         events = []
-        for note_id, note in found.items():
-            level = max(moved[note_id], reached(note.get("status") or {}))
+        for key, note in found.items() if isinstance(found, dict) else []:
+            note_id = int(key)
+            level = reached(note.get("status") or {}) if isinstance(note, dict) else 0
+            if note_id not in notes or level <= notes[note_id]:
+                continue
             events += stage_events(code, note_id, note, notes[note_id], level)
             if level >= len(STAGES):
                 del notes[note_id]
             else:
                 notes[note_id] = level
-        await ctx.commit(events, [keep_open()])
+        if events:
+            await ctx.commit(events, [keep_open()])
