@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
 from subscriptions.due import ms
@@ -60,10 +61,7 @@ class Store:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.account(account.code), account.model_dump_json(), nx=True)
             pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
-            for name, cursor in cursors.items():
-                pipe.set(keys.cursor(account.code, name), cursor)
-            if stock_figures:
-                pipe.hset(keys.stock_figures(account.code), mapping={str(k): v for k, v in stock_figures.items()})
+            _write_baseline(pipe, account.code, cursors, stock_figures or {})
             pipe.zadd(keys.POLLS, {account.code: first_poll_ms})
             created, *_ = await pipe.execute()
         if not created:
@@ -94,10 +92,7 @@ class Store:
         """Replace an account; resources newly watched start from their baseline, dropped ones stop polling."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.account(account.code), account.model_dump_json(), xx=True)
-            for name, cursor in cursors.items():
-                pipe.set(keys.cursor(account.code, name), cursor)
-            if stock_figures:
-                pipe.hset(keys.stock_figures(account.code), mapping={str(k): v for k, v in stock_figures.items()})
+            _write_baseline(pipe, account.code, cursors, stock_figures or {})
             dropped = [r for r in RESOURCES if r not in account.resources]
             for resource in dropped:
                 pipe.hdel(keys.resource_due(account.code), resource)
@@ -266,3 +261,11 @@ class Store:
             )
 
         return await newest_first(self.redis, index, limit=limit, cursor=cursor, load=self.load_deliveries, keep=keep)
+
+
+def _write_baseline(pipe: Pipeline, code: str, cursors: dict[str, str], stock_figures: dict[int, str]) -> None:
+    """Queue the writes of a baseline: cursors by name, stock figures by product."""
+    for name, cursor in cursors.items():
+        pipe.set(keys.cursor(code, name), cursor)
+    if stock_figures:
+        pipe.hset(keys.stock_figures(code), mapping={str(k): v for k, v in stock_figures.items()})
