@@ -4,7 +4,7 @@ The contract's settings are here with their defaults; the README lists them all.
 command with one line naming the variable and what it expects (see :func:`describe_error`).
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,7 +31,23 @@ class Settings(BaseSettings):
     )
     max_in_flight: int = Field(256, ge=1, le=10_000, description="delivery attempts under way per worker process")
     subscription_concurrency: int = Field(32, ge=1, le=1_000, description="attempts under way per subscription")
+    subscription_rate_per_s: float | None = Field(
+        None, gt=0, le=100_000, description="attempts a second per subscription, over every worker; none: no limit"
+    )
+    retry_after_max_s: float = Field(
+        3600.0, ge=0, le=86_400, description="the longest Retry-After (429, 502, 503, 504) the relay honours"
+    )
+    disable_after_s: float = Field(
+        5 * 86_400.0, ge=60, description="a subscription with no successful delivery for this long is disabled"
+    )
+    secret_grace_s: float = Field(
+        86_400.0, ge=0, le=30 * 86_400, description="how long a rotated secret keeps signing beside the new one"
+    )
+    retention_s: float = Field(
+        7 * 86_400.0, ge=300, description="events, deliveries and attempts expire this long after their last change"
+    )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per log line")
 
     @field_validator("retry_schedule_s", mode="before")
     @classmethod
