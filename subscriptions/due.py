@@ -43,6 +43,11 @@ class DueSet:
         if members:
             await self.redis.zadd(self.key, {m: ms(due) for m in members}, xx=only_existing)
 
+    async def schedule_each(self, due_ms: dict[str, int]) -> None:
+        """Make each member due at its own time (Unix ms), if it is still in the set."""
+        if due_ms:
+            await self.redis.zadd(self.key, dict(due_ms), xx=True)
+
     async def remove(self, members: Sequence[str]) -> None:
         if members:
             await self.redis.zrem(self.key, *members)

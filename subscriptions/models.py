@@ -55,10 +55,24 @@ class SubscriptionRecord(Record):
     events: list[str]
     description: str = ""
     secret: str
+    previous_secret: str | None = None  # a rotated secret, still signing beside ``secret`` until the time below
+    previous_secret_valid_until: datetime | None = None
     state: SubscriptionState = SubscriptionState.active
     disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    retry_schedule_s: list[float] | None = None  # None: the relay's RELAY_RETRY_SCHEDULE_S
+    timeout_s: float | None = None  # None: RELAY_DELIVERY_TIMEOUT_S
+    max_concurrency: int | None = None  # None: RELAY_SUBSCRIPTION_CONCURRENCY
+    rate_limit_per_s: float | None = None  # None: RELAY_SUBSCRIPTION_RATE_PER_S (no limit when that is unset)
     created_at: datetime
     updated_at: datetime
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign a webhook sent at ``now``: the current one, and a rotated one in its grace."""
+        valid_until = self.previous_secret_valid_until
+        if self.previous_secret and valid_until is not None and now < valid_until:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
 
 class EventRecord(Record):

@@ -2,23 +2,29 @@
 
 Claims come from the shared ``due`` set (see ``subscriptions.due``), so any number of processes share the
 work and a process that dies gives its claims back when their lease ends. Sends run concurrently up to
-``max_in_flight`` per process and ``per_subscription`` per subscriber, so one slow subscriber cannot take
-every slot. Outcomes are recorded in batches, one Redis transaction each.
+``max_in_flight`` per process; each subscription's concurrency cap and rate limit hold across every process
+(``subscriptions.admission``), so one slow or failing subscriber cannot take the slots the others need.
+Outcomes are recorded in batches, one Redis transaction each; a receiver answering 410 Gone, or failing for
+longer than ``disable_after_s``, gets its subscription disabled.
 """
 
 import asyncio
 import contextlib
 import logging
 import random
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
 
+from subscriptions.admission import Admissions, Limits
+from subscriptions.due import ms
+from subscriptions.health import disable_reason, gone_reason
 from subscriptions.models import DeliveryRecord, DeliveryStatus, EventRecord, SubscriptionRecord, SubscriptionState
 from subscriptions.outbox import Outbox, Outcome
+from subscriptions.retry import retry_after_s
 from subscriptions.signing import secret_key
 from subscriptions.store import Store
 from workers.metrics import Metrics
@@ -29,17 +35,32 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN_S = 10.0  # a claim outlives the attempt's timeout by this much before another process may retry
 RELEASE_DELAY_S = 0.2  # how soon a claim given back (its subscriber was busy) comes due again
 RECORD_BATCH = 500
+FINAL = (DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped)
 
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
+    """The relay's delivery settings; a subscription may set its own schedule, timeout and limits."""
+
     retry_schedule_s: tuple[float, ...]
     timeout_s: float
     max_in_flight: int = 256
     per_subscription: int = 32
+    rate_per_s: float | None = None
+    retry_after_max_s: float = 3600.0
+    disable_after_s: float = 5 * 86_400.0
     claim_batch: int = 200
     idle_poll_s: float = 0.1
     allow_private_targets: bool = False
+
+    def schedule_s(self, sub: SubscriptionRecord) -> tuple[float, ...]:
+        return tuple(sub.retry_schedule_s) if sub.retry_schedule_s is not None else self.retry_schedule_s
+
+    def timeout_of(self, sub: SubscriptionRecord) -> float:
+        return sub.timeout_s or self.timeout_s
+
+    def limits(self, sub: SubscriptionRecord) -> Limits:
+        return Limits(sub.max_concurrency or self.per_subscription, sub.rate_limit_per_s or self.rate_per_s)
 
 
 class Dispatcher:
@@ -66,7 +87,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._busy: Counter[str] = Counter()
+        self.admissions = Admissions(store.redis)
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
 
@@ -115,14 +136,10 @@ class Dispatcher:
         live = [d for d in deliveries if d is not None]
         events = {e.id: e for e in await self.store.load_events(sorted({d.event_id for d in live})) if e}
         subs = {s.id: s for s in await self.store.load_subscriptions(sorted({d.subscription for d in live})) if s}
-        busy: list[str] = []
         now = self.clock()
+        wanted: dict[str, list[DeliveryRecord]] = defaultdict(list)
         for delivery_id, delivery in zip(ids, deliveries, strict=True):
-            if delivery is None or delivery.status in (
-                DeliveryStatus.succeeded,
-                DeliveryStatus.failed,
-                DeliveryStatus.skipped,
-            ):
+            if delivery is None or delivery.status in FINAL:
                 await self.outbox.due.remove([delivery_id])
                 continue
             sub = subs.get(delivery.subscription)
@@ -130,41 +147,66 @@ class Dispatcher:
             if sub is None or event is None:
                 gone = "subscription was deleted" if sub is None else "event is no longer kept"
                 await self.outbox.abandon(delivery, f"not sent: its {gone}", now)
-                continue
-            if sub.state == SubscriptionState.disabled:
+            elif sub.state == SubscriptionState.disabled:
                 await self.outbox.skip(delivery)
-                continue
-            if self._busy[sub.id] >= self.policy.per_subscription:
-                busy.append(delivery.id)
-                continue
-            self._busy[sub.id] += 1
-            task = asyncio.create_task(self._attempt(delivery, event, sub))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if busy:
-            await self.outbox.due.schedule(busy, due=now + timedelta(seconds=RELEASE_DELAY_S), only_existing=True)
+            else:
+                wanted[sub.id].append(delivery)
+        if not wanted:
+            return
+        lease_end = now + timedelta(seconds=self.policy.timeout_s + LEASE_MARGIN_S)
+        admissions = await self.admissions.admit(
+            {sub_id: (self.policy.limits(subs[sub_id]), [d.id for d in batch]) for sub_id, batch in wanted.items()},
+            now_ms=ms(now),
+            lease_end_ms=ms(lease_end),
+        )
+        longer: list[str] = []
+        for sub_id, batch in wanted.items():
+            sub, admission = subs[sub_id], admissions[sub_id]
+            for delivery in batch[: admission.admitted]:
+                task = asyncio.create_task(self._attempt(delivery, events[delivery.event_id], sub))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if self.policy.timeout_of(sub) > self.policy.timeout_s:
+                longer += [d.id for d in batch[: admission.admitted]]
+            held = [d.id for d in batch[admission.admitted :]]
+            if held:  # over the subscription's limits: due again when they allow
+                soonest = ms(now + timedelta(seconds=RELEASE_DELAY_S))
+                dues = {d: max(soonest, at) for d, at in zip(held, admission.due_ms(len(held)), strict=True)}
+                await self.outbox.due.schedule_each(dues)
+        if longer:  # a subscription with a longer timeout keeps its claims for longer
+            longest = max(self.policy.timeout_of(s) for s in subs.values())
+            await self.outbox.due.schedule(
+                longer, due=now + timedelta(seconds=longest + LEASE_MARGIN_S), only_existing=True
+            )
 
     async def _attempt(self, delivery: DeliveryRecord, event: EventRecord, sub: SubscriptionRecord) -> None:
         self.metrics.in_flight.inc()
+        now = self.clock()
         try:
             result = await send(
                 self.session,
                 url=sub.url,
                 msg_id=event.id,
                 body=event.body.encode(),
-                keys=[secret_key(sub.secret)],
-                timeout_s=self.policy.timeout_s,
-                now=self.clock(),
+                keys=[secret_key(secret) for secret in sub.signing_secrets(now)],
+                timeout_s=self.policy.timeout_of(sub),
+                now=now,
                 allow_private=self.policy.allow_private_targets,
             )
         finally:
-            self._busy[sub.id] -= 1
-            if self._busy[sub.id] <= 0:
-                del self._busy[sub.id]
             self.metrics.in_flight.dec()
         self.metrics.attempts.labels("success" if result.succeeded else "failure").inc()
         self.metrics.attempt_seconds.observe(result.attempt.duration_ms / 1000)
-        self._outcomes.put_nowait(Outcome(delivery, result.attempt, result.succeeded, self.rng.uniform(-1, 1)))
+        wait_s = retry_after_s(result.attempt.status_code, result.retry_after, now, self.policy.retry_after_max_s)
+        outcome = Outcome(
+            delivery,
+            result.attempt,
+            result.succeeded,
+            self.rng.uniform(-1, 1),
+            schedule_s=self.policy.schedule_s(sub),
+            retry_after_s=wait_s,
+        )
+        self._outcomes.put_nowait(outcome)
 
     async def _record_loop(self) -> None:
         while True:
@@ -174,16 +216,32 @@ class Dispatcher:
             try:
                 for _ in range(30):
                     try:
-                        updated = await self.outbox.record(batch, self.policy.retry_schedule_s, self.clock())
+                        recorded = await self.outbox.record(batch, self.clock())
                         break
                     except Exception:  # Redis away: hold the outcomes and try again
                         log.exception("recording %d attempts failed; trying again", len(batch))
                         await asyncio.sleep(1.0)
                 else:
                     continue  # the claims' leases end and the deliveries are sent again
-                for delivery in updated:
+                for delivery in recorded.deliveries:
                     if delivery.status in (DeliveryStatus.succeeded, DeliveryStatus.failed):
                         self.metrics.deliveries_finished.labels(delivery.status.value).inc()
+                await self._disable_hopeless(batch, recorded.failing_since)
             finally:
                 for _ in batch:
                     self._outcomes.task_done()
+
+    async def _disable_hopeless(self, batch: list[Outcome], failing_since: dict[str, datetime]) -> None:
+        """Disable the subscriptions whose receiver answered 410 Gone, or that have failed for too long."""
+        now = self.clock()
+        reasons = {o.delivery.subscription: gone_reason(o.attempt.at) for o in batch if o.gone}
+        for sub_id, since in failing_since.items():
+            reason = disable_reason(since, now, self.policy.disable_after_s)
+            if reason is not None:
+                reasons.setdefault(sub_id, reason)
+        for sub_id, reason in reasons.items():
+            try:
+                if await self.store.disable_subscription(sub_id, reason, now):
+                    log.warning("subscription %s disabled: %s", sub_id, reason)
+            except Exception:  # the next failure tries again
+                log.exception("disabling subscription %s failed", sub_id)

@@ -25,6 +25,7 @@ USER_AGENT = "brightpearl-webhook-relay/0.1 (+https://www.standardwebhooks.com)"
 class AttemptResult:
     attempt: Attempt
     succeeded: bool
+    retry_after: str | None = None  # the answer's Retry-After header, as sent
 
 
 def describe_error(error: BaseException, timeout_s: float) -> str:
@@ -78,11 +79,13 @@ async def send(
     status: int | None = None
     error: str | None = None
     excerpt = ""
+    retry_after = None
     try:
         async with session.post(
             url, data=body, headers=headers, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s)
         ) as response:
             status = response.status
+            retry_after = response.headers.get("retry-after")
             excerpt = (await response.content.read(EXCERPT_BYTES)).decode("utf-8", errors="replace")
             if 300 <= status < 400:
                 error = f"redirect to {response.headers.get('location', '?')} not followed"
@@ -90,7 +93,7 @@ async def send(
         error = describe_error(failure, timeout_s)
     duration_ms = int((time.perf_counter() - started) * 1000)
     attempt = Attempt(at=now, status_code=status, error=error, duration_ms=duration_ms, response_excerpt=excerpt)
-    return AttemptResult(attempt, status is not None and 200 <= status < 300)
+    return AttemptResult(attempt, status is not None and 200 <= status < 300, retry_after)
 
 
 def delivery_session(*, allow_private: bool, max_connections: int = 1000) -> aiohttp.ClientSession:

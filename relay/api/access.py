@@ -12,8 +12,6 @@ from aiohttp import web
 from relay.api.problems import Forbidden
 from subscriptions.errors import NotFound
 
-PRINCIPAL_KEY = "relay_principal"
-
 
 @dataclass(frozen=True)
 class Principal:
@@ -31,6 +29,7 @@ class Principal:
 
 
 ADMIN = Principal()
+PRINCIPAL_KEY = web.RequestKey("relay_principal", Principal)  # a typed key: aiohttp warns on string keys
 
 
 def principal(request: web.Request) -> Principal:

@@ -4,7 +4,8 @@ import json
 
 from aiohttp import web
 
-from relay.api.context import context
+from relay.api.access import ensure_visible, scope
+from relay.api.context import ApiContext, context
 from relay.api.routing import router
 from relay.api.schemas import (
     DeliveryList,
@@ -16,11 +17,23 @@ from relay.api.schemas import (
     EventSummary,
     EventView,
 )
-from subscriptions.models import DeliveryRecord, EventRecord
+from subscriptions.errors import Conflict
+from subscriptions.models import DeliveryRecord, EventRecord, SubscriptionState
 
 
 def summary(delivery: DeliveryRecord) -> DeliverySummary:
     return DeliverySummary.model_validate(delivery.model_dump(exclude={"account"}))
+
+
+async def delivery_view(ctx: ApiContext, delivery: DeliveryRecord) -> DeliveryView:
+    """A delivery with every attempt, oldest first."""
+    return DeliveryView(**summary(delivery).model_dump(), attempts=await ctx.store.attempts(delivery.id))
+
+
+async def visible_delivery(request: web.Request, delivery_id: str) -> DeliveryRecord:
+    delivery = await context(request).store.get_delivery(delivery_id)
+    ensure_visible(request, delivery.account, f"delivery {delivery_id!r}")
+    return delivery
 
 
 def event_summary(event: EventRecord) -> EventSummary:
@@ -36,6 +49,7 @@ async def list_deliveries(request: web.Request, query: DeliveryQuery) -> Deliver
         event_id=query.event_id,
         type_=query.type,
         status=query.status,
+        account=scope(request, None),
     )
     return DeliveryList(items=[summary(d) for d in page.items], next_cursor=page.next_cursor)
 
@@ -44,9 +58,7 @@ async def list_deliveries(request: web.Request, query: DeliveryQuery) -> Deliver
     "GET", "/v1/deliveries/{delivery_id}", summary="One delivery with every attempt", tag="deliveries", errors=(404,)
 )
 async def get_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
-    store = context(request).store
-    delivery = await store.get_delivery(delivery_id)
-    return DeliveryView(**summary(delivery).model_dump(), attempts=await store.attempts(delivery_id))
+    return await delivery_view(context(request), await visible_delivery(request, delivery_id))
 
 
 @router.route(
@@ -55,19 +67,30 @@ async def get_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
     summary="Send a delivery again now, whatever its state",
     status=202,
     tag="deliveries",
-    errors=(404,),
+    errors=(404, 409),
 )
 async def retry_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
     ctx = context(request)
-    delivery = await ctx.outbox.schedule_now(await ctx.store.get_delivery(delivery_id), ctx.clock())
+    delivery = await visible_delivery(request, delivery_id)
+    sub = await ctx.store.load_subscriptions([delivery.subscription])
+    if sub[0] is not None and sub[0].state == SubscriptionState.disabled:
+        raise Conflict(
+            f"subscription {delivery.subscription} is disabled ({sub[0].disabled_reason}); PATCH it to "
+            '{"state": "active"} before you retry its deliveries'
+        )
+    delivery = await ctx.outbox.schedule_now(delivery, ctx.clock())
     ctx.on_deliveries()
-    return DeliveryView(**summary(delivery).model_dump(), attempts=await ctx.store.attempts(delivery_id))
+    return await delivery_view(ctx, delivery)
 
 
 @router.route("GET", "/v1/events", summary="List events, newest first", tag="events")
 async def list_events(request: web.Request, query: EventQuery) -> EventList:
     page = await context(request).store.list_events(
-        limit=query.limit, cursor=query.cursor, account=query.account, type_=query.type, since=query.since
+        limit=query.limit,
+        cursor=query.cursor,
+        account=scope(request, query.account),
+        type_=query.type,
+        since=query.since,
     )
     return EventList(items=[event_summary(e) for e in page.items], next_cursor=page.next_cursor)
 
@@ -75,4 +98,5 @@ async def list_events(request: web.Request, query: EventQuery) -> EventList:
 @router.route("GET", "/v1/events/{event_id}", summary="One event with its full body", tag="events", errors=(404,))
 async def get_event(request: web.Request, event_id: str) -> EventView:
     event = await context(request).store.get_event(event_id)
+    ensure_visible(request, event.account, f"event {event_id!r}")
     return EventView(**event_summary(event).model_dump(), body=json.loads(event.body))

@@ -1,16 +1,22 @@
 """``/v1/subscriptions``: who gets which events of which account, at which URL, signed with which secret."""
 
 import ipaddress
+from collections.abc import Sequence
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from relay.api.access import ensure_visible, scope
 from relay.api.context import ApiContext, context
 from relay.api.routing import router
 from relay.api.schemas import (
+    DeliveryOptions,
+    RotatedSecret,
     SecretView,
     SubscriptionCreate,
     SubscriptionCreated,
+    SubscriptionHealth,
     SubscriptionList,
     SubscriptionPatch,
     SubscriptionQuery,
@@ -18,6 +24,7 @@ from relay.api.schemas import (
 )
 from subscriptions.errors import InvalidInput
 from subscriptions.events import validate_patterns
+from subscriptions.health import Health, load_health, shown_state
 from subscriptions.ids import random_id
 from subscriptions.models import SubscriptionRecord, SubscriptionState
 from subscriptions.signing import new_secret
@@ -26,8 +33,35 @@ from subscriptions.targets import check_url, forbidden_reason, literal_address
 TAG = "subscriptions"
 
 
-def view(sub: SubscriptionRecord) -> SubscriptionView:
-    return SubscriptionView.model_validate(sub.model_dump(exclude={"secret"}))
+def view(sub: SubscriptionRecord, health: Health) -> SubscriptionView:
+    fields = sub.model_dump(exclude={"secret", "previous_secret"})
+    fields["state"] = shown_state(sub.state, health)
+    fields["health"] = SubscriptionHealth(
+        failing_since=health.failing_since,
+        last_success_at=health.last_success_at,
+        last_failure_at=health.last_failure_at,
+        success_rate=health.success_rate,
+        recent_attempts=health.recent_attempts,
+    )
+    return SubscriptionView.model_validate(fields)
+
+
+async def views(ctx: ApiContext, subs: Sequence[SubscriptionRecord]) -> list[SubscriptionView]:
+    """Subscriptions as the API shows them, with their health (one Redis round trip for all)."""
+    healths = await load_health(ctx.redis, [s.id for s in subs])
+    return [view(sub, health) for sub, health in zip(subs, healths, strict=True)]
+
+
+async def visible_subscription(request: web.Request, sub_id: str) -> SubscriptionRecord:
+    """The subscription, if the caller may see it (else the same 404 as for one that does not exist)."""
+    sub = await context(request).store.get_subscription(sub_id)
+    ensure_visible(request, sub.account, f"subscription {sub_id!r}")
+    return sub
+
+
+def options(body: DeliveryOptions) -> dict[str, object]:
+    """The delivery options a request set (a null sets an option back to the relay's setting)."""
+    return {name: getattr(body, name) for name in DeliveryOptions.model_fields if name in body.model_fields_set}
 
 
 async def check_target(ctx: ApiContext, url: str) -> str:
@@ -53,6 +87,7 @@ async def check_target(ctx: ApiContext, url: str) -> str:
 @router.route("POST", "/v1/subscriptions", summary="Subscribe a URL to events of an account", status=201, tag=TAG)
 async def create_subscription(request: web.Request, body: SubscriptionCreate) -> SubscriptionCreated:
     ctx = context(request)
+    ensure_visible(request, body.account, f"account {body.account!r}")
     if not await ctx.store.account_exists(body.account):
         raise InvalidInput(f"account {body.account!r} is not registered; POST /v1/accounts first")
     now = ctx.clock()
@@ -65,22 +100,25 @@ async def create_subscription(request: web.Request, body: SubscriptionCreate) ->
         secret=new_secret(),
         created_at=now,
         updated_at=now,
+        **options(body),
     )
     await ctx.store.create_subscription(sub)
-    return SubscriptionCreated.model_validate(sub.model_dump())
+    return SubscriptionCreated(**view(sub, Health()).model_dump(), secret=sub.secret)
 
 
 @router.route("GET", "/v1/subscriptions", summary="List subscriptions", tag=TAG)
 async def list_subscriptions(request: web.Request, query: SubscriptionQuery) -> SubscriptionList:
-    page = await context(request).store.list_subscriptions(
-        limit=query.limit, cursor=query.cursor, account=query.account
+    ctx = context(request)
+    page = await ctx.store.list_subscriptions(
+        limit=query.limit, cursor=query.cursor, account=scope(request, query.account)
     )
-    return SubscriptionList(items=[view(s) for s in page.items], next_cursor=page.next_cursor)
+    return SubscriptionList(items=await views(ctx, page.items), next_cursor=page.next_cursor)
 
 
 @router.route("GET", "/v1/subscriptions/{sub_id}", summary="One subscription", tag=TAG, errors=(404,))
 async def get_subscription(request: web.Request, sub_id: str) -> SubscriptionView:
-    return view(await context(request).store.get_subscription(sub_id))
+    (shown,) = await views(context(request), [await visible_subscription(request, sub_id)])
+    return shown
 
 
 @router.route(
@@ -92,26 +130,33 @@ async def get_subscription(request: web.Request, sub_id: str) -> SubscriptionVie
 )
 async def patch_subscription(request: web.Request, sub_id: str, body: SubscriptionPatch) -> SubscriptionView:
     ctx = context(request)
-    sub = await ctx.store.get_subscription(sub_id)
-    update: dict[str, object] = {"updated_at": ctx.clock()}
+    sub = await visible_subscription(request, sub_id)
+    update: dict[str, object] = {"updated_at": ctx.clock(), **options(body)}
     if body.url is not None:
         update["url"] = await check_target(ctx, body.url)
     if body.events is not None:
         update["events"] = validate_patterns(body.events)
     if body.description is not None:
         update["description"] = body.description
-    if body.state is not None:
+    if body.state is not None and body.state != sub.state:
+        disabling = body.state == "disabled"
         update["state"] = SubscriptionState(body.state)
-        update["disabled_reason"] = "disabled by a PATCH" if body.state == "disabled" else None
-    changed = sub.model_copy(update=update)
-    await ctx.store.save_subscription(changed)
-    return view(changed)
+        update["disabled_reason"] = "disabled by a PATCH" if disabling else None
+        update["disabled_at"] = ctx.clock() if disabling else None
+    changed = SubscriptionRecord.model_validate(sub.model_dump() | update)
+    if body.state == "active":
+        await ctx.store.reenable_subscription(changed)  # also forgets that it was failing
+    else:
+        await ctx.store.save_subscription(changed)
+    (shown,) = await views(ctx, [changed])
+    return shown
 
 
 @router.route(
     "DELETE", "/v1/subscriptions/{sub_id}", summary="Remove a subscription", status=204, tag=TAG, errors=(404,)
 )
 async def delete_subscription(request: web.Request, sub_id: str) -> web.Response:
+    await visible_subscription(request, sub_id)
     await context(request).store.delete_subscription(sub_id)
     return web.Response(status=204)
 
@@ -124,4 +169,28 @@ async def delete_subscription(request: web.Request, sub_id: str) -> web.Response
     errors=(404,),
 )
 async def get_secret(request: web.Request, sub_id: str) -> SecretView:
-    return SecretView(secret=(await context(request).store.get_subscription(sub_id)).secret)
+    return SecretView(secret=(await visible_subscription(request, sub_id)).secret)
+
+
+@router.route(
+    "POST",
+    "/v1/subscriptions/{sub_id}/rotate-secret",
+    summary="Replace a subscription's secret; the old one keeps signing beside it for a grace period",
+    tag=TAG,
+    errors=(404,),
+)
+async def rotate_secret(request: web.Request, sub_id: str) -> RotatedSecret:
+    ctx = context(request)
+    sub = await visible_subscription(request, sub_id)
+    now = ctx.clock()
+    valid_until = now + timedelta(seconds=ctx.secret_grace_s)
+    rotated = sub.model_copy(
+        update={
+            "secret": new_secret(),
+            "previous_secret": sub.secret,
+            "previous_secret_valid_until": valid_until,
+            "updated_at": now,
+        }
+    )
+    await ctx.store.save_subscription(rotated)
+    return RotatedSecret(secret=rotated.secret, previous_valid_until=valid_until)

@@ -121,11 +121,9 @@ async def test_recording_outcomes(redis_client: Redis, clock: FakeClock) -> None
 
     def outcome(delivery: object, succeeded: bool, status: int | None) -> Outcome:
         attempt = Attempt(at=clock(), status_code=status, error=None if status else "timeout", duration_ms=12)
-        return Outcome(delivery, attempt, succeeded, jitter=0.0)  # type: ignore[arg-type]
+        return Outcome(delivery, attempt, succeeded, jitter=0.0, schedule_s=schedule)  # type: ignore[arg-type]
 
-    await outbox.record(
-        [outcome(ok, True, 200), outcome(flaky, False, 500), outcome(doomed, False, None)], schedule, clock()
-    )
+    await outbox.record([outcome(ok, True, 200), outcome(flaky, False, 500), outcome(doomed, False, None)], clock())
     assert (await store.get_delivery(ok.id)).status == DeliveryStatus.succeeded
     retrying = await store.get_delivery(flaky.id)
     assert retrying.status == DeliveryStatus.retrying
@@ -138,7 +136,7 @@ async def test_recording_outcomes(redis_client: Redis, clock: FakeClock) -> None
     doomed_now = await store.get_delivery(doomed.id)
     for _ in range(2):
         clock.advance(60)
-        await outbox.record([outcome(doomed_now, False, 503)], schedule, clock())
+        await outbox.record([outcome(doomed_now, False, 503)], clock())
         doomed_now = await store.get_delivery(doomed.id)
     assert doomed_now.status == DeliveryStatus.failed
     assert doomed_now.attempt_count == 3
@@ -153,7 +151,7 @@ async def test_manual_retry_makes_any_delivery_due(redis_client: Redis, clock: F
     outbox, store = Outbox(redis_client), Store(redis_client)
     (delivery,) = await outbox.commit([event(1)], [sub("s", ["*"], clock)], now=clock())
     attempt = Attempt(at=clock(), status_code=200, error=None, duration_ms=3)
-    await outbox.record([Outcome(delivery, attempt, True, 0.0)], (5.0,), clock())
+    await outbox.record([Outcome(delivery, attempt, True, 0.0, schedule_s=(5.0,))], clock())
     again = await outbox.schedule_now(await store.get_delivery(delivery.id), clock())
     assert again.status == DeliveryStatus.retrying
     assert await outbox.due.claim(now=clock(), lease_s=10, limit=5) == [delivery.id]

@@ -1,0 +1,92 @@
+"""Sending again: a ``ping`` to test a subscription, and recovering its failed or skipped deliveries."""
+
+from aiohttp import web
+
+from relay.api.context import context
+from relay.api.delivery_views import delivery_view
+from relay.api.routing import router
+from relay.api.schemas import DeliveryView, RecoverRequest, RecoveryView
+from relay.api.subscription_views import visible_subscription
+from subscriptions.errors import Conflict, NotFound
+from subscriptions.ids import random_id
+from subscriptions.models import SubscriptionRecord, SubscriptionState
+from subscriptions.outbox import NewEvent, event_body
+from subscriptions.recovery import Recoveries, Recovery
+
+TAG = "subscriptions"
+
+
+def ensure_enabled(sub: SubscriptionRecord, action: str) -> None:
+    if sub.state == SubscriptionState.disabled:
+        raise Conflict(
+            f"subscription {sub.id} is disabled ({sub.disabled_reason}); PATCH it to "
+            f'{{"state": "active"}} before you {action}'
+        )
+
+
+def recovery_view(recovery: Recovery) -> RecoveryView:
+    return RecoveryView.model_validate(recovery.model_dump() | {"status": recovery.status})
+
+
+@router.route(
+    "POST",
+    "/v1/subscriptions/{sub_id}/test",
+    summary="Send a ping event to this subscription alone",
+    status=202,
+    tag=TAG,
+    errors=(404, 409),
+)
+async def send_ping(request: web.Request, sub_id: str) -> DeliveryView:
+    ctx = context(request)
+    sub = await visible_subscription(request, sub_id)
+    ensure_enabled(sub, "test it")
+    now = ctx.clock()
+    timestamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    data = {"accountCode": sub.account, "subscription": sub.id, "message": "a test webhook from the relay"}
+    event = NewEvent(
+        id=random_id("evt"),
+        type="ping",
+        account=sub.account,
+        resource_id=None,
+        timestamp=timestamp,
+        body=event_body("ping", timestamp, data),
+    )
+    delivery = await ctx.outbox.send_to(event, sub, now)
+    ctx.on_deliveries()
+    return await delivery_view(ctx, delivery)
+
+
+@router.route(
+    "POST",
+    "/v1/subscriptions/{sub_id}/recover",
+    summary="Re-send every failed or skipped delivery of this subscription created in a window",
+    status=202,
+    tag=TAG,
+    errors=(404, 409),
+)
+async def recover(request: web.Request, sub_id: str, body: RecoverRequest) -> RecoveryView:
+    ctx = context(request)
+    sub = await visible_subscription(request, sub_id)
+    ensure_enabled(sub, "recover its deliveries")
+    if ctx.jobs is None:
+        raise Conflict("this API process has no job queue to run a recovery on")
+    now = ctx.clock()
+    recovery = await Recoveries(ctx.store, ctx.outbox).start(sub.id, body.since, body.until or now, now)
+    await ctx.jobs.enqueue_job("recover", recovery.id, _job_id=f"recover:{recovery.id}")
+    return recovery_view(recovery)
+
+
+@router.route(
+    "GET",
+    "/v1/subscriptions/{sub_id}/recover/{rec_id}",
+    summary="How far a recovery has got",
+    tag=TAG,
+    errors=(404,),
+)
+async def recovery_progress(request: web.Request, sub_id: str, rec_id: str) -> RecoveryView:
+    ctx = context(request)
+    sub = await visible_subscription(request, sub_id)
+    recovery = await Recoveries(ctx.store, ctx.outbox).progress(rec_id)
+    if recovery.subscription != sub.id:
+        raise NotFound(f"recovery {rec_id!r} does not exist")
+    return recovery_view(recovery)
