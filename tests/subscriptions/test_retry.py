@@ -1,6 +1,8 @@
+from datetime import UTC, datetime
+
 import pytest
 
-from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, max_attempts, next_attempt_delay_s
+from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, max_attempts, next_attempt_delay_s, retry_after_s
 
 SCHEDULE = (5, 300, 1800)
 
@@ -40,3 +42,25 @@ def test_default_schedule_is_the_contract() -> None:
 def test_empty_schedule_means_one_attempt() -> None:
     assert max_attempts(()) == 1
     assert next_attempt_delay_s(1, (), 0.0) is None
+
+
+NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "wait_s"),
+    [
+        (429, "30", 30.0),
+        (503, "0", 0.0),
+        (502, "120", 120.0),
+        (504, "99999", 3600.0),  # bounded
+        (429, "Thu, 26 Nov 2026 10:01:00 GMT", 60.0),  # an HTTP date
+        (429, "Thu, 26 Nov 2026 09:00:00 GMT", 0.0),  # in the past: at once
+        (429, "soon", None),  # unusable: the schedule decides
+        (429, None, None),
+        (500, "30", None),  # only 429, 502, 503 and 504 ask for time
+        (None, "30", None),  # no answer at all
+    ],
+)
+def test_retry_after_is_honoured_within_bounds(status: int | None, header: str | None, wait_s: float | None) -> None:
+    assert retry_after_s(status, header, NOW, max_s=3600) == wait_s
