@@ -96,6 +96,7 @@ class Admissions:
         }
 
 
-def queue_release(pipe: Pipeline, sub_id: str, delivery_id: str) -> None:
-    """Queue freeing the slot an attempt held (its outcome is being recorded)."""
-    pipe.zrem(keys.subscription_in_flight(sub_id), delivery_id)
+def queue_release(pipe: Pipeline, sub_id: str, *delivery_ids: str) -> None:
+    """Queue freeing the slots attempts held (their outcomes are being recorded)."""
+    if delivery_ids:
+        pipe.zrem(keys.subscription_in_flight(sub_id), *delivery_ids)

@@ -57,17 +57,27 @@ def gone_reason(at: datetime) -> str:
     return f"the receiver answered 410 Gone at {at.isoformat(timespec='seconds')}"
 
 
-def queue_outcome(pipe: Pipeline, sub_id: str, *, succeeded: bool, at: datetime) -> None:
-    """Queue the health writes of one attempt's outcome."""
-    health, recent, at_ms = keys.subscription_health(sub_id), keys.subscription_recent(sub_id), str(ms(at))
-    pipe.lpush(recent, "1" if succeeded else "0")
+def queue_outcomes(pipe: Pipeline, sub_id: str, outcomes: Sequence[tuple[bool, datetime]]) -> None:
+    """Queue the health writes of a subscription's attempts, oldest first: (succeeded, when) each."""
+    if not outcomes:
+        return
+    health, recent = keys.subscription_health(sub_id), keys.subscription_recent(sub_id)
+    pipe.lpush(recent, *("1" if succeeded else "0" for succeeded, _ in outcomes))
     pipe.ltrim(recent, 0, RECENT_ATTEMPTS - 1)
-    if succeeded:
-        pipe.hset(health, "last_success_at", at_ms)
+    successes = [at for succeeded, at in outcomes if succeeded]
+    failures = [at for succeeded, at in outcomes if not succeeded]
+    if successes:
+        pipe.hset(health, "last_success_at", str(ms(max(successes))))
+    if failures:
+        pipe.hset(health, "last_failure_at", str(ms(max(failures))))
+    if outcomes[-1][0]:
         pipe.hdel(health, "failing_since")
-    else:
-        pipe.hsetnx(health, "failing_since", at_ms)
-        pipe.hset(health, "last_failure_at", at_ms)
+    else:  # failing since the first failure after the last success (or since before this batch)
+        trailing = [at for at in failures if not successes or at > max(successes)]
+        if successes:
+            pipe.hset(health, "failing_since", str(ms(min(trailing))))
+        else:
+            pipe.hsetnx(health, "failing_since", str(ms(min(trailing))))
 
 
 def queue_reset(pipe: Pipeline, sub_id: str) -> None:

@@ -8,9 +8,10 @@ ends and another worker sends them: nothing is lost, and a repeat carries the sa
 """
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -18,8 +19,10 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from subscriptions import keys
+from subscriptions.admission import queue_release
 from subscriptions.due import DueSet, ms
 from subscriptions.events import matches_any
+from subscriptions.health import queue_outcomes
 from subscriptions.ids import delivery_id
 from subscriptions.models import (
     Attempt,
@@ -29,7 +32,7 @@ from subscriptions.models import (
     SubscriptionRecord,
     SubscriptionState,
 )
-from subscriptions.retry import next_attempt_delay_s
+from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, GONE, next_attempt_delay_s
 
 
 class LostLease(Exception):
@@ -58,12 +61,29 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one attempt: the attempt itself, and whether the receiver accepted it."""
+    """What became of one attempt: the attempt itself, whether the receiver accepted it, and what decides the
+    next one (the subscription's retry schedule, a ``Retry-After`` it asked for, bounded)."""
 
     delivery: DeliveryRecord
     attempt: Attempt
     succeeded: bool
     jitter: float  # in [-1, 1], drawn by the caller
+    schedule_s: Sequence[float] = DEFAULT_RETRY_SCHEDULE_S
+    retry_after_s: float | None = None
+
+    @property
+    def gone(self) -> bool:
+        """The receiver answered 410 Gone: no more attempts, and the subscription is disabled."""
+        return self.attempt.status_code == GONE
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A batch of recorded attempts: the deliveries as they now stand, and for each subscription that had
+    a failure in the batch, when its failing began."""
+
+    deliveries: list[DeliveryRecord]
+    failing_since: dict[str, datetime]
 
 
 def event_body(event_type: str, timestamp: str, data: dict[str, Any]) -> str:
@@ -71,18 +91,23 @@ def event_body(event_type: str, timestamp: str, data: dict[str, Any]) -> str:
     return json.dumps({"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":"))
 
 
-def after_attempt(outcome: Outcome, schedule_s: Sequence[float], now: datetime) -> DeliveryRecord:
-    """The delivery once ``outcome`` is recorded: succeeded, retrying at a later time, or failed for good."""
+def after_attempt(outcome: Outcome, now: datetime) -> DeliveryRecord:
+    """The delivery once ``outcome`` is recorded: succeeded, retrying at a later time, or failed for good.
+
+    A retry waits as the schedule says, or as long as the receiver asked with ``Retry-After``; either way the
+    attempt counts, so the schedule still ends. A 410 ends it at once.
+    """
     delivery = outcome.delivery
     count = delivery.attempt_count + 1
+    delay_s = None if outcome.gone else next_attempt_delay_s(count, outcome.schedule_s, outcome.jitter)
     if outcome.succeeded:
         status, next_at = DeliveryStatus.succeeded, None
+    elif delay_s is None:
+        status, next_at = DeliveryStatus.failed, None
     else:
-        delay_s = next_attempt_delay_s(count, schedule_s, outcome.jitter)
-        if delay_s is None:
-            status, next_at = DeliveryStatus.failed, None
-        else:
-            status, next_at = DeliveryStatus.retrying, now + timedelta(seconds=delay_s)
+        if outcome.retry_after_s is not None:
+            delay_s = outcome.retry_after_s
+        status, next_at = DeliveryStatus.retrying, now + timedelta(seconds=delay_s)
     return delivery.model_copy(
         update={
             "status": status,
@@ -139,9 +164,30 @@ class Outbox:
                 raise LostLease(f"lost {fence.key if fence else 'watch'}") from error
         return created
 
+    async def send_to(self, event: NewEvent, sub: SubscriptionRecord, now: datetime) -> DeliveryRecord:
+        """Store an event meant for one subscription alone (a ``ping``) and its delivery, due now."""
+        delivery = new_delivery(event.id, event.type, event.account, sub, now)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self._store_event(pipe, event, now)
+            self.add_delivery(pipe, delivery)
+            await pipe.execute()
+        return delivery
+
     def _add_event(
         self, pipe: Pipeline, event: NewEvent, subscriptions: Sequence[SubscriptionRecord], now: datetime
     ) -> list[DeliveryRecord]:
+        self._store_event(pipe, event, now)
+        deliveries = [
+            new_delivery(event.id, event.type, event.account, sub, now)
+            for sub in subscriptions
+            if sub.account == event.account and matches_any(sub.events, event.type)
+        ]
+        for delivery in deliveries:
+            self.add_delivery(pipe, delivery)
+        return deliveries
+
+    @staticmethod
+    def _store_event(pipe: Pipeline, event: NewEvent, now: datetime) -> None:
         record = EventRecord(
             id=event.id,
             type=event.type,
@@ -155,14 +201,6 @@ class Outbox:
         pipe.set(keys.event(event.id), record.model_dump_json(), nx=True)
         pipe.zadd(keys.EVENTS, {event.id: score})
         pipe.zadd(keys.account_events(event.account), {event.id: score})
-        deliveries = [
-            new_delivery(event.id, event.type, event.account, sub, now)
-            for sub in subscriptions
-            if sub.account == event.account and matches_any(sub.events, event.type)
-        ]
-        for delivery in deliveries:
-            self.add_delivery(pipe, delivery)
-        return deliveries
 
     def add_delivery(self, pipe: Pipeline, delivery: DeliveryRecord) -> None:
         """Queue the writes of a new delivery: the record, its indexes and, unless skipped, its due time."""
@@ -170,22 +208,37 @@ class Outbox:
         pipe.set(keys.delivery(delivery.id), delivery.model_dump_json(), nx=True)
         pipe.zadd(keys.DELIVERIES, {delivery.id: score})
         pipe.zadd(keys.subscription_deliveries(delivery.subscription), {delivery.id: score})
+        pipe.zadd(keys.account_deliveries(delivery.account), {delivery.id: score})
         pipe.zadd(keys.event_deliveries(delivery.event_id), {delivery.id: score})
         pipe.zadd(keys.status_deliveries(delivery.status), {delivery.id: score})
         if delivery.next_attempt_at is not None:
             pipe.zadd(keys.DUE, {delivery.id: ms(delivery.next_attempt_at)})
 
-    async def record(
-        self, outcomes: Sequence[Outcome], schedule_s: Sequence[float], now: datetime
-    ) -> list[DeliveryRecord]:
-        """Record a batch of attempts in one transaction; returns the deliveries as they now stand."""
-        updated = [after_attempt(outcome, schedule_s, now) for outcome in outcomes]
+    async def record(self, outcomes: Sequence[Outcome], now: datetime) -> Recorded:
+        """Record a batch of attempts in one transaction, with what they say about their subscriptions'
+        health, and free the slots they held."""
+        updated = [after_attempt(outcome, now) for outcome in outcomes]
+        failed_subs = sorted({o.delivery.subscription for o in outcomes if not o.succeeded})
+        by_subscription: dict[str, list[Outcome]] = defaultdict(list)
+        for outcome in sorted(outcomes, key=lambda o: o.attempt.at):
+            by_subscription[outcome.delivery.subscription].append(outcome)
         async with self.redis.pipeline(transaction=True) as pipe:
             for outcome, delivery in zip(outcomes, updated, strict=True):
                 pipe.rpush(keys.attempts(delivery.id), outcome.attempt.model_dump_json())
                 self._write_state(pipe, outcome.delivery.status, delivery)
-            await pipe.execute()
-        return updated
+            for sub_id, theirs in by_subscription.items():
+                queue_outcomes(pipe, sub_id, [(o.succeeded, o.attempt.at) for o in theirs])
+                queue_release(pipe, sub_id, *(o.delivery.id for o in theirs))
+            for sub_id in failed_subs:
+                pipe.hget(keys.subscription_health(sub_id), "failing_since")
+            results = await pipe.execute()
+        since = results[len(results) - len(failed_subs) :] if failed_subs else []
+        failing = {
+            sub_id: datetime.fromtimestamp(int(value) / 1000, UTC)
+            for sub_id, value in zip(failed_subs, since, strict=True)
+            if value
+        }
+        return Recorded(updated, failing)
 
     async def abandon(self, delivery: DeliveryRecord, reason: str, now: datetime) -> DeliveryRecord:
         """Fail a delivery that can no longer be sent (its subscription or event is gone)."""
@@ -207,10 +260,23 @@ class Outbox:
 
     async def schedule_now(self, delivery: DeliveryRecord, now: datetime) -> DeliveryRecord:
         """Make a delivery due at once, whatever its state (a manual retry)."""
-        status = DeliveryStatus.retrying if delivery.attempt_count else DeliveryStatus.pending
-        again = delivery.model_copy(update={"status": status, "next_attempt_at": now})
+        (again,) = await self.requeue([delivery], now)
+        return again
+
+    async def requeue(self, deliveries: Sequence[DeliveryRecord], now: datetime) -> list[DeliveryRecord]:
+        """Make deliveries due at once, whatever their state, in one transaction (a retry or a recovery)."""
+        again = [
+            d.model_copy(
+                update={
+                    "status": DeliveryStatus.retrying if d.attempt_count else DeliveryStatus.pending,
+                    "next_attempt_at": now,
+                }
+            )
+            for d in deliveries
+        ]
         async with self.redis.pipeline(transaction=True) as pipe:
-            self._write_state(pipe, delivery.status, again)
+            for before, after in zip(deliveries, again, strict=True):
+                self._write_state(pipe, before.status, after)
             await pipe.execute()
         return again
 

@@ -1,8 +1,9 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.asyncio import Redis
 
-from subscriptions.health import Health, disable_reason, shown_state
+from subscriptions.health import Health, disable_reason, load_health, queue_outcomes, shown_state
 from subscriptions.models import SubscriptionState
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -36,3 +37,33 @@ def test_disabled_after_sustained_failure(failing_for: timedelta, disabled: bool
 @pytest.mark.parametrize(("attempts", "successes", "rate"), [(0, 0, None), (4, 1, 0.25), (100, 100, 1.0)])
 def test_success_rate(attempts: int, successes: int, rate: float | None) -> None:
     assert Health(recent_attempts=attempts, recent_successes=successes).success_rate == rate
+
+
+def at(minute: int) -> datetime:
+    return T0 + timedelta(minutes=minute)
+
+
+@pytest.mark.parametrize(
+    ("batches", "failing_since", "rate"),
+    [
+        ([[(False, at(1))]], at(1), 0.0),
+        ([[(False, at(1))], [(False, at(2))]], at(1), 0.0),  # still failing since the first failure
+        ([[(False, at(1)), (True, at(2))]], None, 0.5),
+        ([[(True, at(1)), (False, at(2)), (False, at(3))]], at(2), 1 / 3),
+        ([[(False, at(1))], [(True, at(2)), (False, at(3))]], at(3), 1 / 3),  # a success restarts the spell
+        ([[(True, at(1))]], None, 1.0),
+    ],
+)
+async def test_outcomes_in_batches(
+    redis_client: Redis,
+    batches: list[list[tuple[bool, datetime]]],
+    failing_since: datetime | None,
+    rate: float,
+) -> None:
+    for batch in batches:
+        async with redis_client.pipeline(transaction=True) as pipe:
+            queue_outcomes(pipe, "sub_h", batch)
+            await pipe.execute()
+    (health,) = await load_health(redis_client, ["sub_h"])
+    assert health.failing_since == failing_since
+    assert health.success_rate == pytest.approx(rate)
