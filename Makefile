@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest bench clean
+.PHONY: install demo test lint pytest bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/poll_cost.py
+	$(BIN)/python bench/isolation.py  # needs Redis on 127.0.0.1:6379
+
+screenshots: $(STAMP)  # the README's pictures of the dashboard, into docs/img (needs Redis and Chromium)
+	$(BIN)/python -m docs.screenshots
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

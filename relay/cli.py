@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from relay.logs import configure_logging
 from relay.settings import Settings, describe_error
 
 DESCRIPTION = "Brightpearl webhook relay: polls Brightpearl accounts and delivers every change as a signed webhook."
@@ -74,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as error:
         return _fail(describe_error(error))
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+    except ValueError as error:
+        return _fail(f"RELAY_LOG_LEVEL: {error}")
     logging.getLogger("arq").setLevel(logging.WARNING)  # arq logs every job at INFO: one line per poll
     from relay.service import StartupError, serve  # noqa: PLC0415 - keep `relay --help` fast
 

@@ -8,17 +8,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
+from redis.asyncio import Redis
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
 from relay.connections import Connections, connect
 from relay.settings import Settings
+from subscriptions.crypto import TokenCipher
+from subscriptions.store import Store
 from workers.budget import requests_per_minute
 from workers.dispatcher import DeliveryPolicy
 from workers.metrics import CONTENT_TYPE, Metrics
@@ -69,7 +72,11 @@ def require_token(settings: Settings) -> str:
 
 
 def api_context(
-    settings: Settings, connections: Connections, session: aiohttp.ClientSession, metrics: Metrics
+    settings: Settings,
+    connections: Connections,
+    session: aiohttp.ClientSession,
+    metrics: Metrics,
+    cipher: TokenCipher | None = None,
 ) -> ApiContext:
     return ApiContext(
         redis=connections.redis,
@@ -80,10 +87,15 @@ def api_context(
         clock=utc_now,
         metrics=metrics,
         sweep_interval_s=settings.stock_sweep_interval_s,
+        cipher=cipher,
+        jobs=connections.arq,
+        secret_grace_s=settings.secret_grace_s,
     )
 
 
-def worker_runtime(settings: Settings, connections: Connections, metrics: Metrics) -> WorkerRuntime:
+def worker_runtime(
+    settings: Settings, connections: Connections, metrics: Metrics, cipher: TokenCipher | None = None
+) -> WorkerRuntime:
     return WorkerRuntime(
         redis=connections.redis,
         arq=connections.arq,
@@ -99,10 +111,15 @@ def worker_runtime(settings: Settings, connections: Connections, metrics: Metric
             timeout_s=settings.delivery_timeout_s,
             max_in_flight=settings.max_in_flight,
             per_subscription=settings.subscription_concurrency,
+            rate_per_s=settings.subscription_rate_per_s,
+            retry_after_max_s=settings.retry_after_max_s,
+            disable_after_s=settings.disable_after_s,
             allow_private_targets=settings.allow_private_targets,
         ),
         clock=utc_now,
         metrics=metrics,
+        retention_s=settings.retention_s,
+        cipher=cipher,
     )
 
 
@@ -117,19 +134,55 @@ async def listen(app: web.Application, host: str, port: int, what: str) -> web.A
     return runner
 
 
-def health_app(metrics: Metrics) -> web.Application:
-    """The worker's own small server: liveness and metrics."""
+def health_app(metrics: Metrics, redis: "Redis", clock: Callable[[], datetime] = utc_now) -> web.Application:
+    """The worker's own small server: liveness and metrics (the backlog gauges read from ``redis``)."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def metrics_view(request: web.Request) -> web.Response:
+        await metrics.refresh_backlog(redis, clock())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     return app
+
+
+async def connect_checked(settings: Settings) -> Connections:
+    """The process's connections, once Redis answers."""
+    connections = await connect(settings.redis_url)
+    try:
+        await connections.redis.ping()
+    except Exception as error:
+        await connections.close()
+        raise StartupError(f"cannot reach Redis at {settings.redis_url}: {error}") from None
+    return connections
+
+
+async def token_cipher(settings: Settings, connections: Connections) -> TokenCipher | None:
+    """The cipher of RELAY_ENCRYPTION_KEY, once the stored Brightpearl tokens are all under its first key.
+
+    Tokens stored in plain text (before a key was set) or under an older key are encrypted again; a stored
+    token the keys cannot decrypt stops the start, since this process could neither poll nor show its account.
+    """
+    cipher = settings.cipher()
+    resealed, unreadable = await Store(connections.redis, cipher).reseal_account_tokens()
+    if unreadable:
+        await connections.close()
+        which = ", ".join(repr(code) for code in unreadable[:3]) + (" and more" if len(unreadable) > 3 else "")
+        tokens = f"the Brightpearl tokens of {len(unreadable)} stored account(s) ({which})"
+        if cipher is None:
+            problem = f"{tokens} are encrypted but RELAY_ENCRYPTION_KEY is not set"
+        else:
+            problem = f"RELAY_ENCRYPTION_KEY cannot decrypt {tokens}: none of its keys is the one that encrypted them"
+        raise StartupError(
+            f"{problem}; set RELAY_ENCRYPTION_KEY to that key (while rotating: the new key, a comma, the old one)"
+        )
+    if resealed:
+        log.info("encrypted %d stored Brightpearl token(s) with the first key of RELAY_ENCRYPTION_KEY", resealed)
+    return cipher
 
 
 @contextlib.asynccontextmanager
@@ -144,24 +197,20 @@ async def running(
             "RELAY_REDIS_URL is not set; `relay api` and `relay worker` share state through "
             "Redis, e.g. export RELAY_REDIS_URL=redis://127.0.0.1:6379/0 (or use `relay run`)"
         )
-    connections = await connect(settings.redis_url)
-    try:
-        await connections.redis.ping()
-    except Exception as error:
-        await connections.close()
-        raise StartupError(f"cannot reach Redis at {settings.redis_url}: {error}") from None
+    connections = await connect_checked(settings)
     warn_about(settings, connections)
+    cipher = await token_cipher(settings, connections)
     metrics = Metrics()
     session = brightpearl_session()
     runners: list[web.AppRunner] = []
-    runtime = worker_runtime(settings, connections, metrics) if worker else None
+    runtime = worker_runtime(settings, connections, metrics, cipher) if worker else None
     arq_worker = create_worker(runtime, handle_signals=False) if runtime else None
     arq_task: asyncio.Task[None] | None = None
     ctx = None
     api_url = None
     try:
         if api:
-            ctx = api_context(settings, connections, session, metrics)
+            ctx = api_context(settings, connections, session, metrics, cipher)
             if runtime is not None:
                 ctx.on_deliveries = runtime.dispatcher.wake
             port = settings.port if api_port is None else api_port
@@ -171,7 +220,8 @@ async def running(
         if arq_worker is not None:
             if not api:
                 port = settings.worker_port if worker_port is None else worker_port
-                runners.append(await listen(health_app(metrics), settings.host, port, "worker's /healthz"))
+                app = health_app(metrics, connections.redis)
+                runners.append(await listen(app, settings.host, port, "worker's /healthz"))
             arq_task = asyncio.create_task(arq_worker.async_run(), name="arq-worker")
             log.info("worker running")
         yield Parts(connections, ctx, runtime, api_url)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from subscriptions.crypto import TokenCipher
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
 
 
@@ -67,8 +68,23 @@ class Settings(BaseSettings):
             raise ValueError("retry delays cannot be negative")
         return value
 
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # set but empty, as in `RELAY_ENCRYPTION_KEY=` in a .env file: not set
+        TokenCipher.from_setting(value.get_secret_value())  # InvalidKey, a ValueError, says what is wrong
+        return value
+
     def token(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token else None
+
+    def cipher(self) -> TokenCipher | None:
+        """What encrypts Brightpearl tokens at rest: the keys of RELAY_ENCRYPTION_KEY; None when it is not set."""
+        return TokenCipher.from_setting(self.encryption_key.get_secret_value()) if self.encryption_key else None
+
+
+SECRET_SETTINGS = frozenset({"api_token", "encryption_key"})
 
 
 def describe_error(error: ValidationError) -> str:
@@ -76,4 +92,6 @@ def describe_error(error: ValidationError) -> str:
     first = error.errors()[0]
     name = "RELAY_" + str(first["loc"][0]).upper() if first["loc"] else "RELAY_*"
     message = str(first["msg"]).removeprefix("Value error, ")
+    if first["loc"] and first["loc"][0] in SECRET_SETTINGS:
+        return f"{name}: {message}"  # never echo a secret, even a malformed one, into a terminal or a log
     return f"{name}: {message} (got {first.get('input')!r})"

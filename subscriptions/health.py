@@ -5,6 +5,7 @@ the attempt itself. From them, pure functions below decide what a person sees (`
 has succeeded since the first failure) and when sustained failure disables the subscription.
 """
 
+import itertools
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,11 +74,12 @@ def queue_outcomes(pipe: Pipeline, sub_id: str, outcomes: Sequence[tuple[bool, d
     if outcomes[-1][0]:
         pipe.hdel(health, "failing_since")
     else:  # failing since the first failure after the last success (or since before this batch)
-        trailing = [at for at in failures if not successes or at > max(successes)]
+        trailing = list(itertools.takewhile(lambda outcome: not outcome[0], reversed(outcomes)))
+        first_failure = str(ms(trailing[-1][1]))
         if successes:
-            pipe.hset(health, "failing_since", str(ms(min(trailing))))
+            pipe.hset(health, "failing_since", first_failure)
         else:
-            pipe.hsetnx(health, "failing_since", str(ms(min(trailing))))
+            pipe.hsetnx(health, "failing_since", first_failure)
 
 
 def queue_reset(pipe: Pipeline, sub_id: str) -> None:

@@ -37,6 +37,25 @@ def poll_lock(code: str) -> str:
     return f"{PREFIX}lock:poll:{code}"  # held by the one poller working on the account
 
 
+JANITOR_LOCK = PREFIX + "lock:janitor"  # STRING with a TTL: the one worker running the retention sweep
+
+
+# API keys
+API_KEYS = PREFIX + "apikeys"  # ZSET id -> created ms
+
+
+def api_key(key_id: str) -> str:
+    return f"{PREFIX}apikey:{key_id}"  # STRING JSON ApiKeyRecord (the key's SHA-256, never the key)
+
+
+def api_key_hash(digest: str) -> str:
+    return f"{PREFIX}apikey:sha256:{digest}"  # STRING key id: finds the caller of a request in one lookup
+
+
+def account_api_keys(code: str) -> str:
+    return f"{PREFIX}apikeys:account:{code}"  # ZSET id -> created ms
+
+
 # subscriptions
 SUBSCRIPTIONS = PREFIX + "subs"  # ZSET id -> created ms
 
@@ -47,6 +66,30 @@ def subscription(sub_id: str) -> str:
 
 def account_subscriptions(code: str) -> str:
     return f"{PREFIX}subs:account:{code}"  # SET ids
+
+
+def subscription_health(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:health"  # HASH failing_since, last_success_at, last_failure_at (ms)
+
+
+def subscription_recent(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:recent"  # LIST "1" success / "0" failure of its latest attempts, newest first
+
+
+def subscription_in_flight(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:in-flight"  # ZSET delivery id -> ms its claim ends: attempts under way
+
+
+def subscription_rate(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:rate"  # STRING ms: when the subscription's rate limit next lets one through
+
+
+def recovery(rec_id: str) -> str:
+    return f"{PREFIX}recovery:{rec_id}"  # HASH a recover job's window, counts and state
+
+
+def recovery_deliveries(rec_id: str) -> str:
+    return f"{PREFIX}recovery:{rec_id}:deliveries"  # LIST the delivery ids a recover job re-sends
 
 
 # events
@@ -80,6 +123,10 @@ def subscription_deliveries(sub_id: str) -> str:
 
 def event_deliveries(event_id: str) -> str:
     return f"{PREFIX}deliveries:event:{event_id}"  # ZSET id -> created ms
+
+
+def account_deliveries(code: str) -> str:
+    return f"{PREFIX}deliveries:account:{code}"  # ZSET id -> created ms
 
 
 def status_deliveries(status: str) -> str:

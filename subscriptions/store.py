@@ -11,10 +11,14 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from subscriptions import keys
+from subscriptions.api_keys import ApiKeys
+from subscriptions.crypto import TokenCipher, TokenKeyError, seal, unseal
 from subscriptions.due import ms
 from subscriptions.errors import Conflict, NotFound
+from subscriptions.health import queue_forget, queue_reset
 from subscriptions.models import (
     RESOURCES,
     AccountRecord,
@@ -23,6 +27,7 @@ from subscriptions.models import (
     DeliveryStatus,
     EventRecord,
     SubscriptionRecord,
+    SubscriptionState,
 )
 from subscriptions.paging import Page, newest_first
 
@@ -32,8 +37,9 @@ RecordT = TypeVar("RecordT", bound=BaseModel)
 class Store:
     """The relay's records, over one Redis connection pool (``decode_responses=True``)."""
 
-    def __init__(self, redis: "Redis") -> None:
+    def __init__(self, redis: "Redis", cipher: TokenCipher | None = None) -> None:
         self.redis = redis
+        self.cipher = cipher  # encrypts Brightpearl tokens at rest; None: stored as they are
 
     async def _load(self, model: type[RecordT], key_of: Any, ids: Sequence[str]) -> list[RecordT | None]:
         if not ids:
@@ -59,7 +65,7 @@ class Store:
         """Store a new account with the baseline of its resources (cursors by name, stock figures by product)
         and schedule its first poll."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.account(account.code), account.model_dump_json(), nx=True)
+            pipe.set(keys.account(account.code), self._account_json(account), nx=True)
             pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
             _write_baseline(pipe, account.code, cursors, stock_figures or {})
             pipe.zadd(keys.POLLS, {account.code: first_poll_ms})
@@ -71,7 +77,8 @@ class Store:
         return bool(await self.redis.exists(keys.account(code)))
 
     async def get_account(self, code: str) -> AccountRecord:
-        return await self._get(AccountRecord, keys.account(code), f"account {code!r}")
+        """One account with its token decrypted; :class:`TokenKeyError` when the configured keys cannot."""
+        return self._open_account(await self._get(AccountRecord, keys.account(code), f"account {code!r}"))
 
     async def list_accounts(self, *, limit: int, cursor: str | None) -> Page[AccountRecord]:
         return await newest_first(
@@ -79,8 +86,53 @@ class Store:
             keys.ACCOUNTS,
             limit=limit,
             cursor=cursor,
-            load=lambda ids: self._load(AccountRecord, keys.account, ids),
+            load=self._load_accounts,
         )
+
+    async def _load_accounts(self, codes: Sequence[str]) -> list[AccountRecord | None]:
+        return [self._open_account(a) if a else None for a in await self._load(AccountRecord, keys.account, codes)]
+
+    def _account_json(self, account: AccountRecord) -> str:
+        """The stored JSON of an account: its token encrypted when there is a key."""
+        return account.model_copy(update={"token": seal(account.token, self.cipher)}).model_dump_json()
+
+    def _open_account(self, stored: AccountRecord) -> AccountRecord:
+        """A stored account as the rest of the relay sees it: its token in plain text."""
+        token = unseal(stored.token, self.cipher, f"the Brightpearl token of account {stored.code!r}")
+        return stored.model_copy(update={"token": token})
+
+    async def reseal_account_tokens(self) -> tuple[int, list[str]]:
+        """Encrypt every stored token that is not yet under the first key (a plain one, or one under an older
+        key); answer how many were re-encrypted and the codes of accounts whose tokens cannot be decrypted.
+
+        Safe beside other processes: an account changed meanwhile is left to whoever changed it.
+        """
+        resealed = 0
+        unreadable: list[str] = []
+        codes = await cast(Awaitable[list[str]], self.redis.zrange(keys.ACCOUNTS, 0, -1))
+        for code in codes:
+            key = keys.account(code)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                text = cast(str | None, await pipe.get(key))
+                if text is None:
+                    continue
+                stored = AccountRecord.model_validate_json(text)
+                try:
+                    account = self._open_account(stored)
+                except TokenKeyError:
+                    unreadable.append(code)
+                    continue
+                if self.cipher is None or self.cipher.is_current(stored.token):
+                    continue
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(key, self._account_json(account), xx=True)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue  # saved meanwhile, by a process that encrypts with its own key
+                resealed += 1
+        return resealed, unreadable
 
     async def save_account(
         self,
@@ -91,7 +143,7 @@ class Store:
     ) -> None:
         """Replace an account; resources newly watched start from their baseline, dropped ones stop polling."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.account(account.code), account.model_dump_json(), xx=True)
+            pipe.set(keys.account(account.code), self._account_json(account), xx=True)
             _write_baseline(pipe, account.code, cursors, stock_figures or {})
             dropped = [r for r in RESOURCES if r not in account.resources]
             for resource in dropped:
@@ -104,7 +156,8 @@ class Store:
 
     async def delete_account(self, code: str) -> None:
         """Remove an account, stop its polling and remove its subscriptions (their deliveries stay visible)."""
-        await self.get_account(code)  # NotFound if there is none
+        if not await self.account_exists(code):  # (not get_account: removing needs no key to decrypt the token)
+            raise NotFound(f"account {code!r} does not exist")
         sub_ids = await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code)))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(
@@ -117,6 +170,7 @@ class Store:
                 pipe.delete(keys.subscription(sub_id))
                 pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
             await pipe.execute()
+        await ApiKeys(self.redis).revoke_account(code)  # after the account is gone: a key made meanwhile is seen
         await self._unlink_matching([p for r in RESOURCES for p in keys.resource_state(code, r)])
 
     async def _unlink_matching(self, patterns: Sequence[str]) -> None:
@@ -171,7 +225,46 @@ class Store:
             pipe.delete(keys.subscription(sub_id))
             pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
             pipe.srem(keys.account_subscriptions(sub.account), sub_id)
+            queue_forget(pipe, sub_id)
             await pipe.execute()
+
+    async def disable_subscription(self, sub_id: str, reason: str, now: datetime) -> bool:
+        """Disable a subscription with the reason recorded, unless it is gone or already disabled; True if
+        this call disabled it. Atomic against a concurrent change (a PATCH re-enabling it wins or loses whole).
+        """
+        key = keys.subscription(sub_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                text = await pipe.get(key)
+                if text is None:
+                    return False
+                sub = SubscriptionRecord.model_validate_json(text)
+                if sub.state == SubscriptionState.disabled:
+                    return False
+                disabled = sub.model_copy(
+                    update={
+                        "state": SubscriptionState.disabled,
+                        "disabled_reason": reason,
+                        "disabled_at": now,
+                        "updated_at": now,
+                    }
+                )
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(key, disabled.model_dump_json(), xx=True)
+                await pipe.execute()
+            except WatchError:
+                return False  # changed meanwhile; the next failure decides again
+        return True
+
+    async def reenable_subscription(self, sub: SubscriptionRecord) -> None:
+        """Save a subscription PATCHed back to active, forgetting that it was failing."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.subscription(sub.id), sub.model_dump_json(), xx=True)
+            queue_reset(pipe, sub.id)
+            saved, *_ = await pipe.execute()
+        if not saved:
+            raise NotFound(f"subscription {sub.id!r} does not exist")
 
     async def list_subscriptions(
         self, *, limit: int, cursor: str | None, account: str | None = None
@@ -241,12 +334,15 @@ class Store:
         event_id: str | None = None,
         type_: str | None = None,
         status: DeliveryStatus | None = None,
+        account: str | None = None,
     ) -> Page[DeliveryRecord]:
         """Deliveries newest first; the most selective filter picks the index, the others filter it."""
         if event_id:
             index = keys.event_deliveries(event_id)
         elif subscription:
             index = keys.subscription_deliveries(subscription)
+        elif account:
+            index = keys.account_deliveries(account)
         elif status:
             index = keys.status_deliveries(status)
         else:
@@ -254,7 +350,8 @@ class Store:
 
         def keep(delivery: DeliveryRecord) -> bool:
             return (
-                (subscription is None or delivery.subscription == subscription)
+                (account is None or delivery.account == account)
+                and (subscription is None or delivery.subscription == subscription)
                 and (event_id is None or delivery.event_id == event_id)
                 and (type_ is None or delivery.type == type_)
                 and (status is None or delivery.status == status)

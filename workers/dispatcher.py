@@ -147,8 +147,10 @@ class Dispatcher:
             if sub is None or event is None:
                 gone = "subscription was deleted" if sub is None else "event is no longer kept"
                 await self.outbox.abandon(delivery, f"not sent: its {gone}", now)
+                self.metrics.deliveries_finished.labels(DeliveryStatus.failed.value).inc()
             elif sub.state == SubscriptionState.disabled:
                 await self.outbox.skip(delivery)
+                self.metrics.deliveries_finished.labels(DeliveryStatus.skipped.value).inc()
             else:
                 wanted[sub.id].append(delivery)
         if not wanted:

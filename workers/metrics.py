@@ -1,8 +1,16 @@
 """Prometheus metrics of one process. They carry no payloads, secrets or tokens: only names and counts."""
 
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from subscriptions.backlog import read_backlog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +47,37 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("relay_deliveries_in_flight", "Delivery attempts under way in this process", registry=r)
+        # The backlog is shared by every process: read from Redis at scrape time (refresh_backlog), not counted.
+        self.deliveries_waiting = Gauge(
+            "relay_deliveries_waiting", "Deliveries waiting for their first attempt (status pending)", registry=r
+        )
+        self.deliveries_retrying = Gauge(
+            "relay_deliveries_retrying", "Deliveries waiting for a retry (status retrying)", registry=r
+        )
+        self.oldest_waiting_age = Gauge(
+            "relay_oldest_waiting_delivery_age_seconds",
+            "Age of the oldest delivery waiting for its first attempt; 0 when none waits",
+            registry=r,
+        )
+        self.retention_removed = Counter(
+            "relay_retention_removed",
+            "Records removed by the retention sweep, by kind (delivery, event, dangling index entry)",
+            ["kind"],
+            registry=r,
+        )
+
+    async def refresh_backlog(self, redis: "Redis", now: datetime) -> bool:
+        """Read the backlog gauges from Redis; when Redis does not answer, keep the last values (a scrape must
+        still answer) and return False."""
+        try:
+            backlog = await read_backlog(redis, now)
+        except (RedisError, OSError) as error:
+            log.warning("metrics: cannot read the delivery backlog from Redis: %s", error)
+            return False
+        self.deliveries_waiting.set(backlog.waiting)
+        self.deliveries_retrying.set(backlog.retrying)
+        self.oldest_waiting_age.set(backlog.oldest_waiting_age_s)
+        return True
 
     def render(self) -> bytes:
         """The Prometheus text format of every metric."""

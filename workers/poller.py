@@ -200,6 +200,7 @@ class Poller:
         finally:
             requests = client.requests_made + sweep_client.requests_made
             self.metrics.brightpearl_requests.labels(resource).inc(requests)
+            self.metrics.brightpearl_throttles.inc(client.throttles_met + sweep_client.throttles_met)
         # a running average of what a poll of this resource costs, for planning the intervals
         average = requests if cost is None else COST_SMOOTHING * requests + (1 - COST_SMOOTHING) * cost
         status[f"{resource}:requests_per_poll"] = f"{average:.2f}"

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -17,16 +17,21 @@ from arq.worker import Worker, func
 from redis.asyncio import Redis
 
 from subscriptions import keys
+from subscriptions.crypto import TokenCipher, TokenKeyError
 from subscriptions.due import DueSet, ms
 from subscriptions.outbox import Outbox
+from subscriptions.recovery import Recoveries
 from subscriptions.store import Store
+from workers.brightpearl.timestamps import format_utc
 from workers.dispatcher import DeliveryPolicy, Dispatcher
+from workers.janitor import Janitor
 from workers.metrics import Metrics
 from workers.poller import Poller, PollPolicy
 from workers.scheduler import PollScheduler
 
 log = logging.getLogger(__name__)
 
+RECOVER_JOB_TIMEOUT_S = 600  # a recovery re-queues in batches and resumes where it stopped if retried
 POLL_JOB_TIMEOUT_S = 600  # a poll waits out throttling inside its job; its lock, not this, bounds a dead one
 
 
@@ -42,9 +47,11 @@ class WorkerRuntime:
     delivery_policy: DeliveryPolicy
     clock: Callable[[], datetime]
     metrics: Metrics = field(default_factory=Metrics)
+    retention_s: float = 7 * 86_400.0  # events and final deliveries expire this long after their last change
+    cipher: TokenCipher | None = None  # decrypts the stored Brightpearl tokens; None: they are stored unencrypted
 
     def __post_init__(self) -> None:
-        self.store = Store(self.redis)
+        self.store = Store(self.redis, self.cipher)
         self.outbox = Outbox(self.redis)
         self.dispatcher = Dispatcher(
             self.store, self.outbox, self.delivery_session, self.delivery_policy, self.metrics, clock=self.clock
@@ -62,21 +69,32 @@ class WorkerRuntime:
         self.scheduler = PollScheduler(
             DueSet(self.redis, keys.POLLS), self._enqueue_poll, clock=self.clock, lease_s=self.poll_policy.lease_s
         )
+        self.janitor = Janitor(self.redis, self.metrics, retention_s=self.retention_s, clock=self.clock)
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def report_unreadable_token(self, code: str, error: TokenKeyError) -> None:
+        """Say why an account cannot be polled where the API shows its state, and try it again later, not at once."""
+        log.error("poll of %s: %s", code, error)
+        now = self.clock()
+        await self.store.update_account_status(code, {"last_error": str(error), "last_error_at": format_utc(now)})
+        retry_at = now + timedelta(seconds=self.poll_policy.auth_failure_backoff_s)
+        await self.poller.polls.schedule([code], due=retry_at, only_existing=True)
 
     async def _enqueue_poll(self, account: str) -> None:
         await self.arq.enqueue_job("poll", account, _job_id=f"poll:{account}:{ms(self.clock())}")
 
     async def start(self) -> None:
-        """Start the scheduler and the dispatcher beside arq's loop."""
+        """Start the scheduler, the dispatcher and the retention janitor beside arq's loop."""
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="poll-scheduler"),
             asyncio.create_task(self.dispatcher.run(), name="delivery-dispatcher"),
+            asyncio.create_task(self.janitor.run(), name="retention-janitor"),
         ]
 
     async def stop(self, drain_s: float = 5.0) -> None:
-        """Stop scheduling, finish (or give back) attempts under way, and wait for both loops to end."""
+        """Stop scheduling and sweeping, finish (or give back) attempts under way, and wait for the loops to end."""
         self.scheduler.stop()
+        self.janitor.stop()
         await self.dispatcher.stop(drain_s)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -84,7 +102,19 @@ class WorkerRuntime:
 async def poll(ctx: dict[str, Any], account: str) -> None:
     """arq job: poll the due resources of one account."""
     runtime: WorkerRuntime = ctx["runtime"]
-    await runtime.poller.poll(account)
+    try:
+        await runtime.poller.poll(account)
+    except TokenKeyError as error:  # RELAY_ENCRYPTION_KEY cannot decrypt the account's token: a person must act
+        await runtime.report_unreadable_token(account, error)
+
+
+async def recover(ctx: dict[str, Any], rec_id: str) -> None:
+    """arq job: re-queue a recovery's deliveries (from where it stopped, if an earlier try died)."""
+    runtime: WorkerRuntime = ctx["runtime"]
+    queued = await Recoveries(runtime.store, runtime.outbox).run(rec_id, runtime.clock())
+    if queued:
+        runtime.dispatcher.wake()
+    log.info("recovery %s: %d deliveries queued", rec_id, queued)
 
 
 def create_worker(
@@ -99,7 +129,10 @@ def create_worker(
         await runtime.stop()
 
     return Worker(
-        functions=[func(poll, name="poll", timeout=POLL_JOB_TIMEOUT_S, max_tries=1, keep_result=0)],
+        functions=[
+            func(poll, name="poll", timeout=POLL_JOB_TIMEOUT_S, max_tries=1, keep_result=0),
+            func(recover, name="recover", timeout=RECOVER_JOB_TIMEOUT_S, max_tries=5, keep_result=0),
+        ],
         redis_pool=runtime.arq,
         ctx={"runtime": runtime},
         on_startup=on_startup,

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from relay.api.access import ensure_visible, principal
 from relay.api.context import ApiContext, context
 from relay.api.routing import router
 from relay.api.schemas import (
@@ -19,8 +20,9 @@ from relay.api.schemas import (
     StockSweepStatus,
 )
 from subscriptions.due import ms
-from subscriptions.errors import Conflict, InvalidInput
+from subscriptions.errors import Conflict, InvalidInput, NotFound
 from subscriptions.models import AccountRecord
+from subscriptions.paging import Position
 from subscriptions.targets import check_url
 from workers.brightpearl.client import datacenter_base_url
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected
@@ -106,7 +108,15 @@ def base_url_of(code: str, base_url: str | None, datacenter: str | None) -> str:
     return datacenter_base_url(datacenter, code)
 
 
-@router.route("POST", "/v1/accounts", summary="Register a Brightpearl account", status=201, tag=TAG, errors=(409,))
+@router.route(
+    "POST",
+    "/v1/accounts",
+    summary="Register a Brightpearl account (admin only)",
+    status=201,
+    admin=True,
+    tag=TAG,
+    errors=(403, 409),
+)
 async def create_account(request: web.Request, body: AccountCreate) -> AccountView:
     ctx = context(request)
     if await ctx.store.account_exists(body.code):
@@ -131,17 +141,30 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
 @router.route("GET", "/v1/accounts", summary="List accounts with their polling state", tag=TAG)
 async def list_accounts(request: web.Request, query: ListQuery) -> AccountList:
     ctx = context(request)
+    own = principal(request).account
+    if own is not None:
+        # a scoped key sees one account: a single page, so any cursor is past its end
+        if query.cursor is not None:
+            Position.decode(query.cursor)  # still refuse a cursor this API never gave
+            return AccountList(items=[], next_cursor=None)
+        try:
+            return AccountList(items=[await account_view(ctx, await ctx.store.get_account(own))], next_cursor=None)
+        except NotFound:
+            return AccountList(items=[], next_cursor=None)
     page = await ctx.store.list_accounts(limit=query.limit, cursor=query.cursor)
     return AccountList(items=[await account_view(ctx, a) for a in page.items], next_cursor=page.next_cursor)
 
 
 @router.route("GET", "/v1/accounts/{code}", summary="One account with its polling state", tag=TAG, errors=(404,))
 async def get_account(request: web.Request, code: str) -> AccountView:
+    ensure_visible(request, code, f"account {code!r}")
     ctx = context(request)
     return await account_view(ctx, await ctx.store.get_account(code))
 
 
-@router.route("PATCH", "/v1/accounts/{code}", summary="Change an account", tag=TAG, errors=(404,))
+@router.route(
+    "PATCH", "/v1/accounts/{code}", summary="Change an account (admin only)", admin=True, tag=TAG, errors=(403, 404)
+)
 async def patch_account(request: web.Request, code: str, body: AccountPatch) -> AccountView:
     ctx = context(request)
     account = await ctx.store.get_account(code)
@@ -172,10 +195,11 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
 @router.route(
     "DELETE",
     "/v1/accounts/{code}",
-    summary="Remove an account, its polling and its subscriptions",
+    summary="Remove an account, its polling, its subscriptions and its API keys (admin only)",
     status=204,
+    admin=True,
     tag=TAG,
-    errors=(404,),
+    errors=(403, 404),
 )
 async def delete_account(request: web.Request, code: str) -> web.Response:
     await context(request).store.delete_account(code)

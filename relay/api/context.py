@@ -8,8 +8,10 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp import web
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from subscriptions.crypto import TokenCipher
 from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from workers.budget import RequestBudget
@@ -40,9 +42,12 @@ class ApiContext:
     sweep_interval_s: float = 3600.0
     on_deliveries: Callable[[], None] = lambda: None  # wakes a dispatcher in this process, if there is one
     resolve: Resolve = resolve_host
+    cipher: TokenCipher | None = None  # encrypts Brightpearl tokens at rest; None: stored unencrypted
+    jobs: ArqRedis | None = None  # where background jobs (recoveries) go to the workers
+    secret_grace_s: float = 86_400.0
 
     def __post_init__(self) -> None:
-        self.store = Store(self.redis)
+        self.store = Store(self.redis, self.cipher)
         self.outbox = Outbox(self.redis)
 
     def budget(self, code: str) -> RequestBudget:

@@ -39,7 +39,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 @router.route("GET", "/metrics", summary="Prometheus metrics", auth=False, tag="operations", media_type="text/plain")
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=context(request).metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    ctx = context(request)
+    await ctx.metrics.refresh_backlog(ctx.redis, ctx.clock())
+    return web.Response(body=ctx.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 @router.route("GET", "/openapi.json", summary="This API's OpenAPI 3.1 description", auth=False, tag="operations")

@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
+from subscriptions.crypto import TokenKeyError
 from subscriptions.errors import Conflict, InvalidInput, NotFound, RelayError
 from workers.brightpearl.errors import BrightpearlError
 
@@ -78,22 +79,35 @@ _TITLES = {
 }
 
 
+# Each error the relay raises on purpose, its status and title; the first matching class wins.
+_RELAY_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
+    (Unauthenticated, 401, "Unauthorized"),
+    (Forbidden, 403, "Forbidden"),
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
+    (InvalidInput, 422, "Unprocessable"),
+    (BrightpearlError, 422, "Brightpearl refused"),
+    (TokenKeyError, 503, "Misconfigured"),  # this process's RELAY_ENCRYPTION_KEY is not the one that wrote it
+)
+
+
+def relay_problem(error: RelayError) -> web.Response:
+    """The problem answer of an error the relay raised on purpose."""
+    status, title = next(((s, t) for kind, s, t in _RELAY_ERRORS if isinstance(error, kind)), (422, "Unprocessable"))
+    if status == 401:
+        return problem(status, title, str(error), headers={"WWW-Authenticate": "Bearer"})
+    if status == 503:
+        log.error("cannot serve a request: %s", error)
+        return problem(status, title, f"{error}; an operator must fix this process's settings")
+    return problem(status, title, str(error))
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
-    except Unauthenticated as error:
-        return problem(401, "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
-    except Forbidden as error:
-        return problem(403, "Forbidden", str(error))
-    except NotFound as error:
-        return problem(404, "Not found", str(error))
-    except Conflict as error:
-        return problem(409, "Conflict", str(error))
-    except InvalidInput as error:
-        return problem(422, "Unprocessable", str(error))
-    except BrightpearlError as error:
-        return problem(422, "Brightpearl refused", str(error))
+    except RelayError as error:
+        return relay_problem(error)
     except web.HTTPRequestEntityTooLarge:
         return problem(
             413,

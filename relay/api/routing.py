@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from relay.api.access import require_admin
 from relay.api.problems import Problem, json_problem, validation_problem
 
 Handler = Callable[..., Awaitable[Any]]
@@ -29,6 +30,7 @@ class Route:
     summary: str
     status: int
     auth: bool
+    admin: bool
     tag: str
     errors: tuple[int, ...]
     body: type[BaseModel] | None
@@ -56,6 +58,7 @@ class Router:
         summary: str,
         status: int = 200,
         auth: bool = True,
+        admin: bool = False,
         tag: str = "",
         errors: tuple[int, ...] = (),
         media_type: str = "application/json",
@@ -72,6 +75,7 @@ class Router:
                     summary=summary,
                     status=status,
                     auth=auth,
+                    admin=admin,
                     tag=tag,
                     errors=errors,
                     body=_model(hints.get("body")),
@@ -92,6 +96,8 @@ class Router:
 
 def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def view(request: web.Request) -> web.StreamResponse:
+        if route.admin:
+            require_admin(request)  # before the input is read: a scoped key learns nothing from validation
         kwargs: dict[str, Any] = {name: request.match_info[name] for name in route.path_params}
         if route.query is not None:
             try:
@@ -161,6 +167,9 @@ def openapi(routes: list[Route], *, title: str, version: str, description: str) 
             success["content"] = {route.media_type: {"schema": {"type": "string"}}}
         operation["responses"][str(route.status)] = success
         codes = set(route.errors)
+        if route.admin:
+            codes.add(403)
+            operation["description"] = "Admin token only: an account-scoped key gets 403."
         if route.auth:
             codes.add(401)
             operation["security"] = [{"bearerAuth": []}]

@@ -114,18 +114,40 @@ class AccountView(BaseModel):
     status: AccountStatus
 
 
-class SubscriptionCreate(Input):
+RetrySchedule = Annotated[list[Annotated[float, Field(ge=0, le=7 * 86_400)]], Field(max_length=30)]
+
+
+class DeliveryOptions(Input):
+    """What a subscription may set for itself; each left out (or null) takes the relay's setting."""
+
+    retry_schedule_s: RetrySchedule | None = Field(
+        None, description="seconds before each retry, e.g. [5, 60, 600]; [] means one attempt only"
+    )
+    timeout_s: float | None = Field(None, gt=0, le=300, description="timeout of one attempt")
+    max_concurrency: int | None = Field(None, ge=1, le=1000, description="attempts under way at once")
+    rate_limit_per_s: float | None = Field(None, gt=0, le=1000, description="attempts a second at most")
+
+
+class SubscriptionCreate(DeliveryOptions):
     account: str = Field(pattern=CODE_PATTERN)
     url: str = Field(max_length=2048)
     events: list[str] = Field(min_length=1, max_length=50)
     description: str = Field("", max_length=500)
 
 
-class SubscriptionPatch(Input):
+class SubscriptionPatch(DeliveryOptions):
     url: str | None = Field(None, max_length=2048)
     events: list[str] | None = Field(None, min_length=1, max_length=50)
     state: Literal["active", "disabled"] | None = None
     description: str | None = Field(None, max_length=500)
+
+
+class SubscriptionHealth(BaseModel):
+    failing_since: datetime | None = Field(description="the first failed attempt with no success after it")
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    success_rate: float | None = Field(description="successes among the latest attempts (up to 100); 0 to 1")
+    recent_attempts: int = Field(description="how many attempts success_rate is over")
 
 
 class SubscriptionView(BaseModel):
@@ -134,8 +156,17 @@ class SubscriptionView(BaseModel):
     url: str
     events: list[str]
     description: str
-    state: SubscriptionState
+    state: SubscriptionState = Field(description="active; failing while attempts keep failing; disabled")
     disabled_reason: str | None
+    disabled_at: datetime | None
+    retry_schedule_s: list[float] | None
+    timeout_s: float | None
+    max_concurrency: int | None
+    rate_limit_per_s: float | None
+    previous_secret_valid_until: datetime | None = Field(
+        description="while set and in the future, the rotated-out secret still signs beside the current one"
+    )
+    health: SubscriptionHealth
     created_at: datetime
     updated_at: datetime
 
@@ -146,6 +177,40 @@ class SubscriptionCreated(SubscriptionView):
 
 class SecretView(BaseModel):
     secret: str
+
+
+class RotatedSecret(BaseModel):
+    secret: str = Field(description="the new whsec_ secret; it signs every webhook from now on")
+    previous_valid_until: datetime = Field(description="until then the previous secret signs beside it")
+
+
+class RecoverRequest(Input):
+    since: datetime = Field(description="re-send failed and skipped deliveries created at or after this time")
+    until: datetime | None = Field(None, description="and before this time (default: now)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RecoverRequest":
+        if self.since.tzinfo is None or (self.until is not None and self.until.tzinfo is None):
+            raise ValueError("give times with a UTC offset, e.g. 2026-11-26T10:00:00Z")
+        if self.until is not None and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+class RecoveryView(BaseModel):
+    id: str
+    subscription: str
+    status: Literal["running", "completed"] = Field(
+        description="running until every delivery in it has been queued and reached succeeded or failed"
+    )
+    since: datetime
+    until: datetime
+    total: int = Field(description="failed and skipped deliveries found in the window")
+    queued: int = Field(description="of them, re-queued for sending so far")
+    done: int = Field(description="of them, sent again and now succeeded or failed")
+    succeeded: int
+    failed: int
+    created_at: datetime
 
 
 class DeliverySummary(BaseModel):
@@ -227,3 +292,32 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     redis: bool
+
+
+class ApiKeyCreate(Input):
+    account: str = Field(pattern=CODE_PATTERN, description="the account the key may act on")
+    description: str = Field("", max_length=500, description="what the key is for, e.g. who holds it")
+
+
+class ApiKeyView(BaseModel):
+    id: str
+    account: str
+    description: str
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="when the key was last used, to the minute")
+
+
+class ApiKeyCreated(BaseModel):
+    id: str
+    key: str = Field(description="the bearer token to use; shown this once, the relay keeps only its hash")
+    account: str
+    description: str
+    created_at: datetime
+
+
+class ApiKeyList(Paged[ApiKeyView]):
+    pass
+
+
+class ApiKeyQuery(ListQuery):
+    account: str | None = Field(None, max_length=64)

@@ -123,6 +123,9 @@ async def test_a_throttling_brightpearl_loses_nothing(harness: Harness) -> None:
     await harness.poll()  # waits out the throttle period instead of failing
     assert sorted(await harness.emitted()) == ids
     assert (await harness.status())["last_error"] == ""
+    throttles = harness.poller.metrics.registry.get_sample_value("relay_brightpearl_throttles_total")
+    assert throttles is not None
+    assert throttles >= 1
 
 
 async def test_a_failing_brightpearl_is_caught_up_after(harness: Harness) -> None:

@@ -101,6 +101,7 @@ class BrightpearlClient:
         self.sleep = sleep
         self.rate = RateInfo(None, None)
         self.requests_made = 0
+        self.throttles_met = 0  # answers that were Brightpearl's throttle
 
     def url(self, path: str) -> str:
         return f"{self.credentials.base_url.rstrip('/')}/{path.lstrip('/')}"
@@ -120,6 +121,7 @@ class BrightpearlClient:
             wait_ms = self._throttle_wait_ms(status, payload, headers)
             if wait_ms is None:
                 return self._unwrap(method, url, status, payload)
+            self.throttles_met += 1
             log.warning(
                 "Brightpearl throttled %s %s; waiting %d ms (%d of %d)",
                 method,

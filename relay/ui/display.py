@@ -1,0 +1,101 @@
+"""How the dashboard words things: times, badges, polling health. Pure functions, no I/O, no clock."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from relay.api.schemas import AccountStatus
+
+LAGGING_S = 300.0  # an account whose slowest resource is further behind than this is shown as lagging
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A short word and its tone: ``ok``, ``warn``, ``bad``, ``idle`` or ``muted`` (a CSS class)."""
+
+    label: str
+    tone: str
+
+
+DELIVERY_TONES = {"succeeded": "ok", "failed": "bad", "retrying": "warn", "pending": "idle", "skipped": "muted"}
+STATE_TONES = {"active": "ok", "failing": "warn", "disabled": "bad"}
+
+
+def delivery_badge(status: str) -> Badge:
+    return Badge(status, DELIVERY_TONES.get(status, "idle"))
+
+
+def state_badge(state: str) -> Badge:
+    return Badge(state, STATE_TONES.get(state, "idle"))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An aware datetime from the ISO text the poller writes, or ``None`` for none or nonsense."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def max_lag_s(status: AccountStatus) -> float | None:
+    lags = [r.lag_s for r in status.resources.values() if r.lag_s is not None]
+    return max(lags) if lags else None
+
+
+def polling_health(status: AccountStatus) -> Badge:
+    """How an account's polling is doing, in one word: an error newer than the last success wins."""
+    last_ok = parse_time(status.last_success_at)
+    last_error = parse_time(status.last_error_at)
+    if last_error is not None and (last_ok is None or last_error > last_ok):
+        return Badge("error", "bad")
+    if last_ok is None:
+        return Badge("not polled yet", "idle")
+    lag = max_lag_s(status)
+    if lag is not None and lag > LAGGING_S:
+        return Badge("lagging", "warn")
+    return Badge("healthy", "ok")
+
+
+def when(value: datetime | str | None) -> str:
+    """A time as people read it, in UTC to the second: ``2026-11-26 10:15:02``."""
+    moment = parse_time(value) if isinstance(value, str) else value
+    if moment is None:
+        return "–"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(value: datetime | str | None, now: datetime) -> str:
+    """How long before ``now``: ``just now``, ``42 s ago``, ``3 min ago``, ``5 h ago``, ``2 d ago``;
+    ``in 5 min`` for a time still to come."""
+    moment = parse_time(value) if isinstance(value, str) else value
+    if moment is None:
+        return "never"
+    seconds = (now - moment).total_seconds()
+    ahead = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 1:
+        return "just now" if not ahead else "now"
+    if seconds < 60:
+        text = f"{seconds:.0f} s"
+    elif seconds < 3600:
+        text = f"{seconds // 60:.0f} min"
+    elif seconds < 86_400:
+        text = f"{seconds // 3600:.0f} h"
+    else:
+        text = f"{seconds // 86_400:.0f} d"
+    return f"in {text}" if ahead else f"{text} ago"
+
+
+def percent(rate: float | None) -> str:
+    """A success rate in 0..1 as ``97.5 %``; a dash before any attempt."""
+    if rate is None:
+        return "–"
+    return f"{rate * 100:.0f} %" if rate in (0, 1) else f"{rate * 100:.1f} %"
+
+
+def short_url(url: str, limit: int = 48) -> str:
+    """A URL cut to ``limit`` characters with an ellipsis, for table cells (the full one goes in a title)."""
+    plain = url.removeprefix("https://").removeprefix("http://")
+    return plain if len(plain) <= limit else plain[: limit - 1] + "…"

@@ -1,0 +1,210 @@
+"""The dashboard's pages under ``/ui``: overview, deliveries, one delivery with its retry button, login.
+
+``/ui`` is outside ``/v1/``, so the API's bearer middleware does not guard it: every page here asks
+``relay.ui.session`` for the caller first and sends anyone without a valid cookie to the login page. Forms
+that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET).
+"""
+
+import json
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from urllib.parse import urlencode
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from relay.api.access import Principal
+from relay.api.context import context
+from relay.api.schemas import DeliveryQuery
+from relay.ui import chart, display, queries, session
+from relay.ui.render import STATIC_DIR, page
+from subscriptions.errors import InvalidInput, NotFound
+from subscriptions.models import DeliveryStatus
+
+PAGE_SIZE = 50
+STATIC_ROUTE = "ui-static"
+REFRESH_WITHIN_S = 60.0  # a delivery page reloads itself while an attempt is due this soon
+
+PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+
+
+def signed_in(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A page for callers with a valid cookie; anyone else goes to the login page, and back here after."""
+
+    @wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        who = await session.caller(request)
+        if who is None:
+            target = request.path_qs if request.method == "GET" else "/ui"
+            response = web.HTTPSeeOther("/ui/login?" + urlencode({"next": target}))
+            if session.COOKIE in request.cookies:
+                session.forget(response)  # a revoked key, or a token changed since
+            raise response
+        try:
+            return await handler(request, who)
+        except NotFound as error:
+            return page("not_found.html", {**common(request, who), "message": str(error)}, status=404)
+
+    return guarded
+
+
+def common(request: web.Request, who: Principal | None, section: str = "") -> dict[str, object]:
+    """What every page's layout needs: the caller, the current section, the time, the stylesheet."""
+    css = request.app.router[STATIC_ROUTE].url_for(filename="dashboard.css")
+    return {"who": who, "section": section, "now": context(request).clock(), "css_url": str(css)}
+
+
+@signed_in
+async def overview(request: web.Request, who: Principal) -> web.StreamResponse:
+    ctx = context(request)
+    accounts = await queries.visible_accounts(ctx, who)
+    subs = await queries.subscription_views(ctx, await queries.visible_subscriptions(ctx, who))
+    starts = chart.hour_starts(ctx.clock())
+    drawn = chart.layout(starts, await queries.hourly_counts(ctx, who, starts))
+    return page(
+        "overview.html",
+        {
+            **common(request, who, "overview"),
+            "accounts": [(a, display.polling_health(a.status), display.max_lag_s(a.status)) for a in accounts],
+            "subscriptions": subs,
+            "chart": drawn,
+        },
+    )
+
+
+def deliveries_url(params: dict[str, str]) -> str:
+    return "/ui/deliveries?" + urlencode(params) if params else "/ui/deliveries"
+
+
+@signed_in
+async def deliveries(request: web.Request, who: Principal) -> web.StreamResponse:
+    ctx = context(request)
+    subs = await queries.visible_subscriptions(ctx, who)
+    raw = {k: v for k, v in request.query.items() if k in ("status", "subscription", "cursor") and v}
+    error = None
+    items = []
+    next_cursor = None
+    try:
+        query = DeliveryQuery.model_validate({**raw, "limit": PAGE_SIZE})
+        found = await queries.visible_deliveries(
+            ctx, who, limit=PAGE_SIZE, cursor=query.cursor, subscription=query.subscription, status=query.status
+        )
+        items, next_cursor = found.items, found.next_cursor
+    except ValidationError as failure:
+        error = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in failure.errors(include_url=False))
+    except InvalidInput as failure:
+        error = str(failure)
+    filters = {k: v for k, v in raw.items() if k != "cursor"}
+    unfiltered = {k: v for k, v in filters.items() if k != "status"}
+    tabs = [("all", deliveries_url(unfiltered), "status" not in filters)]
+    tabs += [
+        (s.value, deliveries_url({**unfiltered, "status": s.value}), filters.get("status") == s.value)
+        for s in DeliveryStatus
+    ]
+    return page(
+        "deliveries.html",
+        {
+            **common(request, who, "deliveries"),
+            "deliveries": items,
+            "subscriptions": subs,
+            "sub_urls": {s.id: s.url for s in subs},
+            "status": raw.get("status", ""),
+            "subscription": raw.get("subscription", ""),
+            "tabs": tabs,
+            "first_page": not raw.get("cursor"),
+            "newest_url": deliveries_url(filters),
+            "older_url": deliveries_url({**filters, "cursor": next_cursor}) if next_cursor else None,
+            "error": error,
+        },
+    )
+
+
+@signed_in
+async def delivery(request: web.Request, who: Principal) -> web.StreamResponse:
+    ctx = context(request)
+    found = await queries.visible_delivery(ctx, who, request.match_info["delivery_id"])
+    attempts = await ctx.store.attempts(found.id)
+    try:
+        sub_url: str | None = (await ctx.store.get_subscription(found.subscription)).url
+    except NotFound:
+        sub_url = None
+    try:
+        body: str | None = json.dumps(json.loads((await ctx.store.get_event(found.event_id)).body), indent=2)
+    except NotFound:
+        body = None
+    now = ctx.clock()
+    due_soon = found.next_attempt_at is not None and (found.next_attempt_at - now).total_seconds() < REFRESH_WITHIN_S
+    return page(
+        "delivery.html",
+        {
+            **common(request, who, "deliveries"),
+            "delivery": found,
+            "attempts": list(enumerate(attempts, start=1)),
+            "sub_url": sub_url,
+            "body": body,
+            "retried": request.query.get("retried") == "1",
+            "refresh_s": 2 if due_soon else None,
+        },
+    )
+
+
+@signed_in
+async def retry(request: web.Request, who: Principal) -> web.StreamResponse:
+    if not session.same_origin(request):
+        return page("forbidden.html", common(request, who), status=403)
+    ctx = context(request)
+    found = await queries.visible_delivery(ctx, who, request.match_info["delivery_id"])
+    await ctx.outbox.schedule_now(found, ctx.clock())
+    ctx.on_deliveries()
+    raise web.HTTPSeeOther(f"/ui/deliveries/{found.id}?retried=1")
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    values = {**common(request, None), "next": session.safe_next(request.query.get("next")), "error": None}
+    return page("login.html", values)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    target = session.safe_next(str(form.get("next", "")))
+    if not session.same_origin(request):
+        return page("forbidden.html", common(request, None), status=403)
+    token = str(form.get("token", ""))
+    who = await session.check_token(request, token)
+    if who is None:
+        error = "That token is not valid: use the admin token (RELAY_API_TOKEN) or an API key made for your account."
+        return page("login.html", {**common(request, None), "next": target, "error": error}, status=401)
+    response = web.HTTPSeeOther(target)
+    session.remember(response, request, token)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """Forget the cookie (a GET works too: being logged out by a link is harmless, and nothing else changes)."""
+    response = web.HTTPSeeOther("/ui/login")
+    session.forget(response)
+    raise response
+
+
+async def to_overview(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/ui")
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    who = await session.caller(request)
+    message = f"there is no page at {request.path}"
+    return page("not_found.html", {**common(request, who), "message": message}, status=404)
+
+
+def install(app: web.Application) -> None:
+    """Add the dashboard's routes to the API's application."""
+    app.router.add_get("/ui", overview)
+    app.router.add_get("/ui/", to_overview)
+    app.router.add_get("/ui/login", login_form)
+    app.router.add_post("/ui/login", login)
+    app.router.add_route("*", "/ui/logout", logout)
+    app.router.add_get("/ui/deliveries", deliveries)
+    app.router.add_get("/ui/deliveries/{delivery_id}", delivery)
+    app.router.add_post("/ui/deliveries/{delivery_id}/retry", retry)
+    app.router.add_static("/ui/static", STATIC_DIR, name=STATIC_ROUTE, append_version=True)
+    app.router.add_get("/ui/{tail:.*}", not_found)

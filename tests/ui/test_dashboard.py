@@ -1,0 +1,171 @@
+"""The dashboard in a real headless Chromium: log in, find a failed delivery, retry it, see it succeed; a
+scoped key sees only its account; bad tokens and missing cookies go to the login page; nothing is injected."""
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Page, expect
+
+from relay.service import bound_port
+from tests.ui.world import TOKEN, Relay
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def at_login(page: Page, going_to: str) -> None:
+    """The page is the login form, which will go on to ``going_to``."""
+    await expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    assert parse_qs(urlsplit(page.url).query)["next"] == [going_to]
+
+
+async def log_in(page: Page, relay: Relay, token: str = TOKEN) -> None:
+    await page.goto(f"{relay.url}/ui/login")
+    await page.fill("#token", token)
+    await page.click("button:has-text('Log in')")
+
+
+async def test_a_failed_delivery_is_found_retried_and_succeeds(relay: Relay, page: Page) -> None:
+    await relay.add_account("acme")
+    sub = await relay.subscribe("acme", description="orders to the warehouse")
+    relay.receiver.secret = sub["secret"]
+    [made] = await relay.commit_event("acme", 1001)
+    await relay.wait_status(made.id, "failed")
+
+    await log_in(page, relay)
+    await expect(page.locator("h1")).to_have_text("Overview")
+    await expect(page.locator("table").last).to_contain_text(sub["id"])
+    await page.click("header nav >> text=Deliveries")
+    await page.click("nav.tabs >> text=failed")
+    await expect(page).to_have_url(f"{relay.url}/ui/deliveries?status=failed")
+    rows = page.locator("table.deliveries tbody tr")
+    await expect(rows).to_have_count(1)
+    await rows.first.locator("a.row-link").click()
+
+    await expect(page).to_have_url(f"{relay.url}/ui/deliveries/{made.id}")
+    await expect(page.locator("h1 .badge")).to_have_text("failed")
+    attempts = page.locator("table.attempts tbody tr")
+    await expect(attempts).to_have_count(2)
+    await expect(attempts.first).to_contain_text("500")
+    await expect(attempts.first.locator("pre.excerpt")).to_have_text("receiver told to fail")
+
+    relay.receiver.fail_next = 0
+    await page.click("button:has-text('Retry now')")
+    await expect(page.locator(".alert.ok")).to_contain_text("Retry scheduled")
+    badge = page.locator("h1 .badge")
+    for _ in range(40):  # bounded: about 10 s
+        if await badge.text_content() == "succeeded":
+            break
+        await page.wait_for_timeout(250)
+        await page.reload()
+    await expect(badge).to_have_text("succeeded")
+    await expect(attempts).to_have_count(3)
+    await expect(attempts.last).to_contain_text("204")
+    assert [r.verified for r in relay.receiver.received] == [True]
+
+
+async def test_a_scoped_key_sees_only_its_account(relay: Relay, page: Page) -> None:
+    for code in ("acme", "globex"):
+        await relay.add_account(code)
+    acme_sub = await relay.subscribe("acme")
+    globex_sub = await relay.subscribe("globex")
+    acme = [d for n in (1, 2) for d in await relay.commit_event("acme", n)]
+    [globex] = await relay.commit_event("globex", 3)
+    for delivery in [*acme, globex]:
+        await relay.wait_status(delivery.id, "failed")
+    key = await relay.call("POST", "/v1/api-keys", {"account": "acme", "description": "ui test"}, expect=201)
+
+    await log_in(page, relay, key["key"])
+    await expect(page.locator("h1")).to_have_text("Overview")
+    await expect(page.locator(".who")).to_contain_text("key for acme")
+    main = page.locator("main")
+    await expect(main).to_contain_text(acme_sub["id"])
+    await expect(main).not_to_contain_text("globex")
+    await expect(main).not_to_contain_text(globex_sub["id"])
+    await expect(page.locator(".stat .value").first).to_have_text("2")  # the chart counts acme's two only
+
+    await page.goto(f"{relay.url}/ui/deliveries")
+    links = page.locator("table.deliveries a.row-link")
+    await expect(links).to_have_count(2)
+    shown = {(await links.nth(i).get_attribute("title")) for i in range(2)}
+    assert shown == {d.id for d in acme}
+    await expect(page.locator("#subscription option")).to_have_count(2)  # "all" and acme's one
+
+    response = await page.goto(f"{relay.url}/ui/deliveries/{globex.id}")
+    assert response is not None
+    assert response.status == 404
+    await expect(page.locator("h1")).to_have_text("Not found")
+    response = await page.goto(f"{relay.url}/ui/deliveries?subscription={globex_sub['id']}")
+    assert response is not None
+    assert response.status == 404
+    retried = await page.request.post(
+        f"{relay.url}/ui/deliveries/{globex.id}/retry", headers={"Origin": relay.url}, max_redirects=0
+    )
+    assert retried.status == 404
+    assert (await relay.ctx.store.get_delivery(globex.id)).status == "failed"
+
+    await relay.call("DELETE", f"/v1/api-keys/{key['id']}", expect=204)
+    await page.goto(f"{relay.url}/ui")
+    await at_login(page, "/ui")  # a revoked key is logged out at once
+
+
+async def test_without_a_cookie_the_dashboard_asks_for_a_token_and_refuses_a_bad_one(relay: Relay, page: Page) -> None:
+    await page.goto(f"{relay.url}/ui/deliveries?status=failed")
+    await at_login(page, "/ui/deliveries?status=failed")
+    await page.fill("#token", "not-the-token")
+    await page.click("button:has-text('Log in')")
+    await expect(page.locator(".alert.bad")).to_contain_text("That token is not valid")
+    assert not [c for c in await page.context.cookies() if c["name"] == "relay_ui_token"]
+
+    await page.fill("#token", TOKEN)
+    await page.click("button:has-text('Log in')")
+    await expect(page).to_have_url(f"{relay.url}/ui/deliveries?status=failed")  # back where it was going
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "relay_ui_token"]
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/ui"
+
+    await page.click("button:has-text('Log out')")
+    await expect(page).to_have_url(f"{relay.url}/ui/login")
+    await page.goto(f"{relay.url}/ui")
+    await at_login(page, "/ui")
+
+
+async def test_a_response_excerpt_is_shown_as_text_never_as_markup(relay: Relay, page: Page) -> None:
+    hostile = '</pre><img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=400, text=hostile, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/hooks", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        await relay.add_account("acme")
+        await relay.subscribe("acme", url=f"http://127.0.0.1:{bound_port(runner)}/hooks")
+        [made] = await relay.commit_event("acme", 7)
+        await relay.wait_status(made.id, "failed")
+    finally:
+        await runner.cleanup()
+
+    await log_in(page, relay)
+    await page.goto(f"{relay.url}/ui/deliveries/{made.id}")
+    await expect(page.locator("pre.excerpt").first).to_have_text(hostile)
+    assert await page.locator("main img, main script").count() == 0
+    assert "pwned" not in await page.title()
+
+
+async def test_a_retry_posted_from_another_site_is_refused(relay: Relay, page: Page) -> None:
+    await relay.add_account("acme")
+    await relay.subscribe("acme")
+    [made] = await relay.commit_event("acme", 9)
+    await relay.wait_status(made.id, "failed")
+    await log_in(page, relay)
+    await expect(page.locator("h1")).to_have_text("Overview")
+    for headers in ({"Origin": "https://evil.example"}, {"Referer": "https://evil.example/page"}, {}):
+        answer = await page.request.post(f"{relay.url}/ui/deliveries/{made.id}/retry", headers=headers, max_redirects=0)
+        assert answer.status == 403, headers
+    assert (await relay.ctx.store.get_delivery(made.id)).status == "failed"

@@ -1,0 +1,102 @@
+"""How the dashboard words things, and the small rules of its login: pure functions, table-tested."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from relay.api.schemas import AccountStatus, ResourceStatus
+from relay.ui.display import ago, percent, polling_health, short_url, when
+from relay.ui.session import safe_next, same_origin
+
+NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds_before", "text"),
+    [
+        (0.2, "just now"),
+        (42, "42 s ago"),
+        (180, "3 min ago"),
+        (7300, "2 h ago"),
+        (200_000, "2 d ago"),
+        (-300, "in 5 min"),
+    ],
+)
+def test_ago(seconds_before: float, text: str) -> None:
+    assert ago(NOW - timedelta(seconds=seconds_before), NOW) == text
+
+
+def test_times_are_utc_to_the_second_and_missing_ones_say_so() -> None:
+    assert when("2026-11-26T11:15:02+01:00") == "2026-11-26 10:15:02"
+    assert when(None) == "–"
+    assert ago(None, NOW) == "never"
+
+
+@pytest.mark.parametrize(("rate", "text"), [(None, "–"), (1.0, "100 %"), (0.0, "0 %"), (0.975, "97.5 %")])
+def test_percent(rate: float | None, text: str) -> None:
+    assert percent(rate) == text
+
+
+def test_short_url() -> None:
+    assert short_url("https://example.com/hooks") == "example.com/hooks"
+    assert short_url("https://example.com/" + "x" * 60, 20) == "example.com/xxxxxxx…"
+
+
+def status(lag_s: float | None = None, **times: str) -> AccountStatus:
+    resource = ResourceStatus(poll_interval_s=5, effective_poll_interval_s=5, lag_s=lag_s)
+    return AccountStatus.model_validate(
+        {"requests_last_minute": 0, "budget_per_minute": 100, "resources": {"orders": resource}, **times}
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "label"),
+    [
+        ({}, "not polled yet"),
+        ({"last_success_at": "2026-11-26T09:59:58Z", "lag_s": 3.0}, "healthy"),
+        ({"last_success_at": "2026-11-26T09:59:58Z", "lag_s": 900.0}, "lagging"),
+        ({"last_success_at": "2026-11-26T09:00:00Z", "last_error_at": "2026-11-26T09:59:00Z"}, "error"),
+        ({"last_success_at": "2026-11-26T09:59:30Z", "last_error_at": "2026-11-26T09:00:00Z"}, "healthy"),
+        ({"last_error_at": "2026-11-26T09:59:00Z"}, "error"),
+    ],
+)
+def test_polling_health(fields: dict[str, Any], label: str) -> None:
+    assert polling_health(status(**fields)).label == label
+
+
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [
+        (None, "/ui"),
+        ("/ui", "/ui"),
+        ("/ui/deliveries?status=failed", "/ui/deliveries?status=failed"),
+        ("https://evil.example/", "/ui"),
+        ("//evil.example/ui", "/ui"),
+        ("/ui//evil.example", "/ui"),
+        ("/ui\\@evil.example", "/ui"),
+        ("/uix", "/ui"),
+        ("/v1/accounts", "/ui"),
+    ],
+)
+def test_after_login_only_dashboard_paths(target: str | None, kept: str) -> None:
+    assert safe_next(target) == kept
+
+
+@pytest.mark.parametrize(
+    ("headers", "same"),
+    [
+        ({"Origin": "http://relay.local:8080"}, True),
+        ({"Origin": "http://RELAY.local:8080"}, True),
+        ({"Referer": "http://relay.local:8080/ui/deliveries/dlv_1"}, True),
+        ({"Origin": "http://relay.local:8081"}, False),
+        ({"Origin": "https://evil.example"}, False),
+        ({"Origin": "null"}, False),
+        ({"Referer": "http://evil.example/relay.local:8080"}, False),
+        ({}, False),
+    ],
+)
+def test_forms_must_come_from_this_host(headers: dict[str, str], same: bool) -> None:
+    request = make_mocked_request("POST", "/ui/deliveries/dlv_1/retry", headers={"Host": "relay.local:8080", **headers})
+    assert same_origin(request) is same

@@ -1,0 +1,150 @@
+"""The relay (API and worker in this process) over a test's Redis, a receiver, and Debian's Chromium.
+
+Accounts, subscriptions and deliveries are made without Brightpearl: an account record that is never polled,
+subscriptions through the API, events committed through the outbox as a poller would. That keeps the
+dashboard's tests fast; ``docs/screenshots.py`` uses the same pieces.
+"""
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from playwright.async_api import Browser, async_playwright
+from pydantic import SecretStr
+
+from relay.api.context import ApiContext
+from relay.receiver import Receiver
+from relay.service import bound_port, running
+from relay.settings import Settings
+from subscriptions.ids import event_id
+from subscriptions.models import AccountRecord, DeliveryRecord, Resource
+from subscriptions.outbox import NewEvent, event_body
+
+TOKEN = "ui-admin-token"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+NEVER_MS = 10**13  # a first poll due in the year 2286: these accounts are never polled
+
+
+@dataclass
+class Relay:
+    url: str
+    ctx: ApiContext
+    receiver: Receiver
+    receiver_url: str
+    http: aiohttp.ClientSession
+
+    async def call(self, method: str, path: str, body: Any = None, *, token: str = TOKEN, expect: int = 200) -> Any:
+        async with self.http.request(
+            method, self.url + path, json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as response:
+            payload = await response.json(content_type=None)
+            assert response.status == expect, payload
+            return payload
+
+    async def add_account(self, code: str, *, resources: tuple[Resource, ...] = ("orders",)) -> None:
+        """An account record the relay never polls (its first poll is centuries away)."""
+        account = AccountRecord(
+            code=code,
+            base_url=f"http://127.0.0.1:9/public-api/{code}",
+            app_ref=f"{code}_relay",
+            auth="account_token",
+            token="unused",
+            poll_interval_s=5,
+            resources=list(resources),
+            created_at=self.ctx.clock(),
+        )
+        await self.ctx.store.create_account(account, {}, NEVER_MS)
+
+    async def subscribe(self, account: str, url: str | None = None, description: str = "") -> dict[str, Any]:
+        body = {"account": account, "url": url or self.receiver_url, "events": ["order.*"], "description": description}
+        sub: dict[str, Any] = await self.call("POST", "/v1/subscriptions", body, expect=201)
+        return sub
+
+    async def commit_event(
+        self, account: str, order_id: int, *, at: datetime | None = None, event_type: str = "order.created"
+    ) -> list[DeliveryRecord]:
+        """An event as a poller would commit it, fanned out to the account's subscriptions and sent at once."""
+        now = at or self.ctx.clock()
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        data = {
+            "accountCode": account,
+            "resourceType": "order",
+            "id": order_id,
+            "lifecycleEvent": event_type.split(".")[1],
+            "fullEvent": event_type,
+            "resource": {"id": order_id, "orderTypeCode": "SO", "reference": f"#{order_id}"},
+        }
+        event = NewEvent(
+            id=event_id(account, event_type, order_id),
+            type=event_type,
+            account=account,
+            resource_id=order_id,
+            timestamp=stamp,
+            body=event_body(event_type, stamp, data),
+        )
+        subs = await self.ctx.store.account_subscriptions(account)
+        created = await self.ctx.outbox.commit([event], subs, now=now)
+        self.ctx.on_deliveries()
+        return created
+
+    async def wait_status(self, delivery_id: str, status: str, timeout_s: float = 10.0) -> DeliveryRecord:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            delivery = await self.ctx.store.get_delivery(delivery_id)
+            if delivery.status == status:
+                return delivery
+            assert time.monotonic() < deadline, f"{delivery_id} is {delivery.status}, not {status}"
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def relay_in_process(redis_url: str | None, **settings: Any) -> AsyncIterator[Relay]:
+    """The relay's API and worker in this process, and a receiver that fails until told otherwise.
+
+    One retry 0.2 s after the first attempt: a delivery to a failing receiver is ``failed`` within a second.
+    """
+    receiver = Receiver(fail_next=10**9, fail_status=500)
+    runner = web.AppRunner(receiver.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    config = Settings(
+        redis_url=redis_url,
+        api_token=SecretStr(TOKEN),
+        host="127.0.0.1",
+        allow_private_targets=True,
+        retry_schedule_s=(0.2,),
+        delivery_timeout_s=5,
+        **settings,
+    )
+    try:
+        async with (
+            running(config, api=True, worker=True, api_port=0) as parts,
+            aiohttp.ClientSession() as http,
+        ):
+            assert parts.api is not None
+            assert parts.api_url is not None
+            receiver_url = f"http://127.0.0.1:{bound_port(runner)}/hooks"
+            yield Relay(parts.api_url, parts.api, receiver, receiver_url, http)
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium under Playwright (Playwright's own browser download cannot work here)."""
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per test, a stat call
+        raise RuntimeError(f"no {CHROMIUM}: apt-get install -y chromium chromium-driver (.ci/run does)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
