@@ -94,6 +94,7 @@ def queue_forget(pipe: Pipeline, sub_id: str) -> None:
         keys.subscription_recent(sub_id),
         keys.subscription_in_flight(sub_id),
         keys.subscription_rate(sub_id),
+        keys.subscription_parked(sub_id),
     )
 
 

@@ -80,6 +80,13 @@ def subscription_in_flight(sub_id: str) -> str:
     return f"{PREFIX}sub:{sub_id}:in-flight"  # ZSET delivery id -> ms its claim ends: attempts under way
 
 
+def subscription_parked(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:parked"  # ZSET delivery id -> ms: due, but waiting for a free slot
+
+
+PARKED = PREFIX + "parked"  # SET ids of subscriptions with parked deliveries
+
+
 def subscription_rate(sub_id: str) -> str:
     return f"{PREFIX}sub:{sub_id}:rate"  # STRING ms: when the subscription's rate limit next lets one through
 

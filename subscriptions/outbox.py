@@ -19,7 +19,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from subscriptions import keys
-from subscriptions.admission import queue_release
+from subscriptions.admission import Admissions
 from subscriptions.due import DueSet, ms
 from subscriptions.events import matches_any
 from subscriptions.health import queue_outcomes
@@ -124,6 +124,7 @@ class Outbox:
     def __init__(self, redis: "Redis") -> None:
         self.redis = redis
         self.due = DueSet(redis, keys.DUE)
+        self.admissions = Admissions(redis)
 
     async def commit(
         self,
@@ -228,7 +229,7 @@ class Outbox:
                 self._write_state(pipe, outcome.delivery.status, delivery)
             for sub_id, theirs in by_subscription.items():
                 queue_outcomes(pipe, sub_id, [(o.succeeded, o.attempt.at) for o in theirs])
-                queue_release(pipe, sub_id, *(o.delivery.id for o in theirs))
+                await self.admissions.queue_release(pipe, sub_id, [o.delivery.id for o in theirs], ms(now))
             for sub_id in failed_subs:
                 pipe.hget(keys.subscription_health(sub_id), "failing_since")
             results = await pipe.execute()

@@ -14,6 +14,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from subscriptions import keys
+from subscriptions.admission import Admissions
 from subscriptions.api_keys import ApiKeys
 from subscriptions.crypto import TokenCipher, TokenKeyError, seal, unseal
 from subscriptions.due import ms
@@ -221,6 +222,8 @@ class Store:
 
     async def delete_subscription(self, sub_id: str) -> None:
         sub = await self.get_subscription(sub_id)
+        # deliveries waiting for a slot go back to the due set, where they end as failed ("subscription deleted")
+        await Admissions(self.redis).unpark(sub_id, cap=2**31, now_ms=0)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.subscription(sub_id))
             pipe.zrem(keys.SUBSCRIPTIONS, sub_id)

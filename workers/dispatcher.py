@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
-from subscriptions.admission import Admissions, Limits
+from subscriptions.admission import Limits
 from subscriptions.due import ms
 from subscriptions.health import disable_reason, gone_reason
 from subscriptions.models import DeliveryRecord, DeliveryStatus, EventRecord, SubscriptionRecord, SubscriptionState
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN_S = 10.0  # a claim outlives the attempt's timeout by this much before another process may retry
 RELEASE_DELAY_S = 0.2  # how soon a claim given back (its subscriber was busy) comes due again
 RECORD_BATCH = 500
+UNPARK_EVERY_S = 2.0  # how often parked deliveries are checked for slots freed by a dead worker's leases
 FINAL = (DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped)
 
 
@@ -60,7 +62,11 @@ class DeliveryPolicy:
         return sub.timeout_s or self.timeout_s
 
     def limits(self, sub: SubscriptionRecord) -> Limits:
-        return Limits(sub.max_concurrency or self.per_subscription, sub.rate_limit_per_s or self.rate_per_s)
+        return Limits(
+            sub.max_concurrency or self.per_subscription,
+            sub.rate_limit_per_s or self.rate_per_s,
+            lease_ms=int((self.timeout_of(sub) + LEASE_MARGIN_S) * 1000),
+        )
 
 
 class Dispatcher:
@@ -86,8 +92,9 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._wake = asyncio.Event()
         self._stopping = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.admissions = Admissions(store.redis)
+        self._sending: dict[asyncio.Task[None], DeliveryRecord] = {}  # attempts under way
+        self.admissions = outbox.admissions
+        self._unrecorded = 0  # deliveries sent or being sent whose outcome is not recorded yet
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
 
@@ -97,8 +104,13 @@ class Dispatcher:
 
     async def run(self) -> None:
         self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
+        next_unpark = 0.0
         while not self._stopping:
-            free = self.policy.max_in_flight - len(self._tasks)
+            if time.monotonic() >= next_unpark:
+                next_unpark = time.monotonic() + UNPARK_EVERY_S
+                with contextlib.suppress(Exception):  # Redis away: the claim below says so
+                    await self._unpark()
+            free = self.policy.max_in_flight - self._unrecorded
             claimed: list[str] = []
             if free > 0:
                 try:
@@ -117,15 +129,31 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.policy.idle_poll_s)
 
+    async def _unpark(self) -> None:
+        """Bring back parked deliveries whose slots were freed by leases ending rather than by outcomes (a
+        worker died), or whose subscription's cap was raised or which was deleted."""
+        parked = await self.admissions.parked_subscriptions()
+        now_ms = ms(self.clock())
+        for sub_id, sub in zip(parked, await self.store.load_subscriptions(parked), strict=True):
+            cap = self.policy.limits(sub).max_concurrency if sub is not None else 2**31
+            if await self.admissions.unpark(sub_id, cap, now_ms):
+                self._wake.set()
+
     async def stop(self, drain_s: float = 5.0) -> None:
         """Stop claiming, let attempts under way finish for up to ``drain_s``, and record them."""
         self._stopping = True
         self._wake.set()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=drain_s)
+        if self._sending:
+            given_up = dict(self._sending)
+            _, pending = await asyncio.wait(given_up, timeout=drain_s)
             for task in pending:
                 task.cancel()  # its claim comes due again when the lease ends
             await asyncio.gather(*pending, return_exceptions=True)
+            slots: dict[str, list[str]] = defaultdict(list)
+            for task in pending:
+                slots[given_up[task].subscription].append(given_up[task].id)
+            with contextlib.suppress(Exception):  # if Redis is away, the slots free when their leases end
+                await self.admissions.release(slots, ms(self.clock()))
         if self._recorder is not None:
             await self._outcomes.join()
             self._recorder.cancel()
@@ -134,8 +162,12 @@ class Dispatcher:
     async def _start(self, ids: list[str]) -> None:
         deliveries = await self.store.load_deliveries(ids)
         live = [d for d in deliveries if d is not None]
-        events = {e.id: e for e in await self.store.load_events(sorted({d.event_id for d in live})) if e}
-        subs = {s.id: s for s in await self.store.load_subscriptions(sorted({d.subscription for d in live})) if s}
+        loaded_events, loaded_subs = await asyncio.gather(
+            self.store.load_events(sorted({d.event_id for d in live})),
+            self.store.load_subscriptions(sorted({d.subscription for d in live})),
+        )
+        events = {e.id: e for e in loaded_events if e}
+        subs = {s.id: s for s in loaded_subs if s}
         now = self.clock()
         wanted: dict[str, list[DeliveryRecord]] = defaultdict(list)
         for delivery_id, delivery in zip(ids, deliveries, strict=True):
@@ -155,23 +187,22 @@ class Dispatcher:
                 wanted[sub.id].append(delivery)
         if not wanted:
             return
-        lease_end = now + timedelta(seconds=self.policy.timeout_s + LEASE_MARGIN_S)
         admissions = await self.admissions.admit(
             {sub_id: (self.policy.limits(subs[sub_id]), [d.id for d in batch]) for sub_id, batch in wanted.items()},
             now_ms=ms(now),
-            lease_end_ms=ms(lease_end),
         )
         longer: list[str] = []
         for sub_id, batch in wanted.items():
             sub, admission = subs[sub_id], admissions[sub_id]
+            self._unrecorded += admission.admitted
             for delivery in batch[: admission.admitted]:
                 task = asyncio.create_task(self._attempt(delivery, events[delivery.event_id], sub))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._sending[task] = delivery
+                task.add_done_callback(self._sending.pop)
             if self.policy.timeout_of(sub) > self.policy.timeout_s:
                 longer += [d.id for d in batch[: admission.admitted]]
-            held = [d.id for d in batch[admission.admitted :]]
-            if held:  # over the subscription's limits: due again when they allow
+            held = [d.id for d in batch[admission.admitted + admission.parked :]]
+            if held:  # the rate limit holds them: each due when it lets it go
                 soonest = ms(now + timedelta(seconds=RELEASE_DELAY_S))
                 dues = {d: max(soonest, at) for d, at in zip(held, admission.due_ms(len(held)), strict=True)}
                 await self.outbox.due.schedule_each(dues)
@@ -182,6 +213,13 @@ class Dispatcher:
             )
 
     async def _attempt(self, delivery: DeliveryRecord, event: EventRecord, sub: SubscriptionRecord) -> None:
+        try:
+            self._outcomes.put_nowait(await self._send(delivery, event, sub))
+        except BaseException:  # cancelled at stop, or a bug: its claim comes due again when the lease ends
+            self._unrecorded -= 1
+            raise
+
+    async def _send(self, delivery: DeliveryRecord, event: EventRecord, sub: SubscriptionRecord) -> Outcome:
         self.metrics.in_flight.inc()
         now = self.clock()
         try:
@@ -200,7 +238,7 @@ class Dispatcher:
         self.metrics.attempts.labels("success" if result.succeeded else "failure").inc()
         self.metrics.attempt_seconds.observe(result.attempt.duration_ms / 1000)
         wait_s = retry_after_s(result.attempt.status_code, result.retry_after, now, self.policy.retry_after_max_s)
-        outcome = Outcome(
+        return Outcome(
             delivery,
             result.attempt,
             result.succeeded,
@@ -208,7 +246,6 @@ class Dispatcher:
             schedule_s=self.policy.schedule_s(sub),
             retry_after_s=wait_s,
         )
-        self._outcomes.put_nowait(outcome)
 
     async def _record_loop(self) -> None:
         while True:
@@ -230,6 +267,8 @@ class Dispatcher:
                         self.metrics.deliveries_finished.labels(delivery.status.value).inc()
                 await self._disable_hopeless(batch, recorded.failing_since)
             finally:
+                self._unrecorded -= len(batch)
+                self._wake.set()  # their slots are free: claim more now
                 for _ in batch:
                     self._outcomes.task_done()
 

@@ -1,0 +1,427 @@
+"""Delivery isolation: healthy subscribers' delivery latency, alone and beside a subscriber that hangs and one that
+fails every request.
+
+    .venv/bin/python bench/isolation.py [--healthy 20] [--events 1000] [--rate 100] [--timeout-s 5]
+        [--max-in-flight 256] [--per-subscription 32] [--faulty hanging,failing] [--backlog 10000]
+
+Scenarios, one after the other in one run, each on an emptied Redis database with a fresh dispatcher:
+
+- A: ``--healthy`` subscribers that answer 204 at once;
+- B: the same, plus one subscriber that never answers (each attempt ends at the delivery timeout) and one that
+  answers 500 to everything (``--faulty`` chooses which of the two join);
+- C: B, with ``--backlog`` deliveries already waiting for the hanging subscriber when the stream starts, as
+  after it has hung for a few minutes (``--backlog 0`` leaves C out).
+
+Events of about 3.8 KB (an order's size) are committed at a steady ``--rate`` through ``Outbox.commit``, each
+fanned out to every subscription, and the real :class:`Dispatcher` sends them (the committing process wakes it,
+as the poller does). Latency is, for healthy subscribers only, first arrival at the receiver minus the moment the
+commit began; events of the first ``--warmup-s`` are sent but not counted (connections being opened). ``commit
+lag`` is how far the committing loop fell behind its schedule: large means the process ran out of CPU, and the
+latencies then understate. ``claims/attempt`` is deliveries claimed from the due set per attempt made: above 1,
+claims handed back because a subscriber was at its limit.
+
+The receivers run in a child process (this script with ``--serve-receivers``), one loopback port each, so they
+take no CPU from the dispatcher's event loop; both processes read ``time.monotonic()``, one system-wide clock on
+Linux. Redis is the real server (127.0.0.1:6379), not the embedded fakeredis: fakeredis would run every claim
+and Lua call inside the dispatcher's own event loop and charge its CPU to the latency measured, and it would
+not show the Redis round trips a real deployment pays. The benchmark takes an empty database (1-15) the way
+the tests do, claims it with a marker key, and empties only that one afterwards.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from subscriptions.models import SubscriptionRecord
+from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
+from subscriptions.signing import new_secret
+from subscriptions.store import Store
+from workers.dispatcher import DeliveryPolicy, Dispatcher
+from workers.metrics import Metrics
+from workers.sender import delivery_session
+
+CLAIM_KEY = "relay-bench:claimed"
+DATABASES = range(1, 16)
+HANGING, FAILING = "hanging", "failing"
+CONTROL = "_control"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile of ``values`` (sorted or not); NaN when there are none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+# --- the receivers, in their own process --------------------------------------------------------------------
+
+
+@dataclass
+class ReceiverState:
+    arrivals: dict[str, float]  # "subscriber webhook-id" -> first arrival, time.monotonic()
+    duplicates: int = 0
+    hanging_open: int = 0
+    hanging_max_open: int = 0
+    hanging_requests: int = 0
+    failing_requests: int = 0
+
+
+def receiver_app(state: ReceiverState) -> web.Application:
+    """Every subscriber on one app, told apart by path: ``/healthy-N`` answers 204 at once, ``/hanging`` never
+    answers, ``/failing`` answers 500; ``/_control`` gives the figures (GET) and forgets them (DELETE)."""
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        await request.read()
+        if name == HANGING:
+            state.hanging_requests += 1
+            state.hanging_open += 1
+            state.hanging_max_open = max(state.hanging_max_open, state.hanging_open)
+            try:
+                await asyncio.Event().wait()  # until the sender gives up and the handler is cancelled
+            finally:
+                state.hanging_open -= 1
+        if name == FAILING:
+            state.failing_requests += 1
+            return web.Response(status=500, text="always failing")
+        key = f"{name} {request.headers.get('webhook-id', '')}"
+        if key in state.arrivals:
+            state.duplicates += 1
+        else:
+            state.arrivals[key] = time.monotonic()
+        return web.Response(status=204)
+
+    async def figures(request: web.Request) -> web.Response:
+        if request.query.get("count"):
+            return web.json_response({"arrivals": len(state.arrivals)})
+        fields = {k: v for k, v in vars(state).items() if k != "arrivals"}
+        return web.json_response({"arrivals": state.arrivals, **fields})
+
+    async def forget(request: web.Request) -> web.Response:
+        state.arrivals.clear()
+        for name in ("duplicates", "hanging_max_open", "hanging_requests", "failing_requests"):
+            setattr(state, name, 0)
+        return web.Response(status=204)
+
+    app = web.Application(client_max_size=1 << 20)
+    app.router.add_get(f"/{CONTROL}", figures)
+    app.router.add_delete(f"/{CONTROL}", forget)
+    app.router.add_post("/{name}", hook)
+    return app
+
+
+async def serve_receivers(count: int) -> None:
+    """Listen on ``count`` loopback ports, print them as one JSON line, and serve until stdin closes."""
+    runner = web.AppRunner(receiver_app(ReceiverState({})), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    ports = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        ports.append(sock.getsockname()[1])
+        await web.SockSite(runner, sock, backlog=1024).start()
+    print(json.dumps(ports), flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)  # the parent closes our stdin when it is done
+    await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def receivers(count: int) -> AsyncIterator[list[int]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--serve-receivers",
+        str(count),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 15)
+        if not line:
+            raise RuntimeError("the receiver process exited before listening")
+        yield json.loads(line)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+# --- Redis: a database of our own ---------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def own_database(base_url: str) -> AsyncIterator[Redis]:
+    """An empty database claimed with a marker key (as the tests do), emptied when done."""
+    for db in DATABASES:
+        redis = Redis.from_url(f"{base_url}/{db}", decode_responses=True)
+        if await redis.dbsize() == 0 and await redis.set(CLAIM_KEY, os.getpid(), nx=True, ex=600):
+            break
+        await redis.aclose()
+    else:
+        raise SystemExit(f"no empty Redis database among {list(DATABASES)} at {base_url}")
+    try:
+        yield redis
+    finally:
+        await redis.flushdb()  # only we wrote here: it was empty and claimed when we began
+        await redis.aclose()
+
+
+async def clear_keeping_claim(redis: Redis) -> None:
+    """Empty our database between scenarios but keep the marker, so nobody else takes it meanwhile."""
+    async for key in redis.scan_iter(count=1000):
+        if key != CLAIM_KEY:
+            await redis.unlink(key)
+
+
+# --- the scenarios -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    latencies_ms: list[float]
+    expected: int
+    duplicates: int
+    late_commits_ms: float  # how far behind its schedule the committing loop fell at worst
+    hanging_requests: int
+    hanging_max_open: int
+    failing_requests: int
+    claimed: int  # deliveries the dispatcher claimed from the due set
+    attempts: int  # attempts it made
+
+
+def order_body(n: int) -> str:
+    """An ``order.created`` webhook about the size of a real one (an order's JSON is about 3.7 KB)."""
+    rows = {
+        str(100 + i): {
+            "productId": 1000 + i,
+            "productName": f"Stainless widget, size {i}, finished in brushed steel",
+            "productSku": f"WID-{i:04d}",
+            "quantity": {"magnitude": str(i + 1)},
+            "itemCost": {"currencyCode": "GBP", "value": "12.50"},
+            "rowValue": {"taxCode": "T20", "rowNet": {"value": "12.50"}, "rowTax": {"value": "2.50"}},
+            "nominalCode": "4000",
+        }
+        for i in range(12)
+    }
+    order = {"id": n, "orderTypeCode": "SO", "reference": f"PO-{n}", "orderStatus": {"orderStatusId": 1}}
+    data = {"accountCode": "acme", "resourceType": "order", "id": n, "lifecycleEvent": "created"}
+    return event_body("order.created", "2026-11-26T10:00:00Z", {**data, "resource": {**order, "orderRows": rows}})
+
+
+async def subscribe(store: Store, name: str, port: int) -> SubscriptionRecord:
+    sub = SubscriptionRecord(
+        id=f"sub_{name}",
+        account="acme",
+        url=f"http://127.0.0.1:{port}/{name}",
+        events=["*"],
+        secret=new_secret(),
+        created_at=utc_now(),
+        updated_at=utc_now(),
+    )
+    await store.create_subscription(sub)
+    return sub
+
+
+async def control(http: aiohttp.ClientSession, port: int, method: str, **query: str) -> Any:
+    async with http.request(method, f"http://127.0.0.1:{port}/{CONTROL}", params=query) as response:
+        response.raise_for_status()
+        return await response.json() if response.status == 200 else None
+
+
+def count_claims(outbox: Outbox) -> list[int]:
+    """Count the deliveries claimed from ``outbox``'s due set: a claim given back because its subscriber was at
+    its cap costs Redis reads and writes without sending anything."""
+    claimed = [0]
+    claim = outbox.due.claim
+
+    async def counting(**kwargs: Any) -> list[str]:
+        ids = await claim(**kwargs)
+        claimed[0] += len(ids)
+        return ids
+
+    outbox.due.claim = counting  # type: ignore[method-assign]
+    return claimed
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    faulty: tuple[str, ...]  # who joins the healthy subscribers: HANGING, FAILING
+    backlog: int  # deliveries already waiting for the hanging subscriber when the stream starts
+
+
+async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace) -> Figures:
+    await clear_keeping_claim(redis)
+    store, outbox = Store(redis), Outbox(redis)
+    names = [f"healthy-{i}" for i in range(args.healthy)] + list(scenario.faulty)
+    subs = [await subscribe(store, name, ports[name]) for name in names]
+    hanging = [sub for sub in subs if sub.id == f"sub_{HANGING}"]
+    for first in range(0, scenario.backlog if hanging else 0, 500):  # as if it had been hanging a while already
+        old = [
+            NewEvent(f"old_{n:07d}", "order.created", "acme", n, "2026-11-26T09:00:00Z", order_body(n))
+            for n in range(first, min(first + 500, scenario.backlog))
+        ]
+        await outbox.commit(old, hanging, now=utc_now())
+    policy = DeliveryPolicy(
+        retry_schedule_s=DEFAULT_RETRY_SCHEDULE_S,
+        timeout_s=args.timeout_s,
+        max_in_flight=args.max_in_flight,
+        per_subscription=args.per_subscription,
+        allow_private_targets=True,
+    )
+    async with aiohttp.ClientSession() as http:
+        await control(http, ports[CONTROL], "DELETE")
+        session = delivery_session(allow_private=True)
+        metrics = Metrics()
+        dispatcher = Dispatcher(store, outbox, session, policy, metrics, clock=utc_now)
+        claimed = count_claims(outbox)
+        running = asyncio.create_task(dispatcher.run())
+        committed_at: dict[str, float] = {}
+        late_s = 0.0
+        try:
+            start = time.monotonic()
+            for n in range(args.events):
+                scheduled = start + n / args.rate
+                delay_s = scheduled - time.monotonic()
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
+                late_s = max(late_s, time.monotonic() - scheduled)
+                event_id = f"evt_{n:06d}"
+                event = NewEvent(event_id, "order.created", "acme", n, "2026-11-26T10:00:00Z", order_body(n))
+                committed_at[event_id] = time.monotonic()
+                await outbox.commit([event], subs, now=utc_now())
+                dispatcher.wake()  # as the poller does after committing
+            deadline = time.monotonic() + args.settle_s
+            while time.monotonic() < deadline:
+                if (await control(http, ports[CONTROL], "GET", count="1"))["arrivals"] >= args.healthy * args.events:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await dispatcher.stop(drain_s=0)  # the hanging attempts are cut off, not waited for
+            await running
+            await session.close()
+        seen = await control(http, ports[CONTROL], "GET")
+    counted_from = math.ceil(args.warmup_s * args.rate)
+    latencies_ms = [
+        (arrived - committed_at[event_id]) * 1000
+        for key, arrived in seen["arrivals"].items()
+        for event_id in [key.split(" ", 1)[1]]
+        if int(event_id.removeprefix("evt_")) >= counted_from
+    ]
+    attempts = sum(
+        metrics.registry.get_sample_value("relay_delivery_attempts_total", {"outcome": outcome}) or 0
+        for outcome in ("success", "failure")
+    )
+    return Figures(
+        latencies_ms,
+        args.healthy * (args.events - counted_from),
+        seen["duplicates"],
+        late_s * 1000,
+        seen["hanging_requests"],
+        seen["hanging_max_open"],
+        seen["failing_requests"],
+        claimed[0],
+        int(attempts),
+    )
+
+
+def row(label: str, figures: Figures) -> str:
+    lat = figures.latencies_ms
+    arrived = f"{len(lat):,}/{figures.expected:,}"
+    cells = "".join(f"{percentile(lat, p):>9.1f}" for p in (50, 95, 99, 100))
+    per_attempt = figures.claimed / max(figures.attempts, 1)
+    return f"{label:<38}{arrived:>15}{cells}{figures.late_commits_ms:>15.1f}{per_attempt:>16.1f}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--healthy", type=int, default=20, help="healthy subscribers")
+    parser.add_argument("--events", type=int, default=1000, help="events committed in each scenario")
+    parser.add_argument("--rate", type=float, default=100.0, help="events committed a second")
+    parser.add_argument("--timeout-s", type=float, default=5.0, help="the delivery timeout")
+    parser.add_argument("--max-in-flight", type=int, default=256)
+    parser.add_argument("--per-subscription", type=int, default=32)
+    parser.add_argument("--faulty", default=f"{HANGING},{FAILING}", help="who joins in B and C")
+    parser.add_argument("--backlog", type=int, default=10_000, help="C: deliveries already waiting for the hanging one")
+    parser.add_argument("--warmup-s", type=float, default=1.0, help="events of the first seconds are not counted")
+    parser.add_argument("--settle-s", type=float, default=15.0, help="the longest wait for the last arrivals")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    parser.add_argument("--serve-receivers", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receivers:
+        await serve_receivers(args.serve_receivers)
+        return
+
+    faulty = tuple(name for name in args.faulty.split(",") if name)
+    if set(faulty) - {HANGING, FAILING}:
+        parser.error(f"--faulty: choose among {HANGING},{FAILING}")
+    joined = " + ".join(faulty) or "nobody"
+    scenarios = [Scenario("A  healthy only", (), 0), Scenario(f"B  + {joined}", faulty, 0)]
+    if args.backlog and HANGING in faulty:
+        scenarios.append(Scenario(f"C  B, {args.backlog:,} waiting for hanging", faulty, args.backlog))
+    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(
+        f"{args.healthy} healthy subscribers, {args.events:,} events at {args.rate:g}/s, each to every subscription "
+        f"({args.healthy * args.rate:,.0f} healthy deliveries/s); timeout {args.timeout_s:g} s, "
+        f"max_in_flight {args.max_in_flight}, per_subscription {args.per_subscription}; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start"
+    )
+    names = [f"healthy-{i}" for i in range(args.healthy)] + [HANGING, FAILING, CONTROL]
+    async with own_database(args.redis_url) as redis, receivers(len(names)) as listening:
+        ports = dict(zip(names, listening, strict=True))
+        results = [(scenario, await run_scenario(redis, ports, scenario, args)) for scenario in scenarios]
+    heading = "".join(f"{h:>9}" for h in ("p50 ms", "p95 ms", "p99 ms", "max ms"))
+    print(f"\n{'healthy subscribers':<38}{'arrived':>15}{heading}{'commit lag ms':>15}{'claims/attempt':>16}")
+    for scenario, figures in results:
+        print(row(scenario.label, figures))
+    baseline = percentile(results[0][1].latencies_ms, 99)
+    print(
+        "\np99 against A: "
+        + ", ".join(f"{s.label[0]} {percentile(f.latencies_ms, 99) / baseline:.2f}x" for s, f in results[1:])
+    )
+    for scenario, figures in results[1:]:
+        said = []
+        if HANGING in scenario.faulty:
+            said.append(
+                f"the hanging subscriber got {figures.hanging_requests} requests, at most {figures.hanging_max_open} "
+                f"open at once (cap {args.per_subscription})"
+            )
+        if FAILING in scenario.faulty:
+            said.append(f"the failing one answered {figures.failing_requests} with 500")
+        print(f"{scenario.label[0]}: {'; '.join(said)}")
+    duplicates = ", ".join(f"{s.label[0]} {f.duplicates}" for s, f in results if f.duplicates)
+    if duplicates:
+        print(f"duplicates (at-least-once): {duplicates}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,127 @@
+"""Delivery throughput: bare aiohttp POSTs against the relay delivering the same number of webhooks, in one run.
+
+    .venv/bin/python bench/throughput.py [--events 20000] [--workers 1]
+
+Both send a 1 KB JSON body to the same minimal receiver (``bench/receiver.py``, a process of its own).
+*Baseline*: this process POSTs with one aiohttp session, 64 requests at a time. *Relay*: ``relay worker``
+processes deliver the events this process commits through the outbox in batches of 500 (as polls would),
+each event fanned out to one subscription (64 attempts at a time), signed, POSTed and its attempt recorded
+in Redis; the clock runs from the first commit until Redis shows every delivery succeeded.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.rig import free_port, peak_rss_mb, receiver, redis_database, worker
+from subscriptions import keys
+from subscriptions.models import SubscriptionRecord
+from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.signing import new_secret
+from subscriptions.store import Store
+
+CONCURRENCY = 64
+COMMIT_BATCH = 500
+
+
+def body_of(n: int) -> str:
+    data = {"accountCode": "acme", "resourceType": "order", "id": n, "lifecycleEvent": "created"}
+    data["resource"] = {"id": n, "reference": "x" * 800}
+    return event_body("order.created", "2026-11-26T10:00:00Z", data)
+
+
+async def baseline(url: str, count: int) -> float:
+    """Requests a second of bare aiohttp POSTs."""
+    payload = body_of(0).encode()
+    headers = {"content-type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        remaining = count
+
+        async def loop() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.post(url, data=payload, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 204
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - started)
+
+
+async def relay(redis_url: str, url: str, count: int, workers: int) -> tuple[float, list[float]]:
+    """Deliveries a second through ``workers`` worker processes, and their peak RSS in MB."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    now = datetime.now(UTC)
+    sub = SubscriptionRecord(
+        id="sub_bench",
+        account="acme",
+        url=url,
+        events=["*"],
+        secret=new_secret(),
+        max_concurrency=CONCURRENCY * workers,
+        created_at=now,
+        updated_at=now,
+    )
+    store, outbox = Store(redis), Outbox(redis)
+    await store.create_subscription(sub)
+    pool = [worker(redis_url, max_in_flight=str(CONCURRENCY)) for _ in range(workers)]
+    children = [await p.__aenter__() for p in pool]
+    try:
+        await asyncio.sleep(1.0)  # the workers are up and idle
+        started = time.perf_counter()
+        for start in range(0, count, COMMIT_BATCH):
+            events = [
+                NewEvent(f"evt_{n}", "order.created", "acme", n, "2026-11-26T10:00:00Z", body_of(n))
+                for n in range(start, min(count, start + COMMIT_BATCH))
+            ]
+            await outbox.commit(events, [sub], now=datetime.now(UTC))
+        deadline = time.monotonic() + 600
+        while await redis.zcard(keys.status_deliveries("succeeded")) < count:
+            if time.monotonic() > deadline:
+                raise SystemExit("the relay did not deliver everything within 10 minutes")
+            await asyncio.sleep(0.02)
+        rate = count / (time.perf_counter() - started)
+        rss = [peak_rss_mb(child.pid) for child in children]
+    finally:
+        for p in pool:
+            await p.__aexit__(None, None, None)
+        await redis.aclose()
+    return rate, rss
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    with receiver(free_port()) as url:
+        await baseline(url, 2_000)  # warm up the receiver
+        bare = await baseline(url, args.events)
+        with redis_database() as redis_url:
+            rate, rss = await relay(redis_url, url, args.events, args.workers)
+        async with aiohttp.ClientSession() as session, session.get(url.replace("/hook", "/count")) as answer:
+            received = (await answer.json())["received"]
+    expected = 2_000 + 2 * args.events
+    print(f"\n$ .venv/bin/python bench/throughput.py --events {args.events} --workers {args.workers}")
+    print(f"| {'run':<36} | {'per second':>10} | {'ratio':>6} |")
+    print(f"|{'-' * 38}|{'-' * 12}|{'-' * 8}|")
+    print(f"| {'bare aiohttp POST (baseline)':<36} | {bare:>10,.0f} | {1:>6.2f} |")
+    print(f"| {f'relay, {args.workers} worker process(es)':<36} | {rate:>10,.0f} | {rate / bare:>6.2f} |")
+    print(f"worker peak RSS: {', '.join(f'{r:.0f} MB' for r in rss)}; receiver got {received:,} of {expected:,}")
+    print(json.dumps({"baseline_per_s": round(bare), "relay_per_s": round(rate), "ratio": round(rate / bare, 3)}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
