@@ -5,12 +5,13 @@
 Both send a 1 KB JSON body to the same minimal receiver (``bench/receiver.py``, a process of its own).
 *Baseline*: this process POSTs with one aiohttp session, 64 requests at a time. *Relay*: ``relay worker``
 processes deliver the events this process commits through the outbox in batches of 500 (as polls would),
-each event fanned out to one subscription (64 attempts at a time), signed, POSTed and its attempt recorded
+each event fanned out to one subscription (256 attempts at a time, the default), signed, POSTed and its attempt recorded
 in Redis; the clock runs from the first commit until Redis shows every delivery succeeded.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -22,6 +23,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.profile import sampling, summary
 from bench.rig import free_port, peak_rss_mb, receiver, redis_database, worker
 from subscriptions import keys
 from subscriptions.models import SubscriptionRecord
@@ -29,7 +31,8 @@ from subscriptions.outbox import NewEvent, Outbox, event_body
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
 
-CONCURRENCY = 64
+CONCURRENCY = 64  # the baseline's requests at a time
+RELAY_IN_FLIGHT = 256  # the relay's attempts at a time, its default RELAY_MAX_IN_FLIGHT
 COMMIT_BATCH = 500
 
 
@@ -60,7 +63,9 @@ async def baseline(url: str, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def relay(redis_url: str, url: str, count: int, workers: int) -> tuple[float, list[float]]:
+async def relay(
+    redis_url: str, url: str, count: int, workers: int, profile: Path | None = None
+) -> tuple[float, list[float]]:
     """Deliveries a second through ``workers`` worker processes, and their peak RSS in MB."""
     redis = Redis.from_url(redis_url, decode_responses=True)
     now = datetime.now(UTC)
@@ -70,16 +75,18 @@ async def relay(redis_url: str, url: str, count: int, workers: int) -> tuple[flo
         url=url,
         events=["*"],
         secret=new_secret(),
-        max_concurrency=CONCURRENCY * workers,
+        max_concurrency=RELAY_IN_FLIGHT * workers,
         created_at=now,
         updated_at=now,
     )
     store, outbox = Store(redis), Outbox(redis)
     await store.create_subscription(sub)
-    pool = [worker(redis_url, max_in_flight=str(CONCURRENCY)) for _ in range(workers)]
+    pool = [worker(redis_url, max_in_flight=str(RELAY_IN_FLIGHT)) for _ in range(workers)]
     children = [await p.__aenter__() for p in pool]
+    profiling = sampling(children[0].pid, profile) if profile else contextlib.nullcontext()
     try:
         await asyncio.sleep(1.0)  # the workers are up and idle
+        profiling.__enter__()
         started = time.perf_counter()
         for start in range(0, count, COMMIT_BATCH):
             events = [
@@ -94,6 +101,7 @@ async def relay(redis_url: str, url: str, count: int, workers: int) -> tuple[flo
             await asyncio.sleep(0.02)
         rate = count / (time.perf_counter() - started)
         rss = [peak_rss_mb(child.pid) for child in children]
+        profiling.__exit__(None, None, None)
     finally:
         for p in pool:
             await p.__aexit__(None, None, None)
@@ -105,12 +113,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--profile", type=Path, help="sample the (first) worker with py-spy into this file")
     args = parser.parse_args()
     with receiver(free_port()) as url:
         await baseline(url, 2_000)  # warm up the receiver
         bare = await baseline(url, args.events)
         with redis_database() as redis_url:
-            rate, rss = await relay(redis_url, url, args.events, args.workers)
+            rate, rss = await relay(redis_url, url, args.events, args.workers, args.profile)
         async with aiohttp.ClientSession() as session, session.get(url.replace("/hook", "/count")) as answer:
             received = (await answer.json())["received"]
     expected = 2_000 + 2 * args.events
@@ -121,6 +130,8 @@ async def main() -> None:
     print(f"| {f'relay, {args.workers} worker process(es)':<36} | {rate:>10,.0f} | {rate / bare:>6.2f} |")
     print(f"worker peak RSS: {', '.join(f'{r:.0f} MB' for r in rss)}; receiver got {received:,} of {expected:,}")
     print(json.dumps({"baseline_per_s": round(bare), "relay_per_s": round(rate), "ratio": round(rate / bare, 3)}))
+    if args.profile:
+        print(summary(args.profile))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -94,12 +94,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo(settings, duration_s=args.duration))
         api = args.command in ("run", "api")
         worker = args.command in ("run", "worker")
-        asyncio.run(serve(settings, api=api, worker=worker))
+        with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
+            runner.run(serve(settings, api=api, worker=worker))
     except StartupError as error:
         return _fail(str(error))
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (it is a dependency on Linux and macOS), else asyncio's."""
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":
