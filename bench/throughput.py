@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.profile import sampling, summary
-from bench.rig import free_port, peak_rss_mb, receiver, redis_database, worker
+from bench.rig import cpu_s, free_port, peak_rss_mb, receiver, redis_database, worker
 from subscriptions import keys
 from subscriptions.models import SubscriptionRecord
 from subscriptions.outbox import NewEvent, Outbox, event_body
@@ -87,6 +87,7 @@ async def relay(
     try:
         await asyncio.sleep(1.0)  # the workers are up and idle
         profiling.__enter__()
+        cpu_before = [cpu_s(child.pid) for child in children]
         started = time.perf_counter()
         for start in range(0, count, COMMIT_BATCH):
             events = [
@@ -94,12 +95,16 @@ async def relay(
                 for n in range(start, min(count, start + COMMIT_BATCH))
             ]
             await outbox.commit(events, [sub], now=datetime.now(UTC))
+        committed_s = time.perf_counter() - started
         deadline = time.monotonic() + 600
         while await redis.zcard(keys.status_deliveries("succeeded")) < count:
             if time.monotonic() > deadline:
                 raise SystemExit("the relay did not deliver everything within 10 minutes")
             await asyncio.sleep(0.02)
-        rate = count / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        rate = count / elapsed
+        busy = [(cpu_s(c.pid) - before) / elapsed for c, before in zip(children, cpu_before, strict=True)]
+        print(f"committed in {committed_s:.1f} s; worker CPU while delivering: {', '.join(f'{100 * b:.0f} %' for b in busy)}")
         rss = [peak_rss_mb(child.pid) for child in children]
         profiling.__exit__(None, None, None)
     finally:

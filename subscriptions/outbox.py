@@ -52,23 +52,38 @@ return #ARGV / 9
 """
 
 
-# Writes one event's new deliveries: each record (unless it exists), its place in the indexes of all
-# deliveries, of the account, of the event, of its subscription and of its status, and its due time, from
-# groups of 6 arguments after the creation time and the event id.
-_FAN_OUT_SCRIPT = """
+# Stores a batch of events and their deliveries: for each event not stored yet (an event seen again after a
+# crash is left alone and fans out no second time), the event and its index entries, then each delivery's
+# record, index entries and due time. Per event 7 arguments, then 6 per delivery; answers 1 or 0 per event.
+_COMMIT_SCRIPT = """
 local created_ms = ARGV[1]
-for i = 3, #ARGV, 6 do
-  local id = ARGV[i]
-  if redis.call('SET', ARGV[i + 1], ARGV[i + 5], 'NX') then
-    redis.call('ZADD', KEYS[1], created_ms, id)
-    redis.call('ZADD', KEYS[2], created_ms, id)
-    redis.call('ZADD', KEYS[3], created_ms, id)
-    redis.call('ZADD', ARGV[i + 2], created_ms, id)
-    redis.call('ZADD', ARGV[i + 3], created_ms, id)
-    if ARGV[i + 4] ~= '' then redis.call('ZADD', KEYS[4], ARGV[i + 4], id) end
+local stored = {}
+local i = 2
+while i <= #ARGV do
+  local event_id, event_key, event_json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local account_events, account_deliveries, event_deliveries = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local n = tonumber(ARGV[i + 6])
+  i = i + 7
+  local new = redis.call('SET', event_key, event_json, 'NX')
+  stored[#stored + 1] = new and 1 or 0
+  if new then
+    redis.call('ZADD', KEYS[1], created_ms, event_id)
+    redis.call('ZADD', account_events, created_ms, event_id)
   end
+  for j = i, i + 6 * (n - 1), 6 do
+    local id = ARGV[j]
+    if new and redis.call('SET', ARGV[j + 1], ARGV[j + 5], 'NX') then
+      redis.call('ZADD', KEYS[2], created_ms, id)
+      redis.call('ZADD', account_deliveries, created_ms, id)
+      redis.call('ZADD', event_deliveries, created_ms, id)
+      redis.call('ZADD', ARGV[j + 2], created_ms, id)
+      redis.call('ZADD', ARGV[j + 3], created_ms, id)
+      if ARGV[j + 4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[j + 4], id) end
+    end
+  end
+  i = i + 6 * n
 end
-return (#ARGV - 2) / 6
+return stored
 """
 
 
@@ -177,7 +192,7 @@ class Outbox:
         self.due = DueSet(redis, keys.DUE)
         self.admissions = Admissions(redis)
         self._record = redis.register_script(_RECORD_SCRIPT)
-        self._fan_out = redis.register_script(_FAN_OUT_SCRIPT)
+        self._commit = redis.register_script(_COMMIT_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
 
     async def commit(
@@ -195,12 +210,17 @@ class Outbox:
         Events already stored (the same change detected again after a crash) are left as they are and fan
         out no second time. Returns the deliveries created.
         """
-        exists: list[int] = []
-        if events:
-            async with self.redis.pipeline(transaction=False) as check:
-                for event in events:
-                    check.exists(keys.event(event.id))
-                exists = await check.execute()
+        planned = [
+            (
+                event,
+                [
+                    new_delivery(event.id, event.type, event.account, sub, now)
+                    for sub in subscriptions
+                    if sub.account == event.account and matches_any(sub.events, event.type)
+                ],
+            )
+            for event in events
+        ]
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
                 if fence is not None:
@@ -208,53 +228,23 @@ class Outbox:
                     if await pipe.get(fence.key) != fence.token:
                         raise LostLease(f"lost {fence.key}")
                 pipe.multi()  # type: ignore[no-untyped-call]
-                created: list[DeliveryRecord] = []
-                for event, known in zip(events, exists, strict=True):
-                    if not known:
-                        created += await self._add_event(pipe, event, subscriptions, now)
+                if planned:
+                    await self._queue_commit(pipe, planned, now)
                 if also is not None:
                     also(pipe)
-                await pipe.execute()
+                results = await pipe.execute()
             except WatchError as error:
                 raise LostLease(f"lost {fence.key if fence else 'watch'}") from error
-        return created
+        stored = results[0] if planned else []
+        return [d for (_, deliveries), new in zip(planned, stored, strict=True) if new for d in deliveries]
 
     async def send_to(self, event: NewEvent, sub: SubscriptionRecord, now: datetime) -> DeliveryRecord:
         """Store an event meant for one subscription alone (a ``ping``) and its delivery, due now."""
         delivery = new_delivery(event.id, event.type, event.account, sub, now)
         async with self.redis.pipeline(transaction=True) as pipe:
-            self._store_event(pipe, event, now)
-            await self._add_deliveries(pipe, [delivery], now)
+            await self._queue_commit(pipe, [(event, [delivery])], now)
             await pipe.execute()
         return delivery
-
-    async def _add_event(
-        self, pipe: Pipeline, event: NewEvent, subscriptions: Sequence[SubscriptionRecord], now: datetime
-    ) -> list[DeliveryRecord]:
-        self._store_event(pipe, event, now)
-        deliveries = [
-            new_delivery(event.id, event.type, event.account, sub, now)
-            for sub in subscriptions
-            if sub.account == event.account and matches_any(sub.events, event.type)
-        ]
-        await self._add_deliveries(pipe, deliveries, now)
-        return deliveries
-
-    @staticmethod
-    def _store_event(pipe: Pipeline, event: NewEvent, now: datetime) -> None:
-        record = EventRecord(
-            id=event.id,
-            type=event.type,
-            account=event.account,
-            resource_id=event.resource_id,
-            timestamp=event.timestamp,
-            created_at=now,
-            body=event.body,
-        )
-        score = ms(now)
-        pipe.set(keys.event(event.id), record.model_dump_json(), nx=True)
-        pipe.zadd(keys.EVENTS, {event.id: score})
-        pipe.zadd(keys.account_events(event.account), {event.id: score})
 
     async def claim(self, *, now: datetime, lease_s: float, limit: int) -> list[tuple[str, DeliveryRecord | None]]:
         """Up to ``limit`` due deliveries, leased to the caller for ``lease_s`` (see ``subscriptions.due``),
@@ -266,24 +256,40 @@ class Outbox:
             for i in range(0, len(pairs), 2)
         ]
 
-    async def _add_deliveries(self, pipe: Pipeline, deliveries: Sequence[DeliveryRecord], now: datetime) -> None:
-        """Queue the writes of one event's new deliveries, all created ``now``: each record, its indexes and,
-        unless skipped, its due time (one command, however many subscriptions the event fans out to)."""
-        if not deliveries:
-            return
-        first = deliveries[0]
-        args: list[str | int] = [ms(now), first.event_id]
-        for delivery in deliveries:
+    async def _queue_commit(
+        self, pipe: Pipeline, planned: Sequence[tuple[NewEvent, Sequence[DeliveryRecord]]], now: datetime
+    ) -> None:
+        """Queue storing events and their deliveries, all created ``now`` (one command for the batch)."""
+        args: list[str | int] = [ms(now)]
+        for event, deliveries in planned:
+            record = EventRecord(
+                id=event.id,
+                type=event.type,
+                account=event.account,
+                resource_id=event.resource_id,
+                timestamp=event.timestamp,
+                created_at=now,
+                body=event.body,
+            )
             args += [
-                delivery.id,
-                keys.delivery(delivery.id),
-                keys.subscription_deliveries(delivery.subscription),
-                keys.status_deliveries(delivery.status),
-                ms(delivery.next_attempt_at) if delivery.next_attempt_at else "",
-                delivery.model_dump_json(),
+                event.id,
+                keys.event(event.id),
+                record.model_dump_json(),
+                keys.account_events(event.account),
+                keys.account_deliveries(event.account),
+                keys.event_deliveries(event.id),
+                len(deliveries),
             ]
-        index_keys = [keys.DELIVERIES, keys.account_deliveries(first.account), keys.event_deliveries(first.event_id)]
-        await self._fan_out(keys=[*index_keys, keys.DUE], args=args, client=pipe)
+            for delivery in deliveries:
+                args += [
+                    delivery.id,
+                    keys.delivery(delivery.id),
+                    keys.subscription_deliveries(delivery.subscription),
+                    keys.status_deliveries(delivery.status),
+                    ms(delivery.next_attempt_at) if delivery.next_attempt_at else "",
+                    delivery.model_dump_json(),
+                ]
+        await self._commit(keys=[keys.EVENTS, keys.DELIVERIES, keys.DUE], args=args, client=pipe)
 
     async def record(self, outcomes: Sequence[Outcome], now: datetime) -> Recorded:
         """Record a batch of attempts in one transaction, with what they say about their subscriptions'
