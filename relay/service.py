@@ -26,7 +26,7 @@ from workers.budget import requests_per_minute
 from workers.dispatcher import DeliveryPolicy
 from workers.metrics import CONTENT_TYPE, Metrics
 from workers.poller import PollPolicy
-from workers.runtime import WorkerRuntime, create_worker
+from workers.runtime import WorkerRuntime, create_worker, run_jobs
 from workers.sender import delivery_session
 
 log = logging.getLogger("relay")
@@ -222,7 +222,7 @@ async def running(
                 port = settings.worker_port if worker_port is None else worker_port
                 app = health_app(metrics, connections.redis)
                 runners.append(await listen(app, settings.host, port, "worker's /healthz"))
-            arq_task = asyncio.create_task(arq_worker.async_run(), name="arq-worker")
+            arq_task = asyncio.create_task(run_jobs(arq_worker), name="arq-worker")
             log.info("worker running")
         yield Parts(connections, ctx, runtime, api_url)
     finally:

@@ -6,6 +6,7 @@ long the backlog grows.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -34,3 +35,17 @@ async def read_backlog(redis: "Redis", now: datetime) -> Backlog:
         waiting, retrying, oldest = await pipe.execute()
     age_s = max(0.0, (ms(now) - float(oldest[0][1])) / 1000) if oldest else 0.0
     return Backlog(waiting=int(waiting), retrying=int(retrying), oldest_waiting_age_s=age_s)
+
+
+async def read_last_successful_polls(redis: "Redis") -> dict[str, float]:
+    """Each account's last successful poll (Unix seconds), from its status; an account that has had none yet
+    counts from its registration, so that one that never manages a poll is noticed too."""
+    accounts = cast(list[tuple[str, float]], await redis.zrange(keys.ACCOUNTS, 0, -1, withscores=True))
+    async with redis.pipeline(transaction=False) as pipe:
+        for code, _ in accounts:
+            pipe.hget(keys.account_status(code), "last_success_at")
+        successes = await pipe.execute()
+    return {
+        code: datetime.fromisoformat(success).timestamp() if success else registered_ms / 1000
+        for (code, registered_ms), success in zip(accounts, successes, strict=True)
+    }

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from subscriptions.backlog import read_backlog
+from subscriptions.backlog import read_backlog, read_last_successful_polls
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,12 @@ class Metrics:
             "Age of the oldest delivery waiting for its first attempt; 0 when none waits",
             registry=r,
         )
+        self.last_successful_poll = Gauge(
+            "relay_last_successful_poll_timestamp_seconds",
+            "When each account's last successful poll began, Unix seconds (its registration until it has one)",
+            ["account"],
+            registry=r,
+        )
         self.retention_removed = Counter(
             "relay_retention_removed",
             "Records removed by the retention sweep, by kind (delivery, event, dangling index entry)",
@@ -71,12 +77,16 @@ class Metrics:
         still answer) and return False."""
         try:
             backlog = await read_backlog(redis, now)
+            polls = await read_last_successful_polls(redis)
         except (RedisError, OSError) as error:
             log.warning("metrics: cannot read the delivery backlog from Redis: %s", error)
             return False
         self.deliveries_waiting.set(backlog.waiting)
         self.deliveries_retrying.set(backlog.retrying)
         self.oldest_waiting_age.set(backlog.oldest_waiting_age_s)
+        self.last_successful_poll.clear()  # accounts removed since the last scrape leave no series behind
+        for code, at_s in polls.items():
+            self.last_successful_poll.labels(code).set(at_s)
         return True
 
     def render(self) -> bytes:

@@ -15,6 +15,7 @@ import aiohttp
 from arq.connections import ArqRedis
 from arq.worker import Worker, func
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from subscriptions import keys
 from subscriptions.crypto import TokenCipher, TokenKeyError
@@ -84,7 +85,10 @@ class WorkerRuntime:
         await self.arq.enqueue_job("poll", account, _job_id=f"poll:{account}:{ms(self.clock())}")
 
     async def start(self) -> None:
-        """Start the scheduler, the dispatcher and the retention janitor beside arq's loop."""
+        """Start the scheduler, the dispatcher and the retention janitor beside arq's loop (once: arq calls
+        this again when its loop is restarted after losing Redis)."""
+        if self._tasks:
+            return
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="poll-scheduler"),
             asyncio.create_task(self.dispatcher.run(), name="delivery-dispatcher"),
@@ -144,3 +148,18 @@ def create_worker(
         burst=burst,
         health_check_interval=10,
     )
+
+
+async def run_jobs(worker: Worker, *, retry_s: float = 1.0) -> None:
+    """Run arq's job loop until it is closed, starting it again whenever it dies of a lost Redis connection.
+
+    arq's loop has no error handling of its own: the first connection error during a Redis restart or failover
+    ends it, and the process would carry on delivering but never poll again. Here it comes back by itself.
+    """
+    while True:
+        try:
+            await worker.async_run()
+            return
+        except (RedisError, OSError) as error:
+            log.warning("the job loop lost Redis (%s); starting it again in %.0f s", error, retry_s)
+            await asyncio.sleep(retry_s)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from relay.service import health_app, running
 from relay.settings import Settings
+from subscriptions.backlog import read_last_successful_polls
 from subscriptions.models import Attempt, DeliveryStatus, SubscriptionRecord
 from subscriptions.outbox import NewEvent, Outbox, Outcome, event_body
 from workers.metrics import Metrics
@@ -112,3 +113,17 @@ async def test_metrics_answer_while_redis_does_not() -> None:
         await server.close()
         await unreachable.aclose()
     assert backlog(text) == dict.fromkeys(BACKLOG, 0.0)
+
+
+async def test_each_accounts_last_successful_poll_is_a_gauge(redis_client: Redis) -> None:
+    await redis_client.zadd("relay:accounts", {"acme": 1_700_000_000_000, "bolt": 1_700_000_100_000})
+    await redis_client.hset("relay:account:acme:status", "last_success_at", "2026-11-26T10:00:00+00:00")
+    polls = await read_last_successful_polls(redis_client)
+    assert polls == {"acme": datetime(2026, 11, 26, 10, tzinfo=UTC).timestamp(), "bolt": 1_700_000_100.0}
+    metrics = Metrics()
+    assert await metrics.refresh_backlog(redis_client, datetime.now(UTC))
+    text = metrics.render().decode()
+    assert 'relay_last_successful_poll_timestamp_seconds{account="bolt"} 1.7000001e+09' in text
+    await redis_client.zrem("relay:accounts", "bolt")
+    assert await metrics.refresh_backlog(redis_client, datetime.now(UTC))
+    assert 'account="bolt"' not in metrics.render().decode()  # a removed account leaves no series behind
