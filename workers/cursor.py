@@ -37,6 +37,9 @@ class Row:
 class StampCursor:
     since_ms: int | None  # None: nothing has been seen yet, so every record is new
     seen: dict[int, int] = field(default_factory=dict)  # id -> stamp ms done, for stamps at or after since
+    # id -> stamp ms of records read while their stamp's second may still have been running: a second change
+    # within that second keeps the stamp, so each is read once more after a later second has been seen
+    open: dict[int, int] = field(default_factory=dict)
 
     def query_from_ms(self) -> int | None:
         """The lower bound to search from, a little below ``since`` in case Brightpearl's bound is exclusive."""
@@ -54,7 +57,14 @@ class StampCursor:
         """The cursor once ``done`` rows are emitted, ``since`` unchanged (a poll part-way through)."""
         seen = dict(self.seen)
         seen.update((row.id, row.stamp_ms) for row in done)
-        return StampCursor(self.since_ms, seen)
+        return StampCursor(self.since_ms, seen, self.open)
+
+    def with_open(self, open_rows: Iterable[Row]) -> "StampCursor":
+        """The cursor with ``open_rows`` as the records to read once more."""
+        return StampCursor(self.since_ms, self.seen, {row.id: row.stamp_ms for row in open_rows})
+
+    def open_rows(self) -> list[Row]:
+        return [Row(row_id, stamp_ms) for row_id, stamp_ms in sorted(self.open.items())]
 
     def advanced(self, read: Iterable[Row], overlap_ms: int) -> "StampCursor":
         """The cursor after a *complete* read of everything from ``query_from_ms``: ``since`` moves to the newest
@@ -67,19 +77,20 @@ class StampCursor:
         if waiting:
             candidate = min(candidate, *waiting)
         since = candidate if self.since_ms is None else max(self.since_ms, candidate)
-        return StampCursor(since, {i: c for i, c in self.seen.items() if c >= since})
+        return StampCursor(since, {i: c for i, c in self.seen.items() if c >= since}, self.open)
 
     def to_json(self) -> str:
         """Compact JSON: seen ids grouped by stamp as compressed ID sets."""
         groups: defaultdict[int, list[int]] = defaultdict(list)
         for row_id, created in self.seen.items():
             groups[created].append(row_id)
-        return json.dumps(
-            {
-                "since_ms": self.since_ms,
-                "seen": {str(created): compress_ids(ids) for created, ids in sorted(groups.items())},
-            }
-        )
+        document: dict[str, Any] = {
+            "since_ms": self.since_ms,
+            "seen": {str(created): compress_ids(ids) for created, ids in sorted(groups.items())},
+        }
+        if self.open:
+            document["open"] = {str(row_id): stamp for row_id, stamp in sorted(self.open.items())}
+        return json.dumps(document)
 
     @classmethod
     def from_json(cls, text: str) -> "StampCursor":
@@ -88,7 +99,8 @@ class StampCursor:
             row_id: int(created) for created, id_set in data.get("seen", {}).items() for row_id in parse_id_set(id_set)
         }
         since = data.get("since_ms")
-        return cls(int(since) if since is not None else None, seen)
+        open_rows = {int(row_id): int(stamp) for row_id, stamp in data.get("open", {}).items()}
+        return cls(int(since) if since is not None else None, seen, open_rows)
 
 
 def baseline(newest: Iterable[Row]) -> StampCursor:

@@ -112,26 +112,46 @@ async def follow(
     recheck_ms: int = 0,
     max_pages: int = MAX_PAGES_PER_POLL,
 ) -> StampCursor:
-    """One poll of a stream. ``recheck_ms`` > 0 hands ``derive`` again the records stamped within that long of
-    the newest stamp read: a record changed twice within one stamp's precision keeps its stamp, and only
-    reading it again (and diffing) shows the second change."""
+    """One poll of a stream.
+
+    ``recheck_ms`` > 0 reads again the records stamped within that long of the newest stamp read: a record
+    changed twice within one stamp's precision keeps its stamp, and only reading it again (and diffing) shows the
+    second change. Such records stay *open* in the cursor and are read once more after a later stamp has been
+    seen, however much later: only then is their second surely over.
+    """
     rows, raw, complete = await read(client, stream, cursor, max_pages=max_pages)
+    committed = cursor
     waiting = cursor.unseen(rows)
-    if recheck_ms and rows:
-        newest = max(row.stamp_ms for row in rows)
+    newest = max((row.stamp_ms for row in rows), default=None)
+    recheck: list[Row] = []
+    if recheck_ms:
         pending = {row.id for row in waiting}
-        waiting += [row for row in _latest(rows) if row.stamp_ms >= newest - recheck_ms and row.id not in pending]
+        again = {row.id: row for row in cursor.open_rows()}
+        if newest is not None:
+            again.update((row.id, row) for row in _latest(rows) if row.stamp_ms >= newest - recheck_ms)
+        recheck = [row for row in again.values() if row.id not in pending]
+        waiting += recheck
+    done: set[int] = set()
     for start in range(0, len(waiting), BATCH):
         batch = waiting[start : start + BATCH]
         derived = await derive(batch, raw)
+        done |= derived.done
         # a record listed but not derived (not returned by its GET yet) stays waiting for the next poll
         cursor = cursor.with_done([row for row in batch if row.id in derived.done])
         await commit(derived.events, cursor, derived.writes)
+        committed = cursor
+    if recheck_ms:
+        still_open = [
+            row
+            for row in waiting
+            if (row.id in done and (newest is None or row.stamp_ms >= newest - recheck_ms))
+            or (row.id not in done and row.id in cursor.open)
+        ]
+        cursor = cursor.with_open(still_open)
     if complete:
-        advanced = cursor.advanced(rows, overlap_ms)
-        if advanced != cursor:
-            cursor = advanced
-            await commit([], cursor, [])
+        cursor = cursor.advanced(rows, overlap_ms)
+    if cursor != committed:
+        await commit([], cursor, [])
     return cursor
 
 

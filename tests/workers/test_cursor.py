@@ -151,3 +151,11 @@ def test_every_order_is_emitted_exactly_once(
     expected = sorted(i for i, c, _ in orders if i not in existing and (registered_at is None or c >= registered_at))
     assert len(emitted) == len(set(emitted)), "an order was emitted twice"
     assert sorted(emitted) == expected, "an order was missed"
+
+
+def test_open_records_survive_a_json_round_trip() -> None:
+    cursor = StampCursor(1_000, {7: 1_000}).with_open([Row(7, 1_000), Row(9, 1_500)])
+    again = StampCursor.from_json(cursor.to_json())
+    assert again == cursor
+    assert again.open_rows() == [Row(7, 1_000), Row(9, 1_500)]
+    assert StampCursor.from_json(StampCursor(5).to_json()).open == {}  # cursors stored before: none open

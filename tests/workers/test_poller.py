@@ -5,7 +5,7 @@ Polls are run by hand here, one at a time, so each test can arrange what Brightp
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -214,3 +214,29 @@ async def test_the_relay_never_throttles_the_account_itself(harness: Harness) ->
     served = await harness.sandbox_call("GET", "/requests")
     assert served["throttled"] == 0
     assert 20 <= served["total"] <= 30  # it used its minute, and waited rather than go over
+
+
+async def test_a_second_change_within_one_second_is_found_after_later_changes(harness: Harness) -> None:
+    """An order changed twice within one second keeps its ``updatedOn``; it is read once more after a later
+    second has been seen, even when other changes moved the newest stamp on by more than a second."""
+    account = harness.sandbox.account()
+    start = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+    at = {"now": start}
+    account.clock = lambda: at["now"]
+    await harness.register()
+    a, b = await harness.create_orders(2)
+    await harness.poll()
+    at["now"] = start.replace(second=5, microsecond=200_000)
+    await harness.sandbox_call("PUT", f"/orders/{a}/status", {"status_id": 4})
+    await harness.poll()
+    at["now"] = start.replace(second=5, microsecond=700_000)  # the same second: updatedOn does not move
+    await harness.sandbox_call("PUT", f"/orders/{a}/status", {"status_id": 5})
+    at["now"] = start.replace(second=7)
+    await harness.sandbox_call("PUT", f"/orders/{b}/status", {"status_id": 4})
+    await harness.poll()
+    await harness.poll()
+    changes = sorted(
+        (body["data"]["id"], body["data"]["changes"]["orderStatus"]["after"]["orderStatusId"])
+        for body in await harness.bodies("order.modified.order-status")
+    )
+    assert changes == sorted([(a, 4), (a, 5), (b, 4)])
