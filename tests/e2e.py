@@ -43,6 +43,7 @@ class Process:
     name: str
     proc: asyncio.subprocess.Process
     log: Path
+    url: str = ""  # where it serves /healthz: the API, or a worker's /metrics
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -58,18 +59,23 @@ class Relay:
     processes: list[Process] = field(default_factory=list)
     http: aiohttp.ClientSession | None = None
 
-    async def start(self, command: str) -> Process:
-        log = self.logs / f"{command}-{len(self.processes)}.log"
+    async def start(self, command: str, port: int | None = None) -> Process:
+        """Start ``relay api`` (on ``port``; default the API port of ``env``) or ``relay worker`` (its /metrics on
+        ``port``; default a free one) and wait until it is healthy. Several may start at once."""
         env = dict(self.env)
         if command == "worker":
-            env["RELAY_WORKER_PORT"] = str(free_port())
-        with log.open("wb") as out:
+            env["RELAY_WORKER_PORT"] = str(port or free_port())
+        elif port is not None:
+            env["RELAY_PORT"] = str(port)
+        served = env["RELAY_WORKER_PORT" if command == "worker" else "RELAY_PORT"]
+        log = self.logs / f"{command}-{served}.log"
+        with log.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "relay", command, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
             )
-        process = Process(command, proc, log)
+        health = f"http://127.0.0.1:{served}"
+        process = Process(command, proc, log, health)
         self.processes.append(process)
-        health = self.api_url if command == "api" else f"http://127.0.0.1:{env['RELAY_WORKER_PORT']}"
 
         async def healthy() -> bool:
             if proc.returncode is not None:
@@ -87,10 +93,13 @@ class Relay:
     def kill(self, process: Process) -> None:
         process.proc.send_signal(signal.SIGKILL)
 
-    async def call(self, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
+    async def call(
+        self, method: str, path: str, body: Any = None, expect: int | None = None, api_url: str | None = None
+    ) -> Any:
+        """Call the API (at ``api_url`` when there are several) with the admin token; its JSON answer."""
         assert self.http is not None
         async with self.http.request(
-            method, self.api_url + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+            method, (api_url or self.api_url) + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as response:
             payload = await response.json(content_type=None)
             if expect is not None:
