@@ -83,8 +83,24 @@ def process(
 @contextlib.contextmanager
 def receiver(port: int) -> Iterator[str]:
     """The minimal receiver (``bench/receiver.py``) on ``port``; yields its URL."""
-    with process([sys.executable, str(ROOT / "bench" / "receiver.py"), str(port)], port=port):
-        yield f"http://127.0.0.1:{port}/hook"
+    with receiver_process(port) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def receiver_process(port: int) -> Iterator[tuple[str, int]]:
+    """The minimal receiver on ``port``; yields its URL and its process id."""
+    with process([sys.executable, str(ROOT / "bench" / "receiver.py"), str(port)], port=port) as child:
+        yield f"http://127.0.0.1:{port}/hook", child.pid
+
+
+def redis_pid(redis_url: str) -> int:
+    """The process id of the Redis server at ``redis_url`` (it says so itself)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
 
 
 @contextlib.asynccontextmanager

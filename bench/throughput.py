@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.profile import sampling, summary
-from bench.rig import cpu_s, free_port, peak_rss_mb, receiver, redis_database, worker
+from bench.rig import cpu_s, free_port, peak_rss_mb, receiver_process, redis_database, redis_pid, worker
 from subscriptions import keys
 from subscriptions.models import SubscriptionRecord
 from subscriptions.outbox import NewEvent, Outbox, event_body
@@ -64,7 +64,7 @@ async def baseline(url: str, count: int) -> float:
 
 
 async def relay(
-    redis_url: str, url: str, count: int, workers: int, profile: Path | None = None
+    redis_url: str, url: str, receiver_pid: int, count: int, workers: int, profile: Path | None = None
 ) -> tuple[float, list[float]]:
     """Deliveries a second through ``workers`` worker processes, and their peak RSS in MB."""
     redis = Redis.from_url(redis_url, decode_responses=True)
@@ -88,6 +88,8 @@ async def relay(
         await asyncio.sleep(1.0)  # the workers are up and idle
         profiling.__enter__()
         cpu_before = [cpu_s(child.pid) for child in children]
+        others = {"receiver": receiver_pid, "redis": redis_pid(redis_url)}
+        others_before = {name: cpu_s(pid) for name, pid in others.items()}
         started = time.perf_counter()
         for start in range(0, count, COMMIT_BATCH):
             events = [
@@ -104,7 +106,11 @@ async def relay(
         elapsed = time.perf_counter() - started
         rate = count / elapsed
         busy = [(cpu_s(c.pid) - before) / elapsed for c, before in zip(children, cpu_before, strict=True)]
-        print(f"committed in {committed_s:.1f} s; worker CPU while delivering: {', '.join(f'{100 * b:.0f} %' for b in busy)}")
+        also = ", ".join(f"{n} {100 * (cpu_s(others[n]) - b) / elapsed:.0f} %" for n, b in others_before.items())
+        print(
+            f"committed in {committed_s:.1f} s; CPU while delivering: "
+            f"worker {', '.join(f'{100 * b:.0f} %' for b in busy)}, {also}"
+        )
         rss = [peak_rss_mb(child.pid) for child in children]
         profiling.__exit__(None, None, None)
     finally:
@@ -120,11 +126,11 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="sample the (first) worker with py-spy into this file")
     args = parser.parse_args()
-    with receiver(free_port()) as url:
+    with receiver_process(free_port()) as (url, receiver_pid):
         await baseline(url, 2_000)  # warm up the receiver
         bare = await baseline(url, args.events)
         with redis_database() as redis_url:
-            rate, rss = await relay(redis_url, url, args.events, args.workers, args.profile)
+            rate, rss = await relay(redis_url, url, receiver_pid, args.events, args.workers, args.profile)
         async with aiohttp.ClientSession() as session, session.get(url.replace("/hook", "/count")) as answer:
             received = (await answer.json())["received"]
     expected = 2_000 + 2 * args.events
