@@ -7,7 +7,7 @@ lease ends. Due deliveries and due polls both live in one of these.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -47,6 +47,11 @@ class DueSet:
         """Make each member due at its own time (Unix ms), if it is still in the set."""
         if due_ms:
             await self.redis.zadd(self.key, dict(due_ms), xx=True)
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest member is due (or its lease ends), or ``None`` if the set is empty."""
+        first = cast(list[tuple[str, float]], await self.redis.zrange(self.key, 0, 0, withscores=True))
+        return datetime.fromtimestamp(first[0][1] / 1000, UTC) if first else None
 
     async def remove(self, members: Sequence[str]) -> None:
         if members:

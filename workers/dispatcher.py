@@ -53,7 +53,7 @@ class DeliveryPolicy:
     retry_after_max_s: float = 3600.0
     disable_after_s: float = 5 * 86_400.0
     claim_batch: int = 200
-    idle_poll_s: float = 0.1
+    idle_poll_s: float = 0.05  # how often an idle dispatcher looks for deliveries committed by other processes
     allow_private_targets: bool = False
 
     def schedule_s(self, sub: SubscriptionRecord) -> tuple[float, ...]:

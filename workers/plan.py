@@ -41,3 +41,10 @@ def effective_intervals(
         effective[resource] = max(requested_s[resource], round(cost * 60 / granted, 3))
         left = max(0.0, left - granted)
     return effective
+
+
+def next_due_ms(due_ms: int, now_ms: int, interval_ms: int) -> int:
+    """When a resource polled at ``now_ms`` (it was due at ``due_ms``) is next due: on its cadence, so a poll
+    picked up a little late does not push every later one back; from now when it is a whole interval late."""
+    following = due_ms + interval_ms
+    return following if following > now_ms else now_ms + interval_ms

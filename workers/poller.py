@@ -33,7 +33,7 @@ from workers.budget import Priority, RequestBudget
 from workers.context import PollContext
 from workers.detectors import DETECTORS, Detector
 from workers.metrics import Metrics
-from workers.plan import effective_intervals
+from workers.plan import effective_intervals, next_due_ms
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +143,10 @@ class Poller:
             code, {f"{r}:effective_interval_s": str(i) for r, i in intervals.items()}
         )
         for resource in watched:  # in priority order: orders first
-            if dues.get(resource, 0) > ms(self.clock()):
+            now_ms, due_ms = ms(self.clock()), dues.get(resource, 0)
+            if due_ms > now_ms:
                 continue
-            dues[resource] = ms(self.clock() + timedelta(seconds=intervals[resource]))
+            dues[resource] = next_due_ms(due_ms, now_ms, int(intervals[resource] * 1000))
             outcome = await self._poll_resource(account, resource, DETECTORS[resource], fence, costs.get(resource))
             if outcome == "lost":
                 return

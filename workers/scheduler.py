@@ -15,6 +15,8 @@ from subscriptions.due import DueSet
 
 log = logging.getLogger(__name__)
 
+MIN_WAIT_S = 0.005
+
 
 class PollScheduler:
     def __init__(
@@ -41,7 +43,17 @@ class PollScheduler:
             except Exception:  # Redis away: keep going, it reconnects by itself
                 log.exception("scheduling polls failed; trying again")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.tick_s)
+                await asyncio.wait_for(self._stopping.wait(), await self._until_next_s())
+
+    async def _until_next_s(self) -> float:
+        """How long to wait before looking again: until the next poll is due, at most ``tick_s``."""
+        try:
+            due = await self.polls.next_due()
+        except Exception:  # Redis away: the next claim says so
+            return self.tick_s
+        if due is None:
+            return self.tick_s
+        return min(self.tick_s, max(MIN_WAIT_S, (due - self.clock()).total_seconds()))
 
     def stop(self) -> None:
         self._stopping.set()

@@ -1,6 +1,6 @@
 import pytest
 
-from workers.plan import effective_intervals
+from workers.plan import effective_intervals, next_due_ms
 
 
 def test_within_budget_every_interval_is_kept() -> None:
@@ -34,3 +34,16 @@ def test_stock_without_orders_costs_more() -> None:
 def test_measured_costs_count() -> None:
     asked = {"orders": 5.0}
     assert effective_intervals(asked, 100, {"orders": 40.0})["orders"] == 32.0  # 40 requests a poll, 75 a minute
+
+
+@pytest.mark.parametrize(
+    ("due_ms", "now_ms", "interval_ms", "next_ms"),
+    [
+        (10_000, 10_200, 1_000, 11_000),  # picked up 200 ms late: the cadence holds
+        (10_000, 10_999, 1_000, 11_000),
+        (10_000, 11_000, 1_000, 12_000),  # a whole interval late: from now
+        (0, 50_000, 5_000, 55_000),  # never polled before
+    ],
+)
+def test_next_due_keeps_the_cadence(due_ms: int, now_ms: int, interval_ms: int, next_ms: int) -> None:
+    assert next_due_ms(due_ms, now_ms, interval_ms) == next_ms
