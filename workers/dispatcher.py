@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -209,6 +209,7 @@ class Dispatcher:
             if self.policy.timeout_of(sub) > self.policy.timeout_s:
                 longer += [d.id for d in batch[: admission.admitted]]
             held = [d.id for d in batch[admission.admitted + admission.parked :]]
+            self.metrics.in_flight.set(len(self._sending))
             if held:  # the rate limit holds them: each due when it lets it go
                 soonest = ms(now + timedelta(seconds=RELEASE_DELAY_S))
                 dues = {d: max(soonest, at) for d, at in zip(held, admission.due_ms(len(held)), strict=True)}
@@ -227,23 +228,17 @@ class Dispatcher:
             raise
 
     async def _send(self, delivery: DeliveryRecord, event: EventRecord, sub: SubscriptionRecord) -> Outcome:
-        self.metrics.in_flight.inc()
         now = self.clock()
-        try:
-            result = await send(
-                self.session,
-                url=sub.url,
-                msg_id=event.id,
-                body=event.body.encode(),
-                keys=[secret_key(secret) for secret in sub.signing_secrets(now)],
-                timeout_s=self.policy.timeout_of(sub),
-                now=now,
-                allow_private=self.policy.allow_private_targets,
-            )
-        finally:
-            self.metrics.in_flight.dec()
-        self.metrics.attempts.labels("success" if result.succeeded else "failure").inc()
-        self.metrics.attempt_seconds.observe(result.attempt.duration_ms / 1000)
+        result = await send(
+            self.session,
+            url=sub.url,
+            msg_id=event.id,
+            body=event.body.encode(),
+            keys=[secret_key(secret) for secret in sub.signing_secrets(now)],
+            timeout_s=self.policy.timeout_of(sub),
+            now=now,
+            allow_private=self.policy.allow_private_targets,
+        )
         wait_s = retry_after_s(result.attempt.status_code, result.retry_after, now, self.policy.retry_after_max_s)
         return Outcome(
             delivery,
@@ -271,15 +266,25 @@ class Dispatcher:
                         await asyncio.sleep(1.0)
                 else:
                     continue  # the claims' leases end and the deliveries are sent again
-                for delivery in recorded.deliveries:
-                    if delivery.status in (DeliveryStatus.succeeded, DeliveryStatus.failed):
-                        self.metrics.deliveries_finished.labels(delivery.status.value).inc()
+                self._count(batch, recorded.deliveries)
                 await self._disable_hopeless(batch, recorded.failing_since)
             finally:
                 self._unrecorded -= len(batch)
                 self._wake.set()  # their slots are free: claim more now
                 for _ in batch:
                     self._outcomes.task_done()
+
+    def _count(self, batch: list[Outcome], deliveries: list[DeliveryRecord]) -> None:
+        """The metrics of a recorded batch, counted once per batch rather than once per attempt."""
+        results = Counter("success" if outcome.succeeded else "failure" for outcome in batch)
+        for result, count in results.items():
+            self.metrics.attempts.labels(result).inc(count)
+        for outcome in batch:
+            self.metrics.attempt_seconds.observe(outcome.attempt.duration_ms / 1000)
+        finished = Counter(d.status.value for d in deliveries if d.status in FINAL)
+        for status, count in finished.items():
+            self.metrics.deliveries_finished.labels(status).inc(count)
+        self.metrics.in_flight.set(len(self._sending))
 
     async def _disable_hopeless(self, batch: list[Outcome], failing_since: dict[str, datetime]) -> None:
         """Disable the subscriptions whose receiver answered 410 Gone, or that have failed for too long."""
