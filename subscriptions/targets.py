@@ -34,6 +34,10 @@ def check_url(url: str) -> str:
         raise InvalidInput(f"url must start with http:// or https://, got {url!r}")
     if not parts.hostname:
         raise InvalidInput(f"url {url!r} has no host")
+    try:
+        parts.hostname.encode("idna")  # what resolving does first: a host that fails here can never resolve
+    except UnicodeError as error:
+        raise InvalidInput(f"url host {parts.hostname!r} is not a valid host name: {error}") from None
     if port == 0:
         raise InvalidInput(f"url {url!r} has port 0")
     if any(c.isspace() for c in url):

@@ -114,15 +114,20 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
             "Request body too large",
             f"the request body is larger than the {MAX_BODY_BYTES} bytes this API accepts",
         )
+    except web.RequestPayloadError as error:  # the body as sent cannot be read: a bad Content-Encoding or chunking
+        reason = getattr(error.__cause__, "message", None) or str(error)
+        return problem(400, "Bad request", f"the request body cannot be read: {reason}")
     except web.HTTPException as error:
         if error.status < 400:
             raise
         detail = error.text if error.text and not error.text.startswith(f"{error.status}:") else error.reason
+        headers = None
         if error.status == 404:
             detail = f"no endpoint at {request.method} {request.path}; see /openapi.json"
         elif error.status == 405:
             detail = f"{request.method} is not allowed on {request.path}; see /openapi.json"
-        return problem(error.status, _TITLES.get(error.status, error.reason), detail or error.reason)
+            headers = {"Allow": error.headers.get("Allow", "")}  # RFC 9110: a 405 says which methods are allowed
+        return problem(error.status, _TITLES.get(error.status, error.reason), detail or error.reason, headers=headers)
     except RedisError as error:
         log.warning("Redis error serving %s %s: %s", request.method, request.path, error)
         return problem(

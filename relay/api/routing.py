@@ -112,6 +112,8 @@ def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 return json_problem(error)
             except UnicodeDecodeError:
                 return json_problem(json.JSONDecodeError("body is not UTF-8", "", 0))
+            except RecursionError:  # thousands of nested arrays or objects: no input of this API nests so deep
+                return json_problem(json.JSONDecodeError("body is nested too deeply", "", 0))
             try:
                 kwargs["body"] = route.body.model_validate(data)
             except ValidationError as error:
@@ -171,7 +173,7 @@ def openapi(routes: list[Route], *, title: str, version: str, description: str) 
             codes.add(403)
             operation["description"] = "Admin token only: an account-scoped key gets 403."
         if route.auth:
-            codes.add(401)
+            codes |= {401, 503}  # every /v1/ route reads Redis: the middleware answers 503 while it is down
             operation["security"] = [{"bearerAuth": []}]
         else:
             operation["security"] = []

@@ -4,10 +4,11 @@ OpenAPI's schemas are generated from these, so they are the API's reference. Ans
 Brightpearl token; a subscription's secret appears only when it is created and at ``/secret``.
 """
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from subscriptions.models import RESOURCES, Attempt, AuthKind, DeliveryStatus, Resource, SubscriptionState
 from subscriptions.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -15,6 +16,17 @@ from subscriptions.paging import DEFAULT_LIMIT, MAX_LIMIT
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 PollInterval = Annotated[float, Field(ge=1, le=86_400)]
 T = TypeVar("T")
+_ISO_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_time(value: object) -> object:
+    # pydantic would also read a number ("0.5", 1700000000) as Unix time, which the spec's date-time is not
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_TIME_START.match(value)):
+        return value
+    raise ValueError("give an ISO 8601 time, e.g. 2026-11-26T10:00:00Z")
+
+
+Instant = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
 class Input(BaseModel):
@@ -185,8 +197,8 @@ class RotatedSecret(BaseModel):
 
 
 class RecoverRequest(Input):
-    since: datetime = Field(description="re-send failed and skipped deliveries created at or after this time")
-    until: datetime | None = Field(None, description="and before this time (default: now)")
+    since: Instant = Field(description="re-send failed and skipped deliveries created at or after this time")
+    until: Instant | None = Field(None, description="and before this time (default: now)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "RecoverRequest":
@@ -282,7 +294,7 @@ class DeliveryQuery(ListQuery):
 class EventQuery(ListQuery):
     account: str | None = Field(None, max_length=64)
     type: str | None = Field(None, max_length=64)
-    since: datetime | None = None
+    since: Instant | None = None
 
 
 class Health(BaseModel):

@@ -288,3 +288,72 @@ async def test_openapi_is_valid_3_1_and_lists_every_endpoint(api: TestClient) ->
     assert create["security"] == [{"bearerAuth": []}]
     schema_names = set(spec["components"]["schemas"])
     assert {"AccountCreate", "SubscriptionCreate", "Problem"} <= schema_names
+
+
+# Found by fuzzing the API against its OpenAPI document (tests/test_api_fuzz.py) and by probing around it.
+
+
+async def test_a_405_says_which_methods_are_allowed(api: TestClient) -> None:  # type: ignore[type-arg]
+    response = await api.request("TRACE", "/v1/subscriptions", headers=AUTH)
+    await problem(response, 405)
+    assert set(response.headers["Allow"].split(",")) == {"GET", "POST"}  # RFC 9110 requires it on a 405
+
+
+async def test_json_nested_too_deeply_is_a_400(api: TestClient) -> None:  # type: ignore[type-arg]
+    body = await problem(await api.post("/v1/subscriptions", data=b"[" * 30_000 + b"]" * 30_000, headers=AUTH), 400)
+    assert "nested too deeply" in str(body["detail"])
+
+
+async def test_a_body_that_cannot_be_decoded_is_a_400(api: TestClient) -> None:  # type: ignore[type-arg]
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    body = await problem(await api.post("/v1/subscriptions", data=b"{}", headers=headers), 400)
+    assert "cannot be read" in str(body["detail"])
+
+
+@pytest.mark.parametrize("host", ["a..example", "\u0080\u0300", "x" * 64 + ".example"])
+async def test_a_host_name_that_can_never_resolve_is_a_422(api: TestClient, host: str) -> None:  # type: ignore[type-arg]
+    # resolving such a host raised UnicodeError (a 500) before it could say whether the address was allowed
+    sub = {"account": "acme", "url": f"https://{host}/h", "events": ["*"]}
+    found = await problem(await api.post("/v1/subscriptions", json=sub, headers=AUTH), 422)
+    assert "not a valid host name" in str(found["detail"])
+    account = {"code": "beta", "base_url": f"http://{host}/public-api/beta", "app_ref": "b", "account_token": "t"}
+    found = await problem(await api.post("/v1/accounts", json=account, headers=AUTH), 422)
+    assert "not a valid host name" in str(found["detail"])
+
+
+@pytest.mark.parametrize("since", ["0.5", "1700000000", "2026-11-26"])
+async def test_times_must_be_iso_8601(api: TestClient, since: str) -> None:  # type: ignore[type-arg]
+    # pydantic alone reads a number as Unix time: the spec says date-time, so a number is refused
+    body = await problem(await api.get("/v1/events", params={"since": since}, headers=AUTH), 422)
+    assert "ISO 8601" in str(body["detail"])
+    created = await api.post(
+        "/v1/subscriptions", json={"account": "acme", "url": "https://example.com/h", "events": ["*"]}, headers=AUTH
+    )
+    recover = f"/v1/subscriptions/{(await created.json())['id']}/recover"
+    await problem(await api.post(recover, json={"since": 0}, headers=AUTH), 422)
+    await problem(await api.post(recover, json={"since": "2026-11-26T10:00:00Z", "until": 1e9}, headers=AUTH), 422)
+    ok = await api.get("/v1/events", params={"since": "2026-11-26T10:00:00+01:00"}, headers=AUTH)
+    assert ok.status == 200
+
+
+async def test_storage_unavailable_is_a_declared_503() -> None:
+    redis = Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True)  # nothing listens there
+    async with aiohttp.ClientSession() as session:
+        ctx = ApiContext(
+            redis=redis,
+            admin_token=TOKEN,
+            brightpearl_session=session,
+            budget_per_minute=100,
+            allow_private_targets=False,
+            clock=lambda: datetime.now(UTC),
+            resolve=no_dns,
+        )
+        async with TestClient(TestServer(create_app(ctx), host="127.0.0.1")) as client:
+            response = await client.get("/v1/accounts", headers=AUTH)
+            await problem(response, 503)
+            assert response.headers["Retry-After"]
+            spec = await (await client.get("/openapi.json")).json()
+    await redis.aclose()
+    secured = [op for path in spec["paths"].values() for op in path.values() if op["security"]]
+    assert secured
+    assert all("503" in op["responses"] for op in secured)
