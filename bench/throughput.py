@@ -75,7 +75,7 @@ async def relay(
         url=url,
         events=["*"],
         secret=new_secret(),
-        max_concurrency=RELAY_IN_FLIGHT * workers,
+        max_concurrency=1000,  # the most a subscription may set: the worker's own limit is what binds
         created_at=now,
         updated_at=now,
     )

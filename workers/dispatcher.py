@@ -96,6 +96,7 @@ class Dispatcher:
         self._sending: dict[asyncio.Task[None], DeliveryRecord] = {}  # attempts under way
         self.admissions = outbox.admissions
         self._unrecorded = 0  # deliveries sent or being sent whose outcome is not recorded yet
+        self._enough = max(1, min(policy.claim_batch, policy.max_in_flight // 4))  # a claim worth a round trip
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
 
@@ -106,9 +107,8 @@ class Dispatcher:
     async def run(self) -> None:
         self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
         next_unpark = 0.0
-        enough = max(1, min(self.policy.claim_batch, self.policy.max_in_flight // 4))
         while not self._stopping:
-            if 0 < self.policy.max_in_flight - self._unrecorded < enough:  # wait for a worthwhile batch
+            if 0 < self._free() < self._enough:  # wait for a worthwhile batch
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.policy.idle_poll_s)
@@ -116,7 +116,7 @@ class Dispatcher:
                 next_unpark = time.monotonic() + UNPARK_EVERY_S
                 with contextlib.suppress(Exception):  # Redis away: the claim below says so
                     await self._unpark()
-            free = self.policy.max_in_flight - self._unrecorded
+            free = self._free()
             claimed: list[tuple[str, DeliveryRecord | None]] = []
             if free > 0:
                 try:
@@ -134,6 +134,16 @@ class Dispatcher:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.policy.idle_poll_s)
+
+    def _free(self) -> int:
+        """Attempts this process may start now: ``max_in_flight`` under way at once, and no more than as many
+        again sent but not yet recorded (recording is batched; its slots free a few ms after the attempt)."""
+        return min(self.policy.max_in_flight - len(self._sending), 2 * self.policy.max_in_flight - self._unrecorded)
+
+    def _sent(self, task: "asyncio.Task[None]") -> None:
+        del self._sending[task]
+        if self._free() >= self._enough:
+            self._wake.set()
 
     async def _unpark(self) -> None:
         """Bring back parked deliveries whose slots were freed by leases ending rather than by outcomes (a
@@ -205,7 +215,7 @@ class Dispatcher:
             for delivery in batch[: admission.admitted]:
                 task = asyncio.create_task(self._attempt(delivery, events[delivery.event_id], sub))
                 self._sending[task] = delivery
-                task.add_done_callback(self._sending.pop)
+                task.add_done_callback(self._sent)
             if self.policy.timeout_of(sub) > self.policy.timeout_s:
                 longer += [d.id for d in batch[: admission.admitted]]
             held = [d.id for d in batch[admission.admitted + admission.parked :]]
