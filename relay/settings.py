@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     stock_sweep_interval_s: float = Field(
         3600.0, ge=60, le=7 * 86400, description="how often the stock reconciliation sweep starts"
     )
-    max_in_flight: int = Field(256, ge=1, le=10_000, description="delivery attempts under way per worker process")
+    max_in_flight: int = Field(512, ge=1, le=10_000, description="delivery attempts under way per worker process")
     subscription_concurrency: int = Field(32, ge=1, le=1_000, description="attempts under way per subscription")
     subscription_rate_per_s: float | None = Field(
         None, gt=0, le=100_000, description="attempts a second per subscription, over every worker; none: no limit"

@@ -47,7 +47,7 @@ class DeliveryPolicy:
 
     retry_schedule_s: tuple[float, ...]
     timeout_s: float
-    max_in_flight: int = 256
+    max_in_flight: int = 512
     per_subscription: int = 32
     rate_per_s: float | None = None
     retry_after_max_s: float = 3600.0
