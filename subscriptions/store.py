@@ -142,13 +142,13 @@ class Store:
         first_poll_ms: int,
         stock_figures: dict[int, str] | None = None,
     ) -> None:
-        """Replace an account; resources newly watched start from their baseline, dropped ones stop polling."""
+        """Replace an account; resources newly watched start from their baseline, dropped ones stop polling,
+        and every resource is due at once (new credentials end a backoff after Brightpearl refused the old)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.account(account.code), self._account_json(account), xx=True)
             _write_baseline(pipe, account.code, cursors, stock_figures or {})
             dropped = [r for r in RESOURCES if r not in account.resources]
-            for resource in dropped:
-                pipe.hdel(keys.resource_due(account.code), resource)
+            pipe.delete(keys.resource_due(account.code))
             pipe.zadd(keys.POLLS, {account.code: first_poll_ms}, xx=True)
             saved, *_ = await pipe.execute()
         if not saved:

@@ -14,9 +14,10 @@ boundary falls, and when records are created while the poll pages: ``since`` onl
 read, and ``seen`` makes re-reading the overlap free of duplicates.
 """
 
+import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,9 @@ class StampCursor:
     # id -> stamp ms of records read while their stamp's second may still have been running: a second change
     # within that second keeps the stamp, so each is read once more after a later second has been seen
     open: dict[int, int] = field(default_factory=dict)
+    # rows of the search from since to skip: a poll that read its limit without getting past one stamp carries
+    # on from where it stopped (0 once a read completes or since moves)
+    skip: int = 0
 
     def query_from_ms(self) -> int | None:
         """The lower bound to search from, a little below ``since`` in case Brightpearl's bound is exclusive."""
@@ -57,11 +61,11 @@ class StampCursor:
         """The cursor once ``done`` rows are emitted, ``since`` unchanged (a poll part-way through)."""
         seen = dict(self.seen)
         seen.update((row.id, row.stamp_ms) for row in done)
-        return StampCursor(self.since_ms, seen, self.open)
+        return StampCursor(self.since_ms, seen, self.open, self.skip)
 
     def with_open(self, open_rows: Iterable[Row]) -> "StampCursor":
         """The cursor with ``open_rows`` as the records to read once more."""
-        return StampCursor(self.since_ms, self.seen, {row.id: row.stamp_ms for row in open_rows})
+        return StampCursor(self.since_ms, self.seen, {row.id: row.stamp_ms for row in open_rows}, self.skip)
 
     def open_rows(self) -> list[Row]:
         return [Row(row_id, stamp_ms) for row_id, stamp_ms in sorted(self.open.items())]
@@ -79,6 +83,24 @@ class StampCursor:
         since = candidate if self.since_ms is None else max(self.since_ms, candidate)
         return StampCursor(since, {i: c for i, c in self.seen.items() if c >= since}, self.open)
 
+    def advanced_partly(self, read: Sequence[Row]) -> "StampCursor":
+        """The cursor after an *incomplete* read (the poll stopped at its page limit) whose rows came in stamp
+        order: ``since`` moves to the last stamp read, never past a row still waiting and never back. Without
+        this, more records inside the overlap than one poll reads would be read again and again, for ever.
+        Rows out of stamp order (a server ignoring the sort) say nothing about what is unread: no move then."""
+        if not read or any(a.stamp_ms > b.stamp_ms for a, b in itertools.pairwise(read)):
+            return self
+        candidate = read[-1].stamp_ms
+        waiting = [row.stamp_ms for row in read if self.is_new(row)]
+        if waiting:
+            candidate = min(candidate, *waiting)
+        since = candidate if self.since_ms is None else max(self.since_ms, candidate)
+        return StampCursor(since, {i: c for i, c in self.seen.items() if c >= since}, self.open)
+
+    def skipping(self, rows: int) -> "StampCursor":
+        """The cursor with the next read starting ``rows`` rows into the search."""
+        return StampCursor(self.since_ms, self.seen, self.open, rows)
+
     def to_json(self) -> str:
         """Compact JSON: seen ids grouped by stamp as compressed ID sets."""
         groups: defaultdict[int, list[int]] = defaultdict(list)
@@ -90,6 +112,8 @@ class StampCursor:
         }
         if self.open:
             document["open"] = {str(row_id): stamp for row_id, stamp in sorted(self.open.items())}
+        if self.skip:
+            document["skip"] = self.skip
         return json.dumps(document)
 
     @classmethod
@@ -100,7 +124,7 @@ class StampCursor:
         }
         since = data.get("since_ms")
         open_rows = {int(row_id): int(stamp) for row_id, stamp in data.get("open", {}).items()}
-        return cls(int(since) if since is not None else None, seen, open_rows)
+        return cls(int(since) if since is not None else None, seen, open_rows, int(data.get("skip", 0)))
 
 
 def baseline(newest: Iterable[Row]) -> StampCursor:

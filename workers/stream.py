@@ -76,8 +76,9 @@ def rows_of(page: SearchPage, stream: Stream) -> list[Row]:
 
 async def read(
     client: BrightpearlClient, stream: Stream, cursor: StampCursor, *, max_pages: int
-) -> tuple[list[Row], dict[int, dict[str, Any]], bool]:
-    """Every record stamped from the cursor's query bound, its search row, and whether the read was complete."""
+) -> tuple[list[Row], dict[int, dict[str, Any]], int | None]:
+    """Every record stamped from the cursor's query bound (from its ``skip``), its search row, and ``None`` if
+    the read was complete, else the number of rows of the search read so far (where the next read may go on)."""
     params = {
         **stream.filters,
         "columns": stream.columns,
@@ -89,16 +90,16 @@ async def read(
         params[stream.stamp_column] = format_utc(from_ms(start)) + "/"
     rows: list[Row] = []
     raw: dict[int, dict[str, Any]] = {}
-    first = 1
+    first = 1 + cursor.skip
     for _ in range(max_pages):
         page = await client.search(stream.search_path, {**params, "firstResult": str(first)})
         rows += rows_of(page, stream)
         if stream.more_columns:
             raw.update((int(r[stream.id_column]), r) for r in page.rows if r.get(stream.id_column) is not None)
         if not page.more_pages or not page.rows:
-            return rows, raw, True
+            return rows, raw, None
         first = page.last_result + 1
-    return rows, raw, False
+    return rows, raw, first - 1
 
 
 async def follow(
@@ -119,7 +120,7 @@ async def follow(
     second change. Such records stay *open* in the cursor and are read once more after a later stamp has been
     seen, however much later: only then is their second surely over.
     """
-    rows, raw, complete = await read(client, stream, cursor, max_pages=max_pages)
+    rows, raw, stopped_at = await read(client, stream, cursor, max_pages=max_pages)
     committed = cursor
     waiting = cursor.unseen(rows)
     newest = max((row.stamp_ms for row in rows), default=None)
@@ -148,8 +149,13 @@ async def follow(
             or (row.id not in done and row.id in cursor.open)
         ]
         cursor = cursor.with_open(still_open)
-    if complete:
-        cursor = cursor.advanced(rows, overlap_ms)
+    if stopped_at is None:
+        cursor = cursor.advanced(rows, overlap_ms).skipping(0)
+    else:  # more than one poll reads: carry on from the last stamp read, or from where it stopped within one
+        moved = cursor.advanced_partly(rows)
+        stuck = moved.since_ms == cursor.since_ms and not cursor.unseen(rows)  # nothing read waits for a GET
+        cursor = moved.skipping(stopped_at if stuck else 0)
+        log.warning("%s: more records than one poll reads; the next poll carries on", stream.key)
     if cursor != committed:
         await commit([], cursor, [])
     return cursor

@@ -159,3 +159,27 @@ def test_open_records_survive_a_json_round_trip() -> None:
     assert again == cursor
     assert again.open_rows() == [Row(7, 1_000), Row(9, 1_500)]
     assert StampCursor.from_json(StampCursor(5).to_json()).open == {}  # cursors stored before: none open
+
+
+def test_an_incomplete_read_in_stamp_order_moves_since_to_its_last_stamp() -> None:
+    cursor = StampCursor(1_000)
+    read = [Row(1, 1_000), Row(2, 2_000), Row(3, 3_000), Row(4, 3_000)]
+    done = cursor.with_done(read)
+    moved = done.advanced_partly(read)
+    assert moved.since_ms == 3_000
+    assert moved.seen == {3: 3_000, 4: 3_000}  # the rest of that stamp is read next time, these are not again
+    assert not moved.is_new(Row(4, 3_000))
+    assert moved.is_new(Row(5, 3_000))
+
+
+def test_an_incomplete_read_never_moves_past_a_waiting_row_or_trusts_an_unsorted_answer() -> None:
+    read = [Row(1, 1_000), Row(2, 2_000), Row(3, 3_000)]
+    waiting_on_two = StampCursor(1_000).with_done([Row(1, 1_000), Row(3, 3_000)])
+    assert waiting_on_two.advanced_partly(read).since_ms == 2_000
+    unsorted = [Row(3, 3_000), Row(1, 1_000)]
+    assert StampCursor(500).with_done(unsorted).advanced_partly(unsorted).since_ms == 500
+
+
+def test_a_skip_survives_a_json_round_trip() -> None:
+    cursor = StampCursor(1_000, {1: 1_000}).skipping(10_000)
+    assert StampCursor.from_json(cursor.to_json()).skip == 10_000

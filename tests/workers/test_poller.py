@@ -240,3 +240,16 @@ async def test_a_second_change_within_one_second_is_found_after_later_changes(ha
         for body in await harness.bodies("order.modified.order-status")
     )
     assert changes == sorted([(a, 4), (a, 5), (b, 4)])
+
+
+async def test_more_records_at_one_stamp_than_a_poll_reads_do_not_stall_the_stream(harness: Harness) -> None:
+    """Pages of 7 and 20 pages a poll: 140 rows. 200 orders sharing one createdOn, then 3 more: the next polls
+    carry on where the last stopped instead of reading the same first 140 for ever."""
+    harness.sandbox.account().throttle = RollingWindowThrottle(limit=10**6)
+    await harness.register()
+    bulk = await harness.create_orders(200)  # one call: one createdOn
+    await asyncio.sleep(1.1)
+    later = await harness.create_orders(3)
+    for _ in range(4):
+        await harness.poll()
+    assert sorted(await harness.emitted()) == sorted(bulk + later)
