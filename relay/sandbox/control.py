@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from relay.sandbox.account import DEFAULT_OFFSET_MINUTES, SandboxAccount
+from relay.sandbox.drift import MAX_DRIFT_S_PER_MIN, drift_of, drifting
 from relay.sandbox.faults import FaultKind
 from relay.sandbox.goods_out import GoodsOutNote, Stage
 from relay.sandbox.orders import SandboxOrder
@@ -56,6 +57,11 @@ class NewAccount(_Body):
 class AccountChange(_Body):
     offset_minutes: int | None = Field(None, ge=-720, le=840)
     clock_skew_s: float | None = Field(None, ge=-366 * 86400, le=366 * 86400)
+    # seconds the account's clock gains a minute from now on (negative: loses); 0 stops the drift
+    clock_drift_s_per_min: float | None = Field(None, ge=-MAX_DRIFT_S_PER_MIN, le=MAX_DRIFT_S_PER_MIN)
+    # a token replaced in Brightpearl: the old one answers 401 from now on
+    account_token: str | None = Field(None, min_length=1)
+    staff_token: str | None = Field(None, min_length=1)
 
 
 class NewRow(_Body):
@@ -197,6 +203,14 @@ def _nothing_to_change(body: BaseModel) -> None:
         raise BadRequest("the body names nothing to change")
 
 
+def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
+    """One account as GET and PATCH show it: credentials and clock, with its drift and what time it is there."""
+    return account.describe(base_url(_origin(request), account.code)) | {
+        "clock_drift_s_per_min": drift_of(account.clock),
+        "now": format_utc(account.now()),
+    }
+
+
 def _order_summary(order: SandboxOrder) -> dict[str, Any]:
     return {
         "id": order.id,
@@ -259,8 +273,7 @@ async def create_account(request: web.Request) -> web.Response:
 
 
 async def get_account(request: web.Request) -> web.Response:
-    account = _account(request)
-    return web.json_response(account.describe(base_url(_origin(request), account.code)))
+    return web.json_response(_described(request, _account(request)))
 
 
 async def change_account(request: web.Request) -> web.Response:
@@ -270,7 +283,13 @@ async def change_account(request: web.Request) -> web.Response:
         account.offset_minutes = body.offset_minutes
     if body.clock_skew_s is not None:
         account.clock_skew_s = body.clock_skew_s
-    return web.json_response(account.describe(base_url(_origin(request), account.code)))
+    if body.clock_drift_s_per_min is not None:
+        account.clock = drifting(account.clock, body.clock_drift_s_per_min)
+    if body.account_token is not None:
+        account.account_token = body.account_token
+    if body.staff_token is not None:
+        account.staff_token = body.staff_token
+    return web.json_response(_described(request, account))
 
 
 async def create_orders(request: web.Request) -> web.Response:
