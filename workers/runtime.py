@@ -163,3 +163,14 @@ async def run_jobs(worker: Worker, *, retry_s: float = 1.0) -> None:
         except (RedisError, OSError) as error:
             log.warning("the job loop lost Redis (%s); starting it again in %.0f s", error, retry_s)
             await asyncio.sleep(retry_s)
+            await _recount_slots(worker)
+
+
+async def _recount_slots(worker: Worker) -> None:
+    """Count arq's job slots again from the jobs still running: a connection error in the middle of starting a
+    job leaves a slot taken that no job will give back, and enough of those would stop every poll."""
+    running = sum(1 for task in worker.tasks.values() if not task.done())
+    worker.job_counter = running
+    worker.sem = asyncio.BoundedSemaphore(worker.max_jobs + 1)
+    for _ in range(running):  # each running job gives its slot back when it ends
+        await worker.sem.acquire()
