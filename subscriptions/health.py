@@ -113,9 +113,9 @@ async def load_health(redis: "Redis", sub_ids: Sequence[str]) -> list[Health]:
         outcomes = cast(list[str], recent)
         healths.append(
             Health(
-                failing_since=_time(values.get("failing_since")),
-                last_success_at=_time(values.get("last_success_at")),
-                last_failure_at=_time(values.get("last_failure_at")),
+                failing_since=time_of(values.get("failing_since")),
+                last_success_at=time_of(values.get("last_success_at")),
+                last_failure_at=time_of(values.get("last_failure_at")),
                 recent_attempts=len(outcomes),
                 recent_successes=outcomes.count("1"),
             )
@@ -123,5 +123,6 @@ async def load_health(redis: "Redis", sub_ids: Sequence[str]) -> list[Health]:
     return healths
 
 
-def _time(value: str | None) -> datetime | None:
+def time_of(value: str | None) -> datetime | None:
+    """A time stored as Unix ms text (``None`` when absent)."""
     return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None

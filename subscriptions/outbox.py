@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -22,7 +22,7 @@ from subscriptions import keys
 from subscriptions.admission import Admissions
 from subscriptions.due import DueSet, ms
 from subscriptions.events import matches_any
-from subscriptions.health import queue_outcomes
+from subscriptions.health import queue_outcomes, time_of
 from subscriptions.ids import delivery_id
 from subscriptions.models import (
     Attempt,
@@ -321,11 +321,7 @@ class Outbox:
                 pipe.hget(keys.subscription_health(sub_id), "failing_since")
             results = await pipe.execute()
         since = results[len(results) - len(failed_subs) :] if failed_subs else []
-        failing = {
-            sub_id: datetime.fromtimestamp(int(value) / 1000, UTC)
-            for sub_id, value in zip(failed_subs, since, strict=True)
-            if value
-        }
+        failing = {sub_id: when for sub_id, value in zip(failed_subs, since, strict=True) if (when := time_of(value))}
         return Recorded(updated, failing)
 
     async def abandon(self, delivery: DeliveryRecord, reason: str, now: datetime) -> DeliveryRecord:

@@ -17,8 +17,8 @@ from relay.api.schemas import (
     EventSummary,
     EventView,
 )
-from subscriptions.errors import Conflict
-from subscriptions.models import DeliveryRecord, EventRecord, SubscriptionState
+from relay.api.subscription_views import ensure_enabled
+from subscriptions.models import DeliveryRecord, EventRecord
 
 
 def summary(delivery: DeliveryRecord) -> DeliverySummary:
@@ -72,12 +72,9 @@ async def get_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
 async def retry_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
     ctx = context(request)
     delivery = await visible_delivery(request, delivery_id)
-    sub = await ctx.store.load_subscriptions([delivery.subscription])
-    if sub[0] is not None and sub[0].state == SubscriptionState.disabled:
-        raise Conflict(
-            f"subscription {delivery.subscription} is disabled ({sub[0].disabled_reason}); PATCH it to "
-            '{"state": "active"} before you retry its deliveries'
-        )
+    (sub,) = await ctx.store.load_subscriptions([delivery.subscription])
+    if sub is not None:
+        ensure_enabled(sub, "retry its deliveries")
     delivery = await ctx.outbox.schedule_now(delivery, ctx.clock())
     ctx.on_deliveries()
     return await delivery_view(ctx, delivery)

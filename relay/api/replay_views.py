@@ -6,22 +6,13 @@ from relay.api.context import context
 from relay.api.delivery_views import delivery_view
 from relay.api.routing import router
 from relay.api.schemas import DeliveryView, RecoverRequest, RecoveryView
-from relay.api.subscription_views import visible_subscription
+from relay.api.subscription_views import ensure_enabled, visible_subscription
 from subscriptions.errors import Conflict, NotFound
 from subscriptions.ids import random_id
-from subscriptions.models import SubscriptionRecord, SubscriptionState
 from subscriptions.outbox import NewEvent, event_body
 from subscriptions.recovery import Recoveries, Recovery
 
 TAG = "subscriptions"
-
-
-def ensure_enabled(sub: SubscriptionRecord, action: str) -> None:
-    if sub.state == SubscriptionState.disabled:
-        raise Conflict(
-            f"subscription {sub.id} is disabled ({sub.disabled_reason}); PATCH it to "
-            f'{{"state": "active"}} before you {action}'
-        )
 
 
 def recovery_view(recovery: Recovery) -> RecoveryView:

@@ -22,7 +22,7 @@ from relay.api.schemas import (
     SubscriptionQuery,
     SubscriptionView,
 )
-from subscriptions.errors import InvalidInput
+from subscriptions.errors import Conflict, InvalidInput
 from subscriptions.events import validate_patterns
 from subscriptions.health import Health, load_health, shown_state
 from subscriptions.ids import random_id
@@ -57,6 +57,14 @@ async def visible_subscription(request: web.Request, sub_id: str) -> Subscriptio
     sub = await context(request).store.get_subscription(sub_id)
     ensure_visible(request, sub.account, f"subscription {sub_id!r}")
     return sub
+
+
+def ensure_enabled(sub: SubscriptionRecord, action: str) -> None:
+    if sub.state == SubscriptionState.disabled:
+        raise Conflict(
+            f"subscription {sub.id} is disabled ({sub.disabled_reason}); PATCH it to "
+            f'{{"state": "active"}} before you {action}'
+        )
 
 
 def options(body: DeliveryOptions) -> dict[str, object]:
