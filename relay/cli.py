@@ -6,6 +6,7 @@ what to change and exit status 2, never a traceback.
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -94,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo(settings, duration_s=args.duration))
         api = args.command in ("run", "api")
         worker = args.command in ("run", "worker")
+        collect_less_often()
         with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
             runner.run(serve(settings, api=api, worker=worker))
     except StartupError as error:
@@ -101,6 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def collect_less_often() -> None:
+    """Run Python's cycle collector far less often than by default, for a service that allocates fast.
+
+    Reference counting frees almost everything a delivery or a request allocates; the collector only finds
+    cycles. At its default threshold (700 net allocations) it ran every few deliveries and walked every
+    live object each time it reached the older generations: about a fifth of a busy worker's CPU. What
+    exists at start-up (modules, settings) is frozen out of its walks, and it runs after 50,000.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -100,7 +100,11 @@ def worker_runtime(
         redis=connections.redis,
         arq=connections.arq,
         brightpearl_session=brightpearl_session(),
-        delivery_session=delivery_session(allow_private=settings.allow_private_targets),
+        delivery_session=delivery_session(
+            allow_private=settings.allow_private_targets,
+            max_connections=settings.max_in_flight,
+            per_host=settings.connections_per_host,
+        ),
         poll_policy=PollPolicy(
             overlap_s=settings.poll_overlap_s,
             budget_per_minute=requests_per_minute(settings.budget_share),

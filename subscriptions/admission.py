@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
+from subscriptions.lua import queue_eval
 
 _ADMIT_SCRIPT = """
 local now = tonumber(ARGV[1])
@@ -122,7 +123,6 @@ class Admissions:
     def __init__(self, redis: "Redis") -> None:
         self.redis = redis
         self._admit = redis.register_script(_ADMIT_SCRIPT)
-        self._release = redis.register_script(_RELEASE_SCRIPT)
         self._unpark = redis.register_script(_UNPARK_SCRIPT)
 
     async def admit(self, wanted: dict[str, tuple[Limits, Sequence[str]]], *, now_ms: int) -> dict[str, Admission]:
@@ -144,26 +144,22 @@ class Admissions:
             for i, (sub_id, (limits, _)) in enumerate(wanted.items())
         }
 
-    async def queue_release(self, pipe: Pipeline, sub_id: str, delivery_ids: Sequence[str], now_ms: int) -> None:
+    def queue_release(self, pipe: Pipeline, sub_id: str, delivery_ids: Sequence[str], now_ms: int) -> None:
         """Queue freeing the slots attempts held (their outcomes are being recorded), and making as many of
         the subscription's parked deliveries due again."""
         if delivery_ids:
-            await self._release(
-                keys=[
-                    keys.subscription_in_flight(sub_id),
-                    keys.subscription_parked(sub_id),
-                    keys.DUE,
-                    keys.PARKED,
-                ],
-                args=[sub_id, now_ms, *delivery_ids],
-                client=pipe,
+            queue_eval(
+                pipe,
+                _RELEASE_SCRIPT,
+                [keys.subscription_in_flight(sub_id), keys.subscription_parked(sub_id), keys.DUE, keys.PARKED],
+                [sub_id, now_ms, *delivery_ids],
             )
 
     async def release(self, slots: Mapping[str, Sequence[str]], now_ms: int) -> None:
         """Free slots at once (attempts given up when a worker stops)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             for sub_id, ids in slots.items():
-                await self.queue_release(pipe, sub_id, ids, now_ms)
+                self.queue_release(pipe, sub_id, ids, now_ms)
             await pipe.execute()
 
     async def parked_subscriptions(self) -> list[str]:

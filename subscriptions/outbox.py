@@ -24,6 +24,7 @@ from subscriptions.due import DueSet, ms
 from subscriptions.events import matches_any
 from subscriptions.health import queue_outcomes, time_of
 from subscriptions.ids import delivery_id
+from subscriptions.lua import queue_eval
 from subscriptions.models import (
     Attempt,
     DeliveryRecord,
@@ -35,20 +36,21 @@ from subscriptions.models import (
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, GONE, next_attempt_delay_s
 
 # Records a batch of attempts: per delivery its attempt, its new state, its status index and its due time,
-# from groups of 9 arguments (one command for the whole batch instead of five or six per delivery).
+# from groups of 7 arguments after the key prefixes (one command for the whole batch, not five or six each).
 _RECORD_SCRIPT = """
-for i = 1, #ARGV, 9 do
-  local id, delivery_key, attempts_key = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local was, now_in, created_ms, next_ms = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  redis.call('RPUSH', attempts_key, ARGV[i + 8])
-  redis.call('SET', delivery_key, ARGV[i + 7])
+local delivery_prefix, status_prefix = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 7 do
+  local id, was, now_in, created_ms, next_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local delivery_key = delivery_prefix .. id
+  redis.call('RPUSH', delivery_key .. ':attempts', ARGV[i + 6])
+  redis.call('SET', delivery_key, ARGV[i + 5])
   if was ~= now_in then
-    redis.call('ZREM', was, id)
-    redis.call('ZADD', now_in, created_ms, id)
+    redis.call('ZREM', status_prefix .. was, id)
+    redis.call('ZADD', status_prefix .. now_in, created_ms, id)
   end
   if next_ms == '' then redis.call('ZREM', KEYS[1], id) else redis.call('ZADD', KEYS[1], next_ms, id) end
 end
-return #ARGV / 9
+return (#ARGV - 2) / 7
 """
 
 
@@ -191,8 +193,6 @@ class Outbox:
         self.redis = redis
         self.due = DueSet(redis, keys.DUE)
         self.admissions = Admissions(redis)
-        self._record = redis.register_script(_RECORD_SCRIPT)
-        self._commit = redis.register_script(_COMMIT_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
 
     async def commit(
@@ -229,7 +229,7 @@ class Outbox:
                         raise LostLease(f"lost {fence.key}")
                 pipe.multi()  # type: ignore[no-untyped-call]
                 if planned:
-                    await self._queue_commit(pipe, planned, now)
+                    self._queue_commit(pipe, planned, now)
                 if also is not None:
                     also(pipe)
                 results = await pipe.execute()
@@ -242,7 +242,7 @@ class Outbox:
         """Store an event meant for one subscription alone (a ``ping``) and its delivery, due now."""
         delivery = new_delivery(event.id, event.type, event.account, sub, now)
         async with self.redis.pipeline(transaction=True) as pipe:
-            await self._queue_commit(pipe, [(event, [delivery])], now)
+            self._queue_commit(pipe, [(event, [delivery])], now)
             await pipe.execute()
         return delivery
 
@@ -256,7 +256,7 @@ class Outbox:
             for i in range(0, len(pairs), 2)
         ]
 
-    async def _queue_commit(
+    def _queue_commit(
         self, pipe: Pipeline, planned: Sequence[tuple[NewEvent, Sequence[DeliveryRecord]]], now: datetime
     ) -> None:
         """Queue storing events and their deliveries, all created ``now`` (one command for the batch)."""
@@ -289,7 +289,7 @@ class Outbox:
                     ms(delivery.next_attempt_at) if delivery.next_attempt_at else "",
                     delivery.model_dump_json(),
                 ]
-        await self._commit(keys=[keys.EVENTS, keys.DELIVERIES, keys.DUE], args=args, client=pipe)
+        queue_eval(pipe, _COMMIT_SCRIPT, [keys.EVENTS, keys.DELIVERIES, keys.DUE], args)
 
     async def record(self, outcomes: Sequence[Outcome], now: datetime) -> Recorded:
         """Record a batch of attempts in one transaction, with what they say about their subscriptions'
@@ -300,23 +300,21 @@ class Outbox:
         for outcome in sorted(outcomes, key=lambda o: o.attempt.at):
             by_subscription[outcome.delivery.subscription].append(outcome)
         async with self.redis.pipeline(transaction=True) as pipe:
-            args: list[str | int] = []
+            args: list[str | int] = [keys.delivery(""), keys.status_deliveries("")]
             for outcome, delivery in zip(outcomes, updated, strict=True):
                 args += [
                     delivery.id,
-                    keys.delivery(delivery.id),
-                    keys.attempts(delivery.id),
-                    keys.status_deliveries(outcome.delivery.status),
-                    keys.status_deliveries(delivery.status),
+                    outcome.delivery.status,
+                    delivery.status,
                     ms(delivery.created_at),
                     ms(delivery.next_attempt_at) if delivery.next_attempt_at else "",
                     delivery.model_dump_json(),
                     outcome.attempt.model_dump_json(),
                 ]
-            await self._record(keys=[keys.DUE], args=args, client=pipe)
+            queue_eval(pipe, _RECORD_SCRIPT, [keys.DUE], args)
             for sub_id, theirs in by_subscription.items():
                 queue_outcomes(pipe, sub_id, [(o.succeeded, o.attempt.at) for o in theirs])
-                await self.admissions.queue_release(pipe, sub_id, [o.delivery.id for o in theirs], ms(now))
+                self.admissions.queue_release(pipe, sub_id, [o.delivery.id for o in theirs], ms(now))
             for sub_id in failed_subs:
                 pipe.hget(keys.subscription_health(sub_id), "failing_since")
             results = await pipe.execute()

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,7 +52,7 @@ class DeliveryPolicy:
     rate_per_s: float | None = None
     retry_after_max_s: float = 3600.0
     disable_after_s: float = 5 * 86_400.0
-    claim_batch: int = 200
+    claim_batch: int = 500
     idle_poll_s: float = 0.05  # how often an idle dispatcher looks for deliveries committed by other processes
     allow_private_targets: bool = False
 
@@ -94,10 +94,14 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._sending: dict[asyncio.Task[None], DeliveryRecord] = {}  # attempts under way
+        self._ready: deque[tuple[DeliveryRecord, EventRecord, SubscriptionRecord]] = deque()  # claimed, admitted
         self.admissions = outbox.admissions
         self._unrecorded = 0  # deliveries sent or being sent whose outcome is not recorded yet
         self._enough = max(1, min(policy.claim_batch, policy.max_in_flight // 4))  # a claim worth a round trip
-        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._outcomes: list[Outcome] = []  # attempts ended, waiting to be recorded
+        self._outcome = asyncio.Event()  # there are outcomes to record
+        self._recorded = asyncio.Event()  # every outcome so far is recorded (or given up on)
+        self._recorded.set()
         self._recorder: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -108,41 +112,48 @@ class Dispatcher:
         self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
         next_unpark = 0.0
         while not self._stopping:
-            if 0 < self._free() < self._enough:  # wait for a worthwhile batch
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.policy.idle_poll_s)
             if time.monotonic() >= next_unpark:
                 next_unpark = time.monotonic() + UNPARK_EVERY_S
                 with contextlib.suppress(Exception):  # Redis away: the claim below says so
                     await self._unpark()
-            free = self._free()
+            room = self._room()
+            asked = min(room, self.policy.claim_batch)
             claimed: list[tuple[str, DeliveryRecord | None]] = []
-            if free > 0:
+            if room >= self._enough or (room > 0 and not self._sending and not self._ready):
                 try:
                     claimed = await self.outbox.claim(
-                        now=self.clock(),
-                        lease_s=self.policy.timeout_s + LEASE_MARGIN_S,
-                        limit=min(free, self.policy.claim_batch),
+                        now=self.clock(), lease_s=self.policy.timeout_s + LEASE_MARGIN_S, limit=asked
                     )
                     if claimed:
                         await self._start(claimed)
                 except Exception:  # Redis away: keep the loop alive, it reconnects by itself
                     log.exception("claiming deliveries failed; trying again")
                     await asyncio.sleep(1.0)
-            if len(claimed) < min(max(free, 1), self.policy.claim_batch):
+            if len(claimed) < asked or self._room() < self._enough:  # nothing more due now, or no room for it
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.policy.idle_poll_s)
 
-    def _free(self) -> int:
-        """Attempts this process may start now: ``max_in_flight`` under way at once, and no more than as many
-        again sent but not yet recorded (recording is batched; its slots free a few ms after the attempt)."""
-        return min(self.policy.max_in_flight - len(self._sending), 2 * self.policy.max_in_flight - self._unrecorded)
+    def _room(self) -> int:
+        """Deliveries this process may claim now: enough to keep ``max_in_flight`` attempts under way and as
+        many again ready to start the moment a slot frees (so no attempt waits for a claim's round trips), and
+        no more than that again sent but not yet recorded (recording is batched a few ms after the attempt)."""
+        limit = self.policy.max_in_flight
+        waiting = len(self._ready)
+        return min(2 * limit - len(self._sending) - waiting, 3 * limit - self._unrecorded)
+
+    def _launch(self) -> None:
+        """Start ready deliveries while there are free slots."""
+        while self._ready and len(self._sending) < self.policy.max_in_flight:
+            delivery, event, sub = self._ready.popleft()
+            task = asyncio.create_task(self._attempt(delivery, event, sub))
+            self._sending[task] = delivery
+            task.add_done_callback(self._sent)
 
     def _sent(self, task: "asyncio.Task[None]") -> None:
         del self._sending[task]
-        if self._free() >= self._enough:
+        self._launch()
+        if self._room() >= self._enough:
             self._wake.set()
 
     async def _unpark(self) -> None:
@@ -156,22 +167,32 @@ class Dispatcher:
                 self._wake.set()
 
     async def stop(self, drain_s: float = 5.0) -> None:
-        """Stop claiming, let attempts under way finish for up to ``drain_s``, and record them."""
+        """Stop claiming, give back the deliveries not started, let attempts under way finish for up to
+        ``drain_s``, and record them."""
         self._stopping = True
         self._wake.set()
+        unstarted = [delivery for delivery, _, _ in self._ready]
+        self._ready.clear()
+        self._unrecorded -= len(unstarted)
+        if unstarted:
+            with contextlib.suppress(Exception):  # if Redis is away, they come due when their leases end
+                await self.outbox.due.schedule([d.id for d in unstarted], due=self.clock(), only_existing=True)
+        slots: dict[str, list[str]] = defaultdict(list)
+        for delivery in unstarted:
+            slots[delivery.subscription].append(delivery.id)
         if self._sending:
             given_up = dict(self._sending)
             _, pending = await asyncio.wait(given_up, timeout=drain_s)
             for task in pending:
                 task.cancel()  # its claim comes due again when the lease ends
             await asyncio.gather(*pending, return_exceptions=True)
-            slots: dict[str, list[str]] = defaultdict(list)
             for task in pending:
                 slots[given_up[task].subscription].append(given_up[task].id)
+        if slots:
             with contextlib.suppress(Exception):  # if Redis is away, the slots free when their leases end
                 await self.admissions.release(slots, ms(self.clock()))
         if self._recorder is not None:
-            await self._outcomes.join()
+            await self._recorded.wait()  # the recorder gives up on a batch after 30 tries
             self._recorder.cancel()
             await asyncio.gather(self._recorder, return_exceptions=True)
 
@@ -212,18 +233,16 @@ class Dispatcher:
         for sub_id, batch in wanted.items():
             sub, admission = subs[sub_id], admissions[sub_id]
             self._unrecorded += admission.admitted
-            for delivery in batch[: admission.admitted]:
-                task = asyncio.create_task(self._attempt(delivery, events[delivery.event_id], sub))
-                self._sending[task] = delivery
-                task.add_done_callback(self._sent)
+            self._ready.extend((delivery, events[delivery.event_id], sub) for delivery in batch[: admission.admitted])
             if self.policy.timeout_of(sub) > self.policy.timeout_s:
                 longer += [d.id for d in batch[: admission.admitted]]
             held = [d.id for d in batch[admission.admitted + admission.parked :]]
-            self.metrics.in_flight.set(len(self._sending))
             if held:  # the rate limit holds them: each due when it lets it go
                 soonest = ms(now + timedelta(seconds=RELEASE_DELAY_S))
                 dues = {d: max(soonest, at) for d, at in zip(held, admission.due_ms(len(held)), strict=True)}
                 await self.outbox.due.schedule_each(dues)
+        self._launch()
+        self.metrics.in_flight.set(len(self._sending))
         if longer:  # a subscription with a longer timeout keeps its claims for longer
             longest = max(self.policy.timeout_of(s) for s in subs.values())
             await self.outbox.due.schedule(
@@ -232,7 +251,10 @@ class Dispatcher:
 
     async def _attempt(self, delivery: DeliveryRecord, event: EventRecord, sub: SubscriptionRecord) -> None:
         try:
-            self._outcomes.put_nowait(await self._send(delivery, event, sub))
+            outcome = await self._send(delivery, event, sub)
+            self._outcomes.append(outcome)  # the list as it is now: the recorder swaps in a new one as it takes
+            self._outcome.set()
+            self._recorded.clear()
         except BaseException:  # cancelled at stop, or a bug: its claim comes due again when the lease ends
             self._unrecorded -= 1
             raise
@@ -261,11 +283,12 @@ class Dispatcher:
 
     async def _record_loop(self) -> None:
         while True:
-            batch = [await self._outcomes.get()]
-            if self._outcomes.qsize() < RECORD_BATCH:
+            await self._outcome.wait()
+            if len(self._outcomes) < RECORD_BATCH:
                 await asyncio.sleep(RECORD_LINGER_S)  # let the outcomes of a burst of attempts gather
-            while len(batch) < RECORD_BATCH and not self._outcomes.empty():
-                batch.append(self._outcomes.get_nowait())
+            batch, self._outcomes = self._outcomes[:RECORD_BATCH], self._outcomes[RECORD_BATCH:]
+            if not self._outcomes:
+                self._outcome.clear()
             try:
                 for _ in range(30):
                     try:
@@ -279,10 +302,10 @@ class Dispatcher:
                 self._count(batch, recorded.deliveries)
                 await self._disable_hopeless(batch, recorded.failing_since)
             finally:
+                if not self._outcomes:
+                    self._recorded.set()
                 self._unrecorded -= len(batch)
                 self._wake.set()  # their slots are free: claim more now
-                for _ in batch:
-                    self._outcomes.task_done()
 
     def _count(self, batch: list[Outcome], deliveries: list[DeliveryRecord]) -> None:
         """The metrics of a recorded batch, counted once per batch rather than once per attempt."""

@@ -10,6 +10,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from relay.receiver import Receiver
+from subscriptions import keys
+from subscriptions.due import ms
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
 from subscriptions.outbox import NewEvent, Outbox, event_body
 from subscriptions.signing import new_secret
@@ -181,3 +183,71 @@ async def test_private_targets_are_refused_at_connection_time(guarded: Rig, host
     assert "refused" in attempt.error
     assert "loopback" in attempt.error
     assert guarded.receiver.received == []
+
+
+async def test_a_burst_is_recorded_in_full_long_before_any_lease_ends(rig: Rig, redis_client: Redis) -> None:
+    # Attempts end while the recorder is taking a batch; an outcome lost there would stay unrecorded until its
+    # lease ends (12 s here) and be sent again. Every one must be recorded well before that, and sent once.
+    sub = await rig.subscribe()
+    sub = sub.model_copy(update={"max_concurrency": 1000})
+    await rig.store.save_subscription(sub)
+    events = [
+        NewEvent(f"evt_burst_{n}", "order.created", "acme", n, "2026-11-26T10:00:00Z", event_body("x", "t", {"n": n}))
+        for n in range(3000)
+    ]
+    for start in range(0, len(events), 500):
+        await rig.outbox.commit(events[start : start + 500], [sub], now=now())
+
+    async def all_succeeded() -> bool:
+        return await redis_client.zcard(keys.status_deliveries("succeeded")) == len(events)
+
+    await wait_for(all_succeeded, 8, "3,000 deliveries to be recorded as succeeded")
+    assert sorted(r.webhook_id for r in rig.receiver.received) == sorted(e.id for e in events)
+
+
+async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(redis_client: Redis) -> None:
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hang", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    session = delivery_session(allow_private=True)
+    store, outbox = Store(redis_client), Outbox(redis_client)
+    policy = DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=30, max_in_flight=2, allow_private_targets=True)
+    dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=now)
+    sub = SubscriptionRecord(
+        id="sub_hang",
+        account="acme",
+        url=f"http://127.0.0.1:{port}/hang",
+        events=["*"],
+        secret=new_secret(),
+        created_at=now(),
+        updated_at=now(),
+    )
+    await store.create_subscription(sub)
+    body = event_body("order.created", "t", {})
+    await outbox.commit(
+        [NewEvent(f"evt_h{n}", "order.created", "acme", n, "t", body) for n in range(6)], [sub], now=now()
+    )
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await wait_for(lambda: len(dispatcher._sending) == 2 and len(dispatcher._ready) == 2, 5, "2 sending, 2 ready")
+        ready = [delivery.id for delivery, _, _ in dispatcher._ready]
+        await dispatcher.stop(drain_s=0.1)
+        await task
+        # the ready ones are due at once and hold no slot; the two cut off keep their claims until the lease ends
+        due = dict(await redis_client.zrange(keys.DUE, 0, -1, withscores=True))
+        assert all(due[d] <= ms(now()) for d in ready)
+        assert await redis_client.zcard(keys.subscription_in_flight(sub.id)) == 0
+        assert sum(1 for score in due.values() if score > ms(now()) + 20_000) == 2
+    finally:
+        release.set()
+        await session.close()
+        await runner.cleanup()
