@@ -28,6 +28,7 @@ from subscriptions.outbox import Outbox, Outcome
 from subscriptions.retry import retry_after_s
 from subscriptions.signing import secret_key
 from subscriptions.store import Store
+from workers.deadlines import Deadlines
 from workers.metrics import Metrics
 from workers.sender import send
 
@@ -103,6 +104,8 @@ class Dispatcher:
         self._recorded = asyncio.Event()  # every outcome so far is recorded (or given up on)
         self._recorded.set()
         self._recorder: asyncio.Task[None] | None = None
+        self.deadlines = Deadlines()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for due deliveries now (new ones were just committed in this process)."""
@@ -110,6 +113,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
+        self._sweeper = asyncio.create_task(self.deadlines.run(), name="delivery-deadlines")
         next_unpark = 0.0
         while not self._stopping:
             if time.monotonic() >= next_unpark:
@@ -195,6 +199,9 @@ class Dispatcher:
             await self._recorded.wait()  # the recorder gives up on a batch after 30 tries
             self._recorder.cancel()
             await asyncio.gather(self._recorder, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
 
     async def _start(self, claimed: list[tuple[str, DeliveryRecord | None]]) -> None:
         ids = [delivery_id for delivery_id, _ in claimed]
@@ -268,6 +275,7 @@ class Dispatcher:
             body=event.body.encode(),
             keys=[secret_key(secret) for secret in sub.signing_secrets(now)],
             timeout_s=self.policy.timeout_of(sub),
+            deadlines=self.deadlines,
             now=now,
             allow_private=self.policy.allow_private_targets,
         )

@@ -6,7 +6,6 @@ DNS, TLS, reset) in words. Redirects are not followed: a 3xx is a failure that n
 """
 
 import asyncio
-import functools
 import ssl
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import aiohttp
 
 from subscriptions.models import Attempt
 from subscriptions.signing import signature_header
+from workers.deadlines import Deadlines
 from workers.guard import PublicOnlyResolver, TargetRefused, refusal
 
 EXCERPT_BYTES = 1024
@@ -53,12 +53,6 @@ def describe_error(error: BaseException, timeout_s: float) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-@functools.lru_cache(maxsize=64)
-def _timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """One timeout object per distinct value, not one per attempt."""
-    return aiohttp.ClientTimeout(total=seconds)
-
-
 async def send(
     session: aiohttp.ClientSession,
     *,
@@ -67,10 +61,12 @@ async def send(
     body: bytes,
     keys: list[bytes],
     timeout_s: float,
+    deadlines: Deadlines,
     now: datetime,
     allow_private: bool = False,
 ) -> AttemptResult:
-    """POST one signed webhook to ``url`` and describe the outcome as an :class:`Attempt`."""
+    """POST one signed webhook to ``url`` and describe the outcome as an :class:`Attempt`; it is given up after
+    ``timeout_s`` (give or take ``deadlines.tick_s``), counting from when it starts waiting for a connection."""
     refused = None if allow_private else refusal(url)
     if refused is not None:
         return AttemptResult(Attempt(at=now, status_code=None, error=refused, duration_ms=0), False)
@@ -87,17 +83,22 @@ async def send(
     error: str | None = None
     excerpt = ""
     retry_after = None
+    task = deadlines.enter(timeout_s)
     try:
-        async with session.post(
-            url, data=body, headers=headers, allow_redirects=False, timeout=_timeout(timeout_s)
-        ) as response:
+        async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
             status = response.status
             retry_after = response.headers.get("retry-after")
             excerpt = (await response.content.read(EXCERPT_BYTES)).decode("utf-8", errors="replace")
             if 300 <= status < 400:
                 error = f"redirect to {response.headers.get('location', '?')} not followed"
+    except asyncio.CancelledError:
+        if not deadlines.timed_out(task):
+            raise
+        status, error, excerpt, retry_after = None, describe_error(TimeoutError(), timeout_s), "", None
     except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as failure:
         error = describe_error(failure, timeout_s)
+    finally:
+        deadlines.leave(task)
     duration_ms = int((time.perf_counter() - started) * 1000)
     attempt = Attempt(at=now, status_code=status, error=error, duration_ms=duration_ms, response_excerpt=excerpt)
     return AttemptResult(attempt, status is not None and 200 <= status < 300, retry_after)
@@ -115,4 +116,6 @@ def delivery_session(*, allow_private: bool, max_connections: int = 512, per_hos
         ttl_dns_cache=30,
         resolver=None if allow_private else PublicOnlyResolver(),
     )
-    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+    # no timeout of aiohttp's own: each attempt's is kept by the dispatcher's Deadlines, without a timer each
+    no_timeout = aiohttp.ClientTimeout(total=None)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False, timeout=no_timeout)
