@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def sampling(pid: int, path: Path, *, rate_hz: int = 1000) -> Iterator[None]:
+def sampling(pid: int, path: Path, *, rate_hz: int = 250) -> Iterator[None]:
     """py-spy recording ``pid`` into ``path`` (folded stacks) while the block runs."""
     spy = shutil.which("py-spy") or str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "py-spy")
     args = [spy, "record", "--pid", str(pid), "--rate", str(rate_hz), "--format", "raw", "-o", str(path)]

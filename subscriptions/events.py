@@ -38,7 +38,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def pattern_matches(pattern: str, event_type: str) -> bool:
     """Whether ``event_type`` is chosen by ``pattern`` (``*`` matches any characters, dots included)."""
-    return _compiled(pattern).match(event_type) is not None
+    return pattern == "*" or _compiled(pattern).match(event_type) is not None
 
 
 def matches_any(patterns: Iterable[str], event_type: str) -> bool:

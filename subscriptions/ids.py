@@ -13,13 +13,20 @@ import secrets
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case: no i, l, o, u
 
 
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]  # 10 bits at a time: half the big-int divisions
+
+
 def _base32(data: bytes, length: int) -> str:
+    """The low ``5 * length`` bits of ``data`` (a big-endian number) as ``length`` digits, most significant first."""
     number = int.from_bytes(data, "big")
-    chars = []
-    for _ in range(length):
+    chunks = []
+    if length % 2:
         number, index = divmod(number, 32)
-        chars.append(_ALPHABET[index])
-    return "".join(reversed(chars))
+        chunks.append(_ALPHABET[index])
+    for _ in range(length // 2):
+        number, index = divmod(number, 1024)
+        chunks.append(_PAIRS[index])
+    return "".join(reversed(chunks))
 
 
 def random_id(prefix: str) -> str:

@@ -7,6 +7,7 @@ space-separated while a rotated secret is still valid.
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -27,6 +28,7 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
+@functools.lru_cache(maxsize=4096)  # decoded once per secret, not once per attempt
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a ``whsec_`` secret (the prefix is optional, as in the reference libraries)."""
     encoded = secret.removeprefix(SECRET_PREFIX)

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from subscriptions.ids import delivery_id, event_id, random_id
+from subscriptions.ids import _base32, delivery_id, event_id, random_id
 
 
 def test_event_id_is_derived_from_what_changed() -> None:
@@ -35,6 +35,22 @@ def test_modified_events_depend_on_the_state_after() -> None:
 
 def test_field_boundaries_cannot_collide() -> None:
     assert event_id("ac", "me.order.created", 1) != event_id("acme", ".order.created", 1)
+
+
+def test_ids_stay_what_earlier_versions_derived() -> None:
+    # a change detected again after an upgrade must keep its id, or receivers would see it twice
+    assert event_id("acme", "order.modified", 5, {"a": 1}) == "evt_kcka3d7c0n400gnr5bcch6yv7w"
+    assert delivery_id("evt_1", "sub_1") == "dlv_wh1px0wd2sm2yqp8j5da3eh8q3"
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 26])
+def test_base32_digits_are_the_low_bits_most_significant_first(length: int) -> None:
+    data = bytes(range(200, 232))
+    number, expected = int.from_bytes(data, "big"), ""
+    for _ in range(length):
+        number, digit = divmod(number, 32)
+        expected = "0123456789abcdefghjkmnpqrstvwxyz"[digit] + expected
+    assert _base32(data, length) == expected
 
 
 def test_delivery_id() -> None:
