@@ -35,58 +35,93 @@ from subscriptions.models import (
 )
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, GONE, next_attempt_delay_s
 
-# Records a batch of attempts: per delivery its attempt, its new state, its status index and its due time,
-# from groups of 7 arguments after the key prefixes (one command for the whole batch, not five or six each).
-_RECORD_SCRIPT = """
-local delivery_prefix, status_prefix = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 7 do
-  local id, was, now_in, created_ms, next_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local delivery_key = delivery_prefix .. id
-  redis.call('RPUSH', delivery_key .. ':attempts', ARGV[i + 6])
-  redis.call('SET', delivery_key, ARGV[i + 5])
-  if was ~= now_in then
-    redis.call('ZREM', status_prefix .. was, id)
-    redis.call('ZADD', status_prefix .. now_in, created_ms, id)
-  end
-  if next_ms == '' then redis.call('ZREM', KEYS[1], id) else redis.call('ZADD', KEYS[1], next_ms, id) end
+# Lua helpers shared by the scripts below: keys named from the templates passed first (``keys.template``), and
+# sorted-set writes gathered per key and sent in one command per key and 500 members, not one command per member.
+_LUA_HELPERS = """
+local function key(template, id) return template[1] .. id .. template[2] end
+local function gather(sets, k, a, b)
+  local s = sets[k]
+  if not s then s = {}; sets[k] = s end
+  s[#s + 1] = a
+  if b ~= nil then s[#s + 1] = b end
 end
-return (#ARGV - 2) / 7
+local function apply(command, sets)
+  for k, s in pairs(sets) do
+    for c = 1, #s, 1000 do redis.call(command, k, unpack(s, c, math.min(c + 999, #s))) end
+  end
+end
 """
+
+# Records a batch of attempts: per delivery its attempt, its new state, its status index and its due time. After
+# three key templates (delivery, attempts, status), 7 arguments a delivery. Index moves are gathered and applied
+# together; a delivery met twice in one batch first has the moves before it applied, so its moves keep their order.
+_RECORD_SCRIPT = (
+    _LUA_HELPERS
+    + """
+local delivery, attempts, status = {ARGV[1], ARGV[2]}, {ARGV[3], ARGV[4]}, {ARGV[5], ARGV[6]}
+local off, on, seen = {}, {}, {}
+local function flush()
+  apply('ZREM', off)
+  apply('ZADD', on)
+  off, on, seen = {}, {}, {}
+end
+for i = 7, #ARGV, 7 do
+  local id, was, now_in, created_ms, next_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  if seen[id] then flush() end
+  seen[id] = true
+  redis.call('RPUSH', key(attempts, id), ARGV[i + 6])
+  redis.call('SET', key(delivery, id), ARGV[i + 5])
+  if was ~= now_in then
+    gather(off, key(status, was), id)
+    gather(on, key(status, now_in), created_ms, id)
+  end
+  if next_ms == '' then gather(off, KEYS[1], id) else gather(on, KEYS[1], next_ms, id) end
+end
+flush()
+return (#ARGV - 6) / 7
+"""
+)
 
 
 # Stores a batch of events and their deliveries: for each event not stored yet (an event seen again after a
 # crash is left alone and fans out no second time), the event and its index entries, then each delivery's
-# record, index entries and due time. Per event 7 arguments, then 6 per delivery; answers 1 or 0 per event.
-_COMMIT_SCRIPT = """
-local created_ms = ARGV[1]
-local stored = {}
-local i = 2
+# record, index entries and due time. After the creation time and seven key templates, 4 arguments an event
+# and 5 a delivery; answers 1 or 0 an event.
+_COMMIT_SCRIPT = (
+    _LUA_HELPERS
+    + """
+local created = ARGV[1]
+local event, account_events, account_deliveries = {ARGV[2], ARGV[3]}, {ARGV[4], ARGV[5]}, {ARGV[6], ARGV[7]}
+local event_deliveries, delivery = {ARGV[8], ARGV[9]}, {ARGV[10], ARGV[11]}
+local subscription_deliveries, status = {ARGV[12], ARGV[13]}, {ARGV[14], ARGV[15]}
+local on, stored = {}, {}
+local i = 16
 while i <= #ARGV do
-  local event_id, event_key, event_json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local account_events, account_deliveries, event_deliveries = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local n = tonumber(ARGV[i + 6])
-  i = i + 7
-  local new = redis.call('SET', event_key, event_json, 'NX')
+  local event_id, account, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
+  local new = redis.call('SET', key(event, event_id), ARGV[i + 2], 'NX')
   stored[#stored + 1] = new and 1 or 0
+  i = i + 4
   if new then
-    redis.call('ZADD', KEYS[1], created_ms, event_id)
-    redis.call('ZADD', account_events, created_ms, event_id)
-  end
-  for j = i, i + 6 * (n - 1), 6 do
-    local id = ARGV[j]
-    if new and redis.call('SET', ARGV[j + 1], ARGV[j + 5], 'NX') then
-      redis.call('ZADD', KEYS[2], created_ms, id)
-      redis.call('ZADD', account_deliveries, created_ms, id)
-      redis.call('ZADD', event_deliveries, created_ms, id)
-      redis.call('ZADD', ARGV[j + 2], created_ms, id)
-      redis.call('ZADD', ARGV[j + 3], created_ms, id)
-      if ARGV[j + 4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[j + 4], id) end
+    gather(on, KEYS[1], created, event_id)
+    gather(on, key(account_events, account), created, event_id)
+    for j = i, i + 5 * (n - 1), 5 do
+      local id = ARGV[j]
+      if redis.call('SET', key(delivery, id), ARGV[j + 4], 'NX') then
+        gather(on, KEYS[2], created, id)
+        gather(on, key(account_deliveries, account), created, id)
+        gather(on, key(event_deliveries, event_id), created, id)
+        gather(on, key(subscription_deliveries, ARGV[j + 1]), created, id)
+        gather(on, key(status, ARGV[j + 2]), created, id)
+        if ARGV[j + 3] ~= '' then gather(on, KEYS[3], ARGV[j + 3], id) end
+      end
     end
   end
-  i = i + 6 * n
+  i = i + 5 * n
 end
+apply('ZADD', on)
 return stored
 """
+)
 
 
 # Claims due deliveries as ``DueSet.claim`` does, and answers each with its record: id, JSON (false if gone).
@@ -101,6 +136,24 @@ for _, id in ipairs(ids) do
 end
 return out
 """
+
+
+_COMMIT_TEMPLATES = [
+    part
+    for key_of in (
+        keys.event,
+        keys.account_events,
+        keys.account_deliveries,
+        keys.event_deliveries,
+        keys.delivery,
+        keys.subscription_deliveries,
+        keys.status_deliveries,
+    )
+    for part in keys.template(key_of)
+]
+_RECORD_TEMPLATES = [
+    part for key_of in (keys.delivery, keys.attempts, keys.status_deliveries) for part in keys.template(key_of)
+]
 
 
 class LostLease(Exception):
@@ -260,7 +313,7 @@ class Outbox:
         self, pipe: Pipeline, planned: Sequence[tuple[NewEvent, Sequence[DeliveryRecord]]], now: datetime
     ) -> None:
         """Queue storing events and their deliveries, all created ``now`` (one command for the batch)."""
-        args: list[str | int] = [ms(now)]
+        args: list[str | int] = [ms(now), *_COMMIT_TEMPLATES]
         for event, deliveries in planned:
             record = EventRecord(
                 id=event.id,
@@ -271,21 +324,12 @@ class Outbox:
                 created_at=now,
                 body=event.body,
             )
-            args += [
-                event.id,
-                keys.event(event.id),
-                record.model_dump_json(),
-                keys.account_events(event.account),
-                keys.account_deliveries(event.account),
-                keys.event_deliveries(event.id),
-                len(deliveries),
-            ]
+            args += [event.id, event.account, record.model_dump_json(), len(deliveries)]
             for delivery in deliveries:
                 args += [
                     delivery.id,
-                    keys.delivery(delivery.id),
-                    keys.subscription_deliveries(delivery.subscription),
-                    keys.status_deliveries(delivery.status),
+                    delivery.subscription,
+                    delivery.status,
                     ms(delivery.next_attempt_at) if delivery.next_attempt_at else "",
                     delivery.model_dump_json(),
                 ]
@@ -300,7 +344,7 @@ class Outbox:
         for outcome in sorted(outcomes, key=lambda o: o.attempt.at):
             by_subscription[outcome.delivery.subscription].append(outcome)
         async with self.redis.pipeline(transaction=True) as pipe:
-            args: list[str | int] = [keys.delivery(""), keys.status_deliveries("")]
+            args: list[str | int] = [*_RECORD_TEMPLATES]
             for outcome, delivery in zip(outcomes, updated, strict=True):
                 args += [
                     delivery.id,

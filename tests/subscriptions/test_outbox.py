@@ -147,6 +147,35 @@ async def test_recording_outcomes(redis_client: Redis, clock: FakeClock) -> None
     ]
 
 
+async def test_two_outcomes_of_one_delivery_in_one_batch_apply_in_order(redis_client: Redis, clock: FakeClock) -> None:
+    # index moves are gathered per batch; a delivery met twice must still end where its last outcome puts it
+    outbox, store = Outbox(redis_client), Store(redis_client)
+    (delivery,) = await outbox.commit([event(1)], [sub("s", ["*"], clock)], now=clock())
+    failed = Outcome(delivery, Attempt(at=clock(), status_code=500, error=None, duration_ms=5), False, 0.0)
+    retrying = delivery.model_copy(update={"status": DeliveryStatus.retrying, "attempt_count": 1})
+    ok = Outcome(retrying, Attempt(at=clock(), status_code=204, error=None, duration_ms=5), True, 0.0)
+    await outbox.record([failed, ok], clock())
+    assert (await store.get_delivery(delivery.id)).status == DeliveryStatus.succeeded
+    statuses = {s: await redis_client.zrange(keys.status_deliveries(s), 0, -1) for s in DeliveryStatus}
+    assert {s: ids for s, ids in statuses.items() if ids} == {DeliveryStatus.succeeded: [delivery.id]}
+    assert await redis_client.zrange(keys.DUE, 0, -1) == []
+    assert [a.status_code for a in await store.attempts(delivery.id)] == [500, 204]
+
+
+async def test_a_commit_of_thousands_indexes_every_event_and_delivery(redis_client: Redis, clock: FakeClock) -> None:
+    # sorted-set writes go out 500 members a command: more than that in one commit must all land
+    outbox = Outbox(redis_client)
+    subs = [sub("s1", ["*"], clock), sub("s2", ["order.*"], clock)]
+    created = await outbox.commit([event(n) for n in range(1200)], subs, now=clock())
+    assert len(created) == 2400
+    assert await redis_client.zcard(keys.EVENTS) == 1200
+    assert await redis_client.zcard(keys.account_events("acme")) == 1200
+    for key in (keys.DELIVERIES, keys.DUE, keys.account_deliveries("acme"), keys.status_deliveries("pending")):
+        assert await redis_client.zcard(key) == 2400
+    assert await redis_client.zcard(keys.subscription_deliveries("s2")) == 1200
+    assert await redis_client.zcard(keys.event_deliveries("evt_1199")) == 2
+
+
 async def test_manual_retry_makes_any_delivery_due(redis_client: Redis, clock: FakeClock) -> None:
     outbox, store = Outbox(redis_client), Store(redis_client)
     (delivery,) = await outbox.commit([event(1)], [sub("s", ["*"], clock)], now=clock())
