@@ -116,6 +116,10 @@ def delivery_session(*, allow_private: bool, max_connections: int = 512, per_hos
         ttl_dns_cache=30,
         resolver=None if allow_private else PublicOnlyResolver(),
     )
-    # no timeout of aiohttp's own: each attempt's is kept by the dispatcher's Deadlines, without a timer each
-    no_timeout = aiohttp.ClientTimeout(total=None)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False, timeout=no_timeout)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=True,
+        trust_env=False,
+        timeout=aiohttp.ClientTimeout(total=None),  # each attempt's is kept by the dispatcher's Deadlines
+        cookie_jar=aiohttp.DummyCookieJar(),  # a cookie one receiver sets is never sent with another's webhooks
+    )

@@ -251,3 +251,46 @@ async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(redis_
         release.set()
         await session.close()
         await runner.cleanup()
+
+
+async def test_a_cookie_one_receiver_sets_is_never_sent_back(redis_client: Redis) -> None:
+    cookies: list[str | None] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        response = web.Response(status=204)
+        response.set_cookie("session", "secret-of-this-receiver")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/{name}", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    session = delivery_session(allow_private=True)
+    store, outbox = Store(redis_client), Outbox(redis_client)
+    policy = DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=5, allow_private_targets=True)
+    dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=now)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for n, name in enumerate(["one", "two", "one"]):
+            sub = SubscriptionRecord(
+                id=f"sub_{n}",
+                account="acme",
+                url=f"http://localhost:{port}/{name}",  # a name: cookies for IP addresses are never kept
+                events=["*"],
+                secret=new_secret(),
+                created_at=now(),
+                updated_at=now(),
+            )
+            await store.create_subscription(sub)
+            body = event_body("order.created", "t", {})
+            await outbox.commit([NewEvent(f"evt_c{n}", "order.created", "acme", n, "t", body)], [sub], now=now())
+            await wait_for(lambda n=n: len(cookies) == n + 1, 5, f"webhook {n + 1}")  # type: ignore[misc]
+        assert cookies == [None, None, None]
+    finally:
+        await dispatcher.stop()
+        await task
+        await session.close()
+        await runner.cleanup()
