@@ -38,6 +38,7 @@ LEASE_MARGIN_S = 10.0  # a claim outlives the attempt's timeout by this much bef
 RELEASE_DELAY_S = 0.2  # how soon a claim given back (its subscriber was busy) comes due again
 RECORD_BATCH = 500
 RECORD_LINGER_S = 0.005  # how long outcomes wait to be recorded together: throughput for a few ms
+KEEP_CLAIMS_EVERY_S = 1.0  # how often the claims of deliveries kept ready are checked (and extended if old)
 UNPARK_EVERY_S = 2.0  # how often parked deliveries are checked for slots freed by a dead worker's leases
 FINAL = (DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped)
 
@@ -71,6 +72,17 @@ class DeliveryPolicy:
         )
 
 
+@dataclass
+class Ready:
+    """A delivery claimed and admitted, waiting for a free slot; ``leased`` is when its claim's lease began
+    (monotonic seconds)."""
+
+    delivery: DeliveryRecord
+    event: EventRecord
+    sub: SubscriptionRecord
+    leased: float
+
+
 class Dispatcher:
     """Sends due deliveries until stopped."""
 
@@ -95,7 +107,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._sending: dict[asyncio.Task[None], DeliveryRecord] = {}  # attempts under way
-        self._ready: deque[tuple[DeliveryRecord, EventRecord, SubscriptionRecord]] = deque()  # claimed, admitted
+        self._ready: deque[Ready] = deque()  # claimed and admitted, oldest first
+        self._next_keep = 0.0  # when to look next for ready deliveries whose claims need extending
         self.admissions = outbox.admissions
         self._unrecorded = 0  # deliveries sent or being sent whose outcome is not recorded yet
         self._enough = max(1, min(policy.claim_batch, policy.max_in_flight // 4))  # a claim worth a round trip
@@ -120,16 +133,19 @@ class Dispatcher:
                 next_unpark = time.monotonic() + UNPARK_EVERY_S
                 with contextlib.suppress(Exception):  # Redis away: the claim below says so
                     await self._unpark()
+            with contextlib.suppress(Exception):  # Redis away: the claim below says so
+                await self._keep_claims()
             room = self._room()
             asked = min(room, self.policy.claim_batch)
             claimed: list[tuple[str, DeliveryRecord | None]] = []
             if room >= self._enough or (room > 0 and not self._sending and not self._ready):
                 try:
+                    leased = time.monotonic()
                     claimed = await self.outbox.claim(
                         now=self.clock(), lease_s=self.policy.timeout_s + LEASE_MARGIN_S, limit=asked
                     )
                     if claimed:
-                        await self._start(claimed)
+                        await self._start(claimed, leased)
                 except Exception:  # Redis away: keep the loop alive, it reconnects by itself
                     log.exception("claiming deliveries failed; trying again")
                     await asyncio.sleep(1.0)
@@ -146,12 +162,27 @@ class Dispatcher:
         waiting = len(self._ready)
         return min(2 * limit - len(self._sending) - waiting, 3 * limit - self._unrecorded)
 
+    async def _keep_claims(self) -> None:
+        """Extend the claims of deliveries kept ready for half the lease margin or more (every slot is busy
+        with slow receivers), so that no other process takes them up and sends them too while they wait here."""
+        now = time.monotonic()
+        if now < self._next_keep:
+            return
+        self._next_keep = now + KEEP_CLAIMS_EVERY_S
+        waiting = [ready for ready in self._ready if now - ready.leased >= LEASE_MARGIN_S / 2]
+        if waiting:
+            at = self.clock()
+            lease_s = {r.delivery.id: self.policy.timeout_of(r.sub) + LEASE_MARGIN_S for r in waiting}
+            await self.outbox.due.schedule_each({i: ms(at + timedelta(seconds=s)) for i, s in lease_s.items()})
+            for ready in waiting:
+                ready.leased = now
+
     def _launch(self) -> None:
         """Start ready deliveries while there are free slots."""
         while self._ready and len(self._sending) < self.policy.max_in_flight:
-            delivery, event, sub = self._ready.popleft()
-            task = asyncio.create_task(self._attempt(delivery, event, sub))
-            self._sending[task] = delivery
+            ready = self._ready.popleft()
+            task = asyncio.create_task(self._attempt(ready.delivery, ready.event, ready.sub))
+            self._sending[task] = ready.delivery
             task.add_done_callback(self._sent)
 
     def _sent(self, task: "asyncio.Task[None]") -> None:
@@ -175,7 +206,7 @@ class Dispatcher:
         ``drain_s``, and record them."""
         self._stopping = True
         self._wake.set()
-        unstarted = [delivery for delivery, _, _ in self._ready]
+        unstarted = [ready.delivery for ready in self._ready]
         self._ready.clear()
         self._unrecorded -= len(unstarted)
         if unstarted:
@@ -203,7 +234,7 @@ class Dispatcher:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
 
-    async def _start(self, claimed: list[tuple[str, DeliveryRecord | None]]) -> None:
+    async def _start(self, claimed: list[tuple[str, DeliveryRecord | None]], leased: float) -> None:
         ids = [delivery_id for delivery_id, _ in claimed]
         deliveries = [delivery for _, delivery in claimed]
         live = [d for d in deliveries if d is not None]
@@ -240,7 +271,7 @@ class Dispatcher:
         for sub_id, batch in wanted.items():
             sub, admission = subs[sub_id], admissions[sub_id]
             self._unrecorded += admission.admitted
-            self._ready.extend((delivery, events[delivery.event_id], sub) for delivery in batch[: admission.admitted])
+            self._ready.extend(Ready(d, events[d.event_id], sub, leased) for d in batch[: admission.admitted])
             if self.policy.timeout_of(sub) > self.policy.timeout_s:
                 longer += [d.id for d in batch[: admission.admitted]]
             held = [d.id for d in batch[admission.admitted + admission.parked :]]

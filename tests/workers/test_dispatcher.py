@@ -1,6 +1,7 @@
 """The dispatcher on a real Redis, sending to a real receiver over loopback."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -239,7 +240,7 @@ async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(redis_
     task = asyncio.create_task(dispatcher.run())
     try:
         await wait_for(lambda: len(dispatcher._sending) == 2 and len(dispatcher._ready) == 2, 5, "2 sending, 2 ready")
-        ready = [delivery.id for delivery, _, _ in dispatcher._ready]
+        ready = [r.delivery.id for r in dispatcher._ready]
         await dispatcher.stop(drain_s=0.1)
         await task
         # the ready ones are due at once and hold no slot; the two cut off keep their claims until the lease ends
@@ -290,6 +291,62 @@ async def test_a_cookie_one_receiver_sets_is_never_sent_back(redis_client: Redis
             await wait_for(lambda n=n: len(cookies) == n + 1, 5, f"webhook {n + 1}")  # type: ignore[misc]
         assert cookies == [None, None, None]
     finally:
+        await dispatcher.stop()
+        await task
+        await session.close()
+        await runner.cleanup()
+
+
+async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims(redis_client: Redis) -> None:
+    # one slot, held by a receiver that answers after 7 s: the ones claimed behind it wait longer than half
+    # the lease margin, and their claims are pushed on so that no other worker sends them meanwhile
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(release.wait(), 7)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/slow", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    session = delivery_session(allow_private=True)
+    store, outbox = Store(redis_client), Outbox(redis_client)
+    policy = DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=10, max_in_flight=1, allow_private_targets=True)
+    dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=now)
+    sub = SubscriptionRecord(
+        id="sub_slow",
+        account="acme",
+        url=f"http://127.0.0.1:{port}/slow",
+        events=["*"],
+        secret=new_secret(),
+        created_at=now(),
+        updated_at=now(),
+    )
+    await store.create_subscription(sub)
+    body = event_body("order.created", "t", {})
+    await outbox.commit(
+        [NewEvent(f"evt_s{n}", "order.created", "acme", n, "t", body) for n in range(2)], [sub], now=now()
+    )
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await wait_for(lambda: len(dispatcher._sending) == 1 and len(dispatcher._ready) == 1, 5, "1 sending, 1 ready")
+        waiting = dispatcher._ready[0].delivery.id
+        first_lease = await redis_client.zscore(keys.DUE, waiting)
+        assert first_lease is not None
+
+        async def extended() -> bool:
+            score = await redis_client.zscore(keys.DUE, waiting)
+            return score is not None and score >= first_lease + 4_000
+
+        await wait_for(extended, 8, "the waiting delivery's claim to be extended")
+        release.set()
+        await wait_for(lambda: not dispatcher._ready and not dispatcher._sending, 5, "both sent")
+    finally:
+        release.set()
         await dispatcher.stop()
         await task
         await session.close()
