@@ -4,8 +4,10 @@ Claims come from the shared ``due`` set (see ``subscriptions.due``), so any numb
 work and a process that dies gives its claims back when their lease ends. Sends run concurrently up to
 ``max_in_flight`` per process; each subscription's concurrency cap and rate limit hold across every process
 (``subscriptions.admission``), so one slow or failing subscriber cannot take the slots the others need.
-Outcomes are recorded in batches, one Redis transaction each; a receiver answering 410 Gone, or failing for
-longer than ``disable_after_s``, gets its subscription disabled.
+As many deliveries again wait claimed and admitted, ready to start the moment a slot frees; their claims are
+extended while they wait, and given back when the process stops. Timeouts are kept by one sweep
+(``workers.deadlines``). Outcomes are recorded in batches, one Redis transaction each; a receiver answering
+410 Gone, or failing for longer than ``disable_after_s``, gets its subscription disabled.
 """
 
 import asyncio
