@@ -2,9 +2,10 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -21,6 +22,8 @@ from tests.e2e import free_port, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.metrics import Metrics
 from workers.sender import delivery_session
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def now() -> datetime:
@@ -206,6 +209,56 @@ async def test_a_burst_is_recorded_in_full_long_before_any_lease_ends(rig: Rig, 
     assert sorted(r.webhook_id for r in rig.receiver.received) == sorted(e.id for e in events)
 
 
+@dataclass
+class Solo:
+    """A dispatcher of its own, with the policy a test asks for, sending to one receiver handler."""
+
+    store: Store
+    outbox: Outbox
+    dispatcher: Dispatcher
+    port: int
+
+    async def subscribe(self, sub_id: str, path: str, host: str = "127.0.0.1") -> SubscriptionRecord:
+        sub = SubscriptionRecord(
+            id=sub_id,
+            account="acme",
+            url=f"http://{host}:{self.port}/{path}",
+            events=["*"],
+            secret=new_secret(),
+            created_at=now(),
+            updated_at=now(),
+        )
+        await self.store.create_subscription(sub)
+        return sub
+
+    async def emit(self, sub: SubscriptionRecord, prefix: str, count: int) -> None:
+        body = event_body("order.created", "t", {})
+        events = [NewEvent(f"evt_{prefix}{n}", "order.created", "acme", n, "t", body) for n in range(count)]
+        await self.outbox.commit(events, [sub], now=now())
+
+
+@contextlib.asynccontextmanager
+async def solo(redis_client: Redis, handler: Handler, **policy: Any) -> AsyncIterator[Solo]:
+    app = web.Application()
+    app.router.add_post("/{name}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    session = delivery_session(allow_private=True)
+    store, outbox = Store(redis_client), Outbox(redis_client)
+    rules = DeliveryPolicy(retry_schedule_s=(60.0,), allow_private_targets=True, **policy)
+    dispatcher = Dispatcher(store, outbox, session, rules, Metrics(), clock=now)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield Solo(store, outbox, dispatcher, port)
+    finally:
+        await dispatcher.stop()
+        await task
+        await session.close()
+        await runner.cleanup()
+
+
 async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(redis_client: Redis) -> None:
     release = asyncio.Event()
 
@@ -213,45 +266,21 @@ async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(redis_
         await release.wait()
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hang", hang)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    session = delivery_session(allow_private=True)
-    store, outbox = Store(redis_client), Outbox(redis_client)
-    policy = DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=30, max_in_flight=2, allow_private_targets=True)
-    dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=now)
-    sub = SubscriptionRecord(
-        id="sub_hang",
-        account="acme",
-        url=f"http://127.0.0.1:{port}/hang",
-        events=["*"],
-        secret=new_secret(),
-        created_at=now(),
-        updated_at=now(),
-    )
-    await store.create_subscription(sub)
-    body = event_body("order.created", "t", {})
-    await outbox.commit(
-        [NewEvent(f"evt_h{n}", "order.created", "acme", n, "t", body) for n in range(6)], [sub], now=now()
-    )
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        await wait_for(lambda: len(dispatcher._sending) == 2 and len(dispatcher._ready) == 2, 5, "2 sending, 2 ready")
-        ready = [r.delivery.id for r in dispatcher._ready]
-        await dispatcher.stop(drain_s=0.1)
-        await task
-        # the ready ones are due at once and hold no slot; the two cut off keep their claims until the lease ends
-        due = dict(await redis_client.zrange(keys.DUE, 0, -1, withscores=True))
-        assert all(due[d] <= ms(now()) for d in ready)
-        assert await redis_client.zcard(keys.subscription_in_flight(sub.id)) == 0
-        assert sum(1 for score in due.values() if score > ms(now()) + 20_000) == 2
-    finally:
-        release.set()
-        await session.close()
-        await runner.cleanup()
+    async with solo(redis_client, hang, timeout_s=30, max_in_flight=2) as rig:
+        try:
+            sub = await rig.subscribe("sub_hang", "hang")
+            await rig.emit(sub, "h", 6)
+            dispatcher = rig.dispatcher
+            await wait_for(lambda: len(dispatcher._sending) == 2 and len(dispatcher._ready) == 2, 5, "2 and 2")
+            ready = [r.delivery.id for r in dispatcher._ready]
+            await dispatcher.stop(drain_s=0.1)
+            # the ready ones are due at once and hold no slot; the two cut off keep their claims until the lease ends
+            due = dict(await redis_client.zrange(keys.DUE, 0, -1, withscores=True))
+            assert all(due[d] <= ms(now()) for d in ready)
+            assert await redis_client.zcard(keys.subscription_in_flight(sub.id)) == 0
+            assert sum(1 for score in due.values() if score > ms(now()) + 20_000) == 2
+        finally:
+            release.set()
 
 
 async def test_a_cookie_one_receiver_sets_is_never_sent_back(redis_client: Redis) -> None:
@@ -263,38 +292,12 @@ async def test_a_cookie_one_receiver_sets_is_never_sent_back(redis_client: Redis
         response.set_cookie("session", "secret-of-this-receiver")
         return response
 
-    app = web.Application()
-    app.router.add_post("/{name}", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    session = delivery_session(allow_private=True)
-    store, outbox = Store(redis_client), Outbox(redis_client)
-    policy = DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=5, allow_private_targets=True)
-    dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=now)
-    task = asyncio.create_task(dispatcher.run())
-    try:
+    async with solo(redis_client, hook, timeout_s=5) as rig:
         for n, name in enumerate(["one", "two", "one"]):
-            sub = SubscriptionRecord(
-                id=f"sub_{n}",
-                account="acme",
-                url=f"http://localhost:{port}/{name}",  # a name: cookies for IP addresses are never kept
-                events=["*"],
-                secret=new_secret(),
-                created_at=now(),
-                updated_at=now(),
-            )
-            await store.create_subscription(sub)
-            body = event_body("order.created", "t", {})
-            await outbox.commit([NewEvent(f"evt_c{n}", "order.created", "acme", n, "t", body)], [sub], now=now())
+            sub = await rig.subscribe(f"sub_{n}", name, host="localhost")  # a name: IP addresses keep no cookies
+            await rig.emit(sub, f"c{n}_", 1)
             await wait_for(lambda n=n: len(cookies) == n + 1, 5, f"webhook {n + 1}")  # type: ignore[misc]
-        assert cookies == [None, None, None]
-    finally:
-        await dispatcher.stop()
-        await task
-        await session.close()
-        await runner.cleanup()
+    assert cookies == [None, None, None]
 
 
 async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims(redis_client: Redis) -> None:
@@ -307,47 +310,21 @@ async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims(red
             await asyncio.wait_for(release.wait(), 7)
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/slow", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    session = delivery_session(allow_private=True)
-    store, outbox = Store(redis_client), Outbox(redis_client)
-    policy = DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=10, max_in_flight=1, allow_private_targets=True)
-    dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=now)
-    sub = SubscriptionRecord(
-        id="sub_slow",
-        account="acme",
-        url=f"http://127.0.0.1:{port}/slow",
-        events=["*"],
-        secret=new_secret(),
-        created_at=now(),
-        updated_at=now(),
-    )
-    await store.create_subscription(sub)
-    body = event_body("order.created", "t", {})
-    await outbox.commit(
-        [NewEvent(f"evt_s{n}", "order.created", "acme", n, "t", body) for n in range(2)], [sub], now=now()
-    )
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        await wait_for(lambda: len(dispatcher._sending) == 1 and len(dispatcher._ready) == 1, 5, "1 sending, 1 ready")
-        waiting = dispatcher._ready[0].delivery.id
-        first_lease = await redis_client.zscore(keys.DUE, waiting)
-        assert first_lease is not None
+    async with solo(redis_client, slow, timeout_s=10, max_in_flight=1) as rig:
+        try:
+            await rig.emit(await rig.subscribe("sub_slow", "slow"), "s", 2)
+            dispatcher = rig.dispatcher
+            await wait_for(lambda: len(dispatcher._sending) == 1 and len(dispatcher._ready) == 1, 5, "1 and 1")
+            waiting = dispatcher._ready[0].delivery.id
+            first_lease = await redis_client.zscore(keys.DUE, waiting)
+            assert first_lease is not None
 
-        async def extended() -> bool:
-            score = await redis_client.zscore(keys.DUE, waiting)
-            return score is not None and score >= first_lease + 4_000
+            async def extended() -> bool:
+                score = await redis_client.zscore(keys.DUE, waiting)
+                return score is not None and score >= first_lease + 4_000
 
-        await wait_for(extended, 8, "the waiting delivery's claim to be extended")
-        release.set()
-        await wait_for(lambda: not dispatcher._ready and not dispatcher._sending, 5, "both sent")
-    finally:
-        release.set()
-        await dispatcher.stop()
-        await task
-        await session.close()
-        await runner.cleanup()
+            await wait_for(extended, 8, "the waiting delivery's claim to be extended")
+            release.set()
+            await wait_for(lambda: not dispatcher._ready and not dispatcher._sending, 5, "both sent")
+        finally:
+            release.set()
