@@ -115,6 +115,7 @@ def worker_runtime(
             timeout_s=settings.delivery_timeout_s,
             max_in_flight=settings.max_in_flight,
             per_subscription=settings.subscription_concurrency,
+            connections_per_host=settings.connections_per_host,
             rate_per_s=settings.subscription_rate_per_s,
             retry_after_max_s=settings.retry_after_max_s,
             disable_after_s=settings.disable_after_s,

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(512, ge=1, le=10_000, description="delivery attempts under way per worker process")
     subscription_concurrency: int = Field(32, ge=1, le=1_000, description="attempts under way per subscription")
     connections_per_host: int = Field(
-        64, ge=1, le=10_000, description="open connections to one receiver (host, port, scheme) per worker process"
+        64,
+        ge=1,
+        le=10_000,
+        description="attempts (connections) under way to one receiver (host, port, scheme) per worker process",
     )
     subscription_rate_per_s: float | None = Field(
         None, gt=0, le=100_000, description="attempts a second per subscription, over every worker; none: no limit"

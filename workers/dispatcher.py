@@ -2,8 +2,9 @@
 
 Claims come from the shared ``due`` set (see ``subscriptions.due``), so any number of processes share the
 work and a process that dies gives its claims back when their lease ends. Sends run concurrently up to
-``max_in_flight`` per process; each subscription's concurrency cap and rate limit hold across every process
-(``subscriptions.admission``), so one slow or failing subscriber cannot take the slots the others need.
+``max_in_flight`` per process, and no more to one receiver than ``connections_per_host`` (``workers.lanes``);
+each subscription's concurrency cap and rate limit hold across every process (``subscriptions.admission``),
+so one slow or failing subscriber cannot take the slots the others need.
 As many deliveries again wait claimed and admitted, ready to start the moment a slot frees; their claims are
 extended while they wait, and given back when the process stops. Timeouts are kept by one sweep
 (``workers.deadlines``). Outcomes are recorded in batches, one Redis transaction each; a receiver answering
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from subscriptions.retry import retry_after_s
 from subscriptions.signing import secret_key
 from subscriptions.store import Store
 from workers.deadlines import Deadlines
+from workers.lanes import Lanes, origin
 from workers.metrics import Metrics
 from workers.sender import send
 
@@ -53,6 +55,7 @@ class DeliveryPolicy:
     timeout_s: float
     max_in_flight: int = 512
     per_subscription: int = 32
+    connections_per_host: int = 64  # attempts under way to one receiver (origin) per process
     rate_per_s: float | None = None
     retry_after_max_s: float = 3600.0
     disable_after_s: float = 5 * 86_400.0
@@ -77,12 +80,13 @@ class DeliveryPolicy:
 @dataclass
 class Ready:
     """A delivery claimed and admitted, waiting for a free slot; ``leased`` is when its claim's lease began
-    (monotonic seconds)."""
+    (monotonic seconds), ``origin`` the receiver it goes to."""
 
     delivery: DeliveryRecord
     event: EventRecord
     sub: SubscriptionRecord
     leased: float
+    origin: str
 
 
 class Dispatcher:
@@ -108,8 +112,8 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._wake = asyncio.Event()
         self._stopping = False
-        self._sending: dict[asyncio.Task[None], DeliveryRecord] = {}  # attempts under way
-        self._ready: deque[Ready] = deque()  # claimed and admitted, oldest first
+        self._sending: dict[asyncio.Task[None], Ready] = {}  # attempts under way
+        self._ready: Lanes[Ready] = Lanes(policy.connections_per_host)  # claimed and admitted, by receiver
         self._next_keep = 0.0  # when to look next for ready deliveries whose claims need extending
         self.admissions = outbox.admissions
         self._unrecorded = 0  # deliveries sent or being sent whose outcome is not recorded yet
@@ -180,15 +184,17 @@ class Dispatcher:
                 ready.leased = now
 
     def _launch(self) -> None:
-        """Start ready deliveries while there are free slots."""
-        while self._ready and len(self._sending) < self.policy.max_in_flight:
-            ready = self._ready.popleft()
+        """Start ready deliveries while there are free slots, and connections free to their receivers."""
+        room = self.policy.max_in_flight - len(self._sending)
+        if room <= 0 or not self._ready:
+            return
+        for _, ready in self._ready.take(room):
             task = asyncio.create_task(self._attempt(ready.delivery, ready.event, ready.sub))
-            self._sending[task] = ready.delivery
+            self._sending[task] = ready
             task.add_done_callback(self._sent)
 
     def _sent(self, task: "asyncio.Task[None]") -> None:
-        del self._sending[task]
+        self._ready.done(self._sending.pop(task).origin)
         self._launch()
         if self._room() >= self._enough:
             self._wake.set()
@@ -208,8 +214,7 @@ class Dispatcher:
         ``drain_s``, and record them."""
         self._stopping = True
         self._wake.set()
-        unstarted = [ready.delivery for ready in self._ready]
-        self._ready.clear()
+        unstarted = [ready.delivery for ready in self._ready.clear()]
         self._unrecorded -= len(unstarted)
         if unstarted:
             with contextlib.suppress(Exception):  # if Redis is away, they come due when their leases end
@@ -224,7 +229,7 @@ class Dispatcher:
                 task.cancel()  # its claim comes due again when the lease ends
             await asyncio.gather(*pending, return_exceptions=True)
             for task in pending:
-                slots[given_up[task].subscription].append(given_up[task].id)
+                slots[given_up[task].delivery.subscription].append(given_up[task].delivery.id)
         if slots:
             with contextlib.suppress(Exception):  # if Redis is away, the slots free when their leases end
                 await self.admissions.release(slots, ms(self.clock()))
@@ -273,7 +278,9 @@ class Dispatcher:
         for sub_id, batch in wanted.items():
             sub, admission = subs[sub_id], admissions[sub_id]
             self._unrecorded += admission.admitted
-            self._ready.extend(Ready(d, events[d.event_id], sub, leased) for d in batch[: admission.admitted])
+            to = origin(sub.url)
+            for delivery in batch[: admission.admitted]:
+                self._ready.add(to, Ready(delivery, events[delivery.event_id], sub, leased, to))
             if self.policy.timeout_of(sub) > self.policy.timeout_s:
                 longer += [d.id for d in batch[: admission.admitted]]
             held = [d.id for d in batch[admission.admitted + admission.parked :]]

@@ -66,7 +66,8 @@ async def send(
     allow_private: bool = False,
 ) -> AttemptResult:
     """POST one signed webhook to ``url`` and describe the outcome as an :class:`Attempt`; it is given up after
-    ``timeout_s`` (give or take ``deadlines.tick_s``), counting from when it starts waiting for a connection."""
+    ``timeout_s`` (give or take ``deadlines.tick_s``), counting from the call (a connection, if aiohttp has none
+    free, is waited for within it: the dispatcher starts no more attempts to a receiver than its connections)."""
     refused = None if allow_private else refusal(url)
     if refused is not None:
         return AttemptResult(Attempt(at=now, status_code=None, error=refused, duration_ms=0), False)
@@ -107,9 +108,10 @@ async def send(
 def delivery_session(*, allow_private: bool, max_connections: int = 512, per_host: int = 64) -> aiohttp.ClientSession:
     """The HTTP session deliveries go through: public addresses only unless private targets are allowed.
 
-    At most ``per_host`` connections are open to one receiver (host, port and scheme); attempts beyond them
-    wait for one to come free, as a browser's do. Hundreds of sockets to one host cost both ends far more
-    CPU per request than a few dozen kept busy, and a receiver is spared a storm of new connections."""
+    At most ``per_host`` connections are open to one receiver (host, port and scheme); requests beyond them
+    would wait for one to come free, but the dispatcher starts no more than that at once (``workers.lanes``).
+    Hundreds of sockets to one host cost both ends far more CPU per request than a few dozen kept busy, and a
+    receiver is spared a storm of new connections."""
     connector = aiohttp.TCPConnector(
         limit=max_connections,
         limit_per_host=per_host,

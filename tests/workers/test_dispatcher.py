@@ -315,7 +315,7 @@ async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims(red
             await rig.emit(await rig.subscribe("sub_slow", "slow"), "s", 2)
             dispatcher = rig.dispatcher
             await wait_for(lambda: len(dispatcher._sending) == 1 and len(dispatcher._ready) == 1, 5, "1 and 1")
-            waiting = dispatcher._ready[0].delivery.id
+            (waiting,) = [ready.delivery.id for ready in dispatcher._ready]
             first_lease = await redis_client.zscore(keys.DUE, waiting)
             assert first_lease is not None
 
@@ -326,5 +326,40 @@ async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims(red
             await wait_for(extended, 8, "the waiting delivery's claim to be extended")
             release.set()
             await wait_for(lambda: not dispatcher._ready and not dispatcher._sending, 5, "both sent")
+        finally:
+            release.set()
+
+
+async def test_a_receiver_that_hangs_holds_only_its_connections_while_others_are_delivered(redis_client: Redis) -> None:
+    # eight slots, two connections a receiver: the hanging receiver gets two attempts at a time, its other
+    # deliveries wait ready, and the slots left carry another receiver's webhooks at once
+    release = asyncio.Event()
+    hanging, most = 0, 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal hanging, most
+        if request.match_info["name"] == "hang":
+            hanging += 1
+            most = max(most, hanging)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(release.wait(), 20)
+            finally:
+                hanging -= 1
+        return web.Response(status=204)
+
+    async with solo(redis_client, hook, timeout_s=30, max_in_flight=8, connections_per_host=2) as rig:
+        try:
+            await rig.emit(await rig.subscribe("sub_hang", "hang"), "h", 10)
+            await wait_for(lambda: hanging == 2, 5, "two attempts to the hanging receiver")
+            other = await rig.subscribe("sub_other", "other", host="localhost")  # the same server, another origin
+            await rig.emit(other, "o", 5)
+
+            async def delivered() -> bool:
+                return await redis_client.zcard(keys.status_deliveries("succeeded")) == 5
+
+            await wait_for(delivered, 5, "the other receiver's five webhooks")
+            assert most == 2
+            assert len(rig.dispatcher._ready) == 8
         finally:
             release.set()
