@@ -155,6 +155,14 @@ class Admissions:
                 [sub_id, now_ms, *delivery_ids],
             )
 
+    async def extend(self, slots: Mapping[str, Mapping[str, int]]) -> None:
+        """Hold slots longer: for each subscription, each delivery's slot until the time given (Unix ms). A slot
+        already freed stays free."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sub_id, until_ms in slots.items():
+                pipe.zadd(keys.subscription_in_flight(sub_id), dict(until_ms), xx=True)
+            await pipe.execute()
+
     async def release(self, slots: Mapping[str, Sequence[str]], now_ms: int) -> None:
         """Free slots at once (attempts given up when a worker stops)."""
         async with self.redis.pipeline(transaction=True) as pipe:

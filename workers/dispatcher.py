@@ -170,16 +170,20 @@ class Dispatcher:
 
     async def _keep_claims(self) -> None:
         """Extend the claims of deliveries kept ready for half the lease margin or more (every slot is busy
-        with slow receivers), so that no other process takes them up and sends them too while they wait here."""
+        with slow receivers), so that no other process takes them up and sends them too while they wait here,
+        and the slots they hold in their subscriptions' caps, so that no other process fills those meanwhile."""
         now = time.monotonic()
         if now < self._next_keep:
             return
         self._next_keep = now + KEEP_CLAIMS_EVERY_S
         waiting = [ready for ready in self._ready if now - ready.leased >= LEASE_MARGIN_S / 2]
         if waiting:
-            at = self.clock()
-            lease_s = {r.delivery.id: self.policy.timeout_of(r.sub) + LEASE_MARGIN_S for r in waiting}
-            await self.outbox.due.schedule_each({i: ms(at + timedelta(seconds=s)) for i, s in lease_s.items()})
+            at_ms = ms(self.clock())
+            until: dict[str, dict[str, int]] = defaultdict(dict)
+            for ready in waiting:
+                until[ready.sub.id][ready.delivery.id] = at_ms + self.policy.limits(ready.sub).lease_ms
+            await self.outbox.due.schedule_each({i: t for theirs in until.values() for i, t in theirs.items()})
+            await self.admissions.extend(until)
             for ready in waiting:
                 ready.leased = now
 

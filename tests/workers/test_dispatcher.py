@@ -300,7 +300,7 @@ async def test_a_cookie_one_receiver_sets_is_never_sent_back(redis_client: Redis
     assert cookies == [None, None, None]
 
 
-async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims(redis_client: Redis) -> None:
+async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims_and_slots(redis_client: Redis) -> None:
     # one slot, held by a receiver that answers after 7 s: the ones claimed behind it wait longer than half
     # the lease margin, and their claims are pushed on so that no other worker sends them meanwhile
     release = asyncio.Event()
@@ -317,13 +317,19 @@ async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims(red
             await wait_for(lambda: len(dispatcher._sending) == 1 and len(dispatcher._ready) == 1, 5, "1 and 1")
             (waiting,) = [ready.delivery.id for ready in dispatcher._ready]
             first_lease = await redis_client.zscore(keys.DUE, waiting)
+            first_slot = await redis_client.zscore(keys.subscription_in_flight("sub_slow"), waiting)
             assert first_lease is not None
+            assert first_slot is not None
 
             async def extended() -> bool:
                 score = await redis_client.zscore(keys.DUE, waiting)
                 return score is not None and score >= first_lease + 4_000
 
             await wait_for(extended, 8, "the waiting delivery's claim to be extended")
+            # and the slot it holds in its subscription's cap, so that no other worker fills it meanwhile
+            slot = await redis_client.zscore(keys.subscription_in_flight("sub_slow"), waiting)
+            assert slot is not None
+            assert slot >= first_slot + 4_000
             release.set()
             await wait_for(lambda: not dispatcher._ready and not dispatcher._sending, 5, "both sent")
         finally:
