@@ -1,10 +1,11 @@
 """Who is looking at the dashboard: the token they logged in with, kept in a cookie, checked on every page.
 
-The cookie holds the token itself (the admin token or an account-scoped key), so there is no session state on
-the server: every request checks it with the API's own ``authenticate``, and a revoked key is logged out on the
-next page. The cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends
-it) and ``Secure`` over https. Forms that change something also check that ``Origin`` (or ``Referer``) names
-this host, so they cannot be posted from elsewhere even by a browser that ignores ``SameSite``.
+The cookie holds the token itself (the admin token or an account-scoped key), so there is no session state on the
+server: every request checks it with the API's own ``authenticate``, and a revoked key is logged out on the next
+page. The cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it) and
+``Secure`` over https, also when a proxy in front ended TLS and says so. Forms that change something also check
+that ``Origin`` (or ``Referer``) names this host, so they cannot be posted from elsewhere even by a browser that
+ignores ``SameSite``.
 """
 
 from urllib.parse import urlsplit
@@ -41,8 +42,19 @@ def remember(response: web.StreamResponse, request: web.Request, token: str) -> 
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.scheme == "https",
+        secure=over_https(request),
     )
+
+
+def over_https(request: web.Request) -> bool:
+    """Whether the browser used https: to this server, or to a proxy in front that ended TLS and said so
+    (``X-Forwarded-Proto``, ``Forwarded``). The headers are trusted from anyone: they can only make the cookie
+    stricter, never send it anywhere it would not go."""
+    if request.scheme == "https":
+        return True
+    if request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https":
+        return True
+    return any(str(hop.get("proto", "")).lower() == "https" for hop in request.forwarded[:1])
 
 
 def forget(response: web.StreamResponse) -> None:
