@@ -68,7 +68,7 @@ return out
 
 # Frees the slots of recorded attempts and makes as many parked deliveries due again, oldest first.
 _RELEASE_SCRIPT = """
-for i = 3, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+for c = 3, #ARGV, 500 do redis.call('ZREM', KEYS[1], unpack(ARGV, c, math.min(c + 499, #ARGV))) end
 local moved = redis.call('ZPOPMIN', KEYS[2], #ARGV - 2)
 for i = 1, #moved, 2 do redis.call('ZADD', KEYS[3], ARGV[2], moved[i]) end
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end

@@ -63,7 +63,8 @@ def queue_outcomes(pipe: Pipeline, sub_id: str, outcomes: Sequence[tuple[bool, d
     if not outcomes:
         return
     health, recent = keys.subscription_health(sub_id), keys.subscription_recent(sub_id)
-    pipe.lpush(recent, *("1" if succeeded else "0" for succeeded, _ in outcomes))
+    newest = outcomes[-RECENT_ATTEMPTS:]  # all that the trim below would keep
+    pipe.lpush(recent, *("1" if succeeded else "0" for succeeded, _ in newest))
     pipe.ltrim(recent, 0, RECENT_ATTEMPTS - 1)
     successes = [at for succeeded, at in outcomes if succeeded]
     failures = [at for succeeded, at in outcomes if not succeeded]

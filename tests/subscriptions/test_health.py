@@ -67,3 +67,16 @@ async def test_outcomes_in_batches(
     (health,) = await load_health(redis_client, ["sub_h"])
     assert health.failing_since == failing_since
     assert health.success_rate == pytest.approx(rate)
+
+
+async def test_the_success_rate_is_over_the_newest_100_attempts_however_they_were_batched(redis_client: Redis) -> None:
+    older = [(False, at(0))] * 30
+    batch = [(True, at(1))] * 120 + [(False, at(2))] * 25  # the newest 100: 75 successes, then 25 failures
+    for outcomes in (older, batch):
+        async with redis_client.pipeline(transaction=True) as pipe:
+            queue_outcomes(pipe, "sub_h", outcomes)
+            await pipe.execute()
+    (health,) = await load_health(redis_client, ["sub_h"])
+    assert health.recent_attempts == 100
+    assert health.success_rate == pytest.approx(0.75)
+    assert health.failing_since == at(2)

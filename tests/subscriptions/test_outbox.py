@@ -114,6 +114,27 @@ async def test_claims_are_leased(redis_client: Redis, clock: FakeClock) -> None:
     assert sorted(await outbox.due.claim(now=clock(), lease_s=25, limit=10)) == sorted(d.id for d in created)
 
 
+async def test_a_claim_answers_each_delivery_with_its_record_over_more_than_one_chunk(
+    redis_client: Redis, clock: FakeClock
+) -> None:
+    outbox = Outbox(redis_client)
+    created = []
+    for start in range(0, 1_200, 400):
+        created += await outbox.commit(
+            [event(n) for n in range(start, start + 400)], [sub("s", ["*"], clock)], now=clock()
+        )
+    gone = created[700]
+    await redis_client.delete(keys.delivery(gone.id))  # removed meanwhile (retention, say)
+    claimed = await outbox.claim(now=clock(), lease_s=25, limit=1_100)
+    records = dict(claimed)
+    assert len(claimed) == len(records) == 1_100
+    assert records.pop(gone.id, "not claimed") is None
+    assert all(record is not None and record.id == claimed_id for claimed_id, record in records.items())
+    rest = await outbox.claim(now=clock(), lease_s=25, limit=1_100)
+    assert len(rest) == 100  # every claim above is leased: only the last 100 were still due
+    assert {d for d, _ in claimed} | {d for d, _ in rest} == {d.id for d in created}
+
+
 async def test_recording_outcomes(redis_client: Redis, clock: FakeClock) -> None:
     outbox, store = Outbox(redis_client), Store(redis_client)
     ok, flaky, doomed = await outbox.commit([event(1), event(2), event(3)], [sub("s", ["*"], clock)], now=clock())
