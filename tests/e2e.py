@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,25 @@ from aiohttp import web
 
 from relay.receiver import Receiver
 from relay.sandbox.app import SandboxServer, start_sandbox
+from subscriptions.models import SubscriptionRecord
+from subscriptions.signing import new_secret
 
 TOKEN = "e2e-admin-token"
+
+
+def subscription_to(url: str, sub_id: str, **fields: Any) -> SubscriptionRecord:
+    """Subscription ``sub_id`` of account ``acme`` to every event at ``url``, with a fresh secret, made now."""
+    now = datetime.now(UTC)
+    return SubscriptionRecord(
+        id=sub_id,
+        account="acme",
+        url=url,
+        events=["*"],
+        secret=new_secret(),
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
 
 
 def free_port() -> int:

@@ -16,9 +16,8 @@ from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
 from subscriptions.outbox import NewEvent, Outbox, event_body
-from subscriptions.signing import new_secret
 from subscriptions.store import Store
-from tests.e2e import free_port, wait_for
+from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.metrics import Metrics
 from workers.sender import delivery_session
@@ -40,18 +39,8 @@ class Rig:
     async def subscribe(
         self, url: str | None = None, state: SubscriptionState = SubscriptionState.active
     ) -> SubscriptionRecord:
-        secret = new_secret()
-        self.receiver.secret = secret
-        sub = SubscriptionRecord(
-            id=f"sub_{len(self.receiver.received)}_{url is None}",
-            account="acme",
-            url=url or self.url,
-            events=["*"],
-            secret=secret,
-            state=state,
-            created_at=now(),
-            updated_at=now(),
-        )
+        sub = subscription_to(url or self.url, f"sub_{len(self.receiver.received)}_{url is None}", state=state)
+        self.receiver.secret = sub.secret
         await self.store.create_subscription(sub)
         return sub
 
@@ -219,15 +208,7 @@ class Solo:
     port: int
 
     async def subscribe(self, sub_id: str, path: str, host: str = "127.0.0.1") -> SubscriptionRecord:
-        sub = SubscriptionRecord(
-            id=sub_id,
-            account="acme",
-            url=f"http://{host}:{self.port}/{path}",
-            events=["*"],
-            secret=new_secret(),
-            created_at=now(),
-            updated_at=now(),
-        )
+        sub = subscription_to(f"http://{host}:{self.port}/{path}", sub_id)
         await self.store.create_subscription(sub)
         return sub
 

@@ -17,9 +17,8 @@ from redis.asyncio import Redis
 
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
 from subscriptions.outbox import NewEvent, Outbox, event_body
-from subscriptions.signing import new_secret
 from subscriptions.store import Store
-from tests.e2e import free_port, wait_for
+from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.metrics import Metrics
 from workers.sender import delivery_session
@@ -62,15 +61,7 @@ class Rig:
 
     async def subscribe(self, name: str) -> SubscriptionRecord:
         self.subscribers[name] = Subscriber(name)
-        sub = SubscriptionRecord(
-            id=f"sub_{name}",
-            account="acme",
-            url=f"{self.base_url}/{name}",
-            events=["*"],
-            secret=new_secret(),
-            created_at=now(),
-            updated_at=now(),
-        )
+        sub = subscription_to(f"{self.base_url}/{name}", f"sub_{name}")
         await self.store.create_subscription(sub)
         return sub
 
