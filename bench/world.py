@@ -29,7 +29,7 @@ from subscriptions.outbox import NewEvent, event_body
 from subscriptions.signing import new_secret
 
 RELAY = str(ROOT / ".venv" / "bin" / "relay")
-TOKEN = "bench-admin-token"  # noqa: S105 - the bench relay's admin token, on loopback only
+TOKEN = "bench-admin-token-0123456789abcdefg"  # noqa: S105 - the bench relay's admin token, on loopback only
 ENCRYPTION_KEY = Fernet.generate_key().decode()  # as in production: stored Brightpearl tokens encrypted
 RECORDED_ORDER = ROOT / "tests" / "fixtures" / "recorded" / "order_get_one.yml.0.txt"
 ACCOUNT = "acme"

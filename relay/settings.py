@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from subscriptions.crypto import TokenCipher
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
 
+MIN_API_TOKEN_CHARS = 32
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", env_file=".env", extra="ignore")
@@ -31,6 +33,15 @@ class Settings(BaseSettings):
         3600.0, ge=60, le=7 * 86400, description="how often the stock reconciliation sweep starts"
     )
     max_in_flight: int = Field(512, ge=1, le=10_000, description="delivery attempts under way per worker process")
+    account_max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="attempts under way at once for one account's subscriptions together; none: max_in_flight / 4",
+    )
+    max_subscriptions_per_account: int = Field(100, ge=1, le=100_000, description="subscriptions one account may have")
+    test_pings_per_minute: int = Field(30, ge=1, le=10_000, description="test pings one account may send a minute")
+    metrics_token: SecretStr | None = Field(None, description="when set, /metrics needs it as a bearer token")
     subscription_concurrency: int = Field(32, ge=1, le=1_000, description="attempts under way per subscription")
     connections_per_host: int = Field(
         64,
@@ -74,6 +85,24 @@ class Settings(BaseSettings):
             raise ValueError("retry delays cannot be negative")
         return value
 
+    @field_validator("api_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # set but empty: not set (`relay api` and `relay run` say how to set it)
+        length = len(value.get_secret_value().strip())
+        if length < MIN_API_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_API_TOKEN_CHARS} characters, this one has {length}; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
     @field_validator("encryption_key")
     @classmethod
     def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -83,14 +112,18 @@ class Settings(BaseSettings):
         return value
 
     def token(self) -> str | None:
-        return self.api_token.get_secret_value() if self.api_token else None
+        return self.api_token.get_secret_value().strip() if self.api_token else None
+
+    def account_in_flight(self) -> int:
+        """Attempts under way at once for one account's subscriptions together (a quarter of the whole by default)."""
+        return self.account_max_in_flight or max(1, self.max_in_flight // 4)
 
     def cipher(self) -> TokenCipher | None:
         """What encrypts Brightpearl tokens at rest: the keys of RELAY_ENCRYPTION_KEY; None when it is not set."""
         return TokenCipher.from_setting(self.encryption_key.get_secret_value()) if self.encryption_key else None
 
 
-SECRET_SETTINGS = frozenset({"api_token", "encryption_key"})
+SECRET_SETTINGS = frozenset({"api_token", "encryption_key", "metrics_token"})
 
 
 def describe_error(error: ValidationError) -> str:
@@ -100,4 +133,7 @@ def describe_error(error: ValidationError) -> str:
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["loc"] and first["loc"][0] in SECRET_SETTINGS:
         return f"{name}: {message}"  # never echo a secret, even a malformed one, into a terminal or a log
-    return f"{name}: {message} (got {first.get('input')!r})"
+    shown = repr(first.get("input"))
+    if shown in message:  # the message already quotes what it got
+        return f"{name}: {message}"
+    return f"{name}: {message} (got {shown})"

@@ -21,7 +21,7 @@ from relay.sandbox.app import SandboxServer, start_sandbox
 from subscriptions.models import SubscriptionRecord
 from subscriptions.signing import new_secret
 
-TOKEN = "e2e-admin-token"
+TOKEN = "e2e-admin-token-0123456789abcdefghij"
 
 
 def subscription_to(url: str, sub_id: str, **fields: Any) -> SubscriptionRecord:

@@ -51,7 +51,7 @@ from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
 
-TOKEN = "fuzz-admin-token"
+TOKEN = "fuzz-admin-token-0123456789abcdefgh"
 EXAMPLES_PER_OPERATION = 50
 CHECKS = [
     not_a_server_error,

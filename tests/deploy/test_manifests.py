@@ -463,7 +463,7 @@ class Served:
 
 @pytest.fixture
 async def served(redis_url: str) -> AsyncIterator[Served]:
-    settings = Settings(redis_url=redis_url, api_token=SecretStr("deploy-token"), _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(redis_url=redis_url, api_token=SecretStr("deploy-token-0123456789abcdefghij"), _env_file=None)  # type: ignore[call-arg]
     redis = Redis.from_url(redis_url, decode_responses=True)
     worker = TestServer(health_app(Metrics(), redis), host="127.0.0.1")
     await worker.start_server()

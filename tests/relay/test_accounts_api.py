@@ -13,7 +13,7 @@ from relay.service import running
 from relay.settings import Settings
 from tests.e2e import wait_for
 
-TOKEN = "accounts-api-token"
+TOKEN = "accounts-api-token-0123456789abcdef"
 
 
 class Api:

@@ -14,7 +14,7 @@ from relay.api.context import ApiContext
 from subscriptions.models import AccountRecord
 from subscriptions.store import Store
 
-TOKEN = "test-admin-token"
+TOKEN = "test-admin-token-0123456789abcdefgh"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 COMMANDS = ["run", "api", "worker", "demo", "sandbox"]
+LONG_TOKEN = "cli-admin-token-0123456789abcdefghij"  # RELAY_API_TOKEN needs 32 characters or more
 
 
 def relay(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -41,7 +42,7 @@ def test_every_command_has_help(command: str) -> None:
     [
         (["api"], {"RELAY_REDIS_URL": "redis://127.0.0.1:6379/15"}, "RELAY_API_TOKEN is not set"),
         (["run"], {}, "RELAY_API_TOKEN is not set"),
-        (["api"], {"RELAY_API_TOKEN": "x"}, "RELAY_REDIS_URL is not set"),
+        (["api"], {"RELAY_API_TOKEN": LONG_TOKEN}, "RELAY_REDIS_URL is not set"),
         (["worker"], {}, "RELAY_REDIS_URL is not set"),
         (["worker"], {"RELAY_RETRY_SCHEDULE_S": "5,soon"}, "RELAY_RETRY_SCHEDULE_S: expected comma-separated"),
         (["run"], {"RELAY_BUDGET_SHARE": "2"}, "RELAY_BUDGET_SHARE"),
@@ -65,7 +66,9 @@ def test_a_port_in_use_is_one_line(redis_url: str) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = relay("api", env={"RELAY_REDIS_URL": redis_url, "RELAY_API_TOKEN": "x", "RELAY_PORT": str(port)})
+        result = relay(
+            "api", env={"RELAY_REDIS_URL": redis_url, "RELAY_API_TOKEN": LONG_TOKEN, "RELAY_PORT": str(port)}
+        )
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr

@@ -22,7 +22,7 @@ from subscriptions.outbox import NewEvent, Outbox, event_body
 from subscriptions.store import Store
 from tests.e2e import free_port, wait_for
 
-TOKEN = "ops-admin-token"
+TOKEN = "ops-admin-token-0123456789abcdefghij"
 
 
 @dataclass

@@ -19,9 +19,9 @@ from subscriptions.crypto import TokenCipher, generate_key
 from subscriptions.models import AccountRecord
 from subscriptions.store import Store
 from tests.e2e import wait_for
-from tests.relay.test_cli import relay
+from tests.relay.test_cli import LONG_TOKEN, relay
 
-TOKEN = "encryption-api-token"
+TOKEN = "encryption-api-token-0123456789abcd"
 KEY, NEW_KEY, WRONG_KEY = generate_key(), generate_key(), generate_key()
 
 
@@ -231,7 +231,7 @@ async def test_removing_an_account_needs_no_key(sandbox: SandboxServer, redis_ur
 
 def test_a_malformed_key_is_one_line_that_says_how_to_make_one() -> None:
     secret = "my-secret-but-not-a-fernet-key"
-    result = relay("run", env={"RELAY_API_TOKEN": "x", "RELAY_ENCRYPTION_KEY": secret})
+    result = relay("run", env={"RELAY_API_TOKEN": LONG_TOKEN, "RELAY_ENCRYPTION_KEY": secret})
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("relay: error:")]
     assert len(lines) == 1, result.stderr

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from relay.logs import TEXT_FORMAT, json_formatter, log_level
-from tests.relay.test_cli import relay
+from tests.relay.test_cli import LONG_TOKEN, relay
 
 
 def format_with(formatter: logging.Formatter, emit: "type[Exception] | None" = None) -> str:
@@ -59,7 +59,7 @@ def test_levels_by_name(name: str, level: int) -> None:
 
 
 def test_an_unknown_level_is_one_line() -> None:
-    result = relay("run", env={"RELAY_LOG_LEVEL": "loud", "RELAY_API_TOKEN": "x"})
+    result = relay("run", env={"RELAY_LOG_LEVEL": "loud", "RELAY_API_TOKEN": LONG_TOKEN})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "relay: error: RELAY_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"
@@ -68,7 +68,7 @@ def test_an_unknown_level_is_one_line() -> None:
 
 def test_relay_run_logs_json_lines() -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env = {**clean, "RELAY_LOG_FORMAT": "json", "RELAY_API_TOKEN": "x", "RELAY_PORT": "0"}
+    env = {**clean, "RELAY_LOG_FORMAT": "json", "RELAY_API_TOKEN": LONG_TOKEN, "RELAY_PORT": "0"}
     process = subprocess.Popen(
         [sys.executable, "-m", "relay", "run"], stderr=subprocess.PIPE, text=True, env=env, cwd="/"
     )

@@ -69,7 +69,7 @@ async def scrape(url: str) -> str:
 
 
 async def test_the_api_shows_the_backlog(redis_url: str, redis_client: Redis) -> None:
-    settings = Settings(redis_url=redis_url, api_token=SecretStr("metrics-token"))
+    settings = Settings(redis_url=redis_url, api_token=SecretStr("metrics-token-0123456789abcdefghijklm"))
     async with running(settings, api=True, worker=False, api_port=0) as parts:
         assert parts.api_url is not None
         assert backlog(await scrape(parts.api_url + "/metrics")) == dict.fromkeys(BACKLOG, 0.0)

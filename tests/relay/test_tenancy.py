@@ -26,7 +26,7 @@ from subscriptions.signing import new_secret
 from subscriptions.store import Store
 from tests.conftest import FakeClock
 
-TOKEN = "tenancy-admin-token"
+TOKEN = "tenancy-admin-token-0123456789abcdef"
 ACCOUNTS = ("acme", "bolt")
 
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]

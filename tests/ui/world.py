@@ -27,7 +27,7 @@ from subscriptions.ids import event_id
 from subscriptions.models import AccountRecord, DeliveryRecord, Resource
 from subscriptions.outbox import NewEvent, event_body
 
-TOKEN = "ui-admin-token"
+TOKEN = "ui-admin-token-0123456789abcdefghij"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 NEVER_MS = 10**13  # a first poll due in the year 2286: these accounts are never polled
