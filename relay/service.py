@@ -90,6 +90,8 @@ def api_context(
         cipher=cipher,
         jobs=connections.arq,
         secret_grace_s=settings.secret_grace_s,
+        max_subscriptions_per_account=settings.max_subscriptions_per_account,
+        test_pings_per_minute=settings.test_pings_per_minute,
     )
 
 
@@ -115,6 +117,7 @@ def worker_runtime(
             timeout_s=settings.delivery_timeout_s,
             max_in_flight=settings.max_in_flight,
             per_subscription=settings.subscription_concurrency,
+            per_account=settings.account_in_flight(),
             connections_per_host=settings.connections_per_host,
             rate_per_s=settings.subscription_rate_per_s,
             retry_after_max_s=settings.retry_after_max_s,

@@ -4,6 +4,7 @@
     ├── NotFound                    an account, subscription, delivery or event that does not exist
     ├── Conflict                    creating something that already exists
     ├── InvalidInput                a request the relay understood but cannot accept
+    ├── TooMany                     more than a tenant's limit allows (subscriptions, test pings)
     ├── (crypto) InvalidKey         RELAY_ENCRYPTION_KEY is not a valid key
     ├── (crypto) TokenKeyError      a stored Brightpearl token the configured keys cannot decrypt
     └── (workers) BrightpearlError  Brightpearl refused or failed a request (see workers.brightpearl.errors)
@@ -26,3 +27,12 @@ class Conflict(RelayError):
 
 class InvalidInput(RelayError):
     """Well-formed input the relay cannot accept; the message says what to change."""
+
+
+class TooMany(RelayError):
+    """The caller asked for more than its account's limit allows; ``retry_after_s`` says when asking again can
+    succeed (``None`` when waiting will not help: something must be removed first)."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

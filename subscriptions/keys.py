@@ -31,6 +31,14 @@ def budget(code: str) -> str:
 POLLS = PREFIX + "polls"  # ZSET account code -> ms when its next poll is due
 
 
+def account_in_flight(code: str) -> str:
+    return f"{PREFIX}account:{code}:in-flight"  # ZSET delivery id -> ms its claim ends: the account's attempts
+
+
+def account_pings(code: str) -> str:
+    return f"{PREFIX}account:{code}:pings"  # ZSET use -> ms: the account's test pings in the last minute
+
+
 def resource_due(code: str) -> str:
     return f"{PREFIX}account:{code}:due"  # HASH resource -> ms when that resource is next polled
 

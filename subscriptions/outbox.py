@@ -8,12 +8,14 @@ ends and another worker sends them: nothing is lost, and a repeat carries the sa
 """
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
@@ -34,6 +36,8 @@ from subscriptions.models import (
     SubscriptionState,
 )
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, GONE, next_attempt_delay_s
+
+log = logging.getLogger(__name__)
 
 # Lua helpers shared by the scripts below: keys named from the templates passed first (``keys.template``), and
 # sorted-set writes gathered per key and sent in one command per key and 500 members, not one command per member.
@@ -200,6 +204,7 @@ class Outcome:
     jitter: float  # in [-1, 1], drawn by the caller
     schedule_s: Sequence[float] = DEFAULT_RETRY_SCHEDULE_S
     retry_after_s: float | None = None
+    held_slots: bool = True  # the attempt held slots in its subscription's and account's caps (to free now)
 
     @property
     def gone(self) -> bool:
@@ -310,13 +315,18 @@ class Outbox:
 
     async def claim(self, *, now: datetime, lease_s: float, limit: int) -> list[tuple[str, DeliveryRecord | None]]:
         """Up to ``limit`` due deliveries, leased to the caller for ``lease_s`` (see ``subscriptions.due``),
-        each with its record (``None`` when it is no longer kept), in one round trip."""
+        each with its record (``None`` when it is no longer kept, or cannot be read), in one round trip."""
         raw = await self._claim(keys=[keys.DUE], args=[ms(now), int(lease_s * 1000), limit, keys.delivery("")])
         pairs = cast(list[Any], raw)
-        return [
-            (str(pairs[i]), DeliveryRecord.model_validate_json(pairs[i + 1]) if pairs[i + 1] else None)
-            for i in range(0, len(pairs), 2)
-        ]
+        claimed: list[tuple[str, DeliveryRecord | None]] = []
+        for i in range(0, len(pairs), 2):
+            delivery_id, text = str(pairs[i]), pairs[i + 1]
+            try:
+                claimed.append((delivery_id, DeliveryRecord.model_validate_json(text) if text else None))
+            except ValidationError as error:  # one unreadable record must not stop every claim after it
+                log.error("delivery %s cannot be read, so it is taken off the queue: %s", delivery_id, error)
+                claimed.append((delivery_id, None))
+        return claimed
 
     def _queue_commit(
         self, pipe: Pipeline, planned: Sequence[tuple[NewEvent, Sequence[DeliveryRecord]]], now: datetime
@@ -367,7 +377,8 @@ class Outbox:
             queue_eval(pipe, _RECORD_SCRIPT, [keys.DUE], args)
             for sub_id, theirs in by_subscription.items():
                 queue_outcomes(pipe, sub_id, [(o.succeeded, o.attempt.at) for o in theirs])
-                self.admissions.queue_release(pipe, sub_id, [o.delivery.id for o in theirs], ms(now))
+                holder = (theirs[0].delivery.account, sub_id)
+                self.admissions.queue_release(pipe, holder, [o.delivery.id for o in theirs if o.held_slots], ms(now))
             for sub_id in failed_subs:
                 pipe.hget(keys.subscription_health(sub_id), "failing_since")
             results = await pipe.execute()

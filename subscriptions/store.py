@@ -18,7 +18,8 @@ from subscriptions.admission import Admissions
 from subscriptions.api_keys import ApiKeys
 from subscriptions.crypto import TokenCipher, TokenKeyError, seal, unseal
 from subscriptions.due import ms
-from subscriptions.errors import Conflict, NotFound
+from subscriptions.errors import Conflict, NotFound, TooMany
+from subscriptions.events import pattern_matches
 from subscriptions.health import queue_forget, queue_reset
 from subscriptions.models import (
     RESOURCES,
@@ -34,6 +35,16 @@ from subscriptions.paging import Page, newest_first
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
+# A subscription, its place in the lists and in its account's set, unless the account has its limit already.
+_CREATE_SUBSCRIPTION_SCRIPT = """
+local limit = tonumber(ARGV[4])
+if limit > 0 and redis.call('SCARD', KEYS[3]) >= limit then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+
 
 class Store:
     """The relay's records, over one Redis connection pool (``decode_responses=True``)."""
@@ -41,6 +52,7 @@ class Store:
     def __init__(self, redis: "Redis", cipher: TokenCipher | None = None) -> None:
         self.redis = redis
         self.cipher = cipher  # encrypts Brightpearl tokens at rest; None: stored as they are
+        self._create_subscription = redis.register_script(_CREATE_SUBSCRIPTION_SCRIPT)
 
     async def _load(self, model: type[RecordT], key_of: Any, ids: Sequence[str]) -> list[RecordT | None]:
         if not ids:
@@ -206,12 +218,18 @@ class Store:
 
     # subscriptions -------------------------------------------------------------------------------------
 
-    async def create_subscription(self, sub: SubscriptionRecord) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.subscription(sub.id), sub.model_dump_json(), nx=True)
-            pipe.zadd(keys.SUBSCRIPTIONS, {sub.id: ms(sub.created_at)})
-            pipe.sadd(keys.account_subscriptions(sub.account), sub.id)
-            await pipe.execute()
+    async def create_subscription(self, sub: SubscriptionRecord, *, limit: int | None = None) -> None:
+        """Store a new subscription; :class:`TooMany` if its account already has ``limit`` (counted and added in
+        one step, so that a burst of requests cannot pass the limit together)."""
+        created = await self._create_subscription(
+            keys=[keys.subscription(sub.id), keys.SUBSCRIPTIONS, keys.account_subscriptions(sub.account)],
+            args=[sub.model_dump_json(), ms(sub.created_at), sub.id, limit or 0],
+        )
+        if not created:
+            raise TooMany(
+                f"account {sub.account!r} already has {limit} subscriptions, the most it may have "
+                "(RELAY_MAX_SUBSCRIPTIONS_PER_ACCOUNT); delete one it no longer needs first"
+            )
 
     async def get_subscription(self, sub_id: str) -> SubscriptionRecord:
         return await self._get(SubscriptionRecord, keys.subscription(sub_id), f"subscription {sub_id!r}")
@@ -223,7 +241,7 @@ class Store:
     async def delete_subscription(self, sub_id: str) -> None:
         sub = await self.get_subscription(sub_id)
         # deliveries waiting for a slot go back to the due set, where they end as failed ("subscription deleted")
-        await Admissions(self.redis).unpark(sub_id, cap=2**31, now_ms=0)
+        await Admissions(self.redis).unpark((sub.account, sub_id), None, now_ms=0)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.subscription(sub_id))
             pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
@@ -312,7 +330,7 @@ class Store:
             limit=limit,
             cursor=cursor,
             load=self.load_events,
-            keep=(lambda event: event.type == type_) if type_ else None,
+            keep=(lambda event: pattern_matches(type_, event.type)) if type_ else None,
             min_score=ms(since) if since else None,
         )
 
@@ -356,7 +374,7 @@ class Store:
                 (account is None or delivery.account == account)
                 and (subscription is None or delivery.subscription == subscription)
                 and (event_id is None or delivery.event_id == event_id)
-                and (type_ is None or delivery.type == type_)
+                and (type_ is None or pattern_matches(type_, delivery.type))
                 and (status is None or delivery.status == status)
             )
 

@@ -23,10 +23,17 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
-from subscriptions.admission import Limits
+from subscriptions.admission import Holder, Limits
 from subscriptions.due import ms
 from subscriptions.health import disable_reason, gone_reason
-from subscriptions.models import DeliveryRecord, DeliveryStatus, EventRecord, SubscriptionRecord, SubscriptionState
+from subscriptions.models import (
+    Attempt,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    SubscriptionRecord,
+    SubscriptionState,
+)
 from subscriptions.outbox import Outbox, Outcome
 from subscriptions.retry import retry_after_s
 from subscriptions.signing import secret_key
@@ -55,6 +62,7 @@ class DeliveryPolicy:
     timeout_s: float
     max_in_flight: int = 512
     per_subscription: int = 32
+    per_account: int = 128  # attempts under way for one account's subscriptions together, over every process
     connections_per_host: int = 64  # attempts under way to one receiver (origin) per process
     rate_per_s: float | None = None
     retry_after_max_s: float = 3600.0
@@ -71,8 +79,10 @@ class DeliveryPolicy:
 
     def limits(self, sub: SubscriptionRecord) -> Limits:
         return Limits(
+            sub.account,
             sub.max_concurrency or self.per_subscription,
             sub.rate_limit_per_s or self.rate_per_s,
+            account_concurrency=self.per_account,
             lease_ms=int((self.timeout_of(sub) + LEASE_MARGIN_S) * 1000),
         )
 
@@ -179,9 +189,10 @@ class Dispatcher:
         waiting = [ready for ready in self._ready if now - ready.leased >= LEASE_MARGIN_S / 2]
         if waiting:
             at_ms = ms(self.clock())
-            until: dict[str, dict[str, int]] = defaultdict(dict)
+            until: dict[Holder, dict[str, int]] = defaultdict(dict)
             for ready in waiting:
-                until[ready.sub.id][ready.delivery.id] = at_ms + self.policy.limits(ready.sub).lease_ms
+                holder = (ready.sub.account, ready.sub.id)
+                until[holder][ready.delivery.id] = at_ms + self.policy.limits(ready.sub).lease_ms
             await self.outbox.due.schedule_each({i: t for theirs in until.values() for i, t in theirs.items()})
             await self.admissions.extend(until)
             for ready in waiting:
@@ -205,12 +216,13 @@ class Dispatcher:
 
     async def _unpark(self) -> None:
         """Bring back parked deliveries whose slots were freed by leases ending rather than by outcomes (a
-        worker died), or whose subscription's cap was raised or which was deleted."""
+        worker died), by another subscription of their account, or whose subscription's cap was raised or which
+        was deleted."""
         parked = await self.admissions.parked_subscriptions()
         now_ms = ms(self.clock())
         for sub_id, sub in zip(parked, await self.store.load_subscriptions(parked), strict=True):
-            cap = self.policy.limits(sub).max_concurrency if sub is not None else 2**31
-            if await self.admissions.unpark(sub_id, cap, now_ms):
+            holder = (sub.account if sub else "", sub_id)
+            if await self.admissions.unpark(holder, self.policy.limits(sub) if sub else None, now_ms):
                 self._wake.set()
 
     async def stop(self, drain_s: float = 5.0) -> None:
@@ -223,9 +235,9 @@ class Dispatcher:
         if unstarted:
             with contextlib.suppress(Exception):  # if Redis is away, they come due when their leases end
                 await self.outbox.due.schedule([d.id for d in unstarted], due=self.clock(), only_existing=True)
-        slots: dict[str, list[str]] = defaultdict(list)
+        slots: dict[Holder, list[str]] = defaultdict(list)
         for delivery in unstarted:
-            slots[delivery.subscription].append(delivery.id)
+            slots[delivery.account, delivery.subscription].append(delivery.id)
         if self._sending:
             given_up = dict(self._sending)
             _, pending = await asyncio.wait(given_up, timeout=drain_s)
@@ -233,7 +245,8 @@ class Dispatcher:
                 task.cancel()  # its claim comes due again when the lease ends
             await asyncio.gather(*pending, return_exceptions=True)
             for task in pending:
-                slots[given_up[task].delivery.subscription].append(given_up[task].delivery.id)
+                given = given_up[task].delivery
+                slots[given.account, given.subscription].append(given.id)
         if slots:
             with contextlib.suppress(Exception):  # if Redis is away, the slots free when their leases end
                 await self.admissions.release(slots, ms(self.clock()))
@@ -281,6 +294,9 @@ class Dispatcher:
         longer: list[str] = []
         for sub_id, batch in wanted.items():
             sub, admission = subs[sub_id], admissions[sub_id]
+            if admission.error is not None:  # this subscription's deliveries alone wait for a retry, the error shown
+                self._refused(batch, sub, admission.error, now)
+                continue
             self._unrecorded += admission.admitted
             to = origin(sub.url)
             for delivery in batch[: admission.admitted]:
@@ -300,9 +316,29 @@ class Dispatcher:
                 longer, due=now + timedelta(seconds=longest + LEASE_MARGIN_S), only_existing=True
             )
 
+    def _refused(self, batch: list[DeliveryRecord], sub: SubscriptionRecord, error: str, now: datetime) -> None:
+        """Record a failed attempt, with ``error`` and no request made, for each of ``batch``: they are retried on
+        their schedule like any failure, visible to whoever looks at them, and hold up no other delivery."""
+        attempt = Attempt(at=now, status_code=None, error=error, duration_ms=0)
+        schedule = self.policy.schedule_s(sub)
+        for delivery in batch:
+            self._outcomes.append(
+                Outcome(delivery, attempt, False, self.rng.uniform(-1, 1), schedule_s=schedule, held_slots=False)
+            )
+        self._unrecorded += len(batch)
+        self._recorded.clear()
+        self._outcome.set()
+
     async def _attempt(self, delivery: DeliveryRecord, event: EventRecord, sub: SubscriptionRecord) -> None:
         try:
-            outcome = await self._send(delivery, event, sub)
+            try:
+                outcome = await self._send(delivery, event, sub)
+            except Exception as error:  # a record the relay cannot use (or a bug): this delivery alone fails
+                log.exception("delivery %s of subscription %s could not be attempted", delivery.id, sub.id)
+                reason = f"not sent: the relay could not make the request ({type(error).__name__}: {error})"
+                attempt = Attempt(at=self.clock(), status_code=None, error=reason[:500], duration_ms=0)
+                jitter = self.rng.uniform(-1, 1)
+                outcome = Outcome(delivery, attempt, False, jitter, schedule_s=self.policy.schedule_s(sub))
             self._outcomes.append(outcome)  # the list as it is now: the recorder swaps in a new one as it takes
             self._outcome.set()
             self._recorded.clear()

@@ -45,6 +45,8 @@ class ApiContext:
     cipher: TokenCipher | None = None  # encrypts Brightpearl tokens at rest; None: stored unencrypted
     jobs: ArqRedis | None = None  # where background jobs (recoveries) go to the workers
     secret_grace_s: float = 86_400.0
+    max_subscriptions_per_account: int = 100
+    test_pings_per_minute: int = 30
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)

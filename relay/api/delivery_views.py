@@ -18,7 +18,21 @@ from relay.api.schemas import (
     EventView,
 )
 from relay.api.subscription_views import ensure_enabled
+from subscriptions.errors import InvalidInput
+from subscriptions.events import validate_patterns
 from subscriptions.models import DeliveryRecord, EventRecord
+
+
+def type_pattern(asked: str | None) -> str | None:
+    """A ``type`` filter: an event name or a pattern as subscriptions take them (``order.*``); one that matches no
+    event is a 422 rather than an empty list that looks like nothing happened."""
+    if asked is None:
+        return None
+    try:
+        (pattern,) = validate_patterns([asked])
+    except InvalidInput as error:
+        raise InvalidInput(f"type: {error}") from None
+    return pattern
 
 
 def summary(delivery: DeliveryRecord) -> DeliverySummary:
@@ -40,14 +54,19 @@ def event_summary(event: EventRecord) -> EventSummary:
     return EventSummary.model_validate(event.model_dump(exclude={"body"}))
 
 
-@router.route("GET", "/v1/deliveries", summary="List deliveries, newest first", tag="deliveries")
+@router.route(
+    "GET",
+    "/v1/deliveries",
+    summary="List deliveries, newest first; type takes an event name or a pattern (order.*)",
+    tag="deliveries",
+)
 async def list_deliveries(request: web.Request, query: DeliveryQuery) -> DeliveryList:
     page = await context(request).store.list_deliveries(
         limit=query.limit,
         cursor=query.cursor,
         subscription=query.subscription,
         event_id=query.event_id,
-        type_=query.type,
+        type_=type_pattern(query.type),
         status=query.status,
         account=scope(request, None),
     )
@@ -80,13 +99,15 @@ async def retry_delivery(request: web.Request, delivery_id: str) -> DeliveryView
     return await delivery_view(ctx, delivery)
 
 
-@router.route("GET", "/v1/events", summary="List events, newest first", tag="events")
+@router.route(
+    "GET", "/v1/events", summary="List events, newest first; type takes an event name or a pattern", tag="events"
+)
 async def list_events(request: web.Request, query: EventQuery) -> EventList:
     page = await context(request).store.list_events(
         limit=query.limit,
         cursor=query.cursor,
         account=scope(request, query.account),
-        type_=query.type,
+        type_=type_pattern(query.type),
         since=query.since,
     )
     return EventList(items=[event_summary(e) for e in page.items], next_cursor=page.next_cursor)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from subscriptions.crypto import TokenKeyError
-from subscriptions.errors import Conflict, InvalidInput, NotFound, RelayError
+from subscriptions.errors import Conflict, InvalidInput, NotFound, RelayError, TooMany
 from workers.brightpearl.errors import BrightpearlError
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ _TITLES = {
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Unprocessable",
+    429: "Too many requests",
 }
 
 
@@ -86,6 +87,7 @@ _RELAY_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
     (InvalidInput, 422, "Unprocessable"),
+    (TooMany, 429, "Too many requests"),
     (BrightpearlError, 422, "Brightpearl refused"),
     (TokenKeyError, 503, "Misconfigured"),  # this process's RELAY_ENCRYPTION_KEY is not the one that wrote it
 )
@@ -96,6 +98,8 @@ def relay_problem(error: RelayError) -> web.Response:
     status, title = next(((s, t) for kind, s, t in _RELAY_ERRORS if isinstance(error, kind)), (422, "Unprocessable"))
     if status == 401:
         return problem(status, title, str(error), headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(error, TooMany) and error.retry_after_s is not None:
+        return problem(status, title, str(error), headers={"Retry-After": str(error.retry_after_s)})
     if status == 503:
         log.error("cannot serve a request: %s", error)
         return problem(status, title, f"{error}; an operator must fix this process's settings")

@@ -1,5 +1,7 @@
 """Sending again: a ``ping`` to test a subscription, and recovering its failed or skipped deliveries."""
 
+import math
+
 from aiohttp import web
 
 from relay.api.context import context
@@ -7,9 +9,12 @@ from relay.api.delivery_views import delivery_view
 from relay.api.routing import router
 from relay.api.schemas import DeliveryView, RecoverRequest, RecoveryView
 from relay.api.subscription_views import ensure_enabled, visible_subscription
-from subscriptions.errors import Conflict, NotFound
+from subscriptions import keys
+from subscriptions.due import ms
+from subscriptions.errors import Conflict, NotFound, TooMany
 from subscriptions.ids import random_id
 from subscriptions.outbox import NewEvent, event_body
+from subscriptions.quotas import SlidingWindow
 from subscriptions.recovery import Recoveries, Recovery
 
 TAG = "subscriptions"
@@ -25,13 +30,21 @@ def recovery_view(recovery: Recovery) -> RecoveryView:
     summary="Send a ping event to this subscription alone",
     status=202,
     tag=TAG,
-    errors=(404, 409),
+    errors=(404, 409, 429),
 )
 async def send_ping(request: web.Request, sub_id: str) -> DeliveryView:
     ctx = context(request)
     sub = await visible_subscription(request, sub_id)
     ensure_enabled(sub, "test it")
     now = ctx.clock()
+    pings = SlidingWindow(ctx.redis, keys.account_pings(sub.account), limit=ctx.test_pings_per_minute, window_ms=60_000)
+    wait_ms = await pings.take(ms(now))
+    if wait_ms:
+        raise TooMany(
+            f"account {sub.account!r} has sent {ctx.test_pings_per_minute} test pings in the last minute, the most "
+            f"it may (RELAY_TEST_PINGS_PER_MINUTE); try again in {math.ceil(wait_ms / 1000)} s",
+            retry_after_s=math.ceil(wait_ms / 1000),
+        )
     timestamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
     data = {"accountCode": sub.account, "subscription": sub.id, "message": "a test webhook from the relay"}
     event = NewEvent(

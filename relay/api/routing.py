@@ -203,6 +203,7 @@ _DESCRIPTIONS = {
     409: "already exists",
     413: "request body too large",
     422: "input the relay cannot accept",
+    429: "more than the account's limit allows",
     503: "storage unavailable",
 }
 

@@ -8,8 +8,19 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from subscriptions.admission import MIN_RATE_PER_S
+from subscriptions.events import MAX_PATTERN_CHARS, MAX_PATTERNS
 from subscriptions.models import RESOURCES, Attempt, AuthKind, DeliveryStatus, Resource, SubscriptionState
 from subscriptions.paging import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -30,9 +41,42 @@ Instant = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
 class Input(BaseModel):
-    """Request bodies refuse unknown fields, so a misspelt field is an error rather than silently ignored."""
+    """Request bodies refuse unknown fields, so a misspelt field is an error rather than silently ignored, and
+    numbers that are not finite (JSON has none, Python's parser takes ``NaN`` and ``Infinity``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _exactly_one(data: object, *pairs: tuple[str, str], at_least: bool = True) -> list[InitErrorDetails]:
+    """A problem for each pair of fields of which ``data`` does not give exactly one (at most one, when not
+    ``at_least``), so that they are reported together with every other problem of the request."""
+    if not isinstance(data, dict):
+        return []
+    found = []
+    for first, second in pairs:
+        given = (data.get(first) is not None) + (data.get(second) is not None)
+        if given > 1 or (at_least and given == 0):
+            wording = "exactly" if at_least else "at most"
+            error = PydanticCustomError("one_of", f"give {wording} one of {first} and {second}")
+            found.append(InitErrorDetails(type=error, loc=(), input=data))
+    return found
+
+
+def _with(problems: list[InitErrorDetails], title: str, handler: ValidatorFunctionWrapHandler, data: object) -> Any:
+    """What ``handler`` makes of ``data``, failing with its own problems and ``problems`` all at once."""
+    try:
+        model = handler(data)
+    except ValidationError as error:
+        if not problems:
+            raise
+        theirs = [
+            InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=e["loc"], input=e["input"])
+            for e in error.errors(include_url=False)
+        ]
+        raise ValidationError.from_exception_data(title, theirs + problems) from None
+    if problems:
+        raise ValidationError.from_exception_data(title, problems)
+    return model
 
 
 class AccountCreate(Input):
@@ -54,14 +98,13 @@ class AccountCreate(Input):
     )
     resources: list[Resource] = Field(default_factory=lambda: list(RESOURCES), min_length=1)
 
-    @model_validator(mode="after")
-    def _one_of_each(self) -> "AccountCreate":
-        if (self.base_url is None) == (self.datacenter is None):
-            raise ValueError("give exactly one of base_url and datacenter")
-        if (self.account_token is None) == (self.staff_token is None):
-            raise ValueError("give exactly one of account_token and staff_token")
-        self.resources = list(dict.fromkeys(self.resources))
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _everything_at_once(cls, data: object, handler: ValidatorFunctionWrapHandler) -> "AccountCreate":
+        problems = _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"))
+        account: AccountCreate = _with(problems, cls.__name__, handler, data)
+        account.resources = list(dict.fromkeys(account.resources))
+        return account
 
 
 class AccountPatch(Input):
@@ -74,15 +117,14 @@ class AccountPatch(Input):
     poll_intervals_s: dict[Resource, PollInterval] | None = None
     resources: list[Resource] | None = Field(None, min_length=1)
 
-    @model_validator(mode="after")
-    def _not_both(self) -> "AccountPatch":
-        if self.base_url is not None and self.datacenter is not None:
-            raise ValueError("give at most one of base_url and datacenter")
-        if self.account_token is not None and self.staff_token is not None:
-            raise ValueError("give at most one of account_token and staff_token")
-        if self.resources is not None:
-            self.resources = list(dict.fromkeys(self.resources))
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _everything_at_once(cls, data: object, handler: ValidatorFunctionWrapHandler) -> "AccountPatch":
+        problems = _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"), at_least=False)
+        patch: AccountPatch = _with(problems, cls.__name__, handler, data)
+        if patch.resources is not None:
+            patch.resources = list(dict.fromkeys(patch.resources))
+        return patch
 
 
 class ResourceStatus(BaseModel):
@@ -130,26 +172,35 @@ RetrySchedule = Annotated[list[Annotated[float, Field(ge=0, le=7 * 86_400)]], Fi
 
 
 class DeliveryOptions(Input):
-    """What a subscription may set for itself; each left out (or null) takes the relay's setting."""
+    """What a subscription may set for itself; each left out (or null) takes the relay's setting. Every bound is
+    what delivery can honour: timeouts are kept to a tenth of a second, a rate is spaced in whole milliseconds
+    and at least one attempt every 100 s, and a delivery's schedule ends within a few weeks."""
 
     retry_schedule_s: RetrySchedule | None = Field(
         None, description="seconds before each retry, e.g. [5, 60, 600]; [] means one attempt only"
     )
-    timeout_s: float | None = Field(None, gt=0, le=300, description="timeout of one attempt")
-    max_concurrency: int | None = Field(None, ge=1, le=1000, description="attempts under way at once")
-    rate_limit_per_s: float | None = Field(None, gt=0, le=1000, description="attempts a second at most")
+    timeout_s: float | None = Field(None, ge=0.1, le=300, description="timeout of one attempt, 0.1 to 300 s")
+    max_concurrency: int | None = Field(None, ge=1, le=1000, description="attempts under way at once, 1 to 1000")
+    rate_limit_per_s: float | None = Field(
+        None, ge=MIN_RATE_PER_S, le=1000, description=f"attempts a second at most, {MIN_RATE_PER_S} to 1000"
+    )
+
+
+EventPatterns = Annotated[
+    list[Annotated[str, Field(max_length=MAX_PATTERN_CHARS)]], Field(min_length=1, max_length=MAX_PATTERNS)
+]
 
 
 class SubscriptionCreate(DeliveryOptions):
     account: str = Field(pattern=CODE_PATTERN)
     url: str = Field(max_length=2048)
-    events: list[str] = Field(min_length=1, max_length=50)
+    events: EventPatterns
     description: str = Field("", max_length=500)
 
 
 class SubscriptionPatch(DeliveryOptions):
     url: str | None = Field(None, max_length=2048)
-    events: list[str] | None = Field(None, min_length=1, max_length=50)
+    events: EventPatterns | None = None
     state: Literal["active", "disabled"] | None = None
     description: str | None = Field(None, max_length=500)
 

@@ -92,7 +92,9 @@ async def check_target(ctx: ApiContext, url: str) -> str:
     return url
 
 
-@router.route("POST", "/v1/subscriptions", summary="Subscribe a URL to events of an account", status=201, tag=TAG)
+@router.route(
+    "POST", "/v1/subscriptions", summary="Subscribe a URL to events of an account", status=201, tag=TAG, errors=(429,)
+)
 async def create_subscription(request: web.Request, body: SubscriptionCreate) -> SubscriptionCreated:
     ctx = context(request)
     ensure_visible(request, body.account, f"account {body.account!r}")
@@ -110,7 +112,7 @@ async def create_subscription(request: web.Request, body: SubscriptionCreate) ->
         updated_at=now,
         **options(body),
     )
-    await ctx.store.create_subscription(sub)
+    await ctx.store.create_subscription(sub, limit=ctx.max_subscriptions_per_account)
     return SubscriptionCreated(**view(sub, Health()).model_dump(), secret=sub.secret)
 
 

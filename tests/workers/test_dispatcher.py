@@ -350,3 +350,63 @@ async def test_a_receiver_that_hangs_holds_only_its_connections_while_others_are
             assert len(rig.dispatcher._ready) == 8
         finally:
             release.set()
+
+
+async def _fan_out(rig: Rig, subs: list[SubscriptionRecord], n: int = 3) -> list[DeliveryRecord]:
+    """``n`` events committed at once to every one of ``subs``: they are claimed in the same batches."""
+    events = [
+        NewEvent(f"evt_{i}", "order.created", "acme", i, "2026-11-26T10:00:00Z", event_body("order.created", "t", {}))
+        for i in range(n)
+    ]
+    return await rig.outbox.commit(events, subs, now=now())
+
+
+async def test_a_subscription_whose_slots_redis_cannot_use_fails_its_own_deliveries_only(
+    rig: Rig, redis_client: Redis
+) -> None:
+    """One bad record used to fail every delivery claimed beside it, batch after batch: other tenants' webhooks
+    stayed pending until it was deleted."""
+    bad, good = await rig.subscribe(), await rig.subscribe(rig.url + "?good")
+    await redis_client.set(keys.subscription_in_flight(bad.id), "clobbered")
+    deliveries = await _fan_out(rig, [bad, good])
+    for delivery in deliveries:
+        done = await rig.settled(delivery.id)
+        if delivery.subscription == good.id:
+            assert done.status == DeliveryStatus.succeeded
+        else:
+            assert done.status == DeliveryStatus.retrying  # retried on its schedule, its reason on record
+            (attempt,) = await rig.store.attempts(delivery.id)
+            assert attempt.status_code is None
+            assert attempt.error is not None
+            assert "delivery slots" in attempt.error
+    assert len(rig.receiver.received) == 3
+
+
+async def test_a_delivery_that_cannot_be_attempted_fails_alone_with_its_reason(rig: Rig) -> None:
+    """A subscription whose secret cannot be decoded (a record damaged in Redis) fails its own attempt with the
+    reason, instead of being claimed again and again when its lease ends."""
+    damaged = (await rig.subscribe()).model_copy(update={"secret": "whsec_%%%not-base64%%%"})
+    await rig.store.save_subscription(damaged)
+    good = await rig.subscribe(rig.url + "?good")
+    for delivery in await _fan_out(rig, [damaged, good]):
+        done = await rig.settled(delivery.id)
+        if delivery.subscription == good.id:
+            assert done.status == DeliveryStatus.succeeded
+        else:
+            assert done.status == DeliveryStatus.retrying
+            (attempt,) = await rig.store.attempts(delivery.id)
+            assert attempt.error is not None
+            assert attempt.error.startswith("not sent: the relay could not make")
+
+
+async def test_an_unreadable_delivery_record_does_not_stop_the_others(rig: Rig, redis_client: Redis) -> None:
+    await redis_client.set(keys.delivery("dlv_damaged"), "{not json")
+    await redis_client.zadd(keys.DUE, {"dlv_damaged": 0})
+    sub = await rig.subscribe()
+    (delivery,) = await _fan_out(rig, [sub], n=1)
+    assert (await rig.settled(delivery.id)).status == DeliveryStatus.succeeded
+
+    async def off_the_queue() -> bool:
+        return await redis_client.zscore(keys.DUE, "dlv_damaged") is None
+
+    await wait_for(off_the_queue, 5, "the damaged one to leave the queue")
