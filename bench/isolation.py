@@ -10,7 +10,13 @@ Scenarios, one after the other in one run, each on an emptied Redis database wit
 - B: the same, plus one subscriber that never answers (each attempt ends at the delivery timeout) and one that
   answers 500 to everything (``--faulty`` chooses which of the two join);
 - C: B, with ``--backlog`` deliveries already waiting for the hanging subscriber when the stream starts, as
-  after it has hung for a few minutes (``--backlog 0`` leaves C out).
+  after it has hung for a few minutes (``--backlog 0`` leaves C out);
+- D: A beside a hostile tenant: another account with ``--attackers`` subscriptions, each to its own receiver that
+  hangs (one origin each), each with a 300 s timeout and a concurrency cap of 1,000, and ``--attack`` deliveries
+  for them committed in the first 2 s (as the issue's 560 test pings in 2 s); the account cap
+  (``--per-account``, ``RELAY_ACCOUNT_MAX_IN_FLIGHT``) is what keeps the healthy account's slots free;
+- E: D without the account cap (``--per-account`` as large as ``--max-in-flight``), to show what it prevents
+  (``--attack 0`` leaves D and E out).
 
 Events of about 3.8 KB (an order's size) are committed at a steady ``--rate`` through ``Outbox.commit``, each
 fanned out to every subscription, and the real :class:`Dispatcher` sends them (the committing process wakes it,
@@ -96,7 +102,7 @@ def receiver_app(state: ReceiverState) -> web.Application:
     async def hook(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         await request.read()
-        if name == HANGING:
+        if name.startswith(HANGING):
             state.hanging_requests += 1
             state.hanging_open += 1
             state.hanging_max_open = max(state.hanging_max_open, state.hanging_open)
@@ -237,15 +243,16 @@ def order_body(n: int) -> str:
     return event_body("order.created", "2026-11-26T10:00:00Z", {**data, "resource": {**order, "orderRows": rows}})
 
 
-async def subscribe(store: Store, name: str, port: int) -> SubscriptionRecord:
+async def subscribe(store: Store, name: str, port: int, account: str = "acme", **options: Any) -> SubscriptionRecord:
     sub = SubscriptionRecord(
         id=f"sub_{name}",
-        account="acme",
+        account=account,
         url=f"http://127.0.0.1:{port}/{name}",
         events=["*"],
         secret=new_secret(),
         created_at=utc_now(),
         updated_at=utc_now(),
+        **options,
     )
     await store.create_subscription(sub)
     return sub
@@ -277,6 +284,8 @@ class Scenario:
     label: str
     faulty: tuple[str, ...]  # who joins the healthy subscribers: HANGING, FAILING
     backlog: int  # deliveries already waiting for the hanging subscriber when the stream starts
+    attack: int = 0  # deliveries for another account's hanging subscribers, committed in the first 2 s
+    per_account: int | None = None  # the account cap; None: --per-account
 
 
 async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace) -> Figures:
@@ -285,6 +294,10 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
     names = [f"healthy-{i}" for i in range(args.healthy)] + list(scenario.faulty)
     subs = [await subscribe(store, name, ports[name]) for name in names]
     hanging = [sub for sub in subs if sub.id == f"sub_{HANGING}"]
+    attackers = [
+        await subscribe(store, f"{HANGING}-{i}", ports[f"{HANGING}-{i}"], "evil", timeout_s=300, max_concurrency=1000)
+        for i in range(args.attackers if scenario.attack else 0)
+    ]
     for first in range(0, scenario.backlog if hanging else 0, 500):  # as if it had been hanging a while already
         old = [
             NewEvent(f"old_{n:07d}", "order.created", "acme", n, "2026-11-26T09:00:00Z", order_body(n))
@@ -296,6 +309,7 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
         timeout_s=args.timeout_s,
         max_in_flight=args.max_in_flight,
         per_subscription=args.per_subscription,
+        per_account=scenario.per_account or args.per_account,
         allow_private_targets=True,
     )
     async with aiohttp.ClientSession() as http:
@@ -308,6 +322,15 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
         committed_at: dict[str, float] = {}
         late_s = 0.0
         try:
+            if attackers:  # the hostile tenant goes first: its burst is under way when the stream starts
+                for n in range(0, scenario.attack, 28):
+                    burst = [
+                        NewEvent(f"ping_{i:05d}", "ping", "evil", None, "2026-11-26T10:00:00Z", order_body(i))
+                        for i in range(n, min(n + 28, scenario.attack))
+                    ]
+                    await outbox.commit(burst, attackers, now=utc_now())
+                    dispatcher.wake()
+                    await asyncio.sleep(2 / math.ceil(scenario.attack / 28))
             start = time.monotonic()
             for n in range(args.events):
                 scheduled = start + n / args.rate
@@ -335,7 +358,7 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
         (arrived - committed_at[event_id]) * 1000
         for key, arrived in seen["arrivals"].items()
         for event_id in [key.split(" ", 1)[1]]
-        if int(event_id.removeprefix("evt_")) >= counted_from
+        if event_id.startswith("evt_") and int(event_id.removeprefix("evt_")) >= counted_from
     ]
     attempts = sum(
         metrics.registry.get_sample_value("relay_delivery_attempts_total", {"outcome": outcome}) or 0
@@ -362,7 +385,7 @@ def row(label: str, figures: Figures) -> str:
     return f"{label:<38}{arrived:>15}{cells}{figures.late_commits_ms:>15.1f}{per_attempt:>16.1f}"
 
 
-async def main() -> None:
+def arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--healthy", type=int, default=20, help="healthy subscribers")
     parser.add_argument("--events", type=int, default=1000, help="events committed in each scenario")
@@ -370,13 +393,20 @@ async def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=5.0, help="the delivery timeout")
     parser.add_argument("--max-in-flight", type=int, default=256)
     parser.add_argument("--per-subscription", type=int, default=32)
+    parser.add_argument("--per-account", type=int, default=None, help="the account cap (default max-in-flight / 4)")
+    parser.add_argument("--attackers", type=int, default=8, help="D, E: the hostile account's hanging subscribers")
+    parser.add_argument("--attack", type=int, default=560, help="D, E: deliveries for them, in the first 2 s")
     parser.add_argument("--faulty", default=f"{HANGING},{FAILING}", help="who joins in B and C")
     parser.add_argument("--backlog", type=int, default=10_000, help="C: deliveries already waiting for the hanging one")
     parser.add_argument("--warmup-s", type=float, default=1.0, help="events of the first seconds are not counted")
     parser.add_argument("--settle-s", type=float, default=15.0, help="the longest wait for the last arrivals")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     parser.add_argument("--serve-receivers", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser, parser.parse_args()
+
+
+async def main() -> None:
+    parser, args = arguments()
     if args.serve_receivers:
         await serve_receivers(args.serve_receivers)
         return
@@ -388,14 +418,21 @@ async def main() -> None:
     scenarios = [Scenario("A  healthy only", (), 0), Scenario(f"B  + {joined}", faulty, 0)]
     if args.backlog and HANGING in faulty:
         scenarios.append(Scenario(f"C  B, {args.backlog:,} waiting for hanging", faulty, args.backlog))
+    args.per_account = args.per_account or max(1, args.max_in_flight // 4)
+    if args.attack:
+        hostile = f"{args.attackers} hanging of another account"
+        scenarios.append(Scenario(f"D  A + {hostile}", (), 0, args.attack))
+        scenarios.append(Scenario("E  D, no account cap", (), 0, args.attack, per_account=args.max_in_flight))
     print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
         f"{args.healthy} healthy subscribers, {args.events:,} events at {args.rate:g}/s, each to every subscription "
         f"({args.healthy * args.rate:,.0f} healthy deliveries/s); timeout {args.timeout_s:g} s, "
-        f"max_in_flight {args.max_in_flight}, per_subscription {args.per_subscription}; "
+        f"max_in_flight {args.max_in_flight}, per_subscription {args.per_subscription}, "
+        f"per_account {args.per_account or max(1, args.max_in_flight // 4)}; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start"
     )
-    names = [f"healthy-{i}" for i in range(args.healthy)] + [HANGING, FAILING, CONTROL]
+    hostile = [f"{HANGING}-{i}" for i in range(args.attackers)]
+    names = [f"healthy-{i}" for i in range(args.healthy)] + [HANGING, FAILING, *hostile, CONTROL]
     async with own_database(args.redis_url) as redis, receivers(len(names)) as listening:
         ports = dict(zip(names, listening, strict=True))
         results = [(scenario, await run_scenario(redis, ports, scenario, args)) for scenario in scenarios]
@@ -417,6 +454,14 @@ async def main() -> None:
             )
         if FAILING in scenario.faulty:
             said.append(f"the failing one answered {figures.failing_requests} with 500")
+        if scenario.attack:
+            cap = scenario.per_account or args.per_account
+            said.append(
+                f"the other account's hanging receivers got {figures.hanging_requests} requests, at most "
+                f"{figures.hanging_max_open} open at once (account cap {cap}); the healthy account's p99 "
+                f"{percentile(figures.latencies_ms, 99):,.0f} ms, {len(figures.latencies_ms):,} of "
+                f"{figures.expected:,} arrived"
+            )
         print(f"{scenario.label[0]}: {'; '.join(said)}")
     duplicates = ", ".join(f"{s.label[0]} {f.duplicates}" for s, f in results if f.duplicates)
     if duplicates:

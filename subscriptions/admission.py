@@ -6,13 +6,14 @@ One Lua call per claimed batch decides for every subscription in it. Attempts un
 per subscription and one per account, scored by when their claim ends, so a worker that dies frees its slots
 when its leases end; an attempt's outcome frees its slots at once (:func:`queue_release`).
 
-A delivery whose subscription or account is at its cap is *parked*: taken out of the shared ``due`` set into
-the subscription's own parked set, and put back, oldest first, one for each slot that frees. So a subscriber
-that hangs keeps at most its cap of deliveries in flight and the rest of its backlog out of everyone's way,
-instead of being claimed, loaded and put back again and again; and an account whose subscribers all hang
-holds at most its account's cap of every worker's slots, however many subscriptions it makes. (Deliveries
-parked for their account's cap, and those of a worker that died, are brought back by
-:meth:`Admissions.unpark`, which the dispatcher calls every few seconds.)
+A delivery whose subscription is at its cap is *parked*: taken out of the shared ``due`` set into the
+subscription's own parked set, and put back, oldest first, one for each of its slots that frees. One whose
+account is at its cap is parked in the account's set, and put back one for each of the account's slots that
+frees, whichever subscription held it. So a subscriber that hangs keeps at most its cap of deliveries in flight
+and the rest of its backlog out of everyone's way, instead of being claimed, loaded and put back again and
+again; and an account whose subscribers all hang holds at most its account's cap of every worker's slots,
+however many subscriptions it makes. (Slots freed by leases that ended, because a worker died, are found by
+:meth:`Admissions.unpark` and :meth:`Admissions.unpark_account`, which the dispatcher calls every few seconds.)
 
 The rate limit is a generic cell rate algorithm without burst: one stored time per subscription, attempts
 spaced evenly, never closer than ``1 / rate`` seconds. Deliveries held back by it stay due, each at the time
@@ -51,14 +52,14 @@ local now = tonumber(ARGV[1])
 local out = {}
 local a = 2
 local swept = {}
-for i = 3, #KEYS, 4 do
-  local flight, rate, parked, account = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3]
-  local sub, cap, account_cap = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local interval, lease_end, n = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  a = a + 6
+for i = 4, #KEYS, 5 do
+  local flight, rate, parked, account, account_parked = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3], KEYS[i + 4]
+  local sub, code, cap, account_cap = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local interval, lease_end, n = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
+  a = a + 7
   local admitted, wait_until, parking = 0, 0, 0
   if not (cap and account_cap and interval and lease_end and usable(flight, 'zset') and usable(rate, 'string')
-          and usable(parked, 'zset') and usable(account, 'zset')) then
+          and usable(parked, 'zset') and usable(account, 'zset') and usable(account_parked, 'zset')) then
     admitted = -1
   else
     redis.call('ZREMRANGEBYSCORE', flight, '-inf', now)
@@ -66,7 +67,8 @@ for i = 3, #KEYS, 4 do
       redis.call('ZREMRANGEBYSCORE', account, '-inf', now)
       swept[account] = true
     end
-    local free = math.min(cap - redis.call('ZCARD', flight), account_cap - redis.call('ZCARD', account))
+    local free = cap - redis.call('ZCARD', flight)
+    local account_free = account_cap - redis.call('ZCARD', account)
     local tat = tonumber(redis.call('GET', rate)) or 0
     if tat < now then tat = now end
     for j = 0, n - 1 do
@@ -74,6 +76,12 @@ for i = 3, #KEYS, 4 do
       if free <= 0 then
         redis.call('ZREM', KEYS[1], id)
         redis.call('ZADD', parked, now, id)
+        redis.call('SADD', KEYS[2], sub)
+        parking = parking + 1
+      elseif account_free <= 0 then
+        redis.call('ZREM', KEYS[1], id)
+        redis.call('ZADD', account_parked, now, id)
+        redis.call('SADD', KEYS[3], code)
         parking = parking + 1
       elseif interval > 0 and tat > now then
         wait_until = tat
@@ -82,11 +90,11 @@ for i = 3, #KEYS, 4 do
         redis.call('ZADD', flight, lease_end, id)
         redis.call('ZADD', account, lease_end, id)
         free = free - 1
+        account_free = account_free - 1
         admitted = admitted + 1
         if interval > 0 then tat = tat + interval end
       end
     end
-    if parking > 0 then redis.call('SADD', KEYS[2], sub) end
     if interval > 0 then redis.call('SET', rate, tat, 'PX', tat - now + 1000) end
   end
   a = a + n
@@ -97,25 +105,32 @@ end
 return out
 """
 
-# Frees the slots of recorded attempts and makes as many parked deliveries due again, oldest first.
+# Frees the slots of recorded attempts, in their subscription and their account, and makes as many deliveries
+# due again, oldest first: as many parked for the subscription's cap, and as many parked for the account's.
 _RELEASE_SCRIPT = """
-for c = 3, #ARGV, 500 do
+for c = 4, #ARGV, 500 do
   local last = math.min(c + 499, #ARGV)
   redis.call('ZREM', KEYS[1], unpack(ARGV, c, last))
   redis.call('ZREM', KEYS[5], unpack(ARGV, c, last))
 end
-local moved = redis.call('ZPOPMIN', KEYS[2], #ARGV - 2)
-for i = 1, #moved, 2 do redis.call('ZADD', KEYS[3], ARGV[2], moved[i]) end
+local freed = #ARGV - 3
+local moved = 0
+for _, parked in ipairs({KEYS[2], KEYS[6]}) do
+  local popped = redis.call('ZPOPMIN', parked, freed)
+  for i = 1, #popped, 2 do redis.call('ZADD', KEYS[3], ARGV[2], popped[i]) end
+  moved = moved + #popped / 2
+end
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
-return #moved / 2
+if redis.call('EXISTS', KEYS[6]) == 0 then redis.call('SREM', KEYS[7], ARGV[3]) end
+return moved
 """
 
-# Free expired slots and bring back as many parked deliveries as the subscription and its account have room for.
+# Free expired slots and bring back as many parked deliveries as there is room for: a subscription's (its slots,
+# its parked set, due, the set of subscriptions with parked ones), or an account's (the same of the account).
 _UNPARK_SCRIPT = """
-local now, cap, account_cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, room = tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
-local room = math.min(cap - redis.call('ZCARD', KEYS[1]), account_cap - redis.call('ZCARD', KEYS[5]))
+room = room - redis.call('ZCARD', KEYS[1])
 local moved = {}
 if room > 0 then moved = redis.call('ZPOPMIN', KEYS[2], room) end
 for i = 1, #moved, 2 do redis.call('ZADD', KEYS[3], now, moved[i]) end
@@ -178,6 +193,8 @@ def _slot_keys(holder: Holder) -> list[str]:
         keys.DUE,
         keys.PARKED,
         keys.account_in_flight(account),
+        keys.account_parked(account),
+        keys.PARKED_ACCOUNTS,
     ]
 
 
@@ -194,7 +211,7 @@ class Admissions:
         subscription Redis cannot admit answers with its ``error`` and none admitted, and the others go on."""
         if not wanted:
             return {}
-        script_keys: list[str] = [keys.DUE, keys.PARKED]
+        script_keys: list[str] = [keys.DUE, keys.PARKED, keys.PARKED_ACCOUNTS]
         args: list[Any] = [now_ms]
         for sub_id, (limits, ids) in wanted.items():
             script_keys += [
@@ -202,9 +219,10 @@ class Admissions:
                 keys.subscription_rate(sub_id),
                 keys.subscription_parked(sub_id),
                 keys.account_in_flight(limits.account),
+                keys.account_parked(limits.account),
             ]
-            args += [sub_id, limits.cap, limits.account_cap, limits.interval_ms, now_ms + limits.lease_ms, len(ids)]
-            args += ids
+            args += [sub_id, limits.account, limits.cap, limits.account_cap, limits.interval_ms]
+            args += [now_ms + limits.lease_ms, len(ids), *ids]
         raw = cast(list[Any], await self._admit(keys=script_keys, args=args))
         found = {}
         for i, (sub_id, (limits, _)) in enumerate(wanted.items()):
@@ -220,7 +238,7 @@ class Admissions:
         """Queue freeing the slots attempts held in their subscription and account (their outcomes are being
         recorded), and making as many of the subscription's parked deliveries due again."""
         if delivery_ids:
-            queue_eval(pipe, _RELEASE_SCRIPT, _slot_keys(holder), [holder[1], now_ms, *delivery_ids])
+            queue_eval(pipe, _RELEASE_SCRIPT, _slot_keys(holder), [holder[1], now_ms, holder[0], *delivery_ids])
 
     async def extend(self, slots: Mapping[Holder, Mapping[str, int]]) -> None:
         """Hold slots longer: for each subscription, each delivery's slot (in the subscription's cap and in its
@@ -241,10 +259,18 @@ class Admissions:
     async def parked_subscriptions(self) -> list[str]:
         return sorted(await cast(Awaitable[set[str]], self.redis.smembers(keys.PARKED)))
 
-    async def unpark(self, holder: Holder, limits: Limits | None, now_ms: int) -> int:
-        """Bring back parked deliveries of a subscription whose slots (or whose account's) freed without a
-        release of its own (a worker died, another subscription of the account finished, its cap was raised);
-        with no ``limits`` (the subscription is gone), all of them. Returns how many."""
-        cap, account_cap = (limits.cap, limits.account_cap) if limits else (2**31, 2**31)
-        moved = await self._unpark(keys=_slot_keys(holder), args=[holder[1], now_ms, cap, account_cap])
-        return int(cast(int, moved))
+    async def parked_accounts(self) -> list[str]:
+        return sorted(await cast(Awaitable[set[str]], self.redis.smembers(keys.PARKED_ACCOUNTS)))
+
+    async def unpark(self, sub_id: str, limits: Limits | None, now_ms: int) -> int:
+        """Bring back deliveries parked for a subscription's cap whose slots freed without a release (a worker
+        died, its cap was raised); with no ``limits`` (the subscription is gone), all of them. How many."""
+        room = limits.cap if limits else 2**31
+        slot_keys = [keys.subscription_in_flight(sub_id), keys.subscription_parked(sub_id), keys.DUE, keys.PARKED]
+        return int(cast(int, await self._unpark(keys=slot_keys, args=[sub_id, now_ms, room])))
+
+    async def unpark_account(self, account: str, account_concurrency: int, now_ms: int) -> int:
+        """Bring back deliveries parked for an account's cap whose slots freed without a release (a worker died)."""
+        slot_keys = [keys.account_in_flight(account), keys.account_parked(account), keys.DUE, keys.PARKED_ACCOUNTS]
+        room = min(MAX_CONCURRENCY, max(1, account_concurrency))
+        return int(cast(int, await self._unpark(keys=slot_keys, args=[account, now_ms, room])))

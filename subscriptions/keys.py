@@ -35,6 +35,10 @@ def account_in_flight(code: str) -> str:
     return f"{PREFIX}account:{code}:in-flight"  # ZSET delivery id -> ms its claim ends: the account's attempts
 
 
+def account_parked(code: str) -> str:
+    return f"{PREFIX}account:{code}:parked"  # ZSET delivery id -> ms: due, but the account's cap is full
+
+
 def account_pings(code: str) -> str:
     return f"{PREFIX}account:{code}:pings"  # ZSET use -> ms: the account's test pings in the last minute
 
@@ -95,6 +99,7 @@ def subscription_parked(sub_id: str) -> str:
 
 
 PARKED = PREFIX + "parked"  # SET ids of subscriptions with parked deliveries
+PARKED_ACCOUNTS = PREFIX + "parked:accounts"  # SET codes of accounts with deliveries parked for the account's cap
 
 
 def subscription_rate(sub_id: str) -> str:

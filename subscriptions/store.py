@@ -241,7 +241,7 @@ class Store:
     async def delete_subscription(self, sub_id: str) -> None:
         sub = await self.get_subscription(sub_id)
         # deliveries waiting for a slot go back to the due set, where they end as failed ("subscription deleted")
-        await Admissions(self.redis).unpark((sub.account, sub_id), None, now_ms=0)
+        await Admissions(self.redis).unpark(sub_id, None, now_ms=0)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.subscription(sub_id))
             pipe.zrem(keys.SUBSCRIPTIONS, sub_id)

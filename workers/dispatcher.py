@@ -221,8 +221,10 @@ class Dispatcher:
         parked = await self.admissions.parked_subscriptions()
         now_ms = ms(self.clock())
         for sub_id, sub in zip(parked, await self.store.load_subscriptions(parked), strict=True):
-            holder = (sub.account if sub else "", sub_id)
-            if await self.admissions.unpark(holder, self.policy.limits(sub) if sub else None, now_ms):
+            if await self.admissions.unpark(sub_id, self.policy.limits(sub) if sub else None, now_ms):
+                self._wake.set()
+        for account in await self.admissions.parked_accounts():
+            if await self.admissions.unpark_account(account, self.policy.per_account, now_ms):
                 self._wake.set()
 
     async def stop(self, drain_s: float = 5.0) -> None:

@@ -50,29 +50,37 @@ async def test_an_account_holds_at_most_its_cap_however_many_subscriptions_it_ha
     assert await redis_client.zcard(keys.account_in_flight("attacker")) == 20
 
 
-async def test_parked_for_the_account_come_back_when_its_slots_free(redis_client: Redis) -> None:
+async def test_parked_for_the_account_come_back_when_any_of_its_slots_frees(redis_client: Redis) -> None:
+    """Deliveries held back by their account's cap come back as soon as any subscription of the account finishes
+    an attempt, not only their own subscription: one that has nothing under way is not left waiting."""
     admissions = Admissions(redis_client)
     first, second = ["dlv_1", "dlv_2"], ["dlv_3", "dlv_4"]
     await claimed(redis_client, first + second)
-    limits_a = Limits("acme", 10, None, account_concurrency=2)
-    limits_b = Limits("acme", 10, None, account_concurrency=2)
-    found = await admissions.admit({"sub_a": (limits_a, first), "sub_b": (limits_b, second)}, now_ms=1_000)
-    assert (found["sub_a"].admitted, found["sub_b"].parked) == (2, 2)
-    assert await admissions.unpark(("acme", "sub_b"), limits_b, now_ms=2_000) == 0  # the account is still full
+    limits = Limits("acme", 10, None, account_concurrency=2)
+    found = await admissions.admit({"sub_a": (limits, first), "sub_b": (limits, second)}, now_ms=1_000)
+    assert (found["sub_a"].admitted, found["sub_b"].admitted, found["sub_b"].parked) == (2, 0, 2)
+    assert await redis_client.zrange(keys.account_parked("acme"), 0, -1) == second
+    assert await redis_client.smembers(keys.PARKED_ACCOUNTS) == {"acme"}
+    assert await admissions.unpark_account("acme", 2, now_ms=2_000) == 0  # the account is still full
 
-    await admissions.release({("acme", "sub_a"): first}, now_ms=3_000)
-    assert await admissions.unpark(("acme", "sub_b"), limits_b, now_ms=4_000) == 2
-    assert sorted(await redis_client.zrangebyscore(keys.DUE, 4_000, 4_000)) == second
+    await admissions.release({("acme", "sub_a"): first[:1]}, now_ms=3_000)
+    assert await redis_client.zrangebyscore(keys.DUE, 3_000, 3_000) == ["dlv_3"]  # one slot freed, one back
+    await admissions.release({("acme", "sub_a"): first[1:]}, now_ms=4_000)
+    assert await redis_client.zrangebyscore(keys.DUE, 4_000, 4_000) == ["dlv_4"]
+    assert not await redis_client.exists(keys.account_parked("acme"))
+    assert not await redis_client.smembers(keys.PARKED_ACCOUNTS)
 
 
 async def test_leases_that_end_free_the_account_slots(redis_client: Redis) -> None:
-    """A worker that dies never releases: its account slots free when their leases end."""
+    """A worker that dies never releases: its account slots free when their leases end, and the sweep finds them."""
     admissions = Admissions(redis_client)
     await claimed(redis_client, ["dlv_1", "dlv_2"])
     limits = Limits("acme", 10, None, account_concurrency=1, lease_ms=5_000)
     found = await admissions.admit({"sub_a": (limits, ["dlv_1", "dlv_2"])}, now_ms=1_000)
     assert (found["sub_a"].admitted, found["sub_a"].parked) == (1, 1)
-    assert await admissions.unpark(("acme", "sub_a"), limits, now_ms=7_000) == 1
+    assert await admissions.unpark_account("acme", 1, now_ms=5_000) == 0  # its lease has not ended yet
+    assert await admissions.unpark_account("acme", 1, now_ms=7_000) == 1
+    assert await redis_client.zrangebyscore(keys.DUE, 7_000, 7_000) == ["dlv_2"]
 
 
 async def test_a_subscription_redis_cannot_admit_is_refused_alone(redis_client: Redis) -> None:
