@@ -48,7 +48,10 @@ def warn_about(settings: Settings, connections: Connections) -> None:
     if connections.embedded:
         log.warning("no RELAY_REDIS_URL set: using an embedded in-process store; nothing will survive a restart")
     if settings.encryption_key is None:
-        log.warning("RELAY_ENCRYPTION_KEY is not set: Brightpearl tokens are stored unencrypted in Redis")
+        log.warning(
+            "RELAY_ENCRYPTION_KEY is not set: Brightpearl tokens and webhook signing secrets are stored "
+            "unencrypted in Redis"
+        )
 
 
 @dataclass
@@ -170,27 +173,50 @@ async def connect_checked(settings: Settings) -> Connections:
 
 
 async def token_cipher(settings: Settings, connections: Connections) -> TokenCipher | None:
-    """The cipher of RELAY_ENCRYPTION_KEY, once the stored Brightpearl tokens are all under its first key.
+    """The cipher of RELAY_ENCRYPTION_KEY, once the stored Brightpearl tokens and webhook signing secrets are all
+    under its first key.
 
-    Tokens stored in plain text (before a key was set) or under an older key are encrypted again; a stored
-    token the keys cannot decrypt stops the start, since this process could neither poll nor show its account.
+    Tokens and secrets stored in plain text (before a key was set) or under an older key are encrypted again; one
+    the keys cannot decrypt stops the start, since this process could neither poll its account nor sign for its
+    subscription.
     """
     cipher = settings.cipher()
-    resealed, unreadable = await Store(connections.redis, cipher).reseal_account_tokens()
+    store = Store(connections.redis, cipher)
+    accounts, unreadable_accounts = await store.reseal_account_tokens()
+    subscriptions, unreadable_subscriptions = await store.reseal_subscription_secrets()
+    unreadable = [
+        described(what, ids)
+        for what, ids in (
+            ("the Brightpearl tokens of {} stored account(s)", unreadable_accounts),
+            ("the signing secrets of {} subscription(s)", unreadable_subscriptions),
+        )
+        if ids
+    ]
     if unreadable:
         await connections.close()
-        which = ", ".join(repr(code) for code in unreadable[:3]) + (" and more" if len(unreadable) > 3 else "")
-        tokens = f"the Brightpearl tokens of {len(unreadable)} stored account(s) ({which})"
+        stored = " and ".join(unreadable)
         if cipher is None:
-            problem = f"{tokens} are encrypted but RELAY_ENCRYPTION_KEY is not set"
+            problem = f"{stored} are encrypted but RELAY_ENCRYPTION_KEY is not set"
         else:
-            problem = f"RELAY_ENCRYPTION_KEY cannot decrypt {tokens}: none of its keys is the one that encrypted them"
+            problem = f"RELAY_ENCRYPTION_KEY cannot decrypt {stored}: none of its keys is the one that encrypted them"
         raise StartupError(
             f"{problem}; set RELAY_ENCRYPTION_KEY to that key (while rotating: the new key, a comma, the old one)"
         )
-    if resealed:
-        log.info("encrypted %d stored Brightpearl token(s) with the first key of RELAY_ENCRYPTION_KEY", resealed)
+    if accounts:
+        log.info("encrypted %d stored Brightpearl token(s) with the first key of RELAY_ENCRYPTION_KEY", accounts)
+    if subscriptions:
+        log.info(
+            "encrypted the signing secrets of %d subscription(s) with the first key of RELAY_ENCRYPTION_KEY",
+            subscriptions,
+        )
     return cipher
+
+
+def described(what: str, ids: list[str]) -> str:
+    """``what`` (with a ``{}`` for the count) followed by up to three of ``ids``, e.g. "… 4 subscription(s)
+    ('sub_a', 'sub_b', 'sub_c' and more)"."""
+    which = ", ".join(repr(i) for i in ids[:3]) + (" and more" if len(ids) > 3 else "")
+    return f"{what.format(len(ids))} ({which})"
 
 
 @contextlib.asynccontextmanager

@@ -1,24 +1,32 @@
-"""Brightpearl tokens encrypted at rest: Fernet (AES-128-CBC with HMAC-SHA256) under the keys of
-``RELAY_ENCRYPTION_KEY``.
+"""Brightpearl tokens and webhook signing secrets encrypted at rest: Fernet (AES-128-CBC with HMAC-SHA256) under
+the keys of ``RELAY_ENCRYPTION_KEY``.
 
 The setting holds one or more Fernet keys, comma-separated. The first encrypts; every one of them decrypts.
 To rotate, put a new key first and keep the old one after it (``NEW,OLD``); once every process runs with
-both, each process re-encrypts the stored tokens under the new key when it starts
-(:meth:`subscriptions.store.Store.reseal_account_tokens`), after which the old key can go.
+both, each process re-encrypts the stored tokens and secrets under the new key when it starts
+(``Store.reseal_account_tokens``, ``Store.reseal_subscription_secrets`` in :mod:`subscriptions.store`), after
+which the old key can go.
 
-A stored token is either ``enc:v1:`` followed by a Fernet token, or, written before a key was set, the plain
-token itself: still readable, and encrypted the next time it is saved. Nothing here does I/O.
+A stored value is either ``enc:v1:`` followed by a Fernet token, or, written before a key was set, the plain
+value itself: still readable, and encrypted when a process with a key starts or the next time it is saved.
+
+Decrypting costs tens of microseconds, and the delivery loop opens the subscriptions of every batch it claims,
+so a cipher remembers what it decrypted (a bounded map from stored text to plain text). Fernet encrypts with a
+fresh IV each time, so a value that changes is stored as a new text and never meets an old entry: the memo
+cannot go stale. Nothing here does I/O.
 """
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken
 
 from subscriptions.errors import RelayError
 
 ENCRYPTED_PREFIX = "enc:v1:"
 SETTING = "RELAY_ENCRYPTION_KEY"
 GENERATE_KEY_COMMAND = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+MEMO_ENTRIES = 10_000  # decrypted values kept (about 4 MB): both secrets of 5,000 subscriptions
 
 
 class InvalidKey(RelayError, ValueError):
@@ -26,7 +34,8 @@ class InvalidKey(RelayError, ValueError):
 
 
 class TokenKeyError(RelayError):
-    """A stored token is encrypted and the configured keys cannot decrypt it: the key is missing or wrong."""
+    """A stored token or signing secret is encrypted and the configured keys cannot decrypt it: the key is
+    missing or wrong."""
 
 
 def generate_key() -> str:
@@ -39,9 +48,10 @@ def is_encrypted(stored: str) -> bool:
 
 
 class TokenCipher:
-    """Encrypts tokens with the first of its keys and decrypts them with any of them."""
+    """Encrypts tokens and secrets with the first of its keys and decrypts them with any of them, remembering
+    the last ``memo_entries`` values it decrypted."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[str], *, memo_entries: int = MEMO_ENTRIES) -> None:
         if not keys:
             raise InvalidKey(f"expected at least one Fernet key; generate one with {GENERATE_KEY_COMMAND}")
         fernets = []
@@ -54,8 +64,9 @@ class TokenCipher:
                     f"{which} is not a Fernet key (32 url-safe base64-encoded bytes); generate one with "
                     f"{GENERATE_KEY_COMMAND}"
                 ) from None
-        self._primary = fernets[0]
-        self._all = MultiFernet(fernets)
+        self._fernets = fernets
+        self._memo: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # stored -> (plain, under the first key)
+        self._memo_entries = memo_entries
 
     @classmethod
     def from_setting(cls, value: str) -> "TokenCipher":
@@ -64,7 +75,7 @@ class TokenCipher:
 
     def encrypt(self, token: str) -> str:
         """The stored form of ``token``: the prefix and a Fernet token (different every time)."""
-        return ENCRYPTED_PREFIX + self._primary.encrypt(token.encode()).decode()
+        return ENCRYPTED_PREFIX + self._fernets[0].encrypt(token.encode()).decode()
 
     def decrypt(self, stored: str, what: str = "a stored token") -> str:
         """The token a stored value holds; a plain (never encrypted) value is the token itself.
@@ -73,23 +84,38 @@ class TokenCipher:
         """
         if not is_encrypted(stored):
             return stored
-        try:
-            return self._all.decrypt(stored.removeprefix(ENCRYPTED_PREFIX).encode()).decode()
-        except InvalidToken:
+        opened = self._open(stored)
+        if opened is None:
             raise TokenKeyError(
                 f"{SETTING} cannot decrypt {what}: none of its keys is the one it was encrypted with; "
                 f"set {SETTING} to that key (while rotating: the new key, a comma, then the old one)"
-            ) from None
+            )
+        return opened[0]
 
     def is_current(self, stored: str) -> bool:
         """Whether ``stored`` is encrypted with the first key (so re-encrypting it would change nothing)."""
         if not is_encrypted(stored):
             return False
-        try:
-            self._primary.decrypt(stored.removeprefix(ENCRYPTED_PREFIX).encode())
-        except InvalidToken:
-            return False
-        return True
+        opened = self._open(stored)
+        return opened is not None and opened[1]
+
+    def _open(self, stored: str) -> tuple[str, bool] | None:
+        """The plain text of an encrypted value and whether the first key encrypted it; None if no key can."""
+        memo = self._memo
+        if (known := memo.get(stored)) is not None:
+            memo.move_to_end(stored)
+            return known
+        token = stored.removeprefix(ENCRYPTED_PREFIX).encode()
+        for number, fernet in enumerate(self._fernets):  # the first key first: after a rotation, the usual one
+            try:
+                plain = fernet.decrypt(token).decode()
+            except InvalidToken:
+                continue
+            memo[stored] = opened = (plain, number == 0)
+            if len(memo) > self._memo_entries:
+                memo.popitem(last=False)
+            return opened
+        return None  # never remembered: a value no key opens costs its full price each time, and is rare
 
 
 def seal(token: str, cipher: TokenCipher | None) -> str:

@@ -6,7 +6,7 @@
     ├── InvalidInput                a request the relay understood but cannot accept
     ├── TooMany                     more than a tenant's limit allows (subscriptions, test pings)
     ├── (crypto) InvalidKey         RELAY_ENCRYPTION_KEY is not a valid key
-    ├── (crypto) TokenKeyError      a stored Brightpearl token the configured keys cannot decrypt
+    ├── (crypto) TokenKeyError      a stored token or signing secret the configured keys cannot decrypt
     └── (workers) BrightpearlError  Brightpearl refused or failed a request (see workers.brightpearl.errors)
 
 The HTTP API maps each to one problem response in a single middleware; nothing else inspects them.

@@ -4,9 +4,10 @@ The hot path (fanning events out into deliveries, claiming due deliveries, recor
 ``subscriptions.outbox``; both use the key layout of ``subscriptions.keys``.
 """
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -16,7 +17,7 @@ from redis.exceptions import WatchError
 from subscriptions import keys
 from subscriptions.admission import Admissions
 from subscriptions.api_keys import ApiKeys
-from subscriptions.crypto import TokenCipher, TokenKeyError, seal, unseal
+from subscriptions.crypto import TokenCipher, TokenKeyError, is_encrypted, seal, unseal
 from subscriptions.due import ms
 from subscriptions.errors import Conflict, NotFound, TooMany
 from subscriptions.events import pattern_matches
@@ -34,6 +35,19 @@ from subscriptions.models import (
 from subscriptions.paging import Page, newest_first
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
+RESEAL_CHUNK = 500  # records read a command while looking for values to re-encrypt
+
+
+@dataclass(frozen=True)
+class Sealed(Generic[RecordT]):
+    """A kind of record with fields encrypted at rest: where its records are, and how to open and seal one."""
+
+    index: str  # ZSET of the ids of every record of the kind
+    key_of: Callable[[str], str]
+    model: type[RecordT]
+    stored_values: Callable[[RecordT], list[str | None]]  # its encrypted fields, as stored
+    open: Callable[[RecordT], RecordT]  # a record just read, decrypted (perhaps in place); TokenKeyError if it cannot
+    to_json: Callable[[RecordT], str]  # an opened record's stored JSON, its fields encrypted under the first key
 
 # A subscription, its place in the lists and in its account's set, unless the account has its limit already.
 _CREATE_SUBSCRIPTION_SCRIPT = """
@@ -47,11 +61,15 @@ return 1
 
 
 class Store:
-    """The relay's records, over one Redis connection pool (``decode_responses=True``)."""
+    """The relay's records, over one Redis connection pool (``decode_responses=True``).
+
+    With a cipher, Brightpearl tokens and webhook signing secrets (current and previous) are encrypted in what is
+    stored, and decrypted in every record this class returns: the rest of the relay sees them in plain text.
+    """
 
     def __init__(self, redis: "Redis", cipher: TokenCipher | None = None) -> None:
         self.redis = redis
-        self.cipher = cipher  # encrypts Brightpearl tokens at rest; None: stored as they are
+        self.cipher = cipher  # encrypts tokens and signing secrets at rest; None: stored as they are
         self._create_subscription = redis.register_script(_CREATE_SUBSCRIPTION_SCRIPT)
 
     async def _load(self, model: type[RecordT], key_of: Any, ids: Sequence[str]) -> list[RecordT | None]:
@@ -116,36 +134,66 @@ class Store:
 
     async def reseal_account_tokens(self) -> tuple[int, list[str]]:
         """Encrypt every stored token that is not yet under the first key (a plain one, or one under an older
-        key); answer how many were re-encrypted and the codes of accounts whose tokens cannot be decrypted.
+        key); answer how many accounts were re-encrypted and the codes of those whose tokens cannot be decrypted.
 
         Safe beside other processes: an account changed meanwhile is left to whoever changed it.
         """
+        accounts = Sealed(
+            keys.ACCOUNTS, keys.account, AccountRecord, lambda a: [a.token], self._open_account, self._account_json
+        )
+        return await self._reseal(accounts)
+
+    async def _reseal(self, kind: Sealed[RecordT]) -> tuple[int, list[str]]:
+        """Encrypt again, under the first key, every record of ``kind`` with a field stored in plain text or
+        under an older key; answer how many were re-encrypted and the ids of those the keys cannot decrypt.
+
+        Records are read in chunks, and only those that need it are rewritten, each in a transaction that
+        watches it: a record saved meanwhile (by a process that encrypts with its own first key) is left alone.
+        """
         resealed = 0
         unreadable: list[str] = []
-        codes = await cast(Awaitable[list[str]], self.redis.zrange(keys.ACCOUNTS, 0, -1))
-        for code in codes:
-            key = keys.account(code)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(key)
-                text = cast(str | None, await pipe.get(key))
-                if text is None:
+        ids = await cast(Awaitable[list[str]], self.redis.zrange(kind.index, 0, -1))
+        for start in range(0, len(ids), RESEAL_CHUNK):
+            chunk = ids[start : start + RESEAL_CHUNK]
+            for record_id, stored in zip(chunk, await self._load(kind.model, kind.key_of, chunk), strict=True):
+                if stored is None:
                     continue
-                stored = AccountRecord.model_validate_json(text)
+                stale = self._stale(kind.stored_values(stored))  # (before opening: it may open in place)
                 try:
-                    account = self._open_account(stored)
+                    kind.open(stored)
                 except TokenKeyError:
-                    unreadable.append(code)
+                    unreadable.append(record_id)
                     continue
-                if self.cipher is None or self.cipher.is_current(stored.token):
-                    continue
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.set(key, self._account_json(account), xx=True)
-                try:
-                    await pipe.execute()
-                except WatchError:
-                    continue  # saved meanwhile, by a process that encrypts with its own key
-                resealed += 1
+                if stale and await self._reseal_one(kind, record_id):
+                    resealed += 1
         return resealed, unreadable
+
+    def _stale(self, stored_values: list[str | None]) -> bool:
+        """Whether any of these stored values is not encrypted under the first key (never, without a key)."""
+        cipher = self.cipher
+        return cipher is not None and any(v is not None and not cipher.is_current(v) for v in stored_values)
+
+    async def _reseal_one(self, kind: Sealed[RecordT], record_id: str) -> bool:
+        key = kind.key_of(record_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            text = cast(str | None, await pipe.get(key))
+            if text is None:
+                return False
+            stored = kind.model.model_validate_json(text)
+            if not self._stale(kind.stored_values(stored)):
+                return False  # re-encrypted meanwhile by another process starting
+            try:
+                opened = kind.open(stored)
+            except TokenKeyError:
+                return False  # saved meanwhile under a key this process lacks: the next start reports it
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.set(key, kind.to_json(opened), xx=True)
+            try:
+                await pipe.execute()
+            except WatchError:
+                return False  # saved meanwhile, by a process that encrypts with its own key
+        return True
 
     async def save_account(
         self,
@@ -218,12 +266,52 @@ class Store:
 
     # subscriptions -------------------------------------------------------------------------------------
 
+    def _subscription_json(self, sub: SubscriptionRecord) -> str:
+        """The stored JSON of a subscription: its signing secrets encrypted when there is a key."""
+        previous = sub.previous_secret
+        sealed = {
+            "secret": seal(sub.secret, self.cipher),
+            "previous_secret": seal(previous, self.cipher) if previous is not None else None,
+        }
+        return sub.model_copy(update=sealed).model_dump_json()
+
+    def _open_subscription(self, stored: SubscriptionRecord) -> SubscriptionRecord:
+        """A subscription just read, as the rest of the relay sees it: its signing secrets in plain text.
+
+        Opened in place (the record was parsed for this call alone), and the cipher remembers what it decrypted:
+        the subscriptions the delivery loop reads for every batch cost a dictionary lookup a secret, not a
+        decryption and a copy."""
+        cipher, previous = self.cipher, stored.previous_secret
+        if cipher is None and not is_encrypted(stored.secret) and not (previous and is_encrypted(previous)):
+            return stored  # no key and nothing encrypted: the record as it is
+        of = f"signing secret of subscription {stored.id!r}"
+        stored.secret = unseal(stored.secret, cipher, f"the {of}")
+        if previous is not None:
+            stored.previous_secret = unseal(previous, cipher, f"the previous {of}")
+        return stored
+
+    async def reseal_subscription_secrets(self) -> tuple[int, list[str]]:
+        """Encrypt every stored signing secret (current or previous) not yet under the first key; answer how many
+        subscriptions were re-encrypted and the ids of those whose secrets cannot be decrypted.
+
+        Safe beside other processes: a subscription changed meanwhile is left to whoever changed it.
+        """
+        subscriptions = Sealed(
+            keys.SUBSCRIPTIONS,
+            keys.subscription,
+            SubscriptionRecord,
+            lambda s: [s.secret, s.previous_secret],
+            self._open_subscription,
+            self._subscription_json,
+        )
+        return await self._reseal(subscriptions)
+
     async def create_subscription(self, sub: SubscriptionRecord, *, limit: int | None = None) -> None:
         """Store a new subscription; :class:`TooMany` if its account already has ``limit`` (counted and added in
         one step, so that a burst of requests cannot pass the limit together)."""
         created = await self._create_subscription(
             keys=[keys.subscription(sub.id), keys.SUBSCRIPTIONS, keys.account_subscriptions(sub.account)],
-            args=[sub.model_dump_json(), ms(sub.created_at), sub.id, limit or 0],
+            args=[self._subscription_json(sub), ms(sub.created_at), sub.id, limit or 0],
         )
         if not created:
             raise TooMany(
@@ -232,26 +320,31 @@ class Store:
             )
 
     async def get_subscription(self, sub_id: str) -> SubscriptionRecord:
-        return await self._get(SubscriptionRecord, keys.subscription(sub_id), f"subscription {sub_id!r}")
+        """One subscription with its secrets decrypted; :class:`TokenKeyError` when the configured keys cannot."""
+        stored = await self._get(SubscriptionRecord, keys.subscription(sub_id), f"subscription {sub_id!r}")
+        return self._open_subscription(stored)
 
     async def save_subscription(self, sub: SubscriptionRecord) -> None:
-        if not await self.redis.set(keys.subscription(sub.id), sub.model_dump_json(), xx=True):
+        if not await self.redis.set(keys.subscription(sub.id), self._subscription_json(sub), xx=True):
             raise NotFound(f"subscription {sub.id!r} does not exist")
 
     async def delete_subscription(self, sub_id: str) -> None:
-        sub = await self.get_subscription(sub_id)
+        # (not get_subscription: removing needs no key to decrypt the secrets)
+        stored = await self._get(SubscriptionRecord, keys.subscription(sub_id), f"subscription {sub_id!r}")
         # deliveries waiting for a slot go back to the due set, where they end as failed ("subscription deleted")
         await Admissions(self.redis).unpark(sub_id, None, now_ms=0)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.subscription(sub_id))
             pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
-            pipe.srem(keys.account_subscriptions(sub.account), sub_id)
+            pipe.srem(keys.account_subscriptions(stored.account), sub_id)
             queue_forget(pipe, sub_id)
             await pipe.execute()
 
     async def disable_subscription(self, sub_id: str, reason: str, now: datetime) -> bool:
         """Disable a subscription with the reason recorded, unless it is gone or already disabled; True if
         this call disabled it. Atomic against a concurrent change (a PATCH re-enabling it wins or loses whole).
+
+        The stored record is changed as it is: its secrets stay encrypted as they were, and no key is needed.
         """
         key = keys.subscription(sub_id)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -281,7 +374,7 @@ class Store:
     async def reenable_subscription(self, sub: SubscriptionRecord) -> None:
         """Save a subscription PATCHed back to active, forgetting that it was failing."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.subscription(sub.id), sub.model_dump_json(), xx=True)
+            pipe.set(keys.subscription(sub.id), self._subscription_json(sub), xx=True)
             queue_reset(pipe, sub.id)
             saved, *_ = await pipe.execute()
         if not saved:
@@ -295,17 +388,19 @@ class Store:
             keys.SUBSCRIPTIONS,
             limit=limit,
             cursor=cursor,
-            load=lambda ids: self._load(SubscriptionRecord, keys.subscription, ids),
+            load=self.load_subscriptions,
             keep=(lambda sub: sub.account == account) if account else None,
         )
 
     async def account_subscriptions(self, code: str) -> list[SubscriptionRecord]:
         """Every subscription of one account, the fan-out's audience."""
         ids = sorted(await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code))))
-        return [sub for sub in await self._load(SubscriptionRecord, keys.subscription, ids) if sub is not None]
+        return [sub for sub in await self.load_subscriptions(ids) if sub is not None]
 
     async def load_subscriptions(self, ids: Sequence[str]) -> list[SubscriptionRecord | None]:
-        return await self._load(SubscriptionRecord, keys.subscription, ids)
+        """Subscriptions by id (None for one that is gone), their secrets decrypted."""
+        loaded = await self._load(SubscriptionRecord, keys.subscription, ids)
+        return [self._open_subscription(sub) if sub is not None else None for sub in loaded]
 
     # events --------------------------------------------------------------------------------------------
 

@@ -1,4 +1,7 @@
-"""Tokens encrypted at rest: round trips, key rotation, wrong and missing keys, tokens stored before a key."""
+"""Tokens and secrets encrypted at rest: round trips, key rotation, wrong and missing keys, values stored before a
+key, and the memo of decrypted values."""
+
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -103,3 +106,79 @@ def test_generated_keys_work_and_differ() -> None:
     assert key != generate_key()
     cipher = TokenCipher.from_setting(f" {key} ")  # spaces around a key, as in a hand-edited .env, are fine
     assert cipher.decrypt(cipher.encrypt(TOKEN)) == TOKEN
+
+
+class CountingDecryptions:
+    """Counts Fernet decryptions (tries with one key), whichever cipher makes them: ``Fernet.decrypt`` and
+    ``MultiFernet.decrypt`` both try each key through ``Fernet._decrypt_data``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        decrypt_data = Fernet._decrypt_data
+
+        def counted(fernet: Fernet, *args: Any) -> bytes:
+            self.count += 1
+            return decrypt_data(fernet, *args)
+
+        monkeypatch.setattr(Fernet, "_decrypt_data", counted)
+
+
+@pytest.fixture
+def decryptions(monkeypatch: pytest.MonkeyPatch) -> CountingDecryptions:
+    return CountingDecryptions(monkeypatch)
+
+
+def test_a_stored_value_read_again_is_not_decrypted_again(decryptions: CountingDecryptions) -> None:
+    cipher = TokenCipher([NEW])
+    stored = cipher.encrypt(TOKEN)
+    assert [cipher.decrypt(stored) for _ in range(100)] == [TOKEN] * 100
+    assert cipher.is_current(stored)
+    assert decryptions.count == 1
+
+
+def test_a_value_saved_again_is_a_new_text_and_reads_as_the_new_value(decryptions: CountingDecryptions) -> None:
+    cipher = TokenCipher([NEW])
+    assert cipher.decrypt(cipher.encrypt("whsec_first")) == "whsec_first"
+    assert cipher.decrypt(cipher.encrypt("whsec_second")) == "whsec_second"  # never the remembered first one
+    assert cipher.decrypt(cipher.encrypt("whsec_first")) == "whsec_first"
+    assert decryptions.count == 3
+
+
+def test_the_memo_is_bounded_and_keeps_the_values_read_most_recently(decryptions: CountingDecryptions) -> None:
+    cipher = TokenCipher([NEW], memo_entries=2)
+    a, b, c = (cipher.encrypt(value) for value in "abc")
+    for stored in (a, b, a, c):  # c pushes out b, the least recently read
+        cipher.decrypt(stored)
+    assert decryptions.count == 3
+    cipher.decrypt(a)
+    cipher.decrypt(c)
+    assert decryptions.count == 3
+    assert cipher.decrypt(b) == "b"
+    assert decryptions.count == 4
+
+
+def test_a_value_under_an_older_key_is_remembered_as_not_current(decryptions: CountingDecryptions) -> None:
+    before = TokenCipher([OLD]).encrypt(TOKEN)
+    rotating = TokenCipher([NEW, OLD])
+    assert rotating.decrypt(before) == TOKEN
+    decrypted = decryptions.count
+    assert not rotating.is_current(before)  # answered from the memo: re-encryption is still due
+    assert decryptions.count == decrypted
+
+
+def test_what_one_cipher_remembers_another_cannot_read() -> None:
+    stored = TokenCipher([NEW]).encrypt(TOKEN)
+    knowing = TokenCipher([NEW])
+    assert knowing.decrypt(stored) == TOKEN
+    with pytest.raises(TokenKeyError):
+        TokenCipher([OTHER]).decrypt(stored)
+
+
+def test_a_value_no_key_opens_is_refused_every_time(decryptions: CountingDecryptions) -> None:
+    stored = TokenCipher([OTHER]).encrypt(TOKEN)
+    cipher = TokenCipher([NEW, OLD])
+    for _ in range(2):
+        with pytest.raises(TokenKeyError):
+            cipher.decrypt(stored)
+        assert not cipher.is_current(stored)
+    assert decryptions.count == 8  # both keys tried, four times: a failure is never remembered as a success
