@@ -3,7 +3,8 @@
 Checking a URL when it is registered is not enough: its host may resolve elsewhere by the time a delivery is
 sent (DNS rebinding). The delivery session's resolver drops every non-public address of a host, so the
 connection is made only to an address that was checked; a host with none left fails with a clear error.
-aiohttp does not resolve IP literals, so :func:`refusal` checks those before sending.
+aiohttp does not resolve IP literals, so :func:`refusal` checks those before sending, reading the URL as aiohttp
+does (yarl).
 """
 
 import ipaddress
@@ -11,8 +12,10 @@ import socket
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
-from subscriptions.targets import forbidden_reason, literal_address
+from subscriptions.errors import InvalidInput
+from subscriptions.targets import connect_host, forbidden_host_reason, forbidden_reason
 
 
 class TargetRefused(OSError):
@@ -20,12 +23,21 @@ class TargetRefused(OSError):
 
 
 def refusal(url: str) -> str | None:
-    """Why ``url`` may not be called, when its host is an IP literal that is not public."""
-    address = literal_address(url)
-    if address is None:
-        return None
-    reason = forbidden_reason(address)
-    return f"refused: {address} is {reason} (set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)" if reason else None
+    """Why ``url`` may not be called, when that shows without resolving: the host aiohttp would connect to is
+    a non-public IP literal or a ``localhost`` name, or it is not written plainly (a URL stored before the
+    registration check refused such hosts)."""
+    try:
+        seen = URL(url).raw_host or ""
+    except (ValueError, TypeError):
+        seen = ""
+    reason = forbidden_host_reason(seen)
+    if reason is not None:
+        return f"refused: {seen} is {reason} (set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)"
+    try:
+        connect_host(url)
+    except InvalidInput as error:
+        return f"refused: {error}"
+    return None
 
 
 class PublicOnlyResolver(AbstractResolver):
