@@ -1,31 +1,81 @@
 """The connection-time half of the SSRF guard: callbacks reach only public addresses.
 
 Checking a URL when it is registered is not enough: its host may resolve elsewhere by the time a delivery is
-sent (DNS rebinding). The delivery session's resolver drops every non-public address of a host, so the
-connection is made only to an address that was checked; a host with none left fails with a clear error.
-aiohttp does not resolve IP literals, so :func:`refusal` checks those before sending.
+sent (DNS rebinding), and a URL stored before a check was tightened was never checked as it is now. Three
+layers, each seeing what the one before may miss:
+
+- :func:`refusal` reads the URL as aiohttp will (yarl) and refuses, before any I/O, a host that is not written
+  plainly or that is a non-public IP literal or a ``localhost`` name;
+- :class:`PublicOnlyResolver` drops every non-public address a host name resolves to, so that a host with
+  public and private addresses is reached on a public one, and one with none fails with a clear error;
+- :func:`public_socket`, the delivery session's socket factory, is called with every address aiohttp is
+  about to connect to, IP literal or resolved, right before the socket exists: it refuses any that is not
+  public. aiohttp treats a host of digits and dots as an IP literal and never asks the resolver about it, so
+  this is the one place that sees every connection.
 """
 
 import ipaddress
 import socket
 
+from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
-from subscriptions.targets import forbidden_reason, literal_address
+from subscriptions.errors import InvalidInput
+from subscriptions.targets import connect_host, forbidden_host_reason, forbidden_reason
 
 
 class TargetRefused(OSError):
-    """The callback's host resolves only to addresses the relay may not reach."""
+    """The callback's host is, or resolves only to, addresses the relay may not reach."""
+
+
+def refused(why: str) -> str:
+    """How a refusal reads in an attempt's ``error``."""
+    return f"refused: {why} (set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)"
 
 
 def refusal(url: str) -> str | None:
-    """Why ``url`` may not be called, when its host is an IP literal that is not public."""
-    address = literal_address(url)
+    """Why ``url`` may not be called, when that shows without resolving: the host aiohttp would connect to is
+    a non-public IP literal or a ``localhost`` name, or it is not written plainly (a URL stored before the
+    registration check refused such hosts)."""
+    try:
+        seen = URL(url).raw_host or ""
+    except (ValueError, TypeError):
+        seen = ""
+    reason = forbidden_host_reason(seen)
+    if reason is not None:
+        return refused(f"{seen} is {reason}")
+    try:
+        connect_host(url)
+    except InvalidInput as error:
+        return f"refused: {error}"
+    return None
+
+
+def unreachable(host: object) -> str | None:
+    """Why the relay may not connect to ``host`` (a socket address's host, such as ``"127.0.0.1"``), or ``None``
+    if it is a public IP address; anything but an IP address is refused."""
+    try:
+        address = ipaddress.ip_address(host) if isinstance(host, str) else None
+    except ValueError:
+        address = None
     if address is None:
-        return None
+        return f"{host!r} is not an IP address"
     reason = forbidden_reason(address)
-    return f"refused: {address} is {reason} (set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)" if reason else None
+    return f"{address} is {reason}" if reason else None
+
+
+def public_socket(addr_info: AddrInfoType) -> socket.socket:
+    """A socket to connect to ``addr_info``'s address (aiohttp's ``socket_factory``), or :class:`TargetRefused`
+    before any socket exists when the address is not public."""
+    family, kind, proto, _, sockaddr = addr_info
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        raise TargetRefused(refused(f"address family {family!r} is not IPv4 or IPv6"))
+    why = unreachable(sockaddr[0] if sockaddr else None)
+    if why is not None:
+        raise TargetRefused(refused(why))
+    return socket.socket(family=family, type=kind, proto=proto)
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -38,13 +88,10 @@ class PublicOnlyResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if forbidden_reason(ipaddress.ip_address(r["host"])) is None]
+        whys = {r["host"]: unreachable(r["host"]) for r in results}
+        allowed = [r for r in results if whys[r["host"]] is None]
         if not allowed:
-            reasons = {f"{r['host']} is {forbidden_reason(ipaddress.ip_address(r['host']))}" for r in results}
-            raise TargetRefused(
-                f"refused: {host} resolves only to {', '.join(sorted(reasons))} "
-                "(set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)"
-            )
+            raise TargetRefused(refused(f"{host} resolves only to {', '.join(sorted(map(str, whys.values())))}"))
         return allowed
 
     async def close(self) -> None:

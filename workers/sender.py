@@ -16,7 +16,7 @@ import aiohttp
 from subscriptions.models import Attempt
 from subscriptions.signing import signature_header
 from workers.deadlines import Deadlines
-from workers.guard import PublicOnlyResolver, TargetRefused, refusal
+from workers.guard import PublicOnlyResolver, TargetRefused, public_socket, refusal
 
 EXCERPT_BYTES = 1024
 USER_AGENT = "brightpearl-webhook-relay/0.1 (+https://www.standardwebhooks.com)"
@@ -106,7 +106,8 @@ async def send(
 
 
 def delivery_session(*, allow_private: bool, max_connections: int = 512, per_host: int = 64) -> aiohttp.ClientSession:
-    """The HTTP session deliveries go through: public addresses only unless private targets are allowed.
+    """The HTTP session deliveries go through: public addresses only unless private targets are allowed (see
+    :mod:`workers.guard`: the resolver keeps public addresses, the socket factory refuses any other).
 
     At most ``per_host`` connections are open to one receiver (host, port and scheme); requests beyond them
     would wait for one to come free, but the dispatcher starts no more than that at once (``workers.lanes``).
@@ -117,6 +118,7 @@ def delivery_session(*, allow_private: bool, max_connections: int = 512, per_hos
         limit_per_host=per_host,
         ttl_dns_cache=30,
         resolver=None if allow_private else PublicOnlyResolver(),
+        socket_factory=None if allow_private else public_socket,  # sees every address, IP literals included
     )
     return aiohttp.ClientSession(
         connector=connector,

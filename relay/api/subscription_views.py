@@ -3,7 +3,6 @@
 import ipaddress
 from collections.abc import Sequence
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -28,7 +27,7 @@ from subscriptions.health import Health, load_health, shown_state
 from subscriptions.ids import random_id
 from subscriptions.models import SubscriptionRecord, SubscriptionState
 from subscriptions.signing import new_secret
-from subscriptions.targets import check_url, forbidden_reason, literal_address
+from subscriptions.targets import check_url, connect_host, forbidden_host_reason, forbidden_reason, host_address
 
 TAG = "subscriptions"
 
@@ -74,12 +73,19 @@ def options(body: DeliveryOptions) -> dict[str, object]:
 
 async def check_target(ctx: ApiContext, url: str) -> str:
     """``url`` if it is a callback the relay may call; a host that does not resolve yet is accepted (it is
-    checked again on every connection)."""
+    checked again on every connection). The host checked is the one the delivery client connects to (see
+    :func:`subscriptions.targets.connect_host`), and ``url`` is stored exactly as given, which is what was
+    checked: a host must be written so that every reading of it is the same."""
     check_url(url)
     if ctx.allow_private_targets:
         return url
-    literal = literal_address(url)
-    host = urlsplit(url).hostname or ""
+    host = connect_host(url)
+    literal = host_address(host)
+    if literal is None and (named := forbidden_host_reason(host)):
+        raise InvalidInput(
+            f"url host {host!r} is {named}: callbacks must reach public addresses "
+            "(the operator can set RELAY_ALLOW_PRIVATE_TARGETS=true for local use)"
+        )
     addresses = [literal] if literal else [ipaddress.ip_address(a) for a in await ctx.resolve(host)]
     reasons = [(a, forbidden_reason(a)) for a in addresses]
     blocked = [(a, r) for a, r in reasons if r]

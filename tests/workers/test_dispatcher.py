@@ -165,9 +165,19 @@ async def test_a_deleted_subscription_fails_its_deliveries_with_a_reason(rig: Ri
     assert (await rig.store.attempts(done.id))[0].error == "not sent: its subscription was deleted"
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "localhost",
+        "[::ffff:127.0.0.1]",
+        "\U0001fbf1\U0001fbf2\U0001fbf7.0.0.1",  # Unicode digits the HTTP client reads as 127.0.0.1
+        "\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11",
+    ],
+)
 async def test_private_targets_are_refused_at_connection_time(guarded: Rig, host: str) -> None:
-    # stored directly, as if its name resolved elsewhere when it was registered (DNS rebinding)
+    # stored directly, as if its name resolved elsewhere when it was registered (DNS rebinding), or as if it was
+    # registered before the registration check read hosts as the HTTP client does
     sub = await guarded.subscribe(guarded.url.replace("127.0.0.1", host))
     done = await guarded.settled((await guarded.emit(7, sub)).id)
     (attempt,) = await guarded.store.attempts(done.id)
