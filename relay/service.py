@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
+from arq.worker import Worker
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
@@ -256,14 +258,16 @@ async def running(
                 port = settings.worker_port if worker_port is None else worker_port
                 app = health_app(metrics, connections.redis)
                 runners.append(await listen(app, settings.host, port, "worker's /healthz"))
-            arq_task = asyncio.create_task(run_jobs(arq_worker), name="arq-worker")
+            arq_task = asyncio.create_task(
+                run_jobs(arq_worker, outage=runtime.outage if runtime else None), name="arq-worker"
+            )
             log.info("worker running")
         yield Parts(connections, ctx, runtime, api_url)
     finally:
         for runner in runners:
             await runner.cleanup()
-        if arq_worker is not None:
-            await arq_worker.close()
+        if arq_worker is not None and runtime is not None:
+            await stop_worker(arq_worker, runtime)
         if arq_task is not None:
             arq_task.cancel()
             await asyncio.gather(arq_task, return_exceptions=True)
@@ -272,6 +276,16 @@ async def running(
             await runtime.brightpearl_session.close()
             await runtime.delivery_session.close()
         await connections.close()
+
+
+async def stop_worker(arq_worker: Worker, runtime: WorkerRuntime) -> None:
+    """Stop arq and the runtime's loops, giving back what they hold; also while Redis does not answer (arq then
+    stops before its shutdown hook, so the runtime is stopped here)."""
+    try:
+        await arq_worker.close()  # runs on_shutdown: the runtime stops and gives back what it holds
+    except (RedisError, OSError) as error:
+        log.warning("stopping while Redis is unreachable (%s): what cannot be given back waits for its lease", error)
+        await runtime.stop()
 
 
 def bound_port(runner: web.AppRunner) -> int | None:

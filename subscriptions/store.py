@@ -49,6 +49,7 @@ class Sealed(Generic[RecordT]):
     open: Callable[[RecordT], RecordT]  # a record just read, decrypted (perhaps in place); TokenKeyError if it cannot
     to_json: Callable[[RecordT], str]  # an opened record's stored JSON, its fields encrypted under the first key
 
+
 # A subscription, its place in the lists and in its account's set, unless the account has its limit already.
 _CREATE_SUBSCRIPTION_SCRIPT = """
 local limit = tonumber(ARGV[4])

@@ -41,6 +41,7 @@ from subscriptions.store import Store
 from workers.deadlines import Deadlines
 from workers.lanes import Lanes, origin
 from workers.metrics import Metrics
+from workers.outage import RedisOutage
 from workers.sender import send
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ RECORD_BATCH = 500
 RECORD_LINGER_S = 0.005  # how long outcomes wait to be recorded together: throughput for a few ms
 KEEP_CLAIMS_EVERY_S = 1.0  # how often the claims of deliveries kept ready are checked (and extended if old)
 UNPARK_EVERY_S = 2.0  # how often parked deliveries are checked for slots freed by a dead worker's leases
+RECORD_AT_STOP_S = 10.0  # how long a stopping worker waits to record the outcomes it holds (Redis may be away)
 FINAL = (DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped)
 
 
@@ -112,6 +114,7 @@ class Dispatcher:
         *,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
+        outage: RedisOutage | None = None,
     ) -> None:
         self.store = store
         self.outbox = outbox
@@ -120,6 +123,7 @@ class Dispatcher:
         self.metrics = metrics
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.outage = outage or RedisOutage()
         self._wake = asyncio.Event()
         self._stopping = False
         self._sending: dict[asyncio.Task[None], Ready] = {}  # attempts under way
@@ -160,10 +164,12 @@ class Dispatcher:
                     claimed = await self.outbox.claim(
                         now=self.clock(), lease_s=self.policy.timeout_s + LEASE_MARGIN_S, limit=asked
                     )
+                    self.outage.ok()
                     if claimed:
                         await self._start(claimed, leased)
-                except Exception:  # Redis away: keep the loop alive, it reconnects by itself
-                    log.exception("claiming deliveries failed; trying again")
+                except Exception as error:  # Redis away (or a bug): keep the loop alive, it reconnects by itself
+                    if not self.outage.failed(error, "claiming deliveries"):
+                        log.exception("claiming deliveries failed; trying again")
                     await asyncio.sleep(1.0)
             if len(claimed) < asked or self._room() < self._enough:  # nothing more due now, or no room for it
                 self._wake.clear()
@@ -253,7 +259,8 @@ class Dispatcher:
             with contextlib.suppress(Exception):  # if Redis is away, the slots free when their leases end
                 await self.admissions.release(slots, ms(self.clock()))
         if self._recorder is not None:
-            await self._recorded.wait()  # the recorder gives up on a batch after 30 tries
+            with contextlib.suppress(TimeoutError):  # Redis away: what is not recorded is sent again, same id
+                await asyncio.wait_for(self._recorded.wait(), RECORD_AT_STOP_S)
             self._recorder.cancel()
             await asyncio.gather(self._recorder, return_exceptions=True)
         if self._sweeper is not None:
@@ -384,8 +391,9 @@ class Dispatcher:
                     try:
                         recorded = await self.outbox.record(batch, self.clock())
                         break
-                    except Exception:  # Redis away: hold the outcomes and try again
-                        log.exception("recording %d attempts failed; trying again", len(batch))
+                    except Exception as error:  # Redis away: hold the outcomes and try again
+                        if not self.outage.failed(error, f"recording {len(batch)} attempts"):
+                            log.exception("recording %d attempts failed; trying again", len(batch))
                         await asyncio.sleep(1.0)
                 else:
                     continue  # the claims' leases end and the deliveries are sent again

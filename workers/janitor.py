@@ -21,6 +21,7 @@ from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.retention import RetentionCounts, sweep
 from workers.metrics import Metrics
+from workers.outage import RedisOutage
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Janitor:
         clock: Callable[[], datetime],
         interval_s: float = 60.0,
         batch: int = 500,
+        outage: RedisOutage | None = None,
     ) -> None:
         self.redis = redis
         self.metrics = metrics
@@ -49,6 +51,7 @@ class Janitor:
         self.clock = clock
         self.interval_s = interval_s
         self.batch = batch
+        self.outage = outage or RedisOutage()
         self._extend = redis.register_script(_EXTEND_IF_HELD)
         self._stopping = asyncio.Event()
         self._sweeping: asyncio.Task[RetentionCounts | None] | None = None
@@ -62,8 +65,9 @@ class Janitor:
             except asyncio.CancelledError:
                 if not self._stopping.is_set():
                     raise
-            except Exception:  # Redis away: keep going, it reconnects by itself
-                log.exception("retention sweep failed; trying again in %.0f s", self.interval_s)
+            except Exception as error:  # Redis away (or a bug): keep going, it reconnects by itself
+                if not self.outage.failed(error, "sweeping old deliveries"):
+                    log.exception("retention sweep failed; trying again in %.0f s", self.interval_s)
             finally:
                 self._sweeping = None
             with contextlib.suppress(TimeoutError):

@@ -27,6 +27,7 @@ from workers.brightpearl.timestamps import format_utc
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.janitor import Janitor
 from workers.metrics import Metrics
+from workers.outage import RedisOutage
 from workers.poller import Poller, PollPolicy
 from workers.scheduler import PollScheduler
 
@@ -54,8 +55,15 @@ class WorkerRuntime:
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
         self.outbox = Outbox(self.redis)
+        self.outage = RedisOutage()  # one account of Redis being away for every loop of the process
         self.dispatcher = Dispatcher(
-            self.store, self.outbox, self.delivery_session, self.delivery_policy, self.metrics, clock=self.clock
+            self.store,
+            self.outbox,
+            self.delivery_session,
+            self.delivery_policy,
+            self.metrics,
+            clock=self.clock,
+            outage=self.outage,
         )
         self.poller = Poller(
             self.store,
@@ -68,9 +76,15 @@ class WorkerRuntime:
             on_deliveries=self.dispatcher.wake,
         )
         self.scheduler = PollScheduler(
-            DueSet(self.redis, keys.POLLS), self._enqueue_poll, clock=self.clock, lease_s=self.poll_policy.lease_s
+            DueSet(self.redis, keys.POLLS),
+            self._enqueue_poll,
+            clock=self.clock,
+            lease_s=self.poll_policy.lease_s,
+            outage=self.outage,
         )
-        self.janitor = Janitor(self.redis, self.metrics, retention_s=self.retention_s, clock=self.clock)
+        self.janitor = Janitor(
+            self.redis, self.metrics, retention_s=self.retention_s, clock=self.clock, outage=self.outage
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def report_unreadable_token(self, code: str, error: TokenKeyError) -> None:
@@ -150,18 +164,20 @@ def create_worker(
     )
 
 
-async def run_jobs(worker: Worker, *, retry_s: float = 1.0) -> None:
+async def run_jobs(worker: Worker, *, retry_s: float = 1.0, outage: RedisOutage | None = None) -> None:
     """Run arq's job loop until it is closed, starting it again whenever it dies of a lost Redis connection.
 
     arq's loop has no error handling of its own: the first connection error during a Redis restart or failover
     ends it, and the process would carry on delivering but never poll again. Here it comes back by itself.
     """
+    outage = outage or RedisOutage()
     while True:
         try:
             await worker.async_run()
             return
         except (RedisError, OSError) as error:
-            log.warning("the job loop lost Redis (%s); starting it again in %.0f s", error, retry_s)
+            if not outage.failed(error, "running poll jobs"):
+                log.warning("the job loop failed (%s); starting it again in %.0f s", error, retry_s)
             await asyncio.sleep(retry_s)
             await _recount_slots(worker)
 

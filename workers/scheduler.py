@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from subscriptions.due import DueSet
+from workers.outage import RedisOutage
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,14 @@ class PollScheduler:
         clock: Callable[[], datetime],
         lease_s: float,
         tick_s: float = 0.2,
+        outage: RedisOutage | None = None,
     ) -> None:
         self.polls = polls
         self.enqueue = enqueue
         self.clock = clock
         self.lease_s = lease_s
         self.tick_s = tick_s
+        self.outage = outage or RedisOutage()
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -40,8 +43,10 @@ class PollScheduler:
             try:
                 for member in await self.polls.claim(now=self.clock(), lease_s=self.lease_s, limit=100):
                     await self.enqueue(member)
-            except Exception:  # Redis away: keep going, it reconnects by itself
-                log.exception("scheduling polls failed; trying again")
+                self.outage.ok()
+            except Exception as error:  # Redis away (or a bug): keep going, it reconnects by itself
+                if not self.outage.failed(error, "scheduling polls"):
+                    log.exception("scheduling polls failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), await self._until_next_s())
 
