@@ -126,6 +126,7 @@ class Dispatcher:
         self.outage = outage or RedisOutage()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._claiming = False  # a claim is being made and its deliveries started
         self._sending: dict[asyncio.Task[None], Ready] = {}  # attempts under way
         self._ready: Lanes[Ready] = Lanes(policy.connections_per_host)  # claimed and admitted, by receiver
         self._next_keep = 0.0  # when to look next for ready deliveries whose claims need extending
@@ -144,6 +145,12 @@ class Dispatcher:
         """Look for due deliveries now (new ones were just committed in this process)."""
         self._wake.set()
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is under way here: no claim being started, no delivery waiting or being sent, and
+        every outcome recorded."""
+        return not self._claiming and not self._sending and not self._ready and self._unrecorded == 0
+
     async def run(self) -> None:
         self._recorder = asyncio.create_task(self._record_loop(), name="delivery-recorder")
         self._sweeper = asyncio.create_task(self.deadlines.run(), name="delivery-deadlines")
@@ -159,6 +166,7 @@ class Dispatcher:
             asked = min(room, self.policy.claim_batch)
             claimed: list[tuple[str, DeliveryRecord | None]] = []
             if room >= self._enough or (room > 0 and not self._sending and not self._ready):
+                self._claiming = True
                 try:
                     leased = time.monotonic()
                     claimed = await self.outbox.claim(
@@ -171,6 +179,8 @@ class Dispatcher:
                     if not self.outage.failed(error, "claiming deliveries"):
                         log.exception("claiming deliveries failed; trying again")
                     await asyncio.sleep(1.0)
+                finally:
+                    self._claiming = False
             if len(claimed) < asked or self._room() < self._enough:  # nothing more due now, or no room for it
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

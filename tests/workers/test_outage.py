@@ -38,6 +38,7 @@ class Outage:
     receiver: Receiver
     port: int
     sub: SubscriptionRecord
+    dispatcher: Dispatcher
     runner: web.AppRunner | None = None
 
     async def up(self) -> None:
@@ -63,7 +64,7 @@ class Outage:
         async def idle() -> bool:
             due = await self.outbox.redis.zcount("relay:due", "-inf", int(self.clock().timestamp() * 1000))
             flight = await self.outbox.redis.zcard(f"relay:sub:{self.sub.id}:in-flight")
-            return due == 0 and flight == 0
+            return due == 0 and flight == 0 and self.dispatcher.idle  # (a claim not yet admitted is not in flight)
 
         await wait_for(idle, 10, "every due delivery to be attempted")
 
@@ -88,7 +89,7 @@ async def outage(redis_client: Redis) -> AsyncIterator[Outage]:
     policy = DeliveryPolicy(retry_schedule_s=SCHEDULE_S, timeout_s=2, allow_private_targets=True, idle_poll_s=0.02)
     dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=clock, rng=random.Random(7))
     task = asyncio.create_task(dispatcher.run())
-    state = Outage(store, outbox, clock, receiver, port, sub)
+    state = Outage(store, outbox, clock, receiver, port, sub, dispatcher)
     try:
         yield state
     finally:
