@@ -17,7 +17,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from relay.api.app import create_app
+from relay.api.auth import check_metrics_token
 from relay.api.context import ApiContext
+from relay.api.problems import Unauthenticated, relay_problem
 from relay.connections import Connections, connect
 from relay.settings import Settings
 from subscriptions.crypto import TokenCipher
@@ -90,6 +92,7 @@ def api_context(
         cipher=cipher,
         jobs=connections.arq,
         secret_grace_s=settings.secret_grace_s,
+        metrics_token=metrics_token(settings),
     )
 
 
@@ -139,13 +142,29 @@ async def listen(app: web.Application, host: str, port: int, what: str) -> web.A
     return runner
 
 
-def health_app(metrics: Metrics, redis: "Redis", clock: Callable[[], datetime] = utc_now) -> web.Application:
-    """The worker's own small server: liveness and metrics (the backlog gauges read from ``redis``)."""
+def metrics_token(settings: Settings) -> str | None:
+    """RELAY_METRICS_TOKEN, or None when /metrics is open."""
+    return settings.metrics_token.get_secret_value().strip() if settings.metrics_token else None
+
+
+def health_app(
+    metrics: Metrics,
+    redis: "Redis",
+    clock: Callable[[], datetime] = utc_now,
+    *,
+    metrics_token: str | None = None,
+) -> web.Application:
+    """The worker's own small server: liveness, and metrics (the backlog gauges read from ``redis``) which need
+    ``metrics_token`` as a bearer token when it is set."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def metrics_view(request: web.Request) -> web.Response:
+        try:
+            check_metrics_token(request, metrics_token)
+        except Unauthenticated as error:
+            return relay_problem(error)
         await metrics.refresh_backlog(redis, clock())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -225,7 +244,7 @@ async def running(
         if arq_worker is not None:
             if not api:
                 port = settings.worker_port if worker_port is None else worker_port
-                app = health_app(metrics, connections.redis)
+                app = health_app(metrics, connections.redis, metrics_token=metrics_token(settings))
                 runners.append(await listen(app, settings.host, port, "worker's /healthz"))
             arq_task = asyncio.create_task(run_jobs(arq_worker), name="arq-worker")
             log.info("worker running")

@@ -59,6 +59,18 @@ def bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
+def check_metrics_token(request: web.Request, metrics_token: str | None) -> None:
+    """Raise :class:`Unauthenticated` unless ``/metrics`` is open (no token set) or the request bears the token."""
+    if metrics_token is None:
+        return
+    try:
+        given = bearer_token(request)
+    except Unauthenticated:
+        raise Unauthenticated("/metrics needs 'Authorization: Bearer <RELAY_METRICS_TOKEN>'") from None
+    if not same_secret(given, metrics_token):
+        raise Unauthenticated("the bearer token is not RELAY_METRICS_TOKEN")
+
+
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith(PROTECTED_PREFIX):

@@ -45,6 +45,7 @@ class ApiContext:
     cipher: TokenCipher | None = None  # encrypts Brightpearl tokens at rest; None: stored unencrypted
     jobs: ArqRedis | None = None  # where background jobs (recoveries) go to the workers
     secret_grace_s: float = 86_400.0
+    metrics_token: str | None = None  # RELAY_METRICS_TOKEN: when set, /metrics needs it as a bearer token
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
