@@ -1,12 +1,14 @@
 """The dashboard's pages under ``/ui``: overview, deliveries, one delivery with its retry button, login.
 
 ``/ui`` is outside ``/v1/``, so the API's bearer middleware does not guard it: every page here asks
-``relay.ui.session`` for the caller first and sends anyone without a valid cookie to the login page. Forms
-that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET).
+``relay.ui.session`` for the caller's session first and sends anyone without a valid one to the login page.
+Forms that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET). Failed
+logins are limited per client (``relay.ui.login_limit``).
 """
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -17,7 +19,9 @@ from relay.api.access import Principal
 from relay.api.context import context
 from relay.api.schemas import DeliveryQuery
 from relay.ui import chart, display, queries, session
+from relay.ui.login_limit import LoginLimit, client_address
 from relay.ui.render import STATIC_DIR, page
+from relay.ui.session import DashboardSessions
 from subscriptions.errors import InvalidInput, NotFound
 from subscriptions.models import DeliveryStatus
 
@@ -29,16 +33,16 @@ PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 
 def signed_in(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A page for callers with a valid cookie; anyone else goes to the login page, and back here after."""
+    """A page for callers with a valid session; anyone else goes to the login page, and back here after."""
 
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         who = await session.caller(request)
         if who is None:
-            target = request.path_qs if request.method == "GET" else "/ui"
+            target = session.safe_next(request.raw_path) if request.method == "GET" else "/ui"
             response = web.HTTPSeeOther("/ui/login?" + urlencode({"next": target}))
-            if session.COOKIE in request.cookies:
-                session.forget(response)  # a revoked key, or a token changed since
+            if session.has_cookie(request):
+                session.forget(response)  # logged out, expired, its key revoked, or the admin token changed
             raise response
         try:
             return await handler(request, who)
@@ -165,22 +169,42 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    target = session.safe_next(str(form.get("next", "")))
+    """Open a session for a good token; failures are limited per client (429 with ``Retry-After`` beyond)."""
     if not session.same_origin(request):
         return page("forbidden.html", common(request, None), status=403)
-    token = str(form.get("token", ""))
-    who = await session.check_token(request, token)
+    try:
+        form = await request.post()
+    except UnicodeDecodeError:  # aiohttp decodes a form as UTF-8 and lets the error through
+        values = {**common(request, None), "next": "/ui", "error": "The form did not arrive as UTF-8; try again."}
+        return page("login.html", values, status=400)
+    target = session.safe_next(str(form.get("next", "")))
+    ctx = context(request)
+    limit = LoginLimit(ctx.redis, ctx.clock)
+    attempt = await limit.attempt(client_address(request))
+    if attempt.retry_after_s is not None:
+        wait = attempt.retry_after_s
+        at = ctx.clock() + timedelta(seconds=wait)
+        error = (
+            f"Too many failed logins from your address. Try again in {display.duration(wait)}, after {at:%H:%M:%S} UTC."
+        )
+        values = {**common(request, None), "next": target, "error": error}
+        return page("login.html", values, status=429, headers={"Retry-After": str(wait)})
+    who = await session.check_token(request, str(form.get("token", "")))
     if who is None:
         error = "That token is not valid: use the admin token (RELAY_API_TOKEN) or an API key made for your account."
         return page("login.html", {**common(request, None), "next": target, "error": error}, status=401)
+    await limit.succeeded(attempt)
+    sessions = DashboardSessions.of(ctx)
+    await sessions.end(session.cookie_session(request))  # a session this browser had before is over
     response = web.HTTPSeeOther(target)
-    session.remember(response, request, token)
+    session.remember(response, request, await sessions.open(who))
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """Forget the cookie (a GET works too: being logged out by a link is harmless, and nothing else changes)."""
+    """End the session and forget the cookie (a GET works too: the cookie is SameSite=Strict, so another site
+    cannot log anyone out, and nothing else changes)."""
+    await DashboardSessions.of(context(request)).end(session.cookie_session(request))
     response = web.HTTPSeeOther("/ui/login")
     session.forget(response)
     raise response

@@ -1,5 +1,6 @@
 """The dashboard in a real headless Chromium: log in, find a failed delivery, retry it, see it succeed; a
-scoped key sees only its account; bad tokens and missing cookies go to the login page; nothing is injected."""
+scoped key sees only its account; bad tokens and missing cookies go to the login page; the cookie is a session,
+never the token, and logging out or revoking the key ends it; nothing is injected."""
 
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -78,6 +79,9 @@ async def test_a_scoped_key_sees_only_its_account(relay: Relay, page: Page) -> N
 
     await log_in(page, relay, key["key"])
     await expect(page.locator("h1")).to_have_text("Overview")
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
+    assert key["key"] not in cookie["value"]
+    assert await relay.ctx.redis.smembers(f"relay:ui:sessions:key:{key['id']}")  # type: ignore[misc]
     await expect(page.locator(".who")).to_contain_text("key for acme")
     main = page.locator("main")
     await expect(main).to_contain_text(acme_sub["id"])
@@ -106,6 +110,7 @@ async def test_a_scoped_key_sees_only_its_account(relay: Relay, page: Page) -> N
     assert (await relay.ctx.store.get_delivery(globex.id)).status == "failed"
 
     await relay.call("DELETE", f"/v1/api-keys/{key['id']}", expect=204)
+    assert [k async for k in relay.ctx.redis.scan_iter(match="relay:ui:session*")] == []  # its session is gone
     await page.goto(f"{relay.url}/ui")
     await at_login(page, "/ui")  # a revoked key is logged out at once
 
@@ -116,20 +121,27 @@ async def test_without_a_cookie_the_dashboard_asks_for_a_token_and_refuses_a_bad
     await page.fill("#token", "not-the-token")
     await page.click("button:has-text('Log in')")
     await expect(page.locator(".alert.bad")).to_contain_text("That token is not valid")
-    assert not [c for c in await page.context.cookies() if c["name"] == "relay_ui_token"]
+    assert not [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
 
     await page.fill("#token", TOKEN)
     await page.click("button:has-text('Log in')")
     await expect(page).to_have_url(f"{relay.url}/ui/deliveries?status=failed")  # back where it was going
-    [cookie] = [c for c in await page.context.cookies() if c["name"] == "relay_ui_token"]
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
     assert cookie["httpOnly"]
     assert cookie["sameSite"] == "Strict"
     assert cookie["path"] == "/ui"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", cookie["value"])  # an opaque session id, not the token
+    assert TOKEN not in cookie["value"]
 
     await page.click("button:has-text('Log out')")
     await expect(page).to_have_url(f"{relay.url}/ui/login")
+    assert not [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
     await page.goto(f"{relay.url}/ui")
     await at_login(page, "/ui")
+
+    await page.context.add_cookies([cookie])  # the old cookie, kept by someone: the session it named is over
+    await page.goto(f"{relay.url}/ui/deliveries")
+    await at_login(page, "/ui/deliveries")
 
 
 async def test_a_response_excerpt_is_shown_as_text_never_as_markup(relay: Relay, page: Page) -> None:
