@@ -2,8 +2,9 @@
 
 ``/ui`` is outside ``/v1/``, so the API's bearer middleware does not guard it: every page here asks
 ``relay.ui.session`` for the caller's session first and sends anyone without a valid one to the login page.
-Forms that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET). Failed
-logins are limited per client (``relay.ui.login_limit``).
+Forms that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET), or with
+the page and the reason when the change is refused. Failed logins are limited per client
+(``relay.ui.login_limit``).
 """
 
 import json
@@ -18,12 +19,13 @@ from pydantic import ValidationError
 from relay.api.access import Principal
 from relay.api.context import context
 from relay.api.schemas import DeliveryQuery
+from relay.api.subscription_views import ensure_enabled
 from relay.ui import chart, display, queries, session
 from relay.ui.login_limit import LoginLimit, client_address
 from relay.ui.render import STATIC_DIR, page
 from relay.ui.session import DashboardSessions
-from subscriptions.errors import InvalidInput, NotFound
-from subscriptions.models import DeliveryStatus
+from subscriptions.errors import Conflict, InvalidInput, NotFound
+from subscriptions.models import DeliveryRecord, DeliveryStatus
 
 PAGE_SIZE = 50
 STATIC_ROUTE = "ui-static"
@@ -125,13 +127,23 @@ async def deliveries(request: web.Request, who: Principal) -> web.StreamResponse
 
 @signed_in
 async def delivery(request: web.Request, who: Principal) -> web.StreamResponse:
+    found = await queries.visible_delivery(context(request), who, request.match_info["delivery_id"])
+    return await delivery_page(request, who, found, retried=request.query.get("retried") == "1")
+
+
+async def delivery_page(
+    request: web.Request,
+    who: Principal,
+    found: DeliveryRecord,
+    *,
+    retried: bool = False,
+    refused: str | None = None,
+    status: int = 200,
+) -> web.StreamResponse:
+    """One delivery with its attempts; ``refused`` says why a retry just asked for was not scheduled."""
     ctx = context(request)
-    found = await queries.visible_delivery(ctx, who, request.match_info["delivery_id"])
     attempts = await ctx.store.attempts(found.id)
-    try:
-        sub_url: str | None = (await ctx.store.get_subscription(found.subscription)).url
-    except NotFound:
-        sub_url = None
+    (sub,) = await ctx.store.load_subscriptions([found.subscription])
     try:
         body: str | None = json.dumps(json.loads((await ctx.store.get_event(found.event_id)).body), indent=2)
     except NotFound:
@@ -144,11 +156,13 @@ async def delivery(request: web.Request, who: Principal) -> web.StreamResponse:
             **common(request, who, "deliveries"),
             "delivery": found,
             "attempts": list(enumerate(attempts, start=1)),
-            "sub_url": sub_url,
+            "sub": sub,
             "body": body,
-            "retried": request.query.get("retried") == "1",
-            "refresh_s": 2 if due_soon else None,
+            "retried": retried and refused is None,
+            "refused": refused,
+            "refresh_s": 2 if due_soon and refused is None else None,
         },
+        status=status,
     )
 
 
@@ -158,6 +172,12 @@ async def retry(request: web.Request, who: Principal) -> web.StreamResponse:
         return page("forbidden.html", common(request, who), status=403)
     ctx = context(request)
     found = await queries.visible_delivery(ctx, who, request.match_info["delivery_id"])
+    (sub,) = await ctx.store.load_subscriptions([found.subscription])
+    if sub is not None:
+        try:
+            ensure_enabled(sub, "retry its deliveries")  # what the API answers with its 409
+        except Conflict as refused:
+            return await delivery_page(request, who, found, refused=str(refused), status=409)
     await ctx.outbox.schedule_now(found, ctx.clock())
     ctx.on_deliveries()
     raise web.HTTPSeeOther(f"/ui/deliveries/{found.id}?retried=1")

@@ -1,16 +1,17 @@
 """The dashboard in a real headless Chromium: log in, find a failed delivery, retry it, see it succeed; a
 scoped key sees only its account; bad tokens and missing cookies go to the login page; the cookie is a session,
-never the token, and logging out or revoking the key ends it; nothing is injected."""
+never the token, and logging out or revoking the key ends it; a retry the API would refuse says why; nothing is
+injected."""
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from aiohttp import web
 from playwright.async_api import Page, expect
 
 from relay.service import bound_port
-from tests.ui.world import TOKEN, Relay
+from tests.ui.world import TOKEN, Dashboard, Relay
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -142,6 +143,47 @@ async def test_without_a_cookie_the_dashboard_asks_for_a_token_and_refuses_a_bad
     await page.context.add_cookies([cookie])  # the old cookie, kept by someone: the session it named is over
     await page.goto(f"{relay.url}/ui/deliveries")
     await at_login(page, "/ui/deliveries")
+
+
+async def test_a_retry_of_a_delivery_to_a_disabled_subscription_says_why_it_was_not_scheduled(
+    relay: Relay, page: Page
+) -> None:
+    await relay.add_account("acme")
+    sub = await relay.subscribe("acme")
+    [made] = await relay.commit_event("acme", 11)
+    failed = await relay.wait_status(made.id, "failed")
+    await relay.call("PATCH", f"/v1/subscriptions/{sub['id']}", {"state": "disabled"})
+
+    await log_in(page, relay)
+    await page.goto(f"{relay.url}/ui/deliveries/{made.id}")
+    await expect(page.locator(".facts")).to_contain_text("disabled")
+    async with page.expect_response(f"{relay.url}/ui/deliveries/{made.id}/retry") as answered:
+        await page.click("button:has-text('Retry now')")
+    assert (await answered.value).status == 409
+    refusal = page.locator(".alert.bad")
+    await expect(refusal).to_contain_text(f"subscription {sub['id']} is disabled (disabled by a PATCH)")
+    await expect(refusal).to_contain_text('PATCH it to {"state": "active"} before you retry its deliveries')
+    await expect(page.locator(".alert.ok")).to_have_count(0)
+    assert "Retry scheduled" not in await page.content()
+    after = await relay.ctx.store.get_delivery(made.id)
+    assert (after.status, after.attempt_count, after.next_attempt_at) == ("failed", failed.attempt_count, None)
+
+
+async def test_a_delivery_page_answers_a_malformed_id_as_a_missing_one(dashboard: Dashboard) -> None:
+    session = await dashboard.session(TOKEN)
+
+    async def shown(delivery_id: str) -> tuple[int, str]:
+        answer = await dashboard.request("GET", f"/ui/deliveries/{quote(delivery_id, safe='')}", session=session)
+        return answer.status, answer.text.replace(repr(delivery_id).replace("'", "&#39;"), "<id>")
+
+    missing = await shown("dlv_missing0")
+    assert missing[0] == 404
+    assert "delivery <id> does not exist" in missing[1]
+    for hostile in ["dlv_x:attempts", "sub_x:health", "acme:status", "%3a", "dlv_" + "a" * 3000, "dlv_é", "dlv_x\n"]:
+        assert await shown(hostile) == missing, hostile
+    for hostile in ["dlv_x:attempts", "%3a"]:
+        retried = await dashboard.request("POST", f"/ui/deliveries/{quote(hostile, safe='')}/retry", session=session)
+        assert retried.status == 404
 
 
 async def test_a_response_excerpt_is_shown_as_text_never_as_markup(relay: Relay, page: Page) -> None:
