@@ -19,7 +19,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from relay.api.app import create_app
+from relay.api.auth import check_metrics_token
 from relay.api.context import ApiContext
+from relay.api.problems import Unauthenticated, relay_problem
 from relay.connections import Connections, connect
 from relay.settings import Settings
 from subscriptions.crypto import TokenCipher
@@ -97,6 +99,7 @@ def api_context(
         secret_grace_s=settings.secret_grace_s,
         max_subscriptions_per_account=settings.max_subscriptions_per_account,
         test_pings_per_minute=settings.test_pings_per_minute,
+        metrics_token=metrics_token(settings),
     )
 
 
@@ -147,13 +150,29 @@ async def listen(app: web.Application, host: str, port: int, what: str) -> web.A
     return runner
 
 
-def health_app(metrics: Metrics, redis: "Redis", clock: Callable[[], datetime] = utc_now) -> web.Application:
-    """The worker's own small server: liveness and metrics (the backlog gauges read from ``redis``)."""
+def metrics_token(settings: Settings) -> str | None:
+    """RELAY_METRICS_TOKEN, or None when /metrics is open."""
+    return settings.metrics_token.get_secret_value().strip() if settings.metrics_token else None
+
+
+def health_app(
+    metrics: Metrics,
+    redis: "Redis",
+    clock: Callable[[], datetime] = utc_now,
+    *,
+    metrics_token: str | None = None,
+) -> web.Application:
+    """The worker's own small server: liveness, and metrics (the backlog gauges read from ``redis``) which need
+    ``metrics_token`` as a bearer token when it is set."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def metrics_view(request: web.Request) -> web.Response:
+        try:
+            check_metrics_token(request, metrics_token)
+        except Unauthenticated as error:
+            return relay_problem(error)
         await metrics.refresh_backlog(redis, clock())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -256,7 +275,7 @@ async def running(
         if arq_worker is not None:
             if not api:
                 port = settings.worker_port if worker_port is None else worker_port
-                app = health_app(metrics, connections.redis)
+                app = health_app(metrics, connections.redis, metrics_token=metrics_token(settings))
                 runners.append(await listen(app, settings.host, port, "worker's /healthz"))
             arq_task = asyncio.create_task(
                 run_jobs(arq_worker, outage=runtime.outage if runtime else None), name="arq-worker"

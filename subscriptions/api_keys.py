@@ -3,7 +3,8 @@
 A key is ``rk_`` + 43 URL-safe characters (256 random bits). Redis holds its SHA-256 digest, never the key:
 an index from digest to key id finds the caller of a request in one lookup, whatever the number of keys.
 Revoking deletes the record and the index entry in one transaction, so the very next request with the key
-is refused.
+is refused; the dashboard sessions opened with the key go in the same transaction (and a session opened while
+it ran is refused anyway: every page checks that its key still exists).
 """
 
 import hashlib
@@ -128,8 +129,9 @@ class ApiKeys:
         """Revoke every key of ``account`` at once; how many there were."""
         ids = await cast(Awaitable[list[str]], self.redis.zrange(keys.account_api_keys(account), 0, -1))
         records = [r for r in await self._load(ids) if r is not None]
+        sessions = await self._sessions(records)
         async with self.redis.pipeline(transaction=True) as pipe:
-            _queue_delete(pipe, records)
+            _queue_delete(pipe, records, sessions)
             if ids:
                 pipe.zrem(keys.API_KEYS, *ids)
             pipe.delete(keys.account_api_keys(account))
@@ -137,9 +139,20 @@ class ApiKeys:
         return len(records)
 
     async def _delete(self, records: Sequence[ApiKeyRecord]) -> None:
+        sessions = await self._sessions(records)
         async with self.redis.pipeline(transaction=True) as pipe:
-            _queue_delete(pipe, records)
+            _queue_delete(pipe, records, sessions)
             await pipe.execute()
+
+    async def _sessions(self, records: Sequence[ApiKeyRecord]) -> list[str]:
+        """The keys of the dashboard sessions opened with ``records``' keys."""
+        if not records:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for record in records:
+                pipe.smembers(keys.api_key_dashboard_sessions(record.id))
+            found = cast(list[set[str]], await pipe.execute())
+        return [keys.dashboard_session(digest) for digests in found for digest in digests]
 
     async def _load(self, ids: Sequence[str]) -> list[ApiKeyRecord | None]:
         if not ids:
@@ -148,9 +161,12 @@ class ApiKeys:
         return [ApiKeyRecord.model_validate_json(text) if text else None for text in raw]
 
 
-def _queue_delete(pipe: Pipeline, records: Sequence[ApiKeyRecord]) -> None:
-    """Queue the removal of keys: record, hash index entry and list entries together."""
+def _queue_delete(pipe: Pipeline, records: Sequence[ApiKeyRecord], sessions: Sequence[str]) -> None:
+    """Queue the removal of keys: record, hash index entry, list entries and dashboard sessions together."""
     for record in records:
         pipe.delete(keys.api_key(record.id), keys.api_key_hash(record.hash))
+        pipe.delete(keys.api_key_dashboard_sessions(record.id))
         pipe.zrem(keys.API_KEYS, record.id)
         pipe.zrem(keys.account_api_keys(record.account), record.id)
+    if sessions:
+        pipe.delete(*sessions)

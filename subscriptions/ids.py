@@ -4,13 +4,44 @@ An event's id derives from what changed, so the same change detected twice (afte
 and receivers can drop the duplicate: ``created`` events from (account, event, resource id); other events
 also from the state after the change. A delivery's id derives from its event and subscription, so writing it
 twice is harmless.
+
+Every id is a prefix, ``_``, then letters, digits, ``_`` or ``-`` (random and derived ids use 26 lower-case
+Crockford base32 characters; tests and the sandbox make readable ones such as ``sub_acme``). An id from outside
+is checked against that alphabet before it names a Redis key, so ``sub_x:health`` or ``sha256:…`` can never
+reach another key (see :func:`is_id`).
 """
 
 import hashlib
 import json
+import re
 import secrets
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case: no i, l, o, u
+
+
+# What each kind of id starts with, by what it identifies.
+SUBSCRIPTION_PREFIX = "sub"
+DELIVERY_PREFIX = "dlv"
+EVENT_PREFIX = "evt"
+API_KEY_PREFIX = "key"
+RECOVERY_PREFIX = "rec"
+MAX_ID_TAIL = 64  # characters after the prefix
+
+
+def id_pattern(prefix: str) -> str:
+    """The regular expression (anchored, in the dialect of both Python and JSON Schema) of ``prefix``'s ids."""
+    return rf"^{prefix}_[0-9A-Za-z_-]{{1,{MAX_ID_TAIL}}}$"
+
+
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Whether ``value`` has the shape of an id starting with ``prefix``: nothing in it can name another key."""
+    compiled = _COMPILED.get(prefix)
+    if compiled is None:
+        compiled = _COMPILED[prefix] = re.compile(id_pattern(prefix).removeprefix("^").removesuffix("$"))
+    return compiled.fullmatch(value) is not None
 
 
 _PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]  # 10 bits at a time: half the big-int divisions

@@ -184,3 +184,18 @@ def template(key_of: "Callable[[str], str]") -> list[str]:
     ``template(attempts) == ["relay:delivery:", ":attempts"]``."""
     head, tail = key_of("\x00").split("\x00")
     return [head, tail]
+
+
+# dashboard sessions and logins (relay.ui): a session's id is only in the browser's cookie; Redis has its SHA-256
+
+
+def dashboard_session(digest: str) -> str:
+    return f"{PREFIX}ui:session:{digest}"  # STRING JSON who, created and expiry, with a TTL; digest of the session id
+
+
+def api_key_dashboard_sessions(key_id: str) -> str:
+    return f"{PREFIX}ui:sessions:key:{key_id}"  # SET digests of the sessions opened with one API key (TTL'd)
+
+
+def login_failures(client: str) -> str:
+    return f"{PREFIX}ui:login-failures:{client}"  # ZSET attempt -> ms: one client address's recent failed logins

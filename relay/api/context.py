@@ -47,6 +47,7 @@ class ApiContext:
     secret_grace_s: float = 86_400.0
     max_subscriptions_per_account: int = 100
     test_pings_per_minute: int = 30
+    metrics_token: str | None = None  # RELAY_METRICS_TOKEN: when set, /metrics needs it as a bearer token
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)

@@ -1,10 +1,15 @@
-"""Unauthenticated endpoints for load balancers and monitoring: liveness, readiness, metrics, the API's spec."""
+"""Endpoints for load balancers and monitoring: liveness, readiness, metrics, the API's spec.
+
+None needs the API's token. ``/metrics`` needs ``RELAY_METRICS_TOKEN`` as a bearer token when it is set (its
+labels name accounts, which are customers); ``/healthz`` and ``/readyz`` stay open for probes.
+"""
 
 import logging
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from relay.api.auth import check_metrics_token
 from relay.api.context import context
 from relay.api.routing import openapi, router
 from relay.api.schemas import Health, Readiness
@@ -37,9 +42,18 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(status=200 if ready else 503, text=body.model_dump_json(), content_type="application/json")
 
 
-@router.route("GET", "/metrics", summary="Prometheus metrics", auth=False, tag="operations", media_type="text/plain")
+@router.route(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics (with RELAY_METRICS_TOKEN set: 'Authorization: Bearer <it>', else 401)",
+    auth=False,
+    tag="operations",
+    errors=(401,),
+    media_type="text/plain",
+)
 async def metrics(request: web.Request) -> web.Response:
     ctx = context(request)
+    check_metrics_token(request, ctx.metrics_token)
     await ctx.metrics.refresh_backlog(ctx.redis, ctx.clock())
     return web.Response(body=ctx.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 

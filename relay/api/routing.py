@@ -4,10 +4,16 @@ A handler's parameters say what it takes: path parameters by name (``code: str``
 JSON body and ``query: SomeModel`` for query parameters; its return annotation is the answer's model. The
 wrapper parses and validates input (problems on failure) and serialises the answer, so handlers see typed
 values only and the OpenAPI document cannot drift from what the handlers do.
+
+Path parameters are ids chosen by the caller, and ids become Redis key names: each is checked against its
+alphabet (by the parameter's name, see ``PATH_IDS``) before the handler runs, and one that does not fit gets
+exactly the 404 of an id that fits but does not exist. That check comes after the body and query are parsed,
+as a lookup would, so a malformed id and a missing one give the same answer to every request.
 """
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -18,6 +24,9 @@ from pydantic.json_schema import models_json_schema
 
 from relay.api.access import require_admin
 from relay.api.problems import Problem, json_problem, validation_problem
+from relay.api.schemas import CODE_PATTERN
+from subscriptions import ids
+from subscriptions.errors import NotFound
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -38,6 +47,36 @@ class Route:
     response: type[BaseModel] | None
     path_params: tuple[str, ...]
     media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class PathId:
+    """What a path parameter names (``noun``, as the store's not-found answers say it) and its alphabet."""
+
+    noun: str
+    pattern: str
+
+    def check(self, value: str) -> None:
+        """Raise the not-found answer of an object named ``value`` unless ``value`` could name one."""
+        if re.fullmatch(self.pattern.removeprefix("^").removesuffix("$"), value) is None:
+            raise NotFound(f"{self.noun} {value!r} does not exist")
+
+
+PATH_IDS = {
+    "code": PathId("account", CODE_PATTERN),
+    "sub_id": PathId("subscription", ids.id_pattern(ids.SUBSCRIPTION_PREFIX)),
+    "delivery_id": PathId("delivery", ids.id_pattern(ids.DELIVERY_PREFIX)),
+    "event_id": PathId("event", ids.id_pattern(ids.EVENT_PREFIX)),
+    "key_id": PathId("API key", ids.id_pattern(ids.API_KEY_PREFIX)),
+    "rec_id": PathId("recovery", ids.id_pattern(ids.RECOVERY_PREFIX)),
+}
+"""The alphabet of each path parameter, by name; a name not listed here gets ``OTHER_PATH_ID``'s."""
+
+OTHER_PATH_ID = r"^[0-9A-Za-z_-]{1,128}$"  # no ':' (the key separator), '.', '/', '%' or anything non-ASCII
+
+
+def path_id(name: str) -> PathId:
+    return PATH_IDS.get(name) or PathId(name.replace("_", " "), OTHER_PATH_ID)
 
 
 def _model(annotation: Any) -> type[BaseModel] | None:
@@ -98,7 +137,7 @@ def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     async def view(request: web.Request) -> web.StreamResponse:
         if route.admin:
             require_admin(request)  # before the input is read: a scoped key learns nothing from validation
-        kwargs: dict[str, Any] = {name: request.match_info[name] for name in route.path_params}
+        kwargs: dict[str, Any] = {}
         if route.query is not None:
             try:
                 kwargs["query"] = route.query.model_validate(dict(request.query))
@@ -118,6 +157,9 @@ def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 kwargs["body"] = route.body.model_validate(data)
             except ValidationError as error:
                 return validation_problem(error, "request body")
+        for name in route.path_params:  # after the input is parsed, where a lookup would be: the same answers
+            path_id(name).check(request.match_info[name])
+            kwargs[name] = request.match_info[name]
         result = await route.handler(request, **kwargs)
         if isinstance(result, web.StreamResponse):
             return result
@@ -146,7 +188,15 @@ def openapi(routes: list[Route], *, title: str, version: str, description: str) 
             "responses": {},
         }
         parameters = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in route.path_params
+            {
+                "name": p,
+                "in": "path",
+                "required": True,
+                # the alphabet as words, not as a schema "pattern": any string is accepted, one outside it is a 404
+                "description": f"{path_id(p).noun} id; one that does not match {path_id(p).pattern} does not exist",
+                "schema": {"type": "string"},
+            }
+            for p in route.path_params
         ]
         if route.query is not None:
             query_schema = route.query.model_json_schema(ref_template="#/components/schemas/{model}")

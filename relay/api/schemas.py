@@ -21,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from subscriptions.admission import MIN_RATE_PER_S
 from subscriptions.events import MAX_PATTERN_CHARS, MAX_PATTERNS
+from subscriptions.ids import EVENT_PREFIX, SUBSCRIPTION_PREFIX, id_pattern
 from subscriptions.models import RESOURCES, Attempt, AuthKind, DeliveryStatus, Resource, SubscriptionState
 from subscriptions.paging import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -331,19 +332,23 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(None, max_length=512)
 
 
+# Filters that name an account, a subscription or an event must have the shape of one (a 422 naming the
+# parameter otherwise): their values become Redis key names, which must never reach another key.
+
+
 class SubscriptionQuery(ListQuery):
-    account: str | None = Field(None, max_length=64)
+    account: str | None = Field(None, pattern=CODE_PATTERN, description="an account code")
 
 
 class DeliveryQuery(ListQuery):
-    subscription: str | None = Field(None, max_length=64)
-    event_id: str | None = Field(None, max_length=64)
+    subscription: str | None = Field(None, pattern=id_pattern(SUBSCRIPTION_PREFIX), description="a subscription id")
+    event_id: str | None = Field(None, pattern=id_pattern(EVENT_PREFIX), description="an event id")
     type: str | None = Field(None, max_length=64)
     status: DeliveryStatus | None = None
 
 
 class EventQuery(ListQuery):
-    account: str | None = Field(None, max_length=64)
+    account: str | None = Field(None, pattern=CODE_PATTERN, description="an account code")
     type: str | None = Field(None, max_length=64)
     since: Instant | None = None
 
@@ -383,4 +388,4 @@ class ApiKeyList(Paged[ApiKeyView]):
 
 
 class ApiKeyQuery(ListQuery):
-    account: str | None = Field(None, max_length=64)
+    account: str | None = Field(None, pattern=CODE_PATTERN, description="an account code")

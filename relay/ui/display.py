@@ -99,3 +99,11 @@ def short_url(url: str, limit: int = 48) -> str:
     """A URL cut to ``limit`` characters with an ellipsis, for table cells (the full one goes in a title)."""
     plain = url.removeprefix("https://").removeprefix("http://")
     return plain if len(plain) <= limit else plain[: limit - 1] + "…"
+
+
+def duration(seconds: int) -> str:
+    """A wait in words, rounded up: ``45 seconds``, ``1 minute``, ``13 minutes``."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

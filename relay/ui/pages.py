@@ -1,12 +1,15 @@
 """The dashboard's pages under ``/ui``: overview, deliveries, one delivery with its retry button, login.
 
 ``/ui`` is outside ``/v1/``, so the API's bearer middleware does not guard it: every page here asks
-``relay.ui.session`` for the caller first and sends anyone without a valid cookie to the login page. Forms
-that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET).
+``relay.ui.session`` for the caller's session first and sends anyone without a valid one to the login page.
+Forms that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET), or with
+the page and the reason when the change is refused. Failed logins are limited per client
+(``relay.ui.login_limit``).
 """
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -16,10 +19,13 @@ from pydantic import ValidationError
 from relay.api.access import Principal
 from relay.api.context import context
 from relay.api.schemas import DeliveryQuery
+from relay.api.subscription_views import ensure_enabled
 from relay.ui import chart, display, queries, session
+from relay.ui.login_limit import LoginLimit, client_address
 from relay.ui.render import STATIC_DIR, page
-from subscriptions.errors import InvalidInput, NotFound
-from subscriptions.models import DeliveryStatus
+from relay.ui.session import DashboardSessions
+from subscriptions.errors import Conflict, InvalidInput, NotFound
+from subscriptions.models import DeliveryRecord, DeliveryStatus
 
 PAGE_SIZE = 50
 STATIC_ROUTE = "ui-static"
@@ -29,16 +35,16 @@ PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 
 def signed_in(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A page for callers with a valid cookie; anyone else goes to the login page, and back here after."""
+    """A page for callers with a valid session; anyone else goes to the login page, and back here after."""
 
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         who = await session.caller(request)
         if who is None:
-            target = request.path_qs if request.method == "GET" else "/ui"
+            target = session.safe_next(request.raw_path) if request.method == "GET" else "/ui"
             response = web.HTTPSeeOther("/ui/login?" + urlencode({"next": target}))
-            if session.COOKIE in request.cookies:
-                session.forget(response)  # a revoked key, or a token changed since
+            if session.has_cookie(request):
+                session.forget(response)  # logged out, expired, its key revoked, or the admin token changed
             raise response
         try:
             return await handler(request, who)
@@ -121,13 +127,23 @@ async def deliveries(request: web.Request, who: Principal) -> web.StreamResponse
 
 @signed_in
 async def delivery(request: web.Request, who: Principal) -> web.StreamResponse:
+    found = await queries.visible_delivery(context(request), who, request.match_info["delivery_id"])
+    return await delivery_page(request, who, found, retried=request.query.get("retried") == "1")
+
+
+async def delivery_page(
+    request: web.Request,
+    who: Principal,
+    found: DeliveryRecord,
+    *,
+    retried: bool = False,
+    refused: str | None = None,
+    status: int = 200,
+) -> web.StreamResponse:
+    """One delivery with its attempts; ``refused`` says why a retry just asked for was not scheduled."""
     ctx = context(request)
-    found = await queries.visible_delivery(ctx, who, request.match_info["delivery_id"])
     attempts = await ctx.store.attempts(found.id)
-    try:
-        sub_url: str | None = (await ctx.store.get_subscription(found.subscription)).url
-    except NotFound:
-        sub_url = None
+    (sub,) = await ctx.store.load_subscriptions([found.subscription])
     try:
         body: str | None = json.dumps(json.loads((await ctx.store.get_event(found.event_id)).body), indent=2)
     except NotFound:
@@ -140,11 +156,13 @@ async def delivery(request: web.Request, who: Principal) -> web.StreamResponse:
             **common(request, who, "deliveries"),
             "delivery": found,
             "attempts": list(enumerate(attempts, start=1)),
-            "sub_url": sub_url,
+            "sub": sub,
             "body": body,
-            "retried": request.query.get("retried") == "1",
-            "refresh_s": 2 if due_soon else None,
+            "retried": retried and refused is None,
+            "refused": refused,
+            "refresh_s": 2 if due_soon and refused is None else None,
         },
+        status=status,
     )
 
 
@@ -154,6 +172,12 @@ async def retry(request: web.Request, who: Principal) -> web.StreamResponse:
         return page("forbidden.html", common(request, who), status=403)
     ctx = context(request)
     found = await queries.visible_delivery(ctx, who, request.match_info["delivery_id"])
+    (sub,) = await ctx.store.load_subscriptions([found.subscription])
+    if sub is not None:
+        try:
+            ensure_enabled(sub, "retry its deliveries")  # what the API answers with its 409
+        except Conflict as refused:
+            return await delivery_page(request, who, found, refused=str(refused), status=409)
     await ctx.outbox.schedule_now(found, ctx.clock())
     ctx.on_deliveries()
     raise web.HTTPSeeOther(f"/ui/deliveries/{found.id}?retried=1")
@@ -165,22 +189,42 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
-    target = session.safe_next(str(form.get("next", "")))
+    """Open a session for a good token; failures are limited per client (429 with ``Retry-After`` beyond)."""
     if not session.same_origin(request):
         return page("forbidden.html", common(request, None), status=403)
-    token = str(form.get("token", ""))
-    who = await session.check_token(request, token)
+    try:
+        form = await request.post()
+    except UnicodeDecodeError:  # aiohttp decodes a form as UTF-8 and lets the error through
+        values = {**common(request, None), "next": "/ui", "error": "The form did not arrive as UTF-8; try again."}
+        return page("login.html", values, status=400)
+    target = session.safe_next(str(form.get("next", "")))
+    ctx = context(request)
+    limit = LoginLimit(ctx.redis, ctx.clock)
+    attempt = await limit.attempt(client_address(request))
+    if attempt.retry_after_s is not None:
+        wait = attempt.retry_after_s
+        at = ctx.clock() + timedelta(seconds=wait)
+        error = (
+            f"Too many failed logins from your address. Try again in {display.duration(wait)}, after {at:%H:%M:%S} UTC."
+        )
+        values = {**common(request, None), "next": target, "error": error}
+        return page("login.html", values, status=429, headers={"Retry-After": str(wait)})
+    who = await session.check_token(request, str(form.get("token", "")))
     if who is None:
         error = "That token is not valid: use the admin token (RELAY_API_TOKEN) or an API key made for your account."
         return page("login.html", {**common(request, None), "next": target, "error": error}, status=401)
+    await limit.succeeded(attempt)
+    sessions = DashboardSessions.of(ctx)
+    await sessions.end(session.cookie_session(request))  # a session this browser had before is over
     response = web.HTTPSeeOther(target)
-    session.remember(response, request, token)
+    session.remember(response, request, await sessions.open(who))
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """Forget the cookie (a GET works too: being logged out by a link is harmless, and nothing else changes)."""
+    """End the session and forget the cookie (a GET works too: the cookie is SameSite=Strict, so another site
+    cannot log anyone out, and nothing else changes)."""
+    await DashboardSessions.of(context(request)).end(session.cookie_session(request))
     response = web.HTTPSeeOther("/ui/login")
     session.forget(response)
     raise response

@@ -19,6 +19,7 @@ from relay.ui.chart import HOUR
 from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.errors import NotFound
+from subscriptions.ids import DELIVERY_PREFIX, is_id
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
 from subscriptions.paging import Page, Position
 
@@ -52,7 +53,10 @@ async def subscription_views(ctx: ApiContext, subs: Sequence[SubscriptionRecord]
 
 
 async def visible_delivery(ctx: ApiContext, who: Principal, delivery_id: str) -> DeliveryRecord:
-    """One delivery, or :class:`NotFound` if it does not exist or belongs to an account the caller cannot see."""
+    """One delivery, or :class:`NotFound` if it does not exist or belongs to an account the caller cannot see
+    (or ``delivery_id`` is not even shaped like an id: it is never looked up, as in the API)."""
+    if not is_id(delivery_id, DELIVERY_PREFIX):
+        raise NotFound(f"delivery {delivery_id!r} does not exist")
     delivery = await ctx.store.get_delivery(delivery_id)
     if not who.can_see(delivery.account):
         raise NotFound(f"delivery {delivery_id!r} does not exist")

@@ -43,7 +43,9 @@ ENV.globals["delivery_badge"] = display.delivery_badge
 ENV.globals["state_badge"] = display.state_badge
 
 
-def page(template: str, values: Mapping[str, Any], *, status: int = 200) -> web.Response:
-    """``template`` rendered with ``values`` as an HTML response."""
+def page(
+    template: str, values: Mapping[str, Any], *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """``template`` rendered with ``values`` as an HTML response (``headers`` added to the usual ones)."""
     text = ENV.get_template(template).render(values)
-    return web.Response(text=text, status=status, content_type="text/html", headers=HEADERS)
+    return web.Response(text=text, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})})

@@ -1,16 +1,24 @@
-"""Fixtures of the dashboard's tests: the relay in this process, and a Chromium page."""
+"""Fixtures of the dashboard's tests: the relay in this process, the dashboard alone, and a Chromium page."""
 
 from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, Page
+from redis.asyncio import Redis
 
-from tests.ui.world import Relay, chromium, relay_in_process
+from tests.conftest import FakeClock
+from tests.ui.world import Dashboard, Relay, chromium, dashboard_alone, relay_in_process
 
 
 @pytest.fixture
 async def relay(redis_url: str) -> AsyncIterator[Relay]:
     async with relay_in_process(redis_url) as running:
+        yield running
+
+
+@pytest.fixture
+async def dashboard(redis_client: Redis, clock: FakeClock) -> AsyncIterator[Dashboard]:
+    async with dashboard_alone(redis_client, clock) as running:
         yield running
 
 

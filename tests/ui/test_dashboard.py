@@ -1,15 +1,17 @@
 """The dashboard in a real headless Chromium: log in, find a failed delivery, retry it, see it succeed; a
-scoped key sees only its account; bad tokens and missing cookies go to the login page; nothing is injected."""
+scoped key sees only its account; bad tokens and missing cookies go to the login page; the cookie is a session,
+never the token, and logging out or revoking the key ends it; a retry the API would refuse says why; nothing is
+injected."""
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from aiohttp import web
 from playwright.async_api import Page, expect
 
 from relay.service import bound_port
-from tests.ui.world import TOKEN, Relay
+from tests.ui.world import TOKEN, Dashboard, Relay
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -78,6 +80,9 @@ async def test_a_scoped_key_sees_only_its_account(relay: Relay, page: Page) -> N
 
     await log_in(page, relay, key["key"])
     await expect(page.locator("h1")).to_have_text("Overview")
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
+    assert key["key"] not in cookie["value"]
+    assert await relay.ctx.redis.smembers(f"relay:ui:sessions:key:{key['id']}")  # type: ignore[misc]
     await expect(page.locator(".who")).to_contain_text("key for acme")
     main = page.locator("main")
     await expect(main).to_contain_text(acme_sub["id"])
@@ -106,6 +111,7 @@ async def test_a_scoped_key_sees_only_its_account(relay: Relay, page: Page) -> N
     assert (await relay.ctx.store.get_delivery(globex.id)).status == "failed"
 
     await relay.call("DELETE", f"/v1/api-keys/{key['id']}", expect=204)
+    assert [k async for k in relay.ctx.redis.scan_iter(match="relay:ui:session*")] == []  # its session is gone
     await page.goto(f"{relay.url}/ui")
     await at_login(page, "/ui")  # a revoked key is logged out at once
 
@@ -116,20 +122,68 @@ async def test_without_a_cookie_the_dashboard_asks_for_a_token_and_refuses_a_bad
     await page.fill("#token", "not-the-token")
     await page.click("button:has-text('Log in')")
     await expect(page.locator(".alert.bad")).to_contain_text("That token is not valid")
-    assert not [c for c in await page.context.cookies() if c["name"] == "relay_ui_token"]
+    assert not [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
 
     await page.fill("#token", TOKEN)
     await page.click("button:has-text('Log in')")
     await expect(page).to_have_url(f"{relay.url}/ui/deliveries?status=failed")  # back where it was going
-    [cookie] = [c for c in await page.context.cookies() if c["name"] == "relay_ui_token"]
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
     assert cookie["httpOnly"]
     assert cookie["sameSite"] == "Strict"
     assert cookie["path"] == "/ui"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", cookie["value"])  # an opaque session id, not the token
+    assert TOKEN not in cookie["value"]
 
     await page.click("button:has-text('Log out')")
     await expect(page).to_have_url(f"{relay.url}/ui/login")
+    assert not [c for c in await page.context.cookies() if c["name"] == "relay_ui_session"]
     await page.goto(f"{relay.url}/ui")
     await at_login(page, "/ui")
+
+    await page.context.add_cookies([cookie])  # the old cookie, kept by someone: the session it named is over
+    await page.goto(f"{relay.url}/ui/deliveries")
+    await at_login(page, "/ui/deliveries")
+
+
+async def test_a_retry_of_a_delivery_to_a_disabled_subscription_says_why_it_was_not_scheduled(
+    relay: Relay, page: Page
+) -> None:
+    await relay.add_account("acme")
+    sub = await relay.subscribe("acme")
+    [made] = await relay.commit_event("acme", 11)
+    failed = await relay.wait_status(made.id, "failed")
+    await relay.call("PATCH", f"/v1/subscriptions/{sub['id']}", {"state": "disabled"})
+
+    await log_in(page, relay)
+    await page.goto(f"{relay.url}/ui/deliveries/{made.id}")
+    await expect(page.locator(".facts")).to_contain_text("disabled")
+    async with page.expect_response(f"{relay.url}/ui/deliveries/{made.id}/retry") as answered:
+        await page.click("button:has-text('Retry now')")
+    assert (await answered.value).status == 409
+    refusal = page.locator(".alert.bad")
+    await expect(refusal).to_contain_text(f"subscription {sub['id']} is disabled (disabled by a PATCH)")
+    await expect(refusal).to_contain_text('PATCH it to {"state": "active"} before you retry its deliveries')
+    await expect(page.locator(".alert.ok")).to_have_count(0)
+    assert "Retry scheduled" not in await page.content()
+    after = await relay.ctx.store.get_delivery(made.id)
+    assert (after.status, after.attempt_count, after.next_attempt_at) == ("failed", failed.attempt_count, None)
+
+
+async def test_a_delivery_page_answers_a_malformed_id_as_a_missing_one(dashboard: Dashboard) -> None:
+    session = await dashboard.session(TOKEN)
+
+    async def shown(delivery_id: str) -> tuple[int, str]:
+        answer = await dashboard.request("GET", f"/ui/deliveries/{quote(delivery_id, safe='')}", session=session)
+        return answer.status, answer.text.replace(repr(delivery_id).replace("'", "&#39;"), "<id>")
+
+    missing = await shown("dlv_missing0")
+    assert missing[0] == 404
+    assert "delivery <id> does not exist" in missing[1]
+    for hostile in ["dlv_x:attempts", "sub_x:health", "acme:status", "%3a", "dlv_" + "a" * 3000, "dlv_é", "dlv_x\n"]:
+        assert await shown(hostile) == missing, hostile
+    for hostile in ["dlv_x:attempts", "%3a"]:
+        retried = await dashboard.request("POST", f"/ui/deliveries/{quote(hostile, safe='')}/retry", session=session)
+        assert retried.status == 404
 
 
 async def test_a_response_excerpt_is_shown_as_text_never_as_markup(relay: Relay, page: Page) -> None:

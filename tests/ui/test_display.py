@@ -7,7 +7,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from relay.api.schemas import AccountStatus, ResourceStatus
-from relay.ui.display import ago, percent, polling_health, short_url, when
+from relay.ui.display import ago, duration, percent, polling_health, short_url, when
 from relay.ui.session import safe_next, same_origin
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -78,6 +78,11 @@ def test_polling_health(fields: dict[str, Any], label: str) -> None:
         ("/ui\\@evil.example", "/ui"),
         ("/uix", "/ui"),
         ("/v1/accounts", "/ui"),
+        ("/ui?\r\nSet-Cookie: a=1", "/ui"),  # a line break would end the Location header
+        ("/ui/deliveries?subscription=sub_é", "/ui"),
+        ("/ui/deliveries?subscription=sub_%C3%A9", "/ui/deliveries?subscription=sub_%C3%A9"),
+        ("/ui/deliveries/\udcff", "/ui"),  # a path that was not UTF-8
+        ("/ui/a b", "/ui"),
     ],
 )
 def test_after_login_only_dashboard_paths(target: str | None, kept: str) -> None:
@@ -94,9 +99,26 @@ def test_after_login_only_dashboard_paths(target: str | None, kept: str) -> None
         ({"Origin": "https://evil.example"}, False),
         ({"Origin": "null"}, False),
         ({"Referer": "http://evil.example/relay.local:8080"}, False),
+        ({"Origin": "http://["}, False),  # urlsplit raises on an unclosed IPv6 address
+        ({"Referer": "http://[::1/ui"}, False),
         ({}, False),
     ],
 )
 def test_forms_must_come_from_this_host(headers: dict[str, str], same: bool) -> None:
     request = make_mocked_request("POST", "/ui/deliveries/dlv_1/retry", headers={"Host": "relay.local:8080", **headers})
     assert same_origin(request) is same
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (1, "1 second"),
+        (45, "45 seconds"),
+        (60, "1 minute"),
+        (61, "2 minutes"),
+        (810, "14 minutes"),
+        (900, "15 minutes"),
+    ],
+)
+def test_a_wait_is_said_in_seconds_or_minutes_rounded_up(seconds: int, words: str) -> None:
+    assert duration(seconds) == words

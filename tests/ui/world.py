@@ -1,4 +1,5 @@
-"""The relay (API and worker in this process) over a test's Redis, a receiver, and Debian's Chromium.
+"""The relay (API and worker in this process) over a test's Redis, a receiver, and Debian's Chromium; and the
+dashboard alone over plain HTTP, on a clock the test moves, for its sessions and logins.
 
 Accounts, subscriptions and deliveries are made without Brightpearl: an account record that is never polled,
 subscriptions through the API, events committed through the outbox as a poller would. That keeps the
@@ -9,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,9 @@ import aiohttp
 from aiohttp import web
 from playwright.async_api import Browser, async_playwright
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
+from relay.api.app import create_app
 from relay.api.context import ApiContext
 from relay.receiver import Receiver
 from relay.service import bound_port, running
@@ -26,6 +29,7 @@ from relay.settings import Settings
 from subscriptions.ids import event_id
 from subscriptions.models import AccountRecord, DeliveryRecord, Resource
 from subscriptions.outbox import NewEvent, event_body
+from subscriptions.store import Store
 
 TOKEN = "ui-admin-token-0123456789abcdefghij"
 CHROMIUM = "/usr/bin/chromium"
@@ -148,3 +152,93 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    text: str
+    cookies: dict[str, str]  # what the answer set (an empty value: deleted)
+
+
+@dataclass
+class Dashboard:
+    """The API and dashboard with no worker, over plain HTTP with no cookie jar: each request names its cookie."""
+
+    url: str
+    ctx: ApiContext
+    http: aiohttp.ClientSession
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        session: str | None = None,
+        cookies: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> Answer:
+        jar = dict(cookies or {})
+        if session is not None:
+            jar["relay_ui_session"] = session
+        sent = {"Origin": self.url, **(headers or {})}
+        if jar:
+            sent["Cookie"] = "; ".join(f"{name}={value}" for name, value in jar.items())
+        async with self.http.request(
+            method, self.url + path, headers=sent, data=data, allow_redirects=False
+        ) as response:
+            set_cookies = {name: morsel.value for name, morsel in response.cookies.items()}
+            return Answer(response.status, dict(response.headers), await response.text(), set_cookies)
+
+    async def log_in(self, token: str, *, headers: dict[str, str] | None = None, next_: str = "/ui") -> Answer:
+        return await self.request("POST", "/ui/login", data={"token": token, "next": next_}, headers=headers)
+
+    async def session(self, token: str) -> str:
+        """A session opened with ``token`` (which must be good): the cookie's value."""
+        answer = await self.log_in(token)
+        assert answer.status == 303, answer.text
+        return answer.cookies["relay_ui_session"]
+
+    async def api(self, method: str, path: str, body: Any = None, *, expect: int = 200) -> Any:
+        headers = {"Authorization": f"Bearer {self.ctx.admin_token}"}
+        async with self.http.request(method, self.url + path, json=body, headers=headers) as response:
+            payload = await response.json(content_type=None) if response.status != 204 else None
+            assert response.status == expect, payload
+            return payload
+
+
+def never_polled(code: str, at: datetime) -> AccountRecord:
+    return AccountRecord(
+        code=code,
+        base_url=f"http://127.0.0.1:9/public-api/{code}",
+        app_ref=f"{code}_relay",
+        auth="account_token",
+        token="unused",
+        poll_interval_s=5,
+        resources=["orders"],
+        created_at=at,
+    )
+
+
+@contextlib.asynccontextmanager
+async def dashboard_alone(redis: "Redis", clock: Callable[[], datetime]) -> AsyncIterator[Dashboard]:
+    """The API's application (dashboard included) on a loopback port, with an account ``acme`` never polled."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        ctx = ApiContext(
+            redis=redis,
+            admin_token=TOKEN,
+            brightpearl_session=http,
+            budget_per_minute=100,
+            allow_private_targets=True,
+            clock=clock,
+        )
+        await Store(redis).create_account(never_polled("acme", clock()), {}, NEVER_MS)
+        runner = web.AppRunner(create_app(ctx), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            yield Dashboard(f"http://127.0.0.1:{bound_port(runner)}", ctx, http)
+        finally:
+            await runner.cleanup()
