@@ -1,12 +1,14 @@
 """The ``relay`` command as a user meets it: help everywhere, one-line errors, and the demo."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -163,13 +165,37 @@ def test_settings_accept_comma_separated_schedules() -> None:
         del os.environ["RELAY_RETRY_SCHEDULE_S"]
 
 
-@pytest.mark.timeout(90)
-def test_the_demo_shows_verified_order_webhooks() -> None:
-    result = relay("demo", "--duration", "10", timeout=60)
+# what the demo makes happen within its default run (`make demo`: 30 s), every one at least once
+DEMO_EVENT_TYPES = [
+    "order.created",
+    "order.modified.order-status",
+    "order.modified",
+    "product.modified.on-hand-modified",
+    "goods-out-note.created",
+    "goods-out-note.modified.printed",
+    "goods-out-note.modified.picked",
+    "goods-out-note.modified.packed",
+    "goods-out-note.modified.shipped",
+    "product.created",
+    "product.modified",
+    "contact.created",
+    "contact.modified",
+    "ping",
+]
+
+
+@pytest.mark.timeout(150)
+def test_the_demo_shows_every_event_type_within_its_default_run_and_counts_each() -> None:
+    result = relay("demo", "--duration", "30", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("#")]
-    assert len(lines) >= 3
-    assert all("signature ok" in line for line in lines)
-    assert any("order.created" in line for line in lines)
-    assert "0 BAD" in result.stdout
+    webhooks = [line for line in result.stdout.splitlines() if line.startswith("#")]
+    assert webhooks
+    assert all("signature ok" in line for line in webhooks)
+    arrived = Counter(line.split()[1] for line in webhooks)
+    assert [kind for kind in DEMO_EVENT_TYPES if not arrived[kind]] == [], result.stdout
+    summary = result.stdout.split("\nsummary: ", 1)[1]
+    assert summary.startswith(f"{len(webhooks)} webhooks in ")
+    assert f"{len(webhooks)} signatures verified, 0 BAD" in summary
+    counted = {match[1]: int(match[2]) for match in re.finditer(r"^  (\S+) +(\d+)", summary, re.MULTILINE)}
+    assert {kind: n for kind, n in counted.items() if n} == dict(arrived)
     assert "nothing will survive a restart" in result.stderr
