@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -70,8 +71,20 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _option_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with an option argparse accepted but the command cannot use; None when nothing is."""
+    duration = getattr(args, "duration", None)
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        return (
+            f"--duration must be a positive number of seconds, not {duration:g}; leave it out to run until interrupted"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if problem := _option_error(args):
+        return _fail(problem)
     try:
         settings = Settings()
     except ValidationError as error:

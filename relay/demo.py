@@ -2,8 +2,11 @@
 
 A Brightpearl sandbox, the relay (API and worker in this process, on the embedded store unless
 ``RELAY_REDIS_URL`` is set) and a receiver, all on free loopback ports. The demo registers the sandbox
-account and a subscription to ``*`` through the relay's own HTTP API, then makes orders happen in the sandbox,
-and prints every webhook as it arrives with the reference library's verdict on its signature.
+account and a subscription to ``*`` through the relay's own HTTP API, sends the subscription a test ping, then
+makes a shop's back office happen in the sandbox: first an opening act that makes every kind of event happen
+once (a product, a customer and an order appear, then change, and the order's goods-out note goes from printed
+to shipped), then random activity. It prints every webhook as it arrives with the reference library's verdict
+on its signature, and at the end how many of each event type arrived.
 """
 
 import asyncio
@@ -13,6 +16,8 @@ import secrets
 import signal
 import sys
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 import aiohttp
@@ -23,13 +28,44 @@ from relay.receiver import Received, Receiver
 from relay.sandbox.app import start_sandbox
 from relay.service import bound_port, running
 from relay.settings import Settings
+from subscriptions.events import EVENT_TYPES
 
-# the sandbox's whole budget is the demo's; polls as often as 200 requests a minute allow for all five resources
-POLL_INTERVAL_S = 1.5
-SLOWER_POLLS_S = {"stock": 3, "goods-out-notes": 4, "products": 8, "contacts": 8}
+# The sandbox's whole budget (200 requests a minute) is the demo's, and the relay plans to use 150 of them (it
+# holds a quarter back). What each resource is asked to be polled at must fit in that with what polls really
+# cost while things change (about 4 requests an orders poll, 2 a stock poll, 2-3 a goods-out notes poll, 3-4 a
+# products or contacts poll: searches, reads, and the newest second read again), or the relay stretches the last
+# resources' intervals (contacts, then products) towards one poll a minute and a short demo would not see them.
+# These cost about 150 a minute, and every resource is polled at least every 7 s.
+POLL_INTERVAL_S = 5.0  # orders
+SLOWER_POLLS_S = {"stock": 6.0, "goods-out-notes": 6.0, "products": 7.0, "contacts": 7.0}
+
+# every event the opening act makes happen, in the order it does
+SHOWN_EVENT_TYPES = (
+    "ping",
+    "product.created",
+    "contact.created",
+    "order.created",
+    "product.modified.on-hand-modified",
+    "product.modified",
+    "contact.modified",
+    "order.modified.order-status",
+    "order.modified",
+    "goods-out-note.created",
+    "goods-out-note.modified.printed",
+    "goods-out-note.modified.picked",
+    "goods-out-note.modified.packed",
+    "goods-out-note.modified.shipped",
+)
+STAGES = ("printed", "picked", "packed", "shipped")
+WAREHOUSE_ID = 2  # the sandbox account's first warehouse, where the catalogue's stock is
+INVOICED, NEW_WEB_ORDER = 4, 2  # sales order statuses of the sandbox
+SETTLE_S = 6.0  # after the changes stop, the longest the demo waits for their webhooks
+ACT_WAIT_S = 15.0  # the longest the opening act waits for new things to be seen before changing them
 
 
 class Printer:
+    """Prints one line per webhook as it arrives."""
+
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.count = 0
@@ -39,9 +75,10 @@ class Printer:
         self.count += 1
         self.bad += 0 if item.verified else 1
         verdict = "signature ok" if item.verified else "BAD"
-        resource = item.body.get("data", {}).get("id", "")
+        resource = item.body.get("data", {}).get("id")
+        about = "" if resource is None else f"   (id {resource})"  # a ping is about no resource
         print(
-            f"#{self.count:<4} {item.event_type:<34} {item.webhook_id}  {verdict}   (id {resource})",
+            f"#{self.count:<4} {item.event_type:<34} {item.webhook_id}  {verdict}{about}",
             file=self.out,
             flush=True,
         )
@@ -58,53 +95,145 @@ async def _call(
         return payload
 
 
-async def make_changes_happen(
-    session: aiohttp.ClientSession, control: str, stop: asyncio.Event, rng: random.Random, products: list[int]
-) -> int:
-    """What a shop's back office does all day, in the sandbox: orders (some in bursts sharing one timestamp, some
-    allocating stock), status changes, goods received, goods-out notes picked and shipped, products and contacts
-    edited. Returns how many orders it made."""
-    made: list[int] = []
-    notes: list[int] = []
-    contacts: list[int] = []
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
-    async def act(method: str, path: str, body: Any = None) -> Any:
-        with contextlib.suppress(RuntimeError):  # a change the sandbox refuses (say, a note already shipped)
-            return await _call(session, method, f"{control}{path}", body=body)
+
+class BackOffice:
+    """What a shop's back office does, in the sandbox, through its control API (``control``: the account's URL
+    under ``/_sandbox``): orders (some in bursts sharing one timestamp, allocating stock), status and reference
+    changes, goods received, goods-out notes printed, picked, packed and shipped, products and contacts made and
+    edited."""
+
+    def __init__(self, session: aiohttp.ClientSession, control: str, rng: random.Random, products: list[int]) -> None:
+        self.session = session
+        self.control = control
+        self.rng = rng
+        self.products = products  # the catalogue's, with stock
+        self.orders: list[int] = []
+        self.without_note: list[int] = []  # orders with no goods-out note yet
+        self.notes: dict[int, int] = {}  # open goods-out note -> index of its next stage
+        self.contacts: list[int] = []
+        self.new_products: list[int] = []
+
+    async def act(self, method: str, path: str, body: Any = None) -> Any:
+        """One change; None when the sandbox refuses it (say, more stock allocated than there is)."""
+        with contextlib.suppress(RuntimeError):
+            return await _call(self.session, method, f"{self.control}{path}", body=body)
         return None
 
-    while not stop.is_set():
-        rows = [{"product_id": rng.choice(products), "quantity": rng.randint(1, 3)}]
-        created = await act("POST", "/orders", {"count": rng.choice([1, 1, 2, 3]), "rows": rows, "allocate": True})
-        made += created["ids"] if created else []
-        choice = rng.random()
-        if choice < 0.25 and made:
-            await act("PUT", f"/orders/{rng.choice(made)}/status", {"status_id": rng.choice([2, 4])})
-        elif choice < 0.45:
-            await act(
-                "POST",
-                "/stock/receive",
-                {"product_id": rng.choice(products), "warehouse_id": 2, "quantity": rng.randint(5, 20)},
-            )
-        elif choice < 0.65 and made:
-            note = await act("POST", f"/orders/{made[-1]}/goods-out-notes")
-            notes += [note["id"]] if note else []
-        elif choice < 0.8 and notes:
-            await act(
-                "POST",
-                f"/goods-out-notes/{rng.choice(notes)}/stage",
-                {"stage": rng.choice(["printed", "packed", "shipped"])},
-            )
-        elif choice < 0.9:
-            await act("PATCH", f"/products/{rng.choice(products)}", {"name": f"Shirt, batch {rng.randint(1, 99)}"})
+    async def new_orders(self, count: int, quantity: int) -> list[int]:
+        rows = [{"product_id": self.rng.choice(self.products), "quantity": quantity}]
+        created = await self.act("POST", "/orders", {"count": count, "rows": rows, "allocate": True})
+        ids: list[int] = created["ids"] if created else []
+        self.orders += ids
+        self.without_note += ids
+        return ids
+
+    async def new_note(self, order_id: int) -> int | None:
+        with contextlib.suppress(ValueError):
+            self.without_note.remove(order_id)
+        note = await self.act("POST", f"/orders/{order_id}/goods-out-notes")
+        if note is None:
+            return None
+        self.notes[note["id"]] = 0
+        return int(note["id"])
+
+    async def next_stage(self, note_id: int, *, straight_to_shipped: bool = False) -> None:
+        stage = len(STAGES) - 1 if straight_to_shipped else self.notes[note_id]
+        await self.act("POST", f"/goods-out-notes/{note_id}/stage", {"stage": STAGES[stage]})
+        if stage == len(STAGES) - 1:
+            del self.notes[note_id]
         else:
-            contact = await act("POST", "/contacts", {"count": 1})
-            contacts += contact["ids"] if contact else []
-            if len(contacts) > 1:
-                await act("PATCH", f"/contacts/{contacts[0]}", {"last_name": f"Smith-{rng.randint(1, 99)}"})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), rng.uniform(0.6, 1.5))
-    return len(made)
+            self.notes[note_id] = stage + 1
+
+    async def new_contact(self, first_name: str | None = None, last_name: str = "Customer") -> int | None:
+        body: dict[str, Any] = {"count": 1, "last_name": last_name} | ({"first_name": first_name} if first_name else {})
+        created = await self.act("POST", "/contacts", body)
+        if created is None:
+            return None
+        self.contacts += created["ids"]
+        return int(created["ids"][0])
+
+    async def new_product(self, name: str) -> int | None:
+        created = await self.act("POST", "/products", {"count": 1, "name": name})
+        if created is None:
+            return None
+        self.new_products += created["ids"]
+        return int(created["ids"][0])
+
+    async def receive(self, product_id: int, quantity: int) -> None:
+        body = {"product_id": product_id, "warehouse_id": WAREHOUSE_ID, "quantity": quantity}
+        await self.act("POST", "/stock/receive", body)
+
+    async def opening_act(self, stop: asyncio.Event, seen: Callable[[str], Awaitable[None]]) -> None:
+        """Every kind of event once, early in the run, whatever the random activity later does: a product, a
+        customer and an order appear (and goods arrive); once the relay has seen them, each changes, and the
+        order's goods-out note goes through every stage. ``seen(event_type)`` waits until that event arrived:
+        what changes before its ``created`` was polled would be part of that ``created``, not a change."""
+        product = await self.new_product("Demo hoodie")
+        contact = await self.new_contact("Ada", "Lovelace")
+        orders = await self.new_orders(1, 2)
+        await self.receive(self.products[0], 12)
+        await asyncio.gather(*(seen(kind) for kind in ("product.created", "contact.created", "order.created")))
+        if stop.is_set():
+            return
+        if product is not None:
+            await self.act("PATCH", f"/products/{product}", {"name": "Demo hoodie, navy"})
+        if contact is not None:
+            await self.act("PATCH", f"/contacts/{contact}", {"last_name": "King"})
+        if not orders:
+            return
+        order = orders[0]
+        await self.act("PUT", f"/orders/{order}/status", {"status_id": INVOICED})
+        await _pause(stop, 1.0)
+        await self.act("PATCH", f"/orders/{order}", {"reference": "PO-1843"})
+        note = await self.new_note(order)
+        while note in self.notes and not stop.is_set():  # printed, picked, packed, shipped: a second apart
+            await _pause(stop, 1.0)
+            await self.next_stage(note)
+
+    async def random_step(self) -> None:
+        """One thing a back office might do next."""
+        rng = self.rng
+        choice = rng.random()
+        if choice < 0.30 or not self.orders:
+            await self.new_orders(rng.choice([1, 1, 2, 3]), rng.randint(1, 3))
+        elif choice < 0.40:
+            status = rng.choice([NEW_WEB_ORDER, INVOICED])
+            await self.act("PUT", f"/orders/{rng.choice(self.orders)}/status", {"status_id": status})
+        elif choice < 0.46:
+            await self.act("PATCH", f"/orders/{rng.choice(self.orders)}", {"reference": f"PO-{rng.randint(1, 9999)}"})
+        elif choice < 0.58:
+            await self.receive(rng.choice(self.products), rng.randint(5, 20))
+        elif choice < 0.70 and self.without_note:
+            await self.new_note(rng.choice(self.without_note))
+        elif choice < 0.86 and self.notes:
+            await self.next_stage(rng.choice(list(self.notes)), straight_to_shipped=rng.random() < 0.2)
+        elif choice < 0.91:
+            await self.act(
+                "PATCH",
+                f"/products/{rng.choice(self.products + self.new_products)}",
+                {"name": f"Shirt, batch {rng.randint(1, 99)}"},
+            )
+        elif choice < 0.94:
+            await self.new_product(f"Scarf, colour {rng.randint(1, 99)}")
+        elif choice < 0.97 or not self.contacts:
+            await self.new_contact()
+        else:
+            await self.act(
+                "PATCH", f"/contacts/{rng.choice(self.contacts)}", {"telephone": f"0{rng.randint(10**9, 10**10 - 1)}"}
+            )
+
+    async def run(self, stop: asyncio.Event, seen: Callable[[str], Awaitable[None]]) -> int:
+        """The opening act, then random activity until ``stop``; returns how many orders it made."""
+        await self.opening_act(stop, seen)
+        while not stop.is_set():
+            await self.random_step()
+            await _pause(stop, self.rng.uniform(0.8, 1.6))
+        return len(self.orders)
 
 
 async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO = sys.stdout) -> int:
@@ -138,7 +267,6 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
             control = f"{sandbox.url}/_sandbox/accounts/acme"
             # a small catalogue that exists before the relay does: its stock is the baseline's
             catalogue = await _call(http, "POST", f"{control}/products", None, {"count": 6, "stock": {"2": 40}})
-            products = list(catalogue["ids"])
             await _call(
                 http,
                 "POST",
@@ -165,34 +293,56 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
             print(f"sandbox      {sandbox.base_url('acme')}   (control: {sandbox.url}/_sandbox)", file=out)
             print(f"receiver     {receiver_url}   subscribed to '*' as {sub['id']}", file=out)
             print(
-                "making orders, stock movements, goods-out notes, product and contact changes happen in the sandbox;"
-                "\neach webhook appears here as it arrives\n",
+                "a test ping first; then a product, a customer and an order appear and change, and the order's "
+                "goods-out note\ngoes from printed to shipped (every kind of event once); then random back-office "
+                "activity. Each webhook\nappears here as it arrives\n",
                 file=out,
                 flush=True,
             )
+            await _call(http, "POST", f"{api}/v1/subscriptions/{sub['id']}/test", token)
+            office = BackOffice(http, control, random.Random(), list(catalogue["ids"]))  # noqa: S311
             generator_stop = asyncio.Event()
-            generator = asyncio.create_task(
-                make_changes_happen(http, control, generator_stop, random.Random(), products)  # noqa: S311
-            )
+
+            async def seen(event_type: str) -> None:
+                await _arrived(receiver, generator_stop, {event_type: 1}, deadline_s=ACT_WAIT_S)
+
+            generator = asyncio.create_task(office.run(generator_stop, seen))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(duration_s - 4, 1) if duration_s else None)
             generator_stop.set()
             made = await generator
-            await _settle(receiver, made, deadline_s=6.0 if not stop.is_set() else 0.5)
+            wanted = dict.fromkeys(SHOWN_EVENT_TYPES, 1) | {"order.created": made}
+            await _arrived(receiver, stop, wanted, deadline_s=SETTLE_S if not stop.is_set() else 0.5)
     finally:
         await sandbox.close()
         await receiver_runner.cleanup()
-    orders = len(receiver.by_type("order.created"))
-    print(
-        f"\n{printer.count} webhooks in {time.monotonic() - started:.0f} s: {orders} order.created for {made} "
-        f"orders made, {printer.count - printer.bad} signatures verified, {printer.bad} BAD",
-        file=out,
-    )
+    print(summary(receiver.received, elapsed_s=time.monotonic() - started, orders_made=made), file=out)
     return 0 if printer.count > 0 and printer.bad == 0 else 1
 
 
-async def _settle(receiver: Receiver, orders_made: int, *, deadline_s: float) -> None:
-    """Give the last orders time to arrive before the summary."""
+async def _arrived(receiver: Receiver, stop: asyncio.Event, wanted: dict[str, int], *, deadline_s: float) -> None:
+    """Wait until the receiver has at least ``wanted[type]`` webhooks of each type, ``stop`` is set, or the
+    deadline passes."""
     end = time.monotonic() + deadline_s
-    while len(receiver.by_type("order.created")) < orders_made and time.monotonic() < end:  # noqa: ASYNC110
+    while time.monotonic() < end and not stop.is_set():
+        counts = receiver.counts()
+        if all(counts[event_type] >= n for event_type, n in wanted.items()):
+            return
         await asyncio.sleep(0.1)
+
+
+def summary(received: list[Received], *, elapsed_s: float, orders_made: int) -> str:
+    """The closing lines: webhooks and signature verdicts, then how many webhooks of each event type arrived
+    (every event the relay sends, those that did not arrive with 0)."""
+    counts = Counter(item.event_type for item in received)
+    verified = sum(1 for item in received if item.verified)
+    lines = [
+        "",
+        f"summary: {len(received)} webhooks in {elapsed_s:.0f} s, {verified} signatures verified, "
+        f"{len(received) - verified} BAD",
+        f"  {'event type':<36}{'webhooks':>8}",
+    ]
+    for event_type in [*EVENT_TYPES, *sorted(set(counts) - set(EVENT_TYPES))]:
+        note = f"   ({orders_made} orders made)" if event_type == "order.created" else ""
+        lines.append(f"  {event_type:<36}{counts[event_type]:>8}{note}")
+    return "\n".join(lines)

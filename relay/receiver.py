@@ -6,6 +6,7 @@ It checks signatures with ``standardwebhooks``, written by others, not with the 
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,3 +69,7 @@ class Receiver:
 
     def by_type(self, event_type: str) -> list[Received]:
         return [r for r in self.received if r.event_type == event_type]
+
+    def counts(self) -> Counter[str]:
+        """How many webhooks of each event type arrived."""
+        return Counter(r.event_type for r in self.received)

@@ -6,8 +6,10 @@ in order: stop accepting, finish or give back the work under way, close connecti
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,15 +141,40 @@ def worker_runtime(
     )
 
 
-async def listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
+async def listen(
+    app: web.Application, host: str, port: int, what: str, *, host_setting: str, port_setting: str
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port``; a :class:`StartupError` naming the setting to change when that fails."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as error:
         await runner.cleanup()
-        raise StartupError(f"cannot listen on {host}:{port} for the {what}: {error.strerror or error}") from None
+        raise cannot_listen(error, host, port, what, host_setting=host_setting, port_setting=port_setting) from None
     return runner
+
+
+def cannot_listen(
+    error: OSError, host: str, port: int, what: str, *, host_setting: str, port_setting: str
+) -> StartupError:
+    """The one line for a server that could not listen: what went wrong, and which setting (or option) to change."""
+    if isinstance(error, socket.gaierror):
+        reason = f"{host!r} is not an address or host name this machine can resolve"
+        fix = f"set {host_setting} to an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+    elif error.errno == errno.EADDRINUSE:
+        reason = f"port {port} is in use by another process"
+        fix = f"set {port_setting} to a free port"
+    elif error.errno == errno.EACCES:
+        reason = f"permission denied for port {port} (ports below 1024 need privileges)"
+        fix = f"set {port_setting} to a port above 1023"
+    elif error.errno == errno.EADDRNOTAVAIL:
+        reason = f"{host} is not an address of this machine"
+        fix = f"set {host_setting} to one, e.g. 127.0.0.1 or 0.0.0.0"
+    else:
+        reason = str(error.strerror or error)
+        fix = f"check {host_setting} and {port_setting}"
+    return StartupError(f"cannot listen on {host}:{port} for the {what}: {reason}; {fix}")
 
 
 def metrics_token(settings: Settings) -> str | None:
@@ -269,14 +296,27 @@ async def running(
             if runtime is not None:
                 ctx.on_deliveries = runtime.dispatcher.wake
             port = settings.port if api_port is None else api_port
-            runners.append(await listen(create_app(ctx), settings.host, port, "API"))
+            runners.append(
+                await listen(
+                    create_app(ctx), settings.host, port, "API", host_setting="RELAY_HOST", port_setting="RELAY_PORT"
+                )
+            )
             api_url = f"http://{settings.host}:{bound_port(runners[-1]) or port}"
             log.info("API listening on %s", api_url)
         if arq_worker is not None:
             if not api:
                 port = settings.worker_port if worker_port is None else worker_port
                 app = health_app(metrics, connections.redis, metrics_token=metrics_token(settings))
-                runners.append(await listen(app, settings.host, port, "worker's /healthz"))
+                runners.append(
+                    await listen(
+                        app,
+                        settings.host,
+                        port,
+                        "worker's /healthz and /metrics",
+                        host_setting="RELAY_HOST",
+                        port_setting="RELAY_WORKER_PORT",
+                    )
+                )
             arq_task = asyncio.create_task(
                 run_jobs(arq_worker, outage=runtime.outage if runtime else None), name="arq-worker"
             )

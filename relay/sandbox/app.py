@@ -16,9 +16,11 @@ from aiohttp import web
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.control import PREFIX, add_control_routes, control_errors
 from relay.sandbox.gateway import handle_brightpearl
-from relay.sandbox.state import SANDBOX_STATE, SandboxState, base_url
+from relay.sandbox.state import ACCOUNT_CODE, SANDBOX_STATE, SandboxState, base_url
+from relay.service import StartupError, cannot_listen
 
 DEFAULT_ACCOUNT_CODE = "acme"
+MAX_PORT = 65535
 SHUTDOWN_TIMEOUT_S = 1.0  # a request held by a "slow" fault must not hold up closing for aiohttp's default 60 s
 
 
@@ -87,9 +89,24 @@ async def start_sandbox(
 async def serve_sandbox_forever(
     host: str = "127.0.0.1", port: int = 9100, account_code: str = DEFAULT_ACCOUNT_CODE, *, out: TextIO | None = None
 ) -> None:
-    """Serve a sandbox with one account until cancelled, after printing what a client needs to reach it."""
+    """Serve a sandbox with one account until cancelled, after printing what a client needs to reach it.
+
+    A value that cannot work (an account code Brightpearl would not have, a port out of range, an address this
+    machine cannot listen on) is a :class:`~relay.service.StartupError` naming the option to change."""
     out = out or sys.stdout
-    server = await start_sandbox(host, port, [SandboxAccount(account_code)])
+    if not ACCOUNT_CODE.fullmatch(account_code):
+        raise StartupError(
+            f"--account {account_code!r} is not an account code: 1 to 64 letters, digits, '_' or '-', "
+            "starting with a letter or digit (e.g. acme)"
+        )
+    if not 0 <= port <= MAX_PORT:
+        raise StartupError(f"--port must be from 0 to {MAX_PORT} (0 picks a free port), not {port}")
+    if not host.strip():
+        raise StartupError("--host is empty; give an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    try:
+        server = await start_sandbox(host, port, [SandboxAccount(account_code)])
+    except OSError as error:
+        raise cannot_listen(error, host, port, "sandbox", host_setting="--host", port_setting="--port") from None
     try:
         account = server.account(account_code)
         print(f"base_url      {server.base_url(account_code)}", file=out)
