@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from relay.api.app import create_app
 from relay.api.context import ApiContext
 from relay.connections import Connections, connect
+from relay.redis_url import redacted
 from relay.settings import Settings
 from subscriptions.crypto import TokenCipher
 from subscriptions.store import Store
@@ -162,7 +163,7 @@ async def connect_checked(settings: Settings) -> Connections:
         await connections.redis.ping()
     except Exception as error:
         await connections.close()
-        raise StartupError(f"cannot reach Redis at {settings.redis_url}: {error}") from None
+        raise StartupError(f"cannot reach Redis at {redacted(settings.redis_url or '')}: {error}") from None
     return connections
 
 
