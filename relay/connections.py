@@ -1,4 +1,12 @@
-"""Redis connections: a real server from ``RELAY_REDIS_URL``, or the embedded in-process store.
+"""Redis connections: a real server from ``RELAY_REDIS_URL``, its primary named by Redis Sentinel, or the embedded
+in-process store.
+
+Failover: with ``redis+sentinel://`` every new connection asks the sentinels where the primary is (redis-py's
+``SentinelConnectionPool``), so after a promotion the next command reaches the new primary. A connection to a
+server that has become a replica meanwhile (``READONLY``) is dropped and the command fails as a lost connection,
+for Sentinel and for a managed Redis whose endpoint moved to the new primary alike; the relay's loops try it
+again. Every command has a deadline, so one sent to a machine that vanished fails too instead of waiting for TCP
+to give up (a quarter of an hour).
 
 The embedded store (``relay run`` and ``relay demo`` without ``RELAY_REDIS_URL``) is fakeredis with Lua, so
 locks and claims work as on a real server; it keeps nothing across restarts. arq reads ``INFO`` at startup
@@ -7,13 +15,33 @@ only to log it, which fakeredis lacks; that one log call is skipped in embedded 
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import arq.worker
 import hiredis
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relay.redis_url import SentinelUrl, is_sentinel, parse_sentinel_url
+
+# Every connection: a PING before a command on one idle this long; a connection attempt, or a reply, given up
+# after this long (no command of the relay's, nor of arq's, blocks, or keeps Redis busy for seconds: a reply
+# that long overdue is from a server that froze or a machine that vanished, which TCP alone would wait on for a
+# quarter of an hour); what timed out tried once more on a fresh connection. A lost connection is not tried
+# again here: the command fails, and the loop that sent it tries again.
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "health_check_interval": 15,
+    "socket_connect_timeout": 5,
+    "socket_timeout": 10,
+    "retry_on_timeout": True,
+}
+# Sentinels are asked at every new connection; a sentinel that does not answer soon is passed over for the next.
+SENTINEL_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
 
 
 @dataclass
@@ -21,10 +49,14 @@ class Connections:
     redis: "Redis"  # decoded strings: the relay's own records
     arq: ArqRedis  # bytes: arq's jobs
     embedded: bool
+    sentinel: "RelaySentinel | None" = None  # with redis+sentinel://: the sentinels both pools ask
 
     async def close(self) -> None:
         await self.redis.aclose()
-        await self.arq.aclose()
+        await self.arq.aclose(close_connection_pool=True)  # a client given its pool leaves it open otherwise
+        if self.sentinel is not None:
+            for client in self.sentinel.sentinels:
+                await client.aclose()
 
 
 class HiredisPacking(AbstractConnection):
@@ -42,11 +74,39 @@ class HiredisPacking(AbstractConnection):
         return super().pack_command(*args)
 
 
-def packed_by_hiredis(pool: ConnectionPool) -> ConnectionPool:
-    """``pool``, its connections (TCP, TLS or Unix socket, as its URL said) packing commands with hiredis."""
+class ReconnectOnReadOnly(AbstractConnection):
+    """A connection that, answered ``READONLY`` (the server it reached is a replica now: a failover demoted it),
+    drops itself and raises redis-py's ``ConnectionError``: the command fails as on a lost connection, and the
+    next one connects afresh, through the endpoint, to the new primary. Without this a connection kept open to
+    the demoted server would answer ``READONLY`` to every write for as long as it lives (its health checks pass).
+    redis-py's ``SentinelManagedConnection`` does the same for Sentinel."""
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except ReadOnlyError:
+            await self.disconnect()
+            raise RedisConnectionError(f"{self._host_error()} is a read-only replica now; reconnecting") from None
+
+
+_P = TypeVar("_P", bound=ConnectionPool)
+
+
+def with_connection_mixin(pool: _P, mixin: type, prefix: str) -> _P:
+    """``pool``, its connections (TCP, TLS, Unix socket or Sentinel-managed) subclassed with ``mixin``."""
     base = pool.connection_class
-    pool.connection_class = type(f"Hiredis{base.__name__}", (HiredisPacking, base), {})
+    pool.connection_class = type(f"{prefix}{base.__name__}", (mixin, base), {})
     return pool
+
+
+def packed_by_hiredis(pool: _P) -> _P:
+    """``pool``, its connections (TCP, TLS, Unix socket or Sentinel-managed) packing commands with hiredis."""
+    return with_connection_mixin(pool, HiredisPacking, "Hiredis")
+
+
+def reconnecting_on_readonly(pool: _P) -> _P:
+    """``pool``, its connections reconnecting when the server they reached has become a replica."""
+    return with_connection_mixin(pool, ReconnectOnReadOnly, "Reconnecting")
 
 
 async def _skip_redis_info(redis: "Redis", log_func: Callable[[str], Any]) -> None:
@@ -54,7 +114,8 @@ async def _skip_redis_info(redis: "Redis", log_func: Callable[[str], Any]) -> No
 
 
 async def connect(redis_url: str | None) -> Connections:
-    """Connections to ``redis_url``, or to a fresh embedded store when it is ``None``."""
+    """Connections to ``redis_url`` (checked by ``relay.redis_url``), or to a fresh embedded store when it is
+    ``None``. Nothing is sent yet: the first command connects."""
     if redis_url is None:
         import fakeredis  # noqa: PLC0415 - only the embedded mode needs it
         from fakeredis.aioredis import FakeAsyncRedisConnection  # noqa: PLC0415
@@ -64,7 +125,46 @@ async def connect(redis_url: str | None) -> Connections:
         decoded = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server, decode_responses=True)
         raw = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
         return Connections(Redis(connection_pool=decoded), ArqRedis(raw), embedded=True)
-    options: dict[str, Any] = {"health_check_interval": 15, "socket_connect_timeout": 5, "retry_on_timeout": True}
-    redis = Redis.from_pool(packed_by_hiredis(ConnectionPool.from_url(redis_url, decode_responses=True, **options)))
-    arq_pool = ArqRedis(ConnectionPool.from_url(redis_url, **options))
+    if is_sentinel(redis_url):
+        return sentinel_connections(parse_sentinel_url(redis_url))
+    decoded = ConnectionPool.from_url(redis_url, decode_responses=True, **CONNECTION_OPTIONS)
+    redis = Redis.from_pool(packed_by_hiredis(reconnecting_on_readonly(decoded)))
+    arq_pool = ArqRedis(reconnecting_on_readonly(ConnectionPool.from_url(redis_url, **CONNECTION_OPTIONS)))
     return Connections(redis, arq_pool, embedded=False)
+
+
+class RelaySentinel(Sentinel):
+    """redis-py's Sentinel client, saying in plain words why no primary was found: for each sentinel asked, that it
+    did not answer (and why), that it knows no such service, or that the primary it knows is down."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        problems = []
+        for position, sentinel in enumerate(self.sentinels):
+            kwargs = sentinel.connection_pool.connection_kwargs
+            address = f"{kwargs.get('host')}:{kwargs.get('port')}"
+            try:
+                masters = await sentinel.sentinel_masters()  # type: ignore[no-untyped-call]
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                problems.append(f"{address}: {error}")
+                continue
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                # the sentinel that answered is asked first next time (as redis-py does)
+                self.sentinels[0], self.sentinels[position] = sentinel, self.sentinels[0]
+                return state["ip"], state["port"]
+            problems.append(f"{address}: {'its primary is down' if state else 'no such service'}")
+        raise MasterNotFoundError(f"no sentinel names a primary for {service_name!r} ({'; '.join(problems)})")
+
+
+def sentinel_connections(url: SentinelUrl) -> Connections:
+    """Connections to the primary of ``url.service``, wherever the sentinels say it is at each new connection."""
+    sentinel = RelaySentinel(  # type: ignore[no-untyped-call]  # redis-py leaves Sentinel untyped
+        url.sentinels,
+        sentinel_kwargs={**SENTINEL_OPTIONS, "username": url.sentinel_username, "password": url.sentinel_password},
+    )
+    options = {**CONNECTION_OPTIONS, "db": url.db, "username": url.username, "password": url.password}
+    decoded = SentinelConnectionPool(url.service, sentinel, decode_responses=True, **options)  # type: ignore[no-untyped-call]
+    redis = Redis.from_pool(packed_by_hiredis(decoded))
+    raw = SentinelConnectionPool(url.service, sentinel, **options)  # type: ignore[no-untyped-call]
+    arq_pool = ArqRedis(raw)
+    return Connections(redis, arq_pool, embedded=False, sentinel=sentinel)
