@@ -13,6 +13,9 @@ locks and claims work as on a real server; it keeps nothing across restarts. arq
 only to log it, which fakeredis lacks; that one log call is skipped in embedded mode.
 """
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,7 +27,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay.redis_url import SentinelUrl, is_sentinel, parse_sentinel_url
@@ -40,8 +43,10 @@ CONNECTION_OPTIONS: dict[str, Any] = {
     "socket_timeout": 10,
     "retry_on_timeout": True,
 }
-# Sentinels are asked at every new connection; a sentinel that does not answer soon is passed over for the next.
+# Sentinels are asked at every new connection, and at most this often before a command (see PrimaryPool); a
+# sentinel that does not answer soon is passed over for the next.
 SENTINEL_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+PRIMARY_RECHECK_S = 1.0
 
 
 @dataclass
@@ -133,6 +138,51 @@ async def connect(redis_url: str | None) -> Connections:
     return Connections(redis, arq_pool, embedded=False)
 
 
+class PrimaryPool(SentinelConnectionPool):
+    """A pool of connections to the primary the sentinels name, that also leaves a primary they no longer name.
+
+    redis-py asks the sentinels only when it opens a connection, so connections that stay open keep going to the
+    primary they were opened to. That is right until a primary that froze (a network that split) answers again
+    after its replica was promoted: it still takes writes as a primary, for the seconds until the sentinels
+    demote it, and drops them when it resyncs with the new primary. So the sentinels are asked again, beside the
+    commands, at most every ``recheck_s`` while commands are sent, and connections to a primary they no longer
+    name are closed: idle ones at once, busy ones when their command ends (redis-py's synchronous pool does the
+    latter; its asyncio one does not). When no sentinel answers, the connections open are used as they are: an
+    outage of the sentinels alone does not stop the relay."""
+
+    recheck_s = PRIMARY_RECHECK_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # redis-py leaves Sentinel untyped
+        self._checked_at = 0.0
+        self._recheck: asyncio.Task[None] | None = None
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        now = time.monotonic()
+        idle = self._recheck is None or self._recheck.done()
+        if self.master_address is not None and idle and now - self._checked_at >= self.recheck_s:
+            self._checked_at = now
+            self._recheck = asyncio.create_task(self._ask_sentinels(), name="sentinel-recheck")
+        connection: AbstractConnection = await super().get_connection(*args, **kwargs)
+        return connection
+
+    async def _ask_sentinels(self) -> None:
+        with contextlib.suppress(RedisError):  # none answers, or none names a primary: keep what is open
+            await self.get_master_address()  # type: ignore[no-untyped-call]  # closes idle connections if it moved
+
+    async def release(self, connection: AbstractConnection) -> None:
+        address = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if self.master_address is not None and address != self.master_address:
+            await connection.disconnect()
+        await super().release(connection)
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        if inuse_connections and self._recheck is not None:  # the pool is closing: no recheck outlives it
+            self._recheck.cancel()
+            await asyncio.gather(self._recheck, return_exceptions=True)
+        await super().disconnect(inuse_connections)
+
+
 class RelaySentinel(Sentinel):
     """redis-py's Sentinel client, saying in plain words why no primary was found: for each sentinel asked, that it
     did not answer (and why), that it knows no such service, or that the primary it knows is down."""
@@ -163,8 +213,8 @@ def sentinel_connections(url: SentinelUrl) -> Connections:
         sentinel_kwargs={**SENTINEL_OPTIONS, "username": url.sentinel_username, "password": url.sentinel_password},
     )
     options = {**CONNECTION_OPTIONS, "db": url.db, "username": url.username, "password": url.password}
-    decoded = SentinelConnectionPool(url.service, sentinel, decode_responses=True, **options)  # type: ignore[no-untyped-call]
+    decoded = PrimaryPool(url.service, sentinel, decode_responses=True, **options)
     redis = Redis.from_pool(packed_by_hiredis(decoded))
-    raw = SentinelConnectionPool(url.service, sentinel, **options)  # type: ignore[no-untyped-call]
+    raw = PrimaryPool(url.service, sentinel, **options)
     arq_pool = ArqRedis(raw)
     return Connections(redis, arq_pool, embedded=False, sentinel=sentinel)

@@ -10,11 +10,20 @@ from pathlib import Path
 import pytest
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
-from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection
+from redis.asyncio.sentinel import MasterNotFoundError, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relay.connections import HiredisPacking, ReconnectOnReadOnly, connect, packed_by_hiredis, sentinel_connections
+from relay.connections import (
+    CONNECTION_OPTIONS,
+    HiredisPacking,
+    PrimaryPool,
+    ReconnectOnReadOnly,
+    connect,
+    packed_by_hiredis,
+    sentinel_connections,
+)
 from relay.redis_url import parse_sentinel_url
 from tests.e2e import wait_for
 from tests.faults.redis_server import redis_server
@@ -89,6 +98,7 @@ def test_sentinel_pools_keep_hiredis_packing_and_follow_the_primary() -> None:
     connections = sentinel_connections(parse_sentinel_url("redis+sentinel://:pw@127.0.0.1:1,127.0.0.1:2/relay/3"))
     decoded, raw = connections.redis.connection_pool, connections.arq.connection_pool
     for pool in (decoded, raw):
+        assert isinstance(pool, PrimaryPool)
         assert isinstance(pool, SentinelConnectionPool)
         assert pool.service_name == "relay"
         assert issubclass(pool.connection_class, SentinelManagedConnection)  # rediscovers the primary on errors
@@ -145,4 +155,67 @@ async def test_an_endpoint_that_moves_to_the_promoted_replica_is_followed(tmp_pa
             assert await second.command("GET", "relay-test:failover") == "after"
             assert await second.command("GET", "relay-test:failover:arq") == "after"
         finally:
+            await connections.close()
+
+
+class NamedPrimary:
+    """Stands in for the sentinels: names the primary the test says, or none."""
+
+    def __init__(self, port: int | None) -> None:
+        self.port = port
+
+    async def discover_master(self, service: str) -> tuple[str, int]:
+        if self.port is None:
+            raise MasterNotFoundError(f"no sentinel names a primary for {service!r}")
+        return "127.0.0.1", self.port
+
+
+async def test_a_primary_the_sentinels_no_longer_name_is_left_between_commands(tmp_path: Path) -> None:
+    """A primary that froze and came back answers as a primary until the sentinels demote it: connections kept
+    open to it are closed once the sentinels name another, busy ones when they come back, idle ones once the
+    sentinels have been asked again beside a command."""
+    async with redis_server(tmp_path / "a") as first, redis_server(tmp_path / "b") as second:
+        named = NamedPrimary(first.port)
+        pool = PrimaryPool("relay", named, decode_responses=True)
+        pool.recheck_s = 0
+        client = Redis.from_pool(pool)
+        try:
+            await client.set("relay-test:primary", "first")
+            named.port = None  # the sentinels see the primary down and name none while they fail over
+            await client.set("relay-test:primary", "still first")  # the connection open goes on being used
+            assert pool.master_address == ("127.0.0.1", first.port)
+            busy = await pool.get_connection()  # a command under way on the old primary as it is left
+
+            named.port = second.port  # the replica is promoted
+            await client.set("relay-test:primary", "second")  # on a new connection, to the new primary
+            assert await second.command("GET", "relay-test:primary") == "second"
+            assert await first.command("GET", "relay-test:primary") == "still first"
+            assert busy.is_connected
+            await pool.release(busy)
+            assert not busy.is_connected
+
+            named.port = first.port  # and back: the idle connection to the second is left too
+            await client.ping()
+            await wait_for(lambda: pool.master_address == ("127.0.0.1", first.port), 5, "the sentinels asked again")
+            connections = [*pool._available_connections, *pool._in_use_connections]
+            assert second.port not in [c.port for c in connections if c.is_connected]  # type: ignore[attr-defined]
+            await client.set("relay-test:primary", "first again")
+            assert await first.command("GET", "relay-test:primary") == "first again"
+        finally:
+            await client.aclose()
+
+
+async def test_a_reply_that_never_comes_is_given_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server gone silent (a machine that vanished: no reset, no close) fails the command once its reply is
+    overdue, rather than after TCP gives up a quarter of an hour later."""
+    monkeypatch.setitem(CONNECTION_OPTIONS, "socket_timeout", 0.2)
+    async with redis_server(tmp_path / "silent") as server:
+        connections = await connect(server.url)
+        try:
+            await connections.redis.ping()
+            server.freeze()
+            with pytest.raises(RedisTimeoutError):
+                await connections.redis.get("relay-test:silent")
+        finally:
+            server.thaw()
             await connections.close()
