@@ -101,13 +101,23 @@ class RedisServer:
         self.proc.send_signal(signal.SIGKILL)
         await self._exited()
 
+    def freeze(self) -> None:
+        """SIGSTOP: a machine gone silent. Connections stay open and unanswered; nothing tells a client it is gone."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: it answers again, still believing what it believed when it froze."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     async def _exited(self) -> None:
         assert self.proc is not None
         await asyncio.wait_for(self.proc.wait(), 10)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
+            self.proc.kill()  # SIGKILL ends a frozen process too
             await self.proc.wait()
 
 
@@ -213,10 +223,17 @@ class SentinelGroup:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{SERVICE}/0"
 
-    async def named_by_all(self, server: RedisServer) -> bool:
+    async def named_by(self, server: RedisServer) -> bool:
         """Whether every sentinel names ``server`` as the primary, and it says it is one."""
         ports = await asyncio.gather(*(s.primary_port() for s in self.sentinels))
         return all(port == server.port for port in ports) and await server.role() == "master"
+
+    async def demoted(self, server: RedisServer) -> bool:
+        """Whether ``server`` (a primary once) now says it is a replica."""
+        try:
+            return await server.role() == "slave"
+        except Exception:  # not answering yet
+            return False
 
     async def ready(self, timeout_s: float = 15) -> None:
         """Until every sentinel knows the replica and the other sentinels (so that they can elect a leader)."""
