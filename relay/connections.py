@@ -27,7 +27,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relay.redis_url import SentinelUrl, is_sentinel, parse_sentinel_url
@@ -185,7 +185,8 @@ class PrimaryPool(SentinelConnectionPool):
 
 class RelaySentinel(Sentinel):
     """redis-py's Sentinel client, saying in plain words why no primary was found: for each sentinel asked, that it
-    did not answer (and why), that it knows no such service, or that the primary it knows is down."""
+    did not answer or is no sentinel (and why), that it knows no such service, or that the primary it knows is
+    down. The error is a ``ConnectionError``, which every loop of the relay takes as "Redis away, try again"."""
 
     async def discover_master(self, service_name: str) -> tuple[str, int]:
         problems = []
@@ -194,7 +195,7 @@ class RelaySentinel(Sentinel):
             address = f"{kwargs.get('host')}:{kwargs.get('port')}"
             try:
                 masters = await sentinel.sentinel_masters()  # type: ignore[no-untyped-call]
-            except (RedisConnectionError, RedisTimeoutError) as error:
+            except (RedisConnectionError, RedisTimeoutError, ResponseError) as error:  # down, or not a sentinel
                 problems.append(f"{address}: {error}")
                 continue
             state = masters.get(service_name)

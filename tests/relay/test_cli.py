@@ -119,6 +119,10 @@ def test_a_malformed_redis_url_is_one_line_for_every_command(command: str) -> No
             "a primary for 'relay' (127.0.0.1:1: Error 111",
         ),
         ("redis://:hunter2@127.0.0.1:port/0", "RELAY_REDIS_URL: expected redis://host:port/db (a port is"),
+        (
+            "redis+sentinel://:hunter2@127.0.0.1:6379/relay",
+            "(127.0.0.1:6379: unknown command 'SENTINEL'",
+        ),  # no sentinel
     ],
 )
 def test_a_redis_that_cannot_be_reached_is_one_line_without_its_password(url: str, shown: str) -> None:
