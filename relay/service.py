@@ -25,6 +25,7 @@ from relay.api.auth import check_metrics_token
 from relay.api.context import ApiContext
 from relay.api.problems import Unauthenticated, relay_problem
 from relay.connections import Connections, connect
+from relay.redis_url import redacted
 from relay.settings import Settings
 from subscriptions.crypto import TokenCipher
 from subscriptions.store import Store
@@ -216,7 +217,7 @@ async def connect_checked(settings: Settings) -> Connections:
         await connections.redis.ping()
     except Exception as error:
         await connections.close()
-        raise StartupError(f"cannot reach Redis at {settings.redis_url}: {error}") from None
+        raise StartupError(f"cannot reach Redis at {redacted(settings.redis_url or '')}: {error}") from None
     return connections
 
 

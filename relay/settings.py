@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from relay.redis_url import check_redis_url
 from subscriptions.crypto import TokenCipher
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
 
@@ -18,7 +19,11 @@ MIN_API_TOKEN_CHARS = 32
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", env_file=".env", extra="ignore")
 
-    redis_url: str | None = Field(None, description="Redis to use, redis://host:port/db; none: embedded store")
+    redis_url: str | None = Field(
+        None,
+        description="Redis to use: redis://host:port/db, rediss://…, unix://… or "
+        "redis+sentinel://host:port[,host:port]/service[/db]; none: embedded store",
+    )
     api_token: SecretStr | None = Field(None, description="the admin bearer token of the HTTP API")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -85,6 +90,13 @@ class Settings(BaseSettings):
             raise ValueError("retry delays cannot be negative")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # set but empty, as in `RELAY_REDIS_URL=` in a .env file: not set
+        return check_redis_url(value)  # a RedisUrlError (a ValueError) quotes it with its password hidden
+
     @field_validator("api_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -123,7 +135,8 @@ class Settings(BaseSettings):
         return TokenCipher.from_setting(self.encryption_key.get_secret_value()) if self.encryption_key else None
 
 
-SECRET_SETTINGS = frozenset({"api_token", "encryption_key", "metrics_token"})
+# redis_url may hold a password: its own message quotes it with the password hidden
+SECRET_SETTINGS = frozenset({"api_token", "encryption_key", "metrics_token", "redis_url"})
 
 
 def describe_error(error: ValidationError) -> str:

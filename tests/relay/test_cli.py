@@ -199,3 +199,41 @@ def test_the_demo_shows_every_event_type_within_its_default_run_and_counts_each(
     counted = {match[1]: int(match[2]) for match in re.finditer(r"^  (\S+) +(\d+)", summary, re.MULTILINE)}
     assert {kind: n for kind, n in counted.items() if n} == dict(arrived)
     assert "nothing will survive a restart" in result.stderr
+
+
+MALFORMED_REDIS_URL = (
+    "relay: error: RELAY_REDIS_URL: expected redis://host:port/db, rediss://…, unix://… or "
+    "redis+sentinel://host:port[,host:port]/service[/db], got 'localhost:6379'"
+)
+
+
+@pytest.mark.parametrize("command", ["run", "api", "worker", "demo"])
+def test_a_malformed_redis_url_is_one_line_for_every_command(command: str) -> None:
+    result = relay(command, env={"RELAY_REDIS_URL": "localhost:6379", "RELAY_API_TOKEN": LONG_TOKEN})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [MALFORMED_REDIS_URL]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@127.0.0.1:1/0", "cannot reach Redis at redis://:***@127.0.0.1:1/0: Error 111"),
+        (
+            "redis+sentinel://:hunter2@127.0.0.1:1/relay?sentinel_password=hunter3",
+            "cannot reach Redis at redis+sentinel://:***@127.0.0.1:1/relay?sentinel_password=***: no sentinel names "
+            "a primary for 'relay' (127.0.0.1:1: Error 111",
+        ),
+        ("redis://:hunter2@127.0.0.1:port/0", "RELAY_REDIS_URL: expected redis://host:port/db (a port is"),
+        (
+            "redis+sentinel://:hunter2@127.0.0.1:6379/relay",
+            "(127.0.0.1:6379: unknown command 'SENTINEL'",
+        ),  # no sentinel
+    ],
+)
+def test_a_redis_that_cannot_be_reached_is_one_line_without_its_password(url: str, shown: str) -> None:
+    result = relay("api", env={"RELAY_REDIS_URL": url, "RELAY_API_TOKEN": LONG_TOKEN})
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("relay: error: ")
+    assert shown in line
+    assert "hunter" not in line
