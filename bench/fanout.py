@@ -129,6 +129,8 @@ async def measure(args: argparse.Namespace) -> tuple[float, list[Repetition], fl
             repetitions = []
             try:
                 settings = {"max_in_flight": str(args.max_in_flight), "encryption_key": ENCRYPTION_KEY}
+                if args.account_max_in_flight:
+                    settings["account_max_in_flight"] = str(args.account_max_in_flight)
                 async with worker(redis_url, **settings) as child:
                     await asyncio.sleep(1.0)  # the worker is up and idle
                     profiling = sampling(child.pid, args.profile) if args.profile else contextlib.nullcontext()
@@ -148,6 +150,12 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--receivers", type=int, default=4, help="receiver ports the URLs are spread over")
     parser.add_argument("--max-in-flight", type=int, default=256, help="RELAY_MAX_IN_FLIGHT of the worker")
+    parser.add_argument(
+        "--account-max-in-flight",
+        type=int,
+        help="RELAY_ACCOUNT_MAX_IN_FLIGHT of the worker (default the relay's: a quarter of --max-in-flight); every "
+        "subscription here is one account's",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="sample the worker with py-spy into this file while it delivers")
     args = parser.parse_args()

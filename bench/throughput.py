@@ -87,7 +87,9 @@ async def relay(
     )
     store, outbox = Store(redis), Outbox(redis)
     await store.create_subscription(sub)
-    pool = [worker(redis_url, max_in_flight=str(RELAY_IN_FLIGHT)) for _ in range(workers)]
+    # one account here: its cap (a quarter of the worker's slots by default) is raised so the worker's own binds
+    limits = {"max_in_flight": str(RELAY_IN_FLIGHT), "account_max_in_flight": str(RELAY_IN_FLIGHT * workers)}
+    pool = [worker(redis_url, **limits) for _ in range(workers)]
     children = [await p.__aenter__() for p in pool]
     profiling = sampling(children[0].pid, profile) if profile else contextlib.nullcontext()
     try:
