@@ -6,6 +6,7 @@ use if the window has room and otherwise says how long until the oldest use leav
 """
 
 import secrets
+from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
@@ -23,6 +24,19 @@ return math.max(1, tonumber(oldest[2]) + window - now)
 """
 
 
+@dataclass(frozen=True)
+class Use:
+    """One use taken (``wait_ms`` 0; ``member`` names it, to give it back), or refused: ``wait_ms`` until a use
+    leaves the window."""
+
+    member: str
+    wait_ms: int
+
+    @property
+    def refused(self) -> bool:
+        return self.wait_ms > 0
+
+
 class SlidingWindow:
     """At most ``limit`` uses in any ``window_ms``, counted at ``key``."""
 
@@ -33,9 +47,13 @@ class SlidingWindow:
         self.window_ms = window_ms
         self._take = redis.register_script(_TAKE_SCRIPT)
 
-    async def take(self, now_ms: int) -> int:
-        """Record one use now and answer 0; or, when the window is full, record nothing and answer how many
-        milliseconds until a use leaves it."""
+    async def take(self, now_ms: int) -> Use:
+        """Record one use now; or, when the window is full, record nothing and say how many milliseconds until a
+        use leaves it."""
         member = f"{now_ms}-{secrets.token_hex(4)}"
         wait_ms = await self._take(keys=[self.key], args=[now_ms, self.window_ms, self.limit, member])
-        return int(cast(int, wait_ms))
+        return Use(member, int(cast(int, wait_ms)))
+
+    async def give_back(self, use: Use) -> None:
+        """Forget a use that turned out not to count (a login whose token was good)."""
+        await self.redis.zrem(self.key, use.member)

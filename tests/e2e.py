@@ -18,8 +18,9 @@ from aiohttp import web
 
 from relay.receiver import Receiver
 from relay.sandbox.app import SandboxServer, start_sandbox
-from subscriptions.models import SubscriptionRecord
+from subscriptions.models import AccountRecord, SubscriptionRecord
 from subscriptions.signing import new_secret
+from subscriptions.store import Store
 
 TOKEN = "e2e-admin-token-0123456789abcdefghij"
 
@@ -37,6 +38,25 @@ def subscription_to(url: str, sub_id: str, **fields: Any) -> SubscriptionRecord:
         updated_at=now,
         **fields,
     )
+
+
+def account_record(code: str, created_at: datetime | None = None) -> AccountRecord:
+    """Account ``code`` watching orders at a Brightpearl nobody answers (port 9): for tests of the API alone."""
+    return AccountRecord(
+        code=code,
+        base_url=f"http://127.0.0.1:9/public-api/{code}",
+        app_ref=f"{code}_relay",
+        auth="account_token",
+        token="t",
+        poll_interval_s=5,
+        resources=["orders"],
+        created_at=created_at or datetime.now(UTC),
+    )
+
+
+async def register_unpolled(store: Store, code: str, created_at: datetime | None = None) -> None:
+    """Store account ``code`` as registered, its first poll so far off that no worker ever polls it."""
+    await store.create_account(account_record(code, created_at), {}, first_poll_ms=2**50)
 
 
 def free_port() -> int:

@@ -22,9 +22,8 @@ from pydantic import SecretStr
 from relay.receiver import Receiver
 from relay.service import bound_port, running
 from relay.settings import Settings
-from subscriptions.models import AccountRecord
 from subscriptions.outbox import NewEvent, event_body
-from tests.e2e import TOKEN, wait_for
+from tests.e2e import TOKEN, register_unpolled, wait_for
 
 HANGING_RECEIVERS = 8
 
@@ -70,19 +69,6 @@ async def call(http: aiohttp.ClientSession, method: str, url: str, key: str, bod
         return response.status, await response.json(content_type=None)
 
 
-def account(code: str) -> AccountRecord:
-    return AccountRecord(
-        code=code,
-        base_url=f"http://127.0.0.1:9/public-api/{code}",
-        app_ref=f"{code}_relay",
-        auth="account_token",
-        token="t",
-        poll_interval_s=5,
-        resources=["orders"],
-        created_at=datetime.now(UTC),
-    )
-
-
 async def test_another_accounts_ping_arrives_at_once_while_an_attacker_holds_all_it_may(
     redis_url: str, hanging: Hanging
 ) -> None:
@@ -102,7 +88,7 @@ async def test_another_accounts_ping_arrives_at_once_while_an_attacker_holds_all
             assert parts.runtime is not None
             api, store = parts.api_url, parts.api.store
             for code in ("evil", "good"):
-                await store.create_account(account(code), {}, first_poll_ms=2**50)  # never polled here
+                await register_unpolled(store, code)
             keys = {}
             for code in ("evil", "good"):
                 status, created = await call(http, "POST", f"{api}/v1/api-keys", TOKEN, {"account": code})

@@ -16,6 +16,7 @@ layers, each seeing what the one before may miss:
 
 import ipaddress
 import socket
+from functools import lru_cache
 
 from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -35,6 +36,7 @@ def refused(why: str) -> str:
     return f"refused: {why} (set RELAY_ALLOW_PRIVATE_TARGETS=true to allow)"
 
 
+@lru_cache(maxsize=4096)  # a pure function of the URL, asked before every attempt: a subscription's few URLs
 def refusal(url: str) -> str | None:
     """Why ``url`` may not be called, when that shows without resolving: the host aiohttp would connect to is
     a non-public IP literal or a ``localhost`` name, or it is not written plainly (a URL stored before the

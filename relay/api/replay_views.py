@@ -38,12 +38,13 @@ async def send_ping(request: web.Request, sub_id: str) -> DeliveryView:
     ensure_enabled(sub, "test it")
     now = ctx.clock()
     pings = SlidingWindow(ctx.redis, keys.account_pings(sub.account), limit=ctx.test_pings_per_minute, window_ms=60_000)
-    wait_ms = await pings.take(ms(now))
-    if wait_ms:
+    use = await pings.take(ms(now))
+    if use.refused:
+        wait_s = math.ceil(use.wait_ms / 1000)
         raise TooMany(
             f"account {sub.account!r} has sent {ctx.test_pings_per_minute} test pings in the last minute, the most "
-            f"it may (RELAY_TEST_PINGS_PER_MINUTE); try again in {math.ceil(wait_ms / 1000)} s",
-            retry_after_s=math.ceil(wait_ms / 1000),
+            f"it may (RELAY_TEST_PINGS_PER_MINUTE); try again in {wait_s} s",
+            retry_after_s=wait_s,
         )
     timestamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
     data = {"accountCode": sub.account, "subscription": sub.id, "message": "a test webhook from the relay"}

@@ -14,18 +14,13 @@ A client connecting straight from a public address cannot choose its count that 
 """
 
 import ipaddress
-import math
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import cast
+from datetime import timedelta
 
 from aiohttp import web
 from redis.asyncio import Redis
 
 from subscriptions import keys
-from subscriptions.due import ms
+from subscriptions.quotas import SlidingWindow
 
 MAX_FAILURES = 10
 WINDOW = timedelta(minutes=15)
@@ -48,42 +43,9 @@ def client_address(request: web.Request) -> str:
     return str(address)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One counted login attempt; ``retry_after_s`` is set when it was refused (and so not counted)."""
-
-    key: str
-    member: str
-    retry_after_s: int | None = None
-
-
-class LoginLimit:
-    """Failed logins per client, over one Redis connection pool (``decode_responses=True``)."""
-
-    def __init__(self, redis: "Redis", clock: Callable[[], datetime]) -> None:
-        self.redis = redis
-        self.clock = clock
-
-    async def attempt(self, client: str) -> Attempt:
-        """Count an attempt from ``client``; refused (``retry_after_s`` set, not counted) if over the limit."""
-        now_ms = ms(self.clock())
-        window_ms = int(WINDOW.total_seconds() * 1000)
-        key = keys.login_failures(client)
-        member = f"{now_ms}-{secrets.token_hex(4)}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(key, "-inf", now_ms - window_ms)
-            pipe.zadd(key, {member: now_ms})
-            pipe.zcard(key)
-            pipe.zrange(key, 0, 0, withscores=True)
-            pipe.pexpire(key, window_ms)
-            _, _, count, oldest, _ = await pipe.execute()
-        if int(count) <= MAX_FAILURES:
-            return Attempt(key, member)
-        await self.redis.zrem(key, member)
-        first_ms = int(cast(list[tuple[str, float]], oldest)[0][1])
-        wait_s = max(1, math.ceil((first_ms + window_ms - now_ms) / 1000))
-        return Attempt(key, member, retry_after_s=wait_s)
-
-    async def succeeded(self, attempt: Attempt) -> None:
-        """The attempt's token was good: it is not a failure (earlier failures stay counted)."""
-        await self.redis.zrem(attempt.key, attempt.member)
+def failed_logins(redis: "Redis", client: str) -> SlidingWindow:
+    """The window counting ``client``'s login attempts: each is taken before its token is checked and given back
+    if the token was good (see the module's docstring)."""
+    return SlidingWindow(
+        redis, keys.login_failures(client), limit=MAX_FAILURES, window_ms=int(WINDOW.total_seconds() * 1000)
+    )

@@ -8,6 +8,7 @@ the page and the reason when the change is refused. Failed logins are limited pe
 """
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import wraps
@@ -21,9 +22,10 @@ from relay.api.context import context
 from relay.api.schemas import DeliveryQuery
 from relay.api.subscription_views import ensure_enabled
 from relay.ui import chart, display, queries, session
-from relay.ui.login_limit import LoginLimit, client_address
+from relay.ui.login_limit import client_address, failed_logins
 from relay.ui.render import STATIC_DIR, page
 from relay.ui.session import DashboardSessions
+from subscriptions.due import ms
 from subscriptions.errors import Conflict, InvalidInput, NotFound
 from subscriptions.models import DeliveryRecord, DeliveryStatus
 
@@ -199,10 +201,10 @@ async def login(request: web.Request) -> web.StreamResponse:
         return page("login.html", values, status=400)
     target = session.safe_next(str(form.get("next", "")))
     ctx = context(request)
-    limit = LoginLimit(ctx.redis, ctx.clock)
-    attempt = await limit.attempt(client_address(request))
-    if attempt.retry_after_s is not None:
-        wait = attempt.retry_after_s
+    window = failed_logins(ctx.redis, client_address(request))
+    attempt = await window.take(ms(ctx.clock()))
+    if attempt.refused:
+        wait = math.ceil(attempt.wait_ms / 1000)
         at = ctx.clock() + timedelta(seconds=wait)
         error = (
             f"Too many failed logins from your address. Try again in {display.duration(wait)}, after {at:%H:%M:%S} UTC."
@@ -213,7 +215,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if who is None:
         error = "That token is not valid: use the admin token (RELAY_API_TOKEN) or an API key made for your account."
         return page("login.html", {**common(request, None), "next": target, "error": error}, status=401)
-    await limit.succeeded(attempt)
+    await window.give_back(attempt)  # a good token is no failure (earlier failures stay counted)
     sessions = DashboardSessions.of(ctx)
     await sessions.end(session.cookie_session(request))  # a session this browser had before is over
     response = web.HTTPSeeOther(target)

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
-from subscriptions.models import AccountRecord
 from subscriptions.store import Store
+from tests.e2e import register_unpolled
 
 TOKEN = "test-admin-token-0123456789abcdefgh"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -35,20 +35,7 @@ async def api(redis_client: Redis) -> AsyncIterator[TestClient[aiohttp.web.Reque
             clock=lambda: datetime.now(UTC),
             resolve=no_dns,
         )
-        await Store(redis_client).create_account(
-            AccountRecord(
-                code="acme",
-                base_url="http://127.0.0.1:9/public-api/acme",
-                app_ref="acme_relay",
-                auth="account_token",
-                token="t",
-                poll_interval_s=5,
-                resources=["orders"],
-                created_at=datetime.now(UTC),
-            ),
-            {},
-            first_poll_ms=2**50,
-        )
+        await register_unpolled(Store(redis_client), "acme")
         async with TestClient(TestServer(create_app(ctx), host="127.0.0.1")) as client:
             yield client
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
+from subscriptions.events import EVENT_TYPES  # the demo makes every one happen within its 30 s
+
 COMMANDS = ["run", "api", "worker", "demo", "sandbox"]
 LONG_TOKEN = "cli-admin-token-0123456789abcdefghij"  # RELAY_API_TOKEN needs 32 characters or more
 NO_SUCH_HOST = "no-such-host.invalid"  # .invalid never resolves (RFC 6761)
@@ -165,25 +167,6 @@ def test_settings_accept_comma_separated_schedules() -> None:
         del os.environ["RELAY_RETRY_SCHEDULE_S"]
 
 
-# what the demo makes happen within its default run (`make demo`: 30 s), every one at least once
-DEMO_EVENT_TYPES = [
-    "order.created",
-    "order.modified.order-status",
-    "order.modified",
-    "product.modified.on-hand-modified",
-    "goods-out-note.created",
-    "goods-out-note.modified.printed",
-    "goods-out-note.modified.picked",
-    "goods-out-note.modified.packed",
-    "goods-out-note.modified.shipped",
-    "product.created",
-    "product.modified",
-    "contact.created",
-    "contact.modified",
-    "ping",
-]
-
-
 @pytest.mark.timeout(150)
 def test_the_demo_shows_every_event_type_within_its_default_run_and_counts_each() -> None:
     result = relay("demo", "--duration", "30", timeout=120)
@@ -192,7 +175,7 @@ def test_the_demo_shows_every_event_type_within_its_default_run_and_counts_each(
     assert webhooks
     assert all("signature ok" in line for line in webhooks)
     arrived = Counter(line.split()[1] for line in webhooks)
-    assert [kind for kind in DEMO_EVENT_TYPES if not arrived[kind]] == [], result.stdout
+    assert [kind for kind in EVENT_TYPES if not arrived[kind]] == [], result.stdout
     summary = result.stdout.split("\nsummary: ", 1)[1]
     assert summary.startswith(f"{len(webhooks)} webhooks in ")
     assert f"{len(webhooks)} signatures verified, 0 BAD" in summary

@@ -25,7 +25,7 @@ from subscriptions.crypto import TokenCipher, generate_key
 from subscriptions.models import AccountRecord, SubscriptionRecord
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
-from tests.e2e import wait_for
+from tests.e2e import account_record, wait_for
 from tests.relay.test_cli import LONG_TOKEN, relay
 
 TOKEN = "encryption-api-token-0123456789abcd"
@@ -355,16 +355,7 @@ async def test_a_worker_without_the_key_of_tokens_and_secrets_stops_with_one_lin
     redis_url: str, redis_client: Redis
 ) -> None:
     store = Store(redis_client, TokenCipher([KEY]))
-    record = AccountRecord(
-        code="acme",
-        base_url="http://127.0.0.1:9/public-api/acme",
-        app_ref="acme_relay",
-        auth="account_token",
-        token="the-token",
-        poll_interval_s=5,
-        resources=["orders"],
-        created_at=datetime.now(UTC),
-    )
+    record = account_record("acme").model_copy(update={"token": "the-token"})
     await store.create_account(record, {}, first_poll_ms=2**50)
     (sub,) = sealed_subscriptions(1)
     await store.create_subscription(sub)
@@ -500,16 +491,7 @@ def test_a_malformed_key_is_one_line_that_says_how_to_make_one() -> None:
 
 
 async def test_a_worker_with_the_wrong_key_stops_with_one_line(redis_url: str, redis_client: Redis) -> None:
-    record = AccountRecord(
-        code="acme",
-        base_url="http://127.0.0.1:9/public-api/acme",
-        app_ref="acme_relay",
-        auth="account_token",
-        token="the-token",
-        poll_interval_s=5,
-        resources=["orders"],
-        created_at=datetime.now(UTC),
-    )
+    record = account_record("acme").model_copy(update={"token": "the-token"})
     await Store(redis_client, TokenCipher([KEY])).create_account(record, {}, first_poll_ms=2**50)
     result = relay("worker", env={"RELAY_REDIS_URL": redis_url, "RELAY_ENCRYPTION_KEY": WRONG_KEY})
     assert result.returncode == 2

@@ -23,11 +23,12 @@ from relay.api.context import ApiContext
 from subscriptions import keys
 from subscriptions.api_keys import ApiKeys, key_digest
 from subscriptions.ids import event_id, random_id
-from subscriptions.models import AccountRecord, Attempt, SubscriptionRecord
+from subscriptions.models import Attempt, SubscriptionRecord
 from subscriptions.outbox import NewEvent, Outbox, Outcome, event_body
 from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
+from tests.e2e import register_unpolled
 
 TOKEN = "hostile-admin-token-0123456789abcdef"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -63,19 +64,6 @@ class World:
         return response.status, response.content_type, payload
 
 
-def account(code: str) -> AccountRecord:
-    return AccountRecord(
-        code=code,
-        base_url=f"http://127.0.0.1:9/public-api/{code}",
-        app_ref=f"{code}_relay",
-        auth="account_token",
-        token="t",
-        poll_interval_s=5,
-        resources=["orders"],
-        created_at=NOW,
-    )
-
-
 async def public_dns(host: str) -> list[str]:
     return ["93.184.215.14"]
 
@@ -84,7 +72,7 @@ async def tenant(redis: Redis, code: str) -> Tenant:
     """An account with a subscription, an event, a delivery that failed once, a recovery and a key, and every
     key a subscription and a delivery come with (health, recent outcomes, rate limit, attempts)."""
     store, outbox = Store(redis), Outbox(redis)
-    await store.create_account(account(code), {}, first_poll_ms=2**50)
+    await register_unpolled(store, code, NOW)
     sub = SubscriptionRecord(
         id=random_id("sub"),
         account=code,

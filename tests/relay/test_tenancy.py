@@ -20,11 +20,12 @@ from redis.asyncio import Redis
 from relay.api.app import create_app
 from relay.api.context import ApiContext
 from subscriptions.ids import event_id, random_id
-from subscriptions.models import AccountRecord, SubscriptionRecord
+from subscriptions.models import SubscriptionRecord
 from subscriptions.outbox import NewEvent, Outbox, event_body
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
 from tests.conftest import FakeClock
+from tests.e2e import register_unpolled
 
 TOKEN = "tenancy-admin-token-0123456789abcdef"
 ACCOUNTS = ("acme", "bolt")
@@ -72,19 +73,6 @@ class World:
         return self.tenants["bolt"]
 
 
-def account_record(code: str) -> AccountRecord:
-    return AccountRecord(
-        code=code,
-        base_url=f"http://127.0.0.1:9/public-api/{code}",
-        app_ref=f"{code}_relay",
-        auth="account_token",
-        token="t",
-        poll_interval_s=5,
-        resources=["orders"],
-        created_at=datetime(2026, 11, 26, 9, 0, tzinfo=UTC),
-    )
-
-
 @pytest.fixture
 async def world(redis_client: Redis, clock: FakeClock) -> AsyncIterator[World]:
     async with aiohttp.ClientSession() as session:
@@ -101,7 +89,7 @@ async def world(redis_client: Redis, clock: FakeClock) -> AsyncIterator[World]:
         async with TestClient(TestServer(create_app(ctx), host="127.0.0.1")) as client:
             world = World(client, redis_client, clock, {})
             for code in ACCOUNTS:
-                await store.create_account(account_record(code), {}, first_poll_ms=2**50)
+                await register_unpolled(store, code, datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
                 sub = SubscriptionRecord(
                     id=random_id("sub"),
                     account=code,
@@ -215,7 +203,7 @@ async def test_removing_an_account_revokes_its_keys(world: World) -> None:
     await world.call("GET", "/v1/accounts", token=world.bolt.key, expect=401)
     assert [k["id"] for k in (await world.call("GET", "/v1/api-keys"))["items"]] == [world.acme.key_id]
     # registering the code again does not bring the old key back
-    await Store(world.redis).create_account(account_record("bolt"), {}, first_poll_ms=2**50)
+    await register_unpolled(Store(world.redis), "bolt", datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
     await world.call("GET", "/v1/accounts", token=world.bolt.key, expect=401)
 
 

@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 from relay.api.app import create_app
 from relay.api.context import ApiContext
 from subscriptions.ids import event_id
-from subscriptions.models import AccountRecord
 from subscriptions.outbox import NewEvent, Outbox, event_body
 from subscriptions.store import Store
 from tests.conftest import FakeClock
+from tests.e2e import register_unpolled
 
 TOKEN = "limits-admin-token-0123456789abcdef"
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
@@ -69,17 +69,7 @@ async def api(redis_client: Redis, clock: FakeClock) -> AsyncIterator[Api]:
         async with TestClient(TestServer(create_app(ctx), host="127.0.0.1")) as client:
             api = Api(client, redis_client, clock, {})
             for code in ("acme", "bolt"):
-                record = AccountRecord(
-                    code=code,
-                    base_url=f"http://127.0.0.1:9/public-api/{code}",
-                    app_ref=f"{code}_relay",
-                    auth="account_token",
-                    token="t",
-                    poll_interval_s=5,
-                    resources=["orders"],
-                    created_at=clock(),
-                )
-                await store.create_account(record, {}, first_poll_ms=2**50)
+                await register_unpolled(store, code, clock())
                 status, key = await api.call("POST", "/v1/api-keys", body={"account": code})
                 assert status == 201
                 api.keys[code] = key["key"]

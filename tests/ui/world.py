@@ -27,9 +27,10 @@ from relay.receiver import Receiver
 from relay.service import bound_port, running
 from relay.settings import Settings
 from subscriptions.ids import event_id
-from subscriptions.models import AccountRecord, DeliveryRecord, Resource
+from subscriptions.models import DeliveryRecord, Resource
 from subscriptions.outbox import NewEvent, event_body
 from subscriptions.store import Store
+from tests.e2e import account_record, register_unpolled
 
 TOKEN = "ui-admin-token-0123456789abcdefghij"
 CHROMIUM = "/usr/bin/chromium"
@@ -55,16 +56,7 @@ class Relay:
 
     async def add_account(self, code: str, *, resources: tuple[Resource, ...] = ("orders",)) -> None:
         """An account record the relay never polls (its first poll is centuries away)."""
-        account = AccountRecord(
-            code=code,
-            base_url=f"http://127.0.0.1:9/public-api/{code}",
-            app_ref=f"{code}_relay",
-            auth="account_token",
-            token="unused",
-            poll_interval_s=5,
-            resources=list(resources),
-            created_at=self.ctx.clock(),
-        )
+        account = account_record(code, self.ctx.clock()).model_copy(update={"resources": list(resources)})
         await self.ctx.store.create_account(account, {}, NEVER_MS)
 
     async def subscribe(self, account: str, url: str | None = None, description: str = "") -> dict[str, Any]:
@@ -209,19 +201,6 @@ class Dashboard:
             return payload
 
 
-def never_polled(code: str, at: datetime) -> AccountRecord:
-    return AccountRecord(
-        code=code,
-        base_url=f"http://127.0.0.1:9/public-api/{code}",
-        app_ref=f"{code}_relay",
-        auth="account_token",
-        token="unused",
-        poll_interval_s=5,
-        resources=["orders"],
-        created_at=at,
-    )
-
-
 @contextlib.asynccontextmanager
 async def dashboard_alone(redis: "Redis", clock: Callable[[], datetime]) -> AsyncIterator[Dashboard]:
     """The API's application (dashboard included) on a loopback port, with an account ``acme`` never polled."""
@@ -234,7 +213,7 @@ async def dashboard_alone(redis: "Redis", clock: Callable[[], datetime]) -> Asyn
             allow_private_targets=True,
             clock=clock,
         )
-        await Store(redis).create_account(never_polled("acme", clock()), {}, NEVER_MS)
+        await register_unpolled(Store(redis), "acme", clock())
         runner = web.AppRunner(create_app(ctx), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
