@@ -55,8 +55,9 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
 from subscriptions.signing import new_secret
 from subscriptions.store import Store

@@ -35,9 +35,10 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from subscriptions import keys
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
 from subscriptions.models import Attempt, DeliveryRecord, SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, Outcome, event_body
+from subscriptions.outbox import Outbox, Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED_ORDER = ROOT / "tests" / "fixtures" / "recorded" / "order_get_one.yml.0.txt"

@@ -30,8 +30,9 @@ from bench.profile import sampling, summary
 from bench.rig import cpu_s, free_port, peak_rss_mb, receiver_process, redis_database, redis_pid, worker
 from relay.connections import connect
 from subscriptions import keys
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
 

@@ -23,9 +23,9 @@ import aiohttp
 from cryptography.fernet import Fernet
 
 from bench.rig import ROOT, free_port, process, wait_port
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
 from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import NewEvent, event_body
 from subscriptions.signing import new_secret
 
 RELAY = str(ROOT / ".venv" / "bin" / "relay")

@@ -5,6 +5,7 @@
     ├── Conflict                    creating something that already exists
     ├── InvalidInput                a request the relay understood but cannot accept
     ├── TooMany                     more than a tenant's limit allows (subscriptions, test pings)
+    ├── LostLease                   a writer's lock or lease was taken over; its writes were not applied
     ├── (crypto) InvalidKey         RELAY_ENCRYPTION_KEY is not a valid key
     ├── (crypto) TokenKeyError      a stored token or signing secret the configured keys cannot decrypt
     └── (workers) BrightpearlError  Brightpearl refused or failed a request (see workers.brightpearl.errors)
@@ -36,3 +37,7 @@ class TooMany(RelayError):
     def __init__(self, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class LostLease(RelayError):
+    """The lock or lease this writer held was taken over; its writes were not applied."""

@@ -1,13 +1,55 @@
-"""Lua scripts queued in a pipeline or transaction."""
+"""Lua scripts: each kept in a ``.lua`` file beside the module that runs it, every key it touches declared in
+``KEYS``, and its arguments passed as one JSON document (``ARGV[1]``, read with ``cjson.decode``) rather than
+packed by position.
 
+A script runs by its SHA (EVALSHA), falling back to its text once when Redis does not know it yet (a new or
+restarted server). In a pipeline or transaction it is queued by its text (EVAL): Redis compiles it once and keeps
+it by its hash, so this costs no more than EVALSHA, needs no SCRIPT EXISTS round trip before every batch, and
+cannot meet NOSCRIPT half-way through a transaction after Redis restarted.
+"""
+
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.typing import EncodableT
+from redis.exceptions import NoScriptError
 
 
-def queue_eval(pipe: Pipeline, script: str, keys: Sequence[str], args: Sequence[EncodableT]) -> None:
-    """Queue ``script`` by its text (EVAL). Redis compiles it once and keeps it by its hash, so this costs no
-    more than EVALSHA; unlike redis-py's registered scripts in a pipeline, it needs no SCRIPT EXISTS round
-    trip before every batch, and cannot meet NOSCRIPT half-way through a transaction after Redis restarted."""
-    pipe.eval(script, len(keys), *keys, *args)  # type: ignore[arg-type]  # redis-py types the args as str alone
+class Script:
+    """One Lua script, read from its file once."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.text = path.read_text(encoding="utf-8")
+        self.sha = hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
+
+    @classmethod
+    def beside(cls, module_file: str, name: str) -> "Script":
+        """The script ``name`` (e.g. ``"claim.lua"``) in the directory of the module whose ``__file__`` is given."""
+        return cls(Path(module_file).with_name(name))
+
+    async def run(self, redis: "Redis", keys: Sequence[str], args: Any) -> Any:
+        """Run the script with ``keys`` and ``args`` (encoded as one JSON argument) and answer what it returns."""
+        payload = encode(args)
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, payload)  # type: ignore[misc]
+        except NoScriptError:
+            return await redis.eval(self.text, len(keys), *keys, payload)  # type: ignore[misc]
+
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Any) -> None:
+        """Queue the script in ``pipe`` (EVAL by its text); its answer is among the pipeline's results."""
+        pipe.eval(self.text, len(keys), *keys, encode(args))
+
+
+def encode(args: Any) -> str:
+    """The one JSON argument of a script: compact, so that large batches cost as little to send as they can."""
+    return json.dumps(args, separators=(",", ":"))
+
+
+def queue_eval(pipe: Pipeline, script: str, keys: Sequence[str], args: Sequence[Any]) -> None:
+    """Queue ``script`` by its text with positional arguments (scripts not yet moved to ``.lua`` files)."""
+    pipe.eval(script, len(keys), *keys, *args)

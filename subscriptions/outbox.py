@@ -7,7 +7,6 @@ it. A worker that dies mid-attempt never records an outcome, so its claims come 
 ends and another worker sends them: nothing is lost, and a repeat carries the same ``webhook-id``.
 """
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -23,7 +22,10 @@ from redis.exceptions import WatchError
 from subscriptions import keys
 from subscriptions.admission import Admissions
 from subscriptions.due import DueSet, ms
+from subscriptions.envelope import NewEvent
+from subscriptions.errors import LostLease
 from subscriptions.events import matches_any
+from subscriptions.fence import Fence
 from subscriptions.health import queue_outcomes, time_of
 from subscriptions.ids import delivery_id
 from subscriptions.lua import queue_eval
@@ -169,30 +171,6 @@ _RECORD_TEMPLATES = [
 ]
 
 
-class LostLease(Exception):
-    """The lock or lease this writer held was taken over; its writes were not applied."""
-
-
-@dataclass(frozen=True)
-class Fence:
-    """A lock the writer must still hold for a commit to apply: the key and the token it wrote there."""
-
-    key: str
-    token: str
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    """An event as detected, before it is stored."""
-
-    id: str
-    type: str
-    account: str
-    resource_id: int | str | None
-    timestamp: str
-    body: str
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What became of one attempt: the attempt itself, whether the receiver accepted it, and what decides the
@@ -219,11 +197,6 @@ class Recorded:
 
     deliveries: list[DeliveryRecord]
     failing_since: dict[str, datetime]
-
-
-def event_body(event_type: str, timestamp: str, data: dict[str, Any]) -> str:
-    """The JSON text of a webhook: ``{"type", "timestamp", "data"}``, serialised once for every delivery."""
-    return json.dumps({"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":"))
 
 
 def after_attempt(outcome: Outcome, now: datetime) -> DeliveryRecord:

@@ -45,8 +45,9 @@ from relay.api.context import ApiContext
 from relay.api.health_views import DESCRIPTION
 from relay.api.routing import openapi, router
 from subscriptions.api_keys import ApiKeys
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import AccountRecord, Attempt, SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, Outcome, event_body
+from subscriptions.outbox import Outbox, Outcome
 from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store

@@ -8,8 +8,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
+from subscriptions.envelope import NewEvent
+from subscriptions.fence import Fence
 from subscriptions.models import AccountRecord
-from subscriptions.outbox import Fence, NewEvent, Outbox
+from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient
 from workers.budget import RequestBudget

@@ -13,8 +13,8 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
-from subscriptions.outbox import NewEvent, event_body
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.idset import chunk_id_sets
 from workers.brightpearl.timestamps import TimestampError, format_utc, parse_timestamp

@@ -21,9 +21,10 @@ from redis.exceptions import LockError
 
 from subscriptions import keys
 from subscriptions.due import DueSet, ms
-from subscriptions.errors import NotFound
+from subscriptions.errors import LostLease, NotFound
+from subscriptions.fence import Fence
 from subscriptions.models import RESOURCES, AccountRecord
-from subscriptions.outbox import Fence, LostLease, Outbox
+from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
-from subscriptions.outbox import NewEvent, event_body
 from workers.brightpearl.timestamps import TimestampError, format_utc, parse_timestamp, to_ms
 from workers.changes import diff, stamp_of
 from workers.context import PollContext

@@ -21,8 +21,8 @@ from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
 from subscriptions.due import ms
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
-from subscriptions.outbox import NewEvent, event_body
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.timestamps import format_utc
 from workers.context import PollContext

@@ -11,9 +11,9 @@ from relay.api.schemas import DeliveryView, RecoverRequest, RecoveryView
 from relay.api.subscription_views import ensure_enabled, visible_subscription
 from subscriptions import keys
 from subscriptions.due import ms
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.errors import Conflict, NotFound, TooMany
 from subscriptions.ids import random_id
-from subscriptions.outbox import NewEvent, event_body
 from subscriptions.quotas import SlidingWindow
 from subscriptions.recovery import Recoveries, Recovery
 

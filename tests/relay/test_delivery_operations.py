@@ -17,8 +17,9 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from relay.service import running
 from relay.settings import Settings
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import AccountRecord
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from tests.e2e import free_port, wait_for
 

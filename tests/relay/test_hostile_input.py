@@ -22,9 +22,10 @@ from relay.api.app import create_app
 from relay.api.context import ApiContext
 from subscriptions import keys
 from subscriptions.api_keys import ApiKeys, key_digest
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id, random_id
 from subscriptions.models import Attempt, SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, Outcome, event_body
+from subscriptions.outbox import Outbox, Outcome
 from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from relay.service import health_app, running
 from relay.settings import Settings
 from subscriptions.backlog import read_last_successful_polls
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import Attempt, DeliveryStatus, SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, Outcome, event_body
+from subscriptions.outbox import Outbox, Outcome
 from workers.metrics import Metrics
 
 BACKLOG = ("relay_deliveries_waiting", "relay_deliveries_retrying", "relay_oldest_waiting_delivery_age_seconds")

@@ -19,9 +19,10 @@ from redis.asyncio import Redis
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id, random_id
 from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
 from tests.conftest import FakeClock

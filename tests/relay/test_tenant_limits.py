@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from tests.conftest import FakeClock
 from tests.e2e import register_unpolled

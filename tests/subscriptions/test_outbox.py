@@ -7,9 +7,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
+from subscriptions.envelope import NewEvent, event_body
+from subscriptions.errors import LostLease
+from subscriptions.fence import Fence
 from subscriptions.ids import delivery_id
 from subscriptions.models import Attempt, DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.outbox import Fence, LostLease, NewEvent, Outbox, Outcome, event_body
+from subscriptions.outbox import Outbox, Outcome
 from subscriptions.store import Store
 from tests.conftest import FakeClock
 

@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from subscriptions import keys
 from subscriptions.due import ms
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import delivery_id
 from subscriptions.models import (
     Attempt,
@@ -15,7 +16,7 @@ from subscriptions.models import (
     SubscriptionRecord,
     SubscriptionState,
 )
-from subscriptions.outbox import NewEvent, Outbox, Outcome, event_body
+from subscriptions.outbox import Outbox, Outcome
 from subscriptions.retention import RetentionCounts, sweep
 from subscriptions.store import Store
 

@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.errors import Conflict, InvalidInput, NotFound
 from subscriptions.models import AccountRecord, SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from tests.conftest import FakeClock
 

@@ -26,9 +26,9 @@ from relay.api.context import ApiContext
 from relay.receiver import Receiver
 from relay.service import bound_port, running
 from relay.settings import Settings
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
 from subscriptions.models import DeliveryRecord, Resource
-from subscriptions.outbox import NewEvent, event_body
 from subscriptions.store import Store
 from tests.e2e import account_record, register_unpolled
 

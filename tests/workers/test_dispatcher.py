@@ -14,8 +14,9 @@ from redis.asyncio import Redis
 from relay.receiver import Receiver
 from subscriptions import keys
 from subscriptions.due import ms
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher

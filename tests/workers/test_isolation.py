@@ -15,8 +15,9 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.store import Store
 from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher

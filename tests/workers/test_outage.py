@@ -16,8 +16,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from relay.receiver import Receiver
+from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.outbox import NewEvent, Outbox, event_body
+from subscriptions.outbox import Outbox
 from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
