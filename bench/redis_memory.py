@@ -35,8 +35,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from subscriptions import keys
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id
+from subscriptions.envelope import NewEvent, resource_event
 from subscriptions.models import Attempt, DeliveryRecord, SubscriptionRecord
 from subscriptions.outbox import Outbox, Outcome
 
@@ -86,24 +85,7 @@ def recorded_order() -> dict[str, object]:
 
 
 def order_event(n: int, order: dict[str, object]) -> NewEvent:
-    resource = {**order, "id": n}
-    data = {
-        "accountCode": "acme",
-        "resourceType": "order",
-        "id": n,
-        "lifecycleEvent": "created",
-        "fullEvent": "order.created",
-        "resource": resource,
-    }
-    timestamp = "2026-11-26T10:00:00Z"
-    return NewEvent(
-        id=event_id("acme", "order.created", n),
-        type="order.created",
-        account="acme",
-        resource_id=n,
-        timestamp=timestamp,
-        body=event_body("order.created", timestamp, data),
-    )
+    return resource_event("acme", "order.created", n, {**order, "id": n}, NOW)
 
 
 def subscription(n: int) -> SubscriptionRecord:

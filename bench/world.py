@@ -16,15 +16,14 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet
 
 from bench.rig import ROOT, free_port, process, wait_port
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id
+from subscriptions.envelope import NewEvent, resource_event
 from subscriptions.models import SubscriptionRecord
 from subscriptions.signing import new_secret
 
@@ -33,7 +32,7 @@ TOKEN = "bench-admin-token-0123456789abcdefg"  # noqa: S105 - the bench relay's 
 ENCRYPTION_KEY = Fernet.generate_key().decode()  # as in production: stored Brightpearl tokens encrypted
 RECORDED_ORDER = ROOT / "tests" / "fixtures" / "recorded" / "order_get_one.yml.0.txt"
 ACCOUNT = "acme"
-TIMESTAMP = "2026-11-26T10:00:00Z"
+EVENT_AT = datetime(2026, 11, 26, 10, tzinfo=UTC)  # every bench event happened then
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -96,16 +95,7 @@ def recorded_order() -> dict[str, Any]:
 
 def order_event(n: int, order: dict[str, Any]) -> NewEvent:
     """The ``order.created`` event of order ``n``, carrying ``order`` as its resource, as a poll detects it."""
-    data = {
-        "accountCode": ACCOUNT,
-        "resourceType": "order",
-        "id": n,
-        "lifecycleEvent": "created",
-        "fullEvent": "order.created",
-        "resource": {**order, "id": n},
-    }
-    body = event_body("order.created", TIMESTAMP, data)
-    return NewEvent(event_id(ACCOUNT, "order.created", n), "order.created", ACCOUNT, n, TIMESTAMP, body)
+    return resource_event(ACCOUNT, "order.created", n, {**order, "id": n}, EVENT_AT)
 
 
 def subscription(n: int, url: str, now: datetime, **options: Any) -> SubscriptionRecord:

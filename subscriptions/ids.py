@@ -73,15 +73,16 @@ def _digest_id(prefix: str, *parts: str) -> str:
 def event_id(account: str, event_type: str, resource_id: int | str, state_after: object = None) -> str:
     """The id of an event: the same inputs always give the same id.
 
-    ``state_after`` is ``None`` for ``created`` events; for other events it is the resource's state after the
-    change (any JSON value), so that two different changes to one resource get two ids.
+    ``state_after`` is ``None`` when the event's name and resource say it all (``created``, a goods-out note
+    reaching a stage, which happens once); for other events it is the resource's state after the change (any
+    JSON value), so that two different changes to one resource get two ids.
     """
     parts = [account, event_type, str(resource_id)]
     if state_after is not None:
         parts.append(json.dumps(state_after, sort_keys=True, separators=(",", ":"), default=str))
-    return _digest_id("evt", *parts)
+    return _digest_id(EVENT_PREFIX, *parts)
 
 
 def delivery_id(event_id_: str, subscription_id: str) -> str:
     """The id of the delivery of one event to one subscription."""
-    return _digest_id("dlv", event_id_, subscription_id)
+    return _digest_id(DELIVERY_PREFIX, event_id_, subscription_id)

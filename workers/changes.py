@@ -1,6 +1,9 @@
-"""What changed in a record: old snapshot + new snapshot -> changed fields. Pure, no I/O."""
+"""What changed in a record: old snapshot + new snapshot -> changed fields, and when. Pure, no I/O."""
 
+from datetime import datetime
 from typing import Any
+
+from workers.brightpearl.timestamps import TimestampError, parse_timestamp
 
 IGNORED_FIELDS = frozenset({"updatedOn", "version"})  # they change with every change: not changes themselves
 
@@ -20,3 +23,15 @@ def stamp_of(record: dict[str, Any]) -> object:
     """What identifies a record's state after a change: its ``version`` where it has one, else its
     ``updatedOn`` (two changes to one record never share both)."""
     return record.get("version", record.get("updatedOn"))
+
+
+def happened_at(value: object) -> datetime | None:
+    """When Brightpearl says a change happened (a record's ``createdOn`` or ``updatedOn``, a note's
+    ``printedOn``…), or ``None`` when the field is missing or holds no date-time: the event's timestamp is then
+    empty rather than a guess."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_timestamp(str(value))
+    except TimestampError:
+        return None

@@ -13,11 +13,10 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id
+from subscriptions.envelope import NewEvent, resource_event
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.idset import chunk_id_sets
-from workers.brightpearl.timestamps import TimestampError, format_utc, parse_timestamp
+from workers.changes import happened_at
 from workers.context import PollContext
 from workers.cursor import Row
 from workers.stream import Derived, Stream, Write, follow
@@ -25,6 +24,7 @@ from workers.stream import Derived, Stream, Write, follow
 SEARCH = "warehouse-service/goods-note/goods-out-search"
 GET = "warehouse-service/order/*/goods-note/goods-out/"
 STAGES = ("printed", "picked", "packed", "shipped")
+NOTE = "goods-out-note"  # the resource in its events' names: goods-out-note.created, goods-out-note.modified.printed
 MAX_IDS = 500  # goods-out notes allow 500 ids a request
 OPEN_KEY = "goods-out-notes.open"
 CREATED = Stream("goods-out-notes.created", SEARCH, "goodsOutNoteId", "createdOn")
@@ -44,44 +44,22 @@ def reached(flags: Mapping[str, Any]) -> int:
 
 def stage_events(account: str, note_id: int, note: dict[str, Any], before: int, after: int) -> list[NewEvent]:
     """One event per stage from ``before`` to ``after``, in order; each stage's id depends only on the note."""
-    events = []
-    status = note.get("status") if isinstance(note.get("status"), dict) else {}
-    for stage in STAGES[before:after]:
-        full = f"goods-out-note.modified.{stage}"
-        when = _utc(status.get(f"{stage}On")) if isinstance(status, dict) else ""
-        data = {
-            "accountCode": account,
-            "resourceType": "goods-out-note",
-            "id": note_id,
-            "lifecycleEvent": "modified",
-            "fullEvent": full,
-            "resource": note,
-        }
-        events.append(
-            NewEvent(event_id(account, full, note_id), full, account, note_id, when, event_body(full, when, data))
+    status = note.get("status")
+    return [
+        resource_event(
+            account,
+            f"{NOTE}.modified.{stage}",
+            note_id,
+            note,
+            happened_at(status.get(f"{stage}On")) if isinstance(status, dict) else None,
         )
-    return events
+        for stage in STAGES[before:after]
+    ]
 
 
 def created_event(account: str, note_id: int, note: dict[str, Any]) -> NewEvent:
-    full = "goods-out-note.created"
-    when = _utc(note.get("createdOn"))
-    data = {
-        "accountCode": account,
-        "resourceType": "goods-out-note",
-        "id": note_id,
-        "lifecycleEvent": "created",
-        "fullEvent": full,
-        "resource": note,
-    }
-    return NewEvent(event_id(account, full, note_id), full, account, note_id, when, event_body(full, when, data))
-
-
-def _utc(value: object) -> str:
-    try:
-        return format_utc(parse_timestamp(str(value))) if value else ""
-    except TimestampError:
-        return ""
+    """A note's ``created`` event; its id depends only on the note."""
+    return resource_event(account, f"{NOTE}.created", note_id, note, happened_at(note.get("createdOn")))
 
 
 def open_json(notes: Open) -> str:

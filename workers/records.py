@@ -9,14 +9,14 @@ other fields of the same change make an ``order.modified``.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id
-from workers.brightpearl.timestamps import TimestampError, format_utc, parse_timestamp, to_ms
-from workers.changes import diff, stamp_of
+from subscriptions.envelope import NewEvent, resource_event
+from workers.brightpearl.timestamps import to_ms
+from workers.changes import diff, happened_at, stamp_of
 from workers.context import PollContext
-from workers.cursor import Row
+from workers.cursor import Row, StampCursor
 from workers.snapshots import Snapshots
 from workers.stream import Derived, Stream, Write, follow
 
@@ -113,40 +113,22 @@ ORDERS_FOR_STOCK = RecordKind(
 )
 
 
-def _utc(record: dict[str, Any], name: str) -> str:
-    try:
-        return format_utc(parse_timestamp(str(record[name])))
-    except (KeyError, TimestampError):
-        return ""
-
-
 def record_event(
     account: str, kind: RecordKind, lifecycle: str, record: dict[str, Any], changes: Changes | None = None
 ) -> NewEvent:
     """A ``created`` or ``modified`` event; ``created`` ids depend on the record's id alone, ``modified`` ids
     also on its state after the change."""
-    record_id = record[kind.id_field]
-    full = f"{kind.resource_type}.{lifecycle}"
-    data: dict[str, Any] = {
-        "accountCode": account,
-        "resourceType": kind.resource_type,
-        "id": record_id,
-        "lifecycleEvent": lifecycle.split(".", 1)[0],
-        "fullEvent": full,
-        "resource": record,
-    }
+    event_type, record_id = f"{kind.resource_type}.{lifecycle}", record[kind.id_field]
     if lifecycle == "created":
-        when, identity = _utc(record, "createdOn"), event_id(account, full, record_id)
-    else:
-        data["changes"] = changes
-        when, identity = _utc(record, "updatedOn"), event_id(account, full, record_id, {"state": stamp_of(record)})
-    return NewEvent(
-        id=identity,
-        type=full,
-        account=account,
-        resource_id=record_id,
-        timestamp=when,
-        body=event_body(full, when, data),
+        return resource_event(account, event_type, record_id, record, happened_at(record.get("createdOn")))
+    return resource_event(
+        account,
+        event_type,
+        record_id,
+        record,
+        happened_at(record.get("updatedOn")),
+        state_after={"state": stamp_of(record)},
+        more={"changes": changes},
     )
 
 
@@ -162,72 +144,85 @@ def modified_events(
     ]
 
 
-async def poll_records(ctx: PollContext, kind: RecordKind) -> None:
-    """One poll of a kind of record: new ones first, then changed ones."""
-    created, updated = kind.streams
-    snapshots = Snapshots(ctx.redis, ctx.account.code, kind.resource)
-    mark_products = kind.products is not None and "stock" in ctx.account.resources
-    created_cursor = await ctx.cursor(created)
+class RecordPoll:
+    """One poll of one kind of record: what its ``createdOn`` and ``updatedOn`` streams make of their rows."""
 
-    async def fetch(rows: list[Row]) -> dict[int, dict[str, Any]]:
-        found = await ctx.client.get_many(kind.get_path, [row.id for row in rows])
-        return {int(record[kind.id_field]): record for record in found if kind.id_field in record}
+    def __init__(self, ctx: PollContext, kind: RecordKind) -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self.snapshots = Snapshots(ctx.redis, ctx.account.code, kind.resource)
+        self.mark_products = kind.products is not None and "stock" in ctx.account.resources
 
-    def dirty(*records: dict[str, Any]) -> list[Write]:
-        if not mark_products or kind.products is None:
-            return []
-        return [ctx.mark_stock_dirty(set().union(*(kind.products(r) for r in records)))]
+    async def fetch(self, rows: list[Row]) -> dict[int, dict[str, Any]]:
+        """The records of ``rows``, read in full, by id."""
+        found = await self.ctx.client.get_many(self.kind.get_path, [row.id for row in rows])
+        return {int(record[self.kind.id_field]): record for record in found if self.kind.id_field in record}
 
-    async def derive_created(rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
-        records = await fetch(rows)
-        events, writes = [], []
+    def remember(self, record_id: int, record: dict[str, Any], old: dict[str, Any] | None = None) -> list[Write]:
+        """Writes keeping ``record`` as its snapshot and, when stock is watched, marking the products on it (and
+        on its ``old`` state) dirty."""
+        writes = [self.snapshots.write(record_id, record, self.kind.snapshot_ttl_s(record))]
+        if self.mark_products and self.kind.products is not None:
+            records = (record, old) if old else (record,)
+            writes.append(self.ctx.mark_stock_dirty(set().union(*(self.kind.products(r) for r in records))))
+        return writes
+
+    async def derive_created(self, rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
+        """New records: a ``created`` event each, and their first snapshots."""
+        records = await self.fetch(rows)
+        derived = Derived(done=set(records))
         for record_id, record in records.items():
-            if kind.emit:
-                events.append(record_event(ctx.account.code, kind, "created", record))
-            writes.append(snapshots.write(record_id, record, kind.snapshot_ttl_s(record)))
-            writes += dirty(record)
-        return Derived(events, writes, set(records))
+            if self.kind.emit:
+                derived.events.append(record_event(self.ctx.account.code, self.kind, "created", record))
+            derived.writes.extend(self.remember(record_id, record))
+        return derived
 
-    async def derive_updated(rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
-        records = await fetch(rows)
-        before = await snapshots.load(list(records))
+    async def derive_updated(
+        self, created: StampCursor, updated: StampCursor, rows: list[Row], _: Mapping[int, dict[str, Any]]
+    ) -> Derived:
+        """Changed records: the events of each change from its snapshot, and the new snapshots. ``created`` is
+        the created stream's cursor as this poll left it, ``updated`` the updated stream's as this poll found it."""
+        records = await self.fetch(rows)
+        before = await self.snapshots.load(list(records))
         stamps = {row.id: row for row in rows}
         derived = Derived()
         for record_id, record in records.items():
             old = before.get(record_id)
-            if old is None and created_cursor.is_new(Row(record_id, _created_ms(record))):
+            if old is None and created.is_new(Row(record_id, _created_ms(record))):
                 continue  # the created stream has not reached it yet: it will, and snapshot it
-            if old is None and not updated_cursor.is_new(stamps[record_id]):
+            if old is None and not updated.is_new(stamps[record_id]):
                 pass  # read again only to catch a second change in one second: no change known, just remember it
-            elif kind.emit:
-                derived.events.extend(modified_events(ctx.account.code, kind, old, record))
-            derived.writes.append(snapshots.write(record_id, record, kind.snapshot_ttl_s(record)))
-            derived.writes.extend(dirty(record, *([old] if old else [])))
+            elif self.kind.emit:
+                derived.events.extend(modified_events(self.ctx.account.code, self.kind, old, record))
+            derived.writes.extend(self.remember(record_id, record, old))
             derived.done.add(record_id)
         return derived
 
-    updated_cursor = await ctx.cursor(updated)
-    created_cursor = await follow(
+
+async def poll_records(ctx: PollContext, kind: RecordKind) -> None:
+    """One poll of a kind of record: new ones first, then changed ones."""
+    created, updated = kind.streams
+    poll = RecordPoll(ctx, kind)
+    created_from, updated_from = await ctx.cursor(created), await ctx.cursor(updated)
+    created_now = await follow(
         ctx.client,
         created,
-        created_cursor,
+        created_from,
         overlap_ms=ctx.overlap_ms,
-        derive=derive_created,
+        derive=poll.derive_created,
         commit=ctx.commit_for(created),
     )
     await follow(
         ctx.client,
         updated,
-        updated_cursor,
+        updated_from,
         overlap_ms=ctx.overlap_ms,
-        derive=derive_updated,
+        derive=partial(poll.derive_updated, created_now, updated_from),
         commit=ctx.commit_for(updated),
         recheck_ms=RECHECK_MS,
     )
 
 
 def _created_ms(record: dict[str, Any]) -> int:
-    try:
-        return to_ms(parse_timestamp(str(record["createdOn"])))
-    except (KeyError, TimestampError):
-        return 0
+    at = happened_at(record.get("createdOn"))
+    return to_ms(at) if at else 0

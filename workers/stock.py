@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
@@ -21,8 +21,7 @@ from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
 from subscriptions.due import ms
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id
+from subscriptions.envelope import NewEvent, resource_event
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.timestamps import format_utc
 from workers.context import PollContext
@@ -71,26 +70,23 @@ class Known:
 
 
 def stock_event(
-    account: str, product_id: int, before: dict[str, Any] | None, after: dict[str, Any], count: int, seen_at: str
+    account: str, product_id: int, before: dict[str, Any] | None, after: dict[str, Any], count: int, seen_at: datetime
 ) -> NewEvent:
     """The event of a product's figures moving; its id depends on the figures after and on how many changes came
     before, so the same change seen twice keeps its id and figures that return to an old value get a new one."""
-    data = {
-        "accountCode": account,
-        "resourceType": "product",
-        "id": product_id,
-        "lifecycleEvent": "modified",
-        "fullEvent": EVENT,
-        "resource": after,
-        "before": before,
-        "after": after,
-    }
-    identity = event_id(account, EVENT, product_id, {"after": after, "change": count})
-    return NewEvent(identity, EVENT, account, product_id, seen_at, event_body(EVENT, seen_at, data))
+    return resource_event(
+        account,
+        EVENT,
+        product_id,
+        after,
+        seen_at,
+        state_after={"after": after, "change": count},
+        more={"before": before, "after": after},
+    )
 
 
 def compare(
-    account: str, known: Mapping[int, Known], current: Mapping[int, dict[str, Any]], seen_at: str
+    account: str, known: Mapping[int, Known], current: Mapping[int, dict[str, Any]], seen_at: datetime
 ) -> tuple[list[NewEvent], dict[int, Known]]:
     """Events for every product whose figures differ from those known, and what is known afterwards. A product
     with no known figures (new since the baseline) reports ``before: null``."""
@@ -166,7 +162,7 @@ async def poll_stock(ctx: PollContext) -> None:
     for start in range(0, len(dirty), 200):
         batch = dirty[start : start + 200]
         current = await availability(ctx.client, batch)
-        events, known = compare(ctx.account.code, await figures.load(batch), current, format_utc(ctx.clock()))
+        events, known = compare(ctx.account.code, await figures.load(batch), current, ctx.clock())
         await ctx.commit(events, [figures.store(known, batch)])
     await Sweep(ctx, figures).step(ctx.sweep_interval_s)
 
@@ -264,7 +260,7 @@ class Sweep:
                 events: list[NewEvent] = []
                 fresh = {i: Known(json.loads(figures_text(f)), 0) for i, f in page.figures.items() if i not in known}
             else:
-                events, fresh = compare(self.ctx.account.code, known, page.figures, format_utc(now))
+                events, fresh = compare(self.ctx.account.code, known, page.figures, now)
                 state.corrections += len(events)
                 if events:
                     self.ctx.metrics.reconciliation_corrections.inc(len(events))

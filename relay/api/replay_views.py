@@ -11,9 +11,9 @@ from relay.api.schemas import DeliveryView, RecoverRequest, RecoveryView
 from relay.api.subscription_views import ensure_enabled, visible_subscription
 from subscriptions import keys
 from subscriptions.due import ms
-from subscriptions.envelope import NewEvent, event_body
+from subscriptions.envelope import ping_event
 from subscriptions.errors import Conflict, NotFound, TooMany
-from subscriptions.ids import random_id
+from subscriptions.ids import EVENT_PREFIX, random_id
 from subscriptions.quotas import SlidingWindow
 from subscriptions.recovery import Recoveries, Recovery
 
@@ -46,16 +46,7 @@ async def send_ping(request: web.Request, sub_id: str) -> DeliveryView:
             f"it may (RELAY_TEST_PINGS_PER_MINUTE); try again in {wait_s} s",
             retry_after_s=wait_s,
         )
-    timestamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
-    data = {"accountCode": sub.account, "subscription": sub.id, "message": "a test webhook from the relay"}
-    event = NewEvent(
-        id=random_id("evt"),
-        type="ping",
-        account=sub.account,
-        resource_id=None,
-        timestamp=timestamp,
-        body=event_body("ping", timestamp, data),
-    )
+    event = ping_event(sub.account, sub.id, now, random_id(EVENT_PREFIX))
     delivery = await ctx.outbox.send_to(event, sub, now)
     ctx.on_deliveries()
     return await delivery_view(ctx, delivery)

@@ -26,8 +26,7 @@ from relay.api.context import ApiContext
 from relay.receiver import Receiver
 from relay.service import bound_port, running
 from relay.settings import Settings
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id
+from subscriptions.envelope import resource_event
 from subscriptions.models import DeliveryRecord, Resource
 from subscriptions.store import Store
 from tests.e2e import account_record, register_unpolled
@@ -69,23 +68,8 @@ class Relay:
     ) -> list[DeliveryRecord]:
         """An event as a poller would commit it, fanned out to the account's subscriptions and sent at once."""
         now = at or self.ctx.clock()
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        data = {
-            "accountCode": account,
-            "resourceType": "order",
-            "id": order_id,
-            "lifecycleEvent": event_type.split(".")[1],
-            "fullEvent": event_type,
-            "resource": {"id": order_id, "orderTypeCode": "SO", "reference": f"#{order_id}"},
-        }
-        event = NewEvent(
-            id=event_id(account, event_type, order_id),
-            type=event_type,
-            account=account,
-            resource_id=order_id,
-            timestamp=stamp,
-            body=event_body(event_type, stamp, data),
-        )
+        resource = {"id": order_id, "orderTypeCode": "SO", "reference": f"#{order_id}"}
+        event = resource_event(account, event_type, order_id, resource, now.replace(microsecond=0))
         subs = await self.ctx.store.account_subscriptions(account)
         created = await self.ctx.outbox.commit([event], subs, now=now)
         self.ctx.on_deliveries()

@@ -7,6 +7,7 @@ the relay compares or stores is an aware UTC ``datetime``; filters are sent as U
 
 from datetime import UTC, datetime, timedelta, timezone
 
+from subscriptions.envelope import format_timestamp
 from subscriptions.errors import RelayError
 
 
@@ -39,11 +40,9 @@ def parse_optional_timestamp(value: object) -> datetime | None:
 
 
 def format_utc(value: datetime) -> str:
-    """``2026-11-26T10:15:02Z`` (milliseconds only when there are any), the form the relay sends and shows."""
-    value = value.astimezone(UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2026-11-26T10:15:02Z`` (milliseconds only when there are any), the form the relay sends and shows:
+    :func:`subscriptions.envelope.format_timestamp`, the form of an event's timestamp."""
+    return format_timestamp(value)
 
 
 def format_in_offset(value: datetime, offset_minutes: int) -> str:

@@ -1,0 +1,81 @@
+"""What each detector makes of a change: the same ids, timestamps and bodies as before issue 13.
+
+``tests/fixtures/events_before_issue_13.json`` holds, by case, ``[id, type, account, resource id, timestamp,
+body]`` as the detectors built them by hand before :mod:`subscriptions.envelope` took the job over; the cases
+below rebuild them from the same inputs. A change here would make receivers see old changes again as new ones.
+"""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from subscriptions.envelope import NewEvent
+from workers import goods_out, records, stock
+
+BEFORE = json.loads((Path(__file__).parents[1] / "fixtures" / "events_before_issue_13.json").read_text())
+ORDER = {
+    "id": 7,
+    "orderStatus": {"orderStatusId": 4},
+    "createdOn": "2026-11-26T04:15:02.000-06:00",
+    "updatedOn": "2026-11-26T10:20:00.250Z",
+    "version": 3,
+    "reference": "caf\u00e9",
+}
+OLD_ORDER = ORDER | {"orderStatus": {"orderStatusId": 2}, "reference": "old", "version": 2}
+PRODUCT = {"id": 12, "createdOn": "2026-11-26T10:15:02Z", "updatedOn": "2026-11-26T11:00:00Z", "name": "Mug"}
+CONTACT = {"contactId": 205, "createdOn": "2026-11-26T10:15:02+01:00", "updatedOn": None, "firstName": "Ann"}
+NOTE: dict[str, Any] = {
+    "createdOn": "2026-11-26T09:00:00.000+00:00",
+    "status": {"printed": True, "printedOn": "2026-11-26T09:30:00.500+00:00", "picked": "true", "pickedOn": None},
+}
+FIGURES = {"total": {"onHand": 5}, "warehouses": {"2": {"onHand": 5}}}
+SEEN = datetime(2026, 11, 26, 10, 15, 2, 970_000, tzinfo=UTC)
+
+
+def detected() -> dict[str, NewEvent]:
+    cases = {
+        "order.created": records.record_event("acme", records.ORDERS, "created", ORDER),
+        "order.created.no-createdOn": records.record_event("acme", records.ORDERS, "created", {"id": 8}),
+        "order.created.bad-createdOn": records.record_event(
+            "acme", records.ORDERS, "created", {"id": 9, "createdOn": "yesterday"}
+        ),
+        "order.modified.no-old": records.modified_events("acme", records.ORDERS, None, ORDER)[0],
+        "product.created": records.record_event("acme", records.PRODUCTS, "created", PRODUCT),
+        "product.modified": records.modified_events("acme", records.PRODUCTS, PRODUCT | {"name": "Cup"}, PRODUCT)[0],
+        "contact.created": records.record_event("beta", records.CONTACTS, "created", CONTACT),
+        "contact.modified.null-updatedOn": records.modified_events(
+            "beta", records.CONTACTS, CONTACT | {"firstName": "Anne"}, CONTACT
+        )[0],
+        "goods-out-note.created": goods_out.created_event("acme", 31, NOTE),
+        "goods-out-note.created.no-createdOn": goods_out.created_event("acme", 32, {"status": {}}),
+        "goods-out-note.modified.packed.status-not-dict": goods_out.stage_events("acme", 33, {"status": "odd"}, 2, 3)[
+            0
+        ],
+        "stock.first": stock.stock_event("acme", 44, None, FIGURES, 1, SEEN),
+        "stock.second": stock.stock_event(
+            "acme", 44, {"total": {"onHand": 4}}, FIGURES, 2, datetime(2026, 11, 26, 10, 15, 2, tzinfo=UTC)
+        ),
+    }
+    split = records.modified_events("acme", records.ORDERS, OLD_ORDER, ORDER)
+    cases |= {f"order.modified.split{n}": event for n, event in enumerate(split)}
+    cases |= {event.type: event for event in goods_out.stage_events("acme", 31, NOTE, 0, 4)}
+    known = {45: stock.Known({"total": 1, "warehouses": None}, 3)}
+    moved, _ = stock.compare("acme", known, {45: {"total": 2, "warehouses": {}, "other": 1}, 46: {"total": 0}}, SEEN)
+    cases |= {f"stock.compare.{event.resource_id}": event for event in moved}
+    return cases
+
+
+DETECTED = detected()
+
+
+@pytest.mark.parametrize("case", sorted(name for name in BEFORE if name != "ping"))
+def test_detectors_make_the_events_they_always_made(case: str) -> None:
+    event_id, event_type, account, resource_id, timestamp, body = BEFORE[case]
+    assert DETECTED[case] == NewEvent(event_id, event_type, account, resource_id, timestamp, body)
+
+
+def test_every_case_is_checked() -> None:
+    assert set(DETECTED) == set(BEFORE) - {"ping"}  # the ping is checked in tests/subscriptions/test_envelope.py
