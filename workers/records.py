@@ -8,7 +8,7 @@ other fields of the same change make an ``order.modified``.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -62,7 +62,7 @@ class RecordKind:
     """How one kind of record is found, read and reported."""
 
     resource: str  # the account's resource name: orders, products, contacts
-    resource_type: str  # the event prefix and data.resourceType: order, product, contact
+    resource_type: str  # what its events' names start with (data.resourceType): order, product, contact
     search_path: str
     get_path: str
     id_column: str  # in the search
@@ -100,17 +100,7 @@ CONTACTS = RecordKind(
 )
 KINDS = {kind.resource: kind for kind in (ORDERS, PRODUCTS, CONTACTS)}
 # when stock is watched but orders are not, stock follows orders itself, silently, for their allocations
-ORDERS_FOR_STOCK = RecordKind(
-    "stock.orders",
-    "order",
-    ORDERS.search_path,
-    ORDERS.get_path,
-    "orderId",
-    "id",
-    snapshot_ttl_s=order_snapshot_ttl_s,
-    products=order_products,
-    emit=False,
-)
+ORDERS_FOR_STOCK = replace(ORDERS, resource="stock.orders", emit=False)
 
 
 def record_event(

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from subscriptions.envelope import NewEvent
+from subscriptions.envelope import NewEvent, ping_event
+from subscriptions.events import EVENT_TYPES
 from workers import goods_out, records, stock
 
 BEFORE = json.loads((Path(__file__).parents[1] / "fixtures" / "events_before_issue_13.json").read_text())
@@ -79,3 +80,17 @@ def test_detectors_make_the_events_they_always_made(case: str) -> None:
 
 def test_every_case_is_checked() -> None:
     assert set(DETECTED) == set(BEFORE) - {"ping"}  # the ping is checked in tests/subscriptions/test_envelope.py
+
+
+def test_the_events_detectors_make_are_the_events_the_relay_lists() -> None:
+    """Every name a detector (or the ping) can make is in ``EVENT_TYPES``, which the API checks patterns
+    against, and every name there is made by something."""
+    made = {ping_event("acme", "sub_acme", SEEN, "evt_x").type, stock.stock_event("acme", 1, None, {}, 1, SEEN).type}
+    for kind in records.KINDS.values():
+        record = {kind.id_field: 1, "orderStatus": 2, "name": "new"}
+        made.add(records.record_event("acme", kind, "created", record).type)
+        before = record | {"orderStatus": 1, "name": "old"}
+        made |= {event.type for event in records.modified_events("acme", kind, before, record)}
+    made.add(goods_out.created_event("acme", 1, NOTE).type)
+    made |= {event.type for event in goods_out.stage_events("acme", 1, NOTE, 0, len(goods_out.STAGES))}
+    assert sorted(made) == sorted(EVENT_TYPES)
