@@ -154,7 +154,7 @@ def seconds_after(at: datetime, origin_ms: int) -> float:
     return (at.timestamp() * 1000 - origin_ms) / 1000
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate-per-s", type=float, default=50.0, help="events a second, all run long")
     parser.add_argument("--up-s", type=float, default=5.0, help="the stream with the receiver up, first")
@@ -171,40 +171,66 @@ async def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.down_s = 20.0
-    result = await run(args)
-    stream, attempts, back_ms, down_ms = result.stream, result.attempts, result.back_ms, result.down_ms
+    return args
 
-    # drain: the last success of a delivery created before the receiver came back
-    backlog = [d for created, d in stream.created if created < back_ms]
+
+@dataclass
+class Drain:
+    """The backlog (deliveries created before the receiver came back) and how it drained."""
+
+    backlog: list[DeliveryRecord]
+    drain_s: float  # receiver-back until the backlog's last success ended
+    failed_for_good: int
+
+
+def drain_of(result: Outage) -> Drain:
+    """The drain: the last success of a delivery created before the receiver came back."""
+    backlog = [d for created, d in result.stream.created if created < result.back_ms]
     last_success = []
     failed_for_good = 0
     for delivery in backlog:
-        done = [a for a in attempts[delivery.id] if a.status_code is not None and 200 <= a.status_code < 300]
+        tries = result.attempts[delivery.id]
+        done = [a for a in tries if a.status_code is not None and 200 <= a.status_code < 300]
         if done:
-            last_success.append(seconds_after(done[-1].at, back_ms) + done[-1].duration_ms / 1000)
+            last_success.append(seconds_after(done[-1].at, result.back_ms) + done[-1].duration_ms / 1000)
         else:
             failed_for_good += 1
-    drain_s = max(last_success, default=float("nan"))
-    # per second after recovery: first attempts (the stream) and retries (the backlog)
-    first: Counter[int] = Counter()
-    retries: Counter[int] = Counter()
-    ok: Counter[int] = Counter()
-    for tries in attempts.values():
+    return Drain(backlog, max(last_success, default=float("nan")), failed_for_good)
+
+
+@dataclass
+class Seconds:
+    """Attempts per second after the receiver came back (negative seconds: while it was down): first attempts
+    (the stream) apart from retries (the backlog), and those that succeeded."""
+
+    first: Counter[int]
+    retries: Counter[int]
+    ok: Counter[int]
+
+    def attempts(self, second: int) -> int:
+        return self.first[second] + self.retries[second]
+
+
+def seconds_of(result: Outage) -> Seconds:
+    seconds = Seconds(Counter(), Counter(), Counter())
+    for tries in result.attempts.values():
         for index, attempt in enumerate(tries):
-            second = int(seconds_after(attempt.at, back_ms) // 1)
-            (retries if index else first)[second] += 1
+            second = int(seconds_after(attempt.at, result.back_ms) // 1)
+            (seconds.retries if index else seconds.first)[second] += 1
             if attempt.status_code is not None and attempt.status_code < 300:
-                ok[second] += 1
-    after = [first[s] + retries[s] for s in range(max(first) + 1)]  # to the end of the stream
+                seconds.ok[second] += 1
+    return seconds
+
+
+async def main() -> None:
+    args = parse_args()
+    result = await run(args)
+    drain, seconds = drain_of(result), seconds_of(result)
+    after = [seconds.attempts(s) for s in range(max(seconds.first) + 1)]  # to the end of the stream
     peak = max(after, default=0)
     peak_at = after.index(peak) if after else 0
-    down_seconds = range(int((down_ms - back_ms) / 1000) + 1, 0)
-    down_rate = sum(first[s] + retries[s] for s in down_seconds) / max(1, len(down_seconds))
-    scale = max(1, -(-peak // 40))  # at most 40 characters a bar
-    rows = [
-        [f"+{s}", first[s] + retries[s], first[s], retries[s], ok[s], "#" * ((first[s] + retries[s]) // scale)]
-        for s in range(args.histogram_s)
-    ]
+    down_seconds = range(int((result.down_ms - result.back_ms) / 1000) + 1, 0)
+    down_rate = sum(seconds.attempts(s) for s in down_seconds) / max(1, len(down_seconds))
     predicted = predicted_wait_s(args.down_s, args.retry_schedule_s)
     print(f"\n{command_line('backlog.py', args)}")
     schedule = ",".join(f"{s:g}" for s in args.retry_schedule_s)
@@ -213,39 +239,56 @@ async def main() -> None:
         f" receiver down {args.down_s:g} s"
     )
     summary_rows = [
-        ["deliveries created before the receiver came back", f"{len(backlog):,}"],
-        ["time from receiver-back to backlog drained (last success)", f"{drain_s:.1f} s"],
+        ["deliveries created before the receiver came back", f"{len(drain.backlog):,}"],
+        ["time from receiver-back to backlog drained (last success)", f"{drain.drain_s:.1f} s"],
         ["  the same, as seen by polling Redis every 0.1 s", f"{result.drained_seen_s or float('nan'):.1f} s"],
         ["  schedule predicts at least (longest wait for a next retry, no jitter)", f"{predicted:.1f} s"],
-        ["backlog deliveries that failed for good", f"{failed_for_good}"],
+        ["backlog deliveries that failed for good", f"{drain.failed_for_good}"],
         ["attempts/s while down (retries + stream)", f"{down_rate:.0f}"],
         ["stream rate (new deliveries/s)", f"{args.rate_per_s:g}"],
         [f"peak attempts/s after back (second +{peak_at})", f"{peak}"],
         ["peak / stream rate (bunching)", f"{peak / args.rate_per_s:.1f}x"],
         ["peak / attempts/s while down", f"{peak / max(down_rate, 1):.1f}x"],
-        ["stream loop fell behind by at most", f"{stream.late_s * 1000:.0f} ms"],
+        ["stream loop fell behind by at most", f"{result.stream.late_s * 1000:.0f} ms"],
         ["worker peak RSS", f"{result.worker_rss_mb:.0f} MB"],
     ]
     print(markdown_table(["figure", "value"], summary_rows))
-    print(f"\nattempts per second after the receiver came back (# = {scale} attempts)")
-    print(markdown_table(["second", "attempts", "first", "retries", "succeeded", ""], rows))
-    unfinished = sum(1 for tries in attempts.values() if not tries)
+    print_histogram(seconds, args.histogram_s, peak)
+    unfinished = sum(1 for tries in result.attempts.values() if not tries)
     print(
         json.dumps(
             {
                 "rate_per_s": args.rate_per_s,
                 "down_s": args.down_s,
-                "backlog": len(backlog),
-                "drain_s": round(drain_s, 2),
+                "backlog": len(drain.backlog),
+                "drain_s": round(drain.drain_s, 2),
                 "predicted_min_drain_s": round(predicted, 2),
                 "peak_attempts_per_s": peak,
                 "bunching": round(peak / args.rate_per_s, 2),
-                "failed_for_good": failed_for_good,
+                "failed_for_good": drain.failed_for_good,
                 "never_attempted": unfinished,
                 "worker_peak_rss_mb": round(result.worker_rss_mb),
             }
         )
     )
+
+
+def print_histogram(seconds: Seconds, histogram_s: int, peak: int) -> None:
+    """The first ``histogram_s`` seconds after the receiver came back, one row each, with a bar."""
+    scale = max(1, -(-peak // 40))  # at most 40 characters a bar
+    rows = [
+        [
+            f"+{s}",
+            seconds.attempts(s),
+            seconds.first[s],
+            seconds.retries[s],
+            seconds.ok[s],
+            "#" * (seconds.attempts(s) // scale),
+        ]
+        for s in range(histogram_s)
+    ]
+    print(f"\nattempts per second after the receiver came back (# = {scale} attempts)")
+    print(markdown_table(["second", "attempts", "first", "retries", "succeeded", ""], rows))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ lag`` is how far the committing loop fell behind its schedule: large means the p
 latencies then understate. ``claims/attempt`` is deliveries claimed from the due set per attempt made: above 1,
 claims handed back because a subscriber was at its limit.
 
-The receivers run in a child process (this script with ``--serve-receivers``), one loopback port each, so they
+The receivers run in a child process (``bench/isolation_receivers.py``), one loopback port each, so they
 take no CPU from the dispatcher's event loop; both processes read ``time.monotonic()``, one system-wide clock on
 Linux. Redis is the real server (127.0.0.1:6379), not the embedded fakeredis: fakeredis would run every claim
 and Lua call inside the dispatcher's own event loop and charge its CPU to the latency measured, and it would
@@ -36,25 +36,23 @@ the tests do, claims it with a marker key, and empties only that one afterwards.
 
 import argparse
 import asyncio
-import contextlib
-import json
 import math
 import os
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.isolation_receivers import CONTROL, FAILING, HANGING, receivers
+from bench.rig import claimed_database, clear_keeping_claim
+from bench.world import percentile
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import SubscriptionRecord
 from subscriptions.outbox import Outbox
@@ -65,148 +63,9 @@ from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.metrics import Metrics
 from workers.sender import delivery_session
 
-CLAIM_KEY = "relay-bench:claimed"
-DATABASES = range(1, 16)
-HANGING, FAILING = "hanging", "failing"
-CONTROL = "_control"
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank ``p``-th percentile of ``values`` (sorted or not); NaN when there are none."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-# --- the receivers, in their own process --------------------------------------------------------------------
-
-
-@dataclass
-class ReceiverState:
-    arrivals: dict[str, float]  # "subscriber webhook-id" -> first arrival, time.monotonic()
-    duplicates: int = 0
-    hanging_open: int = 0
-    hanging_max_open: int = 0
-    hanging_requests: int = 0
-    failing_requests: int = 0
-
-
-def receiver_app(state: ReceiverState) -> web.Application:
-    """Every subscriber on one app, told apart by path: ``/healthy-N`` answers 204 at once, ``/hanging`` never
-    answers, ``/failing`` answers 500; ``/_control`` gives the figures (GET) and forgets them (DELETE)."""
-
-    async def hook(request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        await request.read()
-        if name.startswith(HANGING):
-            state.hanging_requests += 1
-            state.hanging_open += 1
-            state.hanging_max_open = max(state.hanging_max_open, state.hanging_open)
-            try:
-                await asyncio.Event().wait()  # until the sender gives up and the handler is cancelled
-            finally:
-                state.hanging_open -= 1
-        if name == FAILING:
-            state.failing_requests += 1
-            return web.Response(status=500, text="always failing")
-        key = f"{name} {request.headers.get('webhook-id', '')}"
-        if key in state.arrivals:
-            state.duplicates += 1
-        else:
-            state.arrivals[key] = time.monotonic()
-        return web.Response(status=204)
-
-    async def figures(request: web.Request) -> web.Response:
-        if request.query.get("count"):
-            return web.json_response({"arrivals": len(state.arrivals)})
-        fields = {k: v for k, v in vars(state).items() if k != "arrivals"}
-        return web.json_response({"arrivals": state.arrivals, **fields})
-
-    async def forget(request: web.Request) -> web.Response:
-        state.arrivals.clear()
-        for name in ("duplicates", "hanging_max_open", "hanging_requests", "failing_requests"):
-            setattr(state, name, 0)
-        return web.Response(status=204)
-
-    app = web.Application(client_max_size=1 << 20)
-    app.router.add_get(f"/{CONTROL}", figures)
-    app.router.add_delete(f"/{CONTROL}", forget)
-    app.router.add_post("/{name}", hook)
-    return app
-
-
-async def serve_receivers(count: int) -> None:
-    """Listen on ``count`` loopback ports, print them as one JSON line, and serve until stdin closes."""
-    runner = web.AppRunner(receiver_app(ReceiverState({})), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    ports = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        ports.append(sock.getsockname()[1])
-        await web.SockSite(runner, sock, backlog=1024).start()
-    print(json.dumps(ports), flush=True)
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.read)  # the parent closes our stdin when it is done
-    await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def receivers(count: int) -> AsyncIterator[list[int]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--serve-receivers",
-        str(count),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 15)
-        if not line:
-            raise RuntimeError("the receiver process exited before listening")
-        yield json.loads(line)
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
-# --- Redis: a database of our own ---------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def own_database(base_url: str) -> AsyncIterator[Redis]:
-    """An empty database claimed with a marker key (as the tests do), emptied when done."""
-    for db in DATABASES:
-        redis = Redis.from_url(f"{base_url}/{db}", decode_responses=True)
-        if await redis.dbsize() == 0 and await redis.set(CLAIM_KEY, os.getpid(), nx=True, ex=600):
-            break
-        await redis.aclose()
-    else:
-        raise SystemExit(f"no empty Redis database among {list(DATABASES)} at {base_url}")
-    try:
-        yield redis
-    finally:
-        await redis.flushdb()  # only we wrote here: it was empty and claimed when we began
-        await redis.aclose()
-
-
-async def clear_keeping_claim(redis: Redis) -> None:
-    """Empty our database between scenarios but keep the marker, so nobody else takes it meanwhile."""
-    async for key in redis.scan_iter(count=1000):
-        if key != CLAIM_KEY:
-            await redis.unlink(key)
 
 
 # --- the scenarios -------------------------------------------------------------------------------------------
@@ -292,19 +151,7 @@ class Scenario:
 async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace) -> Figures:
     await clear_keeping_claim(redis)
     store, outbox = Store(redis), Outbox(redis)
-    names = [f"healthy-{i}" for i in range(args.healthy)] + list(scenario.faulty)
-    subs = [await subscribe(store, name, ports[name]) for name in names]
-    hanging = [sub for sub in subs if sub.id == f"sub_{HANGING}"]
-    attackers = [
-        await subscribe(store, f"{HANGING}-{i}", ports[f"{HANGING}-{i}"], "evil", timeout_s=300, max_concurrency=1000)
-        for i in range(args.attackers if scenario.attack else 0)
-    ]
-    for first in range(0, scenario.backlog if hanging else 0, 500):  # as if it had been hanging a while already
-        old = [
-            NewEvent(f"old_{n:07d}", "order.created", "acme", n, "2026-11-26T09:00:00Z", order_body(n))
-            for n in range(first, min(first + 500, scenario.backlog))
-        ]
-        await outbox.commit(old, hanging, now=utc_now())
+    subs, attackers = await arrange(store, outbox, ports, scenario, args)
     policy = DeliveryPolicy(
         retry_schedule_s=DEFAULT_RETRY_SCHEDULE_S,
         timeout_s=args.timeout_s,
@@ -320,30 +167,11 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
         dispatcher = Dispatcher(store, outbox, session, policy, metrics, clock=utc_now)
         claimed = count_claims(outbox)
         running = asyncio.create_task(dispatcher.run())
-        committed_at: dict[str, float] = {}
-        late_s = 0.0
+        stream = Stream(outbox, dispatcher)
         try:
             if attackers:  # the hostile tenant goes first: its burst is under way when the stream starts
-                for n in range(0, scenario.attack, 28):
-                    burst = [
-                        NewEvent(f"ping_{i:05d}", "ping", "evil", None, "2026-11-26T10:00:00Z", order_body(i))
-                        for i in range(n, min(n + 28, scenario.attack))
-                    ]
-                    await outbox.commit(burst, attackers, now=utc_now())
-                    dispatcher.wake()
-                    await asyncio.sleep(2 / math.ceil(scenario.attack / 28))
-            start = time.monotonic()
-            for n in range(args.events):
-                scheduled = start + n / args.rate
-                delay_s = scheduled - time.monotonic()
-                if delay_s > 0:
-                    await asyncio.sleep(delay_s)
-                late_s = max(late_s, time.monotonic() - scheduled)
-                event_id = f"evt_{n:06d}"
-                event = NewEvent(event_id, "order.created", "acme", n, "2026-11-26T10:00:00Z", order_body(n))
-                committed_at[event_id] = time.monotonic()
-                await outbox.commit([event], subs, now=utc_now())
-                dispatcher.wake()  # as the poller does after committing
+                await stream.attack(attackers, scenario.attack)
+            await stream.run(subs, args.events, args.rate)
             deadline = time.monotonic() + args.settle_s
             while time.monotonic() < deadline:
                 if (await control(http, ports[CONTROL], "GET", count="1"))["arrivals"] >= args.healthy * args.events:
@@ -354,9 +182,74 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
             await running
             await session.close()
         seen = await control(http, ports[CONTROL], "GET")
+    return figures_of(seen, stream, metrics, claimed[0], args)
+
+
+async def arrange(
+    store: Store, outbox: Outbox, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace
+) -> tuple[list[SubscriptionRecord], list[SubscriptionRecord]]:
+    """The scenario's subscriptions (the healthy and faulty ones, and the hostile account's), with the backlog
+    already waiting for the hanging one."""
+    names = [f"healthy-{i}" for i in range(args.healthy)] + list(scenario.faulty)
+    subs = [await subscribe(store, name, ports[name]) for name in names]
+    hanging = [sub for sub in subs if sub.id == f"sub_{HANGING}"]
+    attackers = [
+        await subscribe(store, f"{HANGING}-{i}", ports[f"{HANGING}-{i}"], "evil", timeout_s=300, max_concurrency=1000)
+        for i in range(args.attackers if scenario.attack else 0)
+    ]
+    for first in range(0, scenario.backlog if hanging else 0, 500):  # as if it had been hanging a while already
+        old = [
+            NewEvent(f"old_{n:07d}", "order.created", "acme", n, "2026-11-26T09:00:00Z", order_body(n))
+            for n in range(first, min(first + 500, scenario.backlog))
+        ]
+        await outbox.commit(old, hanging, now=utc_now())
+    return subs, attackers
+
+
+class Stream:
+    """Commits events and wakes the dispatcher after each commit, as the poller does; remembers when each event's
+    commit began and how far the loop fell behind its schedule."""
+
+    def __init__(self, outbox: Outbox, dispatcher: Dispatcher) -> None:
+        self.outbox = outbox
+        self.dispatcher = dispatcher
+        self.committed_at: dict[str, float] = {}  # event id -> time.monotonic() as its commit began
+        self.late_s = 0.0
+
+    async def attack(self, attackers: list[SubscriptionRecord], count: int) -> None:
+        """``count`` pings for the hostile account's subscriptions, 28 a commit, spread over 2 s."""
+        for n in range(0, count, 28):
+            burst = [
+                NewEvent(f"ping_{i:05d}", "ping", "evil", None, "2026-11-26T10:00:00Z", order_body(i))
+                for i in range(n, min(n + 28, count))
+            ]
+            await self.outbox.commit(burst, attackers, now=utc_now())
+            self.dispatcher.wake()
+            await asyncio.sleep(2 / math.ceil(count / 28))
+
+    async def run(self, subs: list[SubscriptionRecord], events: int, rate: float) -> None:
+        """``events`` events at ``rate`` a second, one a commit, each to every one of ``subs``."""
+        start = time.monotonic()
+        for n in range(events):
+            scheduled = start + n / rate
+            delay_s = scheduled - time.monotonic()
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            self.late_s = max(self.late_s, time.monotonic() - scheduled)
+            event_id = f"evt_{n:06d}"
+            event = NewEvent(event_id, "order.created", "acme", n, "2026-11-26T10:00:00Z", order_body(n))
+            self.committed_at[event_id] = time.monotonic()
+            await self.outbox.commit([event], subs, now=utc_now())
+            self.dispatcher.wake()  # as the poller does after committing
+
+
+def figures_of(
+    seen: dict[str, Any], stream: Stream, metrics: Metrics, claimed: int, args: argparse.Namespace
+) -> Figures:
+    """The scenario's figures from what the receivers saw (``seen``), the stream and the dispatcher's metrics."""
     counted_from = math.ceil(args.warmup_s * args.rate)
     latencies_ms = [
-        (arrived - committed_at[event_id]) * 1000
+        (arrived - stream.committed_at[event_id]) * 1000
         for key, arrived in seen["arrivals"].items()
         for event_id in [key.split(" ", 1)[1]]
         if event_id.startswith("evt_") and int(event_id.removeprefix("evt_")) >= counted_from
@@ -369,11 +262,11 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
         latencies_ms,
         args.healthy * (args.events - counted_from),
         seen["duplicates"],
-        late_s * 1000,
+        stream.late_s * 1000,
         seen["hanging_requests"],
         seen["hanging_max_open"],
         seen["failing_requests"],
-        claimed[0],
+        claimed,
         int(attempts),
     )
 
@@ -402,16 +295,11 @@ def arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser.add_argument("--warmup-s", type=float, default=1.0, help="events of the first seconds are not counted")
     parser.add_argument("--settle-s", type=float, default=15.0, help="the longest wait for the last arrivals")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
-    parser.add_argument("--serve-receivers", type=int, help=argparse.SUPPRESS)
     return parser, parser.parse_args()
 
 
-async def main() -> None:
-    parser, args = arguments()
-    if args.serve_receivers:
-        await serve_receivers(args.serve_receivers)
-        return
-
+def scenarios_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Scenario]:
+    """The scenarios the options ask for, A first (the baseline); sets ``args.per_account`` to its default."""
     faulty = tuple(name for name in args.faulty.split(",") if name)
     if set(faulty) - {HANGING, FAILING}:
         parser.error(f"--faulty: choose among {HANGING},{FAILING}")
@@ -424,6 +312,12 @@ async def main() -> None:
         hostile = f"{args.attackers} hanging of another account"
         scenarios.append(Scenario(f"D  A + {hostile}", (), 0, args.attack))
         scenarios.append(Scenario("E  D, no account cap", (), 0, args.attack, per_account=args.max_in_flight))
+    return scenarios
+
+
+async def main() -> None:
+    parser, args = arguments()
+    scenarios = scenarios_of(parser, args)
     print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
         f"{args.healthy} healthy subscribers, {args.events:,} events at {args.rate:g}/s, each to every subscription "
@@ -434,9 +328,14 @@ async def main() -> None:
     )
     hostile = [f"{HANGING}-{i}" for i in range(args.attackers)]
     names = [f"healthy-{i}" for i in range(args.healthy)] + [HANGING, FAILING, *hostile, CONTROL]
-    async with own_database(args.redis_url) as redis, receivers(len(names)) as listening:
+    async with claimed_database(args.redis_url) as redis, receivers(len(names)) as listening:
         ports = dict(zip(names, listening, strict=True))
         results = [(scenario, await run_scenario(redis, ports, scenario, args)) for scenario in scenarios]
+    print_results(results, args)
+
+
+def print_results(results: list[tuple[Scenario, Figures]], args: argparse.Namespace) -> None:
+    """The table of the scenarios' latencies, each against A's, and what each faulty subscriber went through."""
     heading = "".join(f"{h:>9}" for h in ("p50 ms", "p95 ms", "p99 ms", "max ms"))
     print(f"\n{'healthy subscribers':<38}{'arrived':>15}{heading}{'commit lag ms':>15}{'claims/attempt':>16}")
     for scenario, figures in results:
@@ -447,26 +346,31 @@ async def main() -> None:
         + ", ".join(f"{s.label[0]} {percentile(f.latencies_ms, 99) / baseline:.2f}x" for s, f in results[1:])
     )
     for scenario, figures in results[1:]:
-        said = []
-        if HANGING in scenario.faulty:
-            said.append(
-                f"the hanging subscriber got {figures.hanging_requests} requests, at most {figures.hanging_max_open} "
-                f"open at once (cap {args.per_subscription})"
-            )
-        if FAILING in scenario.faulty:
-            said.append(f"the failing one answered {figures.failing_requests} with 500")
-        if scenario.attack:
-            cap = scenario.per_account or args.per_account
-            said.append(
-                f"the other account's hanging receivers got {figures.hanging_requests} requests, at most "
-                f"{figures.hanging_max_open} open at once (account cap {cap}); the healthy account's p99 "
-                f"{percentile(figures.latencies_ms, 99):,.0f} ms, {len(figures.latencies_ms):,} of "
-                f"{figures.expected:,} arrived"
-            )
-        print(f"{scenario.label[0]}: {'; '.join(said)}")
+        print(f"{scenario.label[0]}: {'; '.join(faulty_story(scenario, figures, args))}")
     duplicates = ", ".join(f"{s.label[0]} {f.duplicates}" for s, f in results if f.duplicates)
     if duplicates:
         print(f"duplicates (at-least-once): {duplicates}")
+
+
+def faulty_story(scenario: Scenario, figures: Figures, args: argparse.Namespace) -> list[str]:
+    """What the scenario's hanging, failing and hostile subscribers got."""
+    said = []
+    if HANGING in scenario.faulty:
+        said.append(
+            f"the hanging subscriber got {figures.hanging_requests} requests, at most {figures.hanging_max_open} "
+            f"open at once (cap {args.per_subscription})"
+        )
+    if FAILING in scenario.faulty:
+        said.append(f"the failing one answered {figures.failing_requests} with 500")
+    if scenario.attack:
+        cap = scenario.per_account or args.per_account
+        said.append(
+            f"the other account's hanging receivers got {figures.hanging_requests} requests, at most "
+            f"{figures.hanging_max_open} open at once (account cap {cap}); the healthy account's p99 "
+            f"{percentile(figures.latencies_ms, 99):,.0f} ms, {len(figures.latencies_ms):,} of "
+            f"{figures.expected:,} arrived"
+        )
+    return said
 
 
 if __name__ == "__main__":

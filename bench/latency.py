@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.rig import free_port, peak_rss_mb, redis_database
 from bench.timed_receiver import Arrival, create_app
 from bench.world import TOKEN, command_line, markdown_table, percentile, relay_process, wait_until
-from relay.sandbox.account import RequestLog, SandboxAccount
+from relay.sandbox.account import SandboxAccount
 from relay.sandbox.app import start_sandbox
+from relay.sandbox.request_log import RequestLog
 
 ACCOUNT = "acme"
 SEARCH_PATH = "order-service/order-search"

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from relay.connections import connect
 from relay.sandbox.account import SandboxAccount
-from relay.sandbox.app import start_sandbox
+from relay.sandbox.app import SandboxServer, start_sandbox
 from relay.sandbox.throttle import RollingWindowThrottle
 from subscriptions import keys
 from subscriptions.due import ms
@@ -40,6 +41,7 @@ from workers.poller import Poller, PollPolicy, client_for
 from workers.stock import Figures, Sweep
 
 CHANGES_PER_CYCLE = 10
+ACCOUNT = "acme"
 
 
 def now() -> datetime:
@@ -47,7 +49,7 @@ def now() -> datetime:
 
 
 async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Counter[str], int, int]:
-    account = SandboxAccount("acme", throttle=RollingWindowThrottle(limit=10**9))
+    account = SandboxAccount(ACCOUNT, throttle=RollingWindowThrottle(limit=10**9))
     sandbox = await start_sandbox(accounts=[account])
     connections = await connect(None)
     try:
@@ -66,48 +68,15 @@ async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Co
                 clock=now,
                 on_deliveries=lambda: None,
             )
-            record = AccountRecord(
-                code="acme",
-                base_url=sandbox.base_url("acme"),
-                app_ref=account.app_ref,
-                auth="account_token",
-                token=account.account_token,
-                poll_interval_s=5,
-                resources=["orders", "stock"],
-                created_at=now(),
-            )
-            client = client_for(http, record, None)
-            baseline = await take_baselines(client, record.resources, sweep_interval_s=10**7, now_ms=ms(now()))
-            await store.create_account(record, baseline.cursors, 0, baseline.stock_figures)
-            ctx = PollContext(
-                client,
-                record,
-                connections.redis,
-                store,
-                poller.outbox,
-                None,
-                60_000,
-                now,
-                Metrics(),
-                lambda: None,
-                poller.budget("acme"),
-                client,
-            )
-            sweep = Sweep(ctx, Figures(connections.redis, "acme"))
-            while (await sweep.state()).mode == "baseline":  # finish the catalogue's first figures
-                await sweep.step(10**7, pages=50)
+            await register(sandbox, store, poller, connections.redis, http)
             account.requests.reset()
             for _ in range(cycles):
-                chosen = rng.sample(product_ids, CHANGES_PER_CYCLE)
-                for product_id in chosen[:5]:
-                    account.receive_stock(product_id, 2, rng.randint(1, 9))
-                for product_id in chosen[5:]:
-                    account.create_orders(1, rows=[(product_id, rng.randint(1, 3))], allocate=True)
-                await connections.redis.delete(keys.resource_due("acme"))
-                await poller.poll("acme")
+                change_stock(account, product_ids, rng)
+                await connections.redis.delete(keys.resource_due(ACCOUNT))
+                await poller.poll(ACCOUNT)
             served = account.requests.describe()
             events = await store.list_events(
-                limit=1000, cursor=None, account="acme", type_="product.modified.on-hand-modified"
+                limit=1000, cursor=None, account=ACCOUNT, type_="product.modified.on-hand-modified"
             )
             stock_events = len(events.items)
     finally:
@@ -116,6 +85,53 @@ async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Co
     by_route = Counter(served["by_route"])
     full_scan = math.ceil(size / 500) + math.ceil(size / 200)
     return served["total"] / cycles, by_route, full_scan, stock_events
+
+
+async def register(
+    sandbox: SandboxServer, store: Store, poller: Poller, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    """Register the sandbox account with orders and stock watched, and complete the stock baseline: the
+    catalogue's first figures, swept at once rather than over the sweep interval."""
+    account = sandbox.account(ACCOUNT)
+    record = AccountRecord(
+        code=ACCOUNT,
+        base_url=sandbox.base_url(ACCOUNT),
+        app_ref=account.app_ref,
+        auth="account_token",
+        token=account.account_token,
+        poll_interval_s=5,
+        resources=["orders", "stock"],
+        created_at=now(),
+    )
+    client = client_for(http, record, None)
+    baseline = await take_baselines(client, record.resources, sweep_interval_s=10**7, now_ms=ms(now()))
+    await store.create_account(record, baseline.cursors, 0, baseline.stock_figures)
+    ctx = PollContext(
+        client,
+        record,
+        redis,
+        store,
+        poller.outbox,
+        None,
+        60_000,
+        now,
+        Metrics(),
+        lambda: None,
+        poller.budget(ACCOUNT),
+        client,
+    )
+    sweep = Sweep(ctx, Figures(redis, ACCOUNT))
+    while (await sweep.state()).mode == "baseline":  # finish the catalogue's first figures
+        await sweep.step(10**7, pages=50)
+
+
+def change_stock(account: SandboxAccount, product_ids: list[int], rng: random.Random) -> None:
+    """One cycle's stock changes: goods received for 5 products, a sales order allocating 5 others."""
+    chosen = rng.sample(product_ids, CHANGES_PER_CYCLE)
+    for product_id in chosen[:5]:
+        account.receive_stock(product_id, 2, rng.randint(1, 9))
+    for product_id in chosen[5:]:
+        account.create_orders(1, rows=[(product_id, rng.randint(1, 3))], allocate=True)
 
 
 async def main() -> None:

@@ -1,5 +1,5 @@
-"""What the benchmarks share: a Redis database of their own, free ports, a minimal receiver in its own process,
-and the relay's worker as a real process.
+"""What the benchmarks share: a Redis database of their own (by URL, or as an asyncio client), free ports, a
+minimal receiver in its own process, and the relay's worker as a real process.
 
 A benchmark claims an empty Redis database (1-15) with a marker, as the tests do, and empties only that one
 afterwards. The receiver is the smallest aiohttp app that answers 204 and counts what it got; it runs in a
@@ -17,10 +17,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import redis
+import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_BASE = os.environ.get("RELAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 CLAIM_KEY = "relay-bench:claimed"
+DATABASES = range(1, 16)  # the databases a benchmark may claim, as the tests do; 0 is left alone
 
 
 def free_port() -> int:
@@ -32,7 +34,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def redis_database() -> Iterator[str]:
     """The URL of an empty Redis database claimed for this run; emptied afterwards."""
-    for db in range(1, 16):
+    for db in DATABASES:
         client = redis.Redis.from_url(f"{REDIS_BASE}/{db}")
         try:
             if client.dbsize() == 0 and client.set(CLAIM_KEY, os.getpid(), nx=True, ex=3600):
@@ -49,6 +51,31 @@ def redis_database() -> Iterator[str]:
             client.flushdb()
         finally:
             client.close()
+
+
+@contextlib.asynccontextmanager
+async def claimed_database(base_url: str) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client of an empty database claimed with a marker key (as the tests do), emptied when done."""
+    for db in DATABASES:
+        client = aioredis.Redis.from_url(f"{base_url}/{db}", decode_responses=True)
+        if await client.dbsize() == 0 and await client.set(CLAIM_KEY, os.getpid(), nx=True, ex=600):
+            break
+        await client.aclose()
+    else:
+        raise SystemExit(f"no empty Redis database among {list(DATABASES)} at {base_url}")
+    try:
+        yield client
+    finally:
+        await client.flushdb()  # only we wrote here: it was empty and claimed when we began
+        await client.aclose()
+
+
+async def clear_keeping_claim(client: aioredis.Redis) -> None:
+    """Empty a claimed database (between a benchmark's scenarios) but keep the marker, so nobody else takes it
+    meanwhile."""
+    async for key in client.scan_iter(count=1000):
+        if key != CLAIM_KEY:
+            await client.unlink(key)
 
 
 def wait_port(port: int, timeout_s: float = 15.0) -> None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -96,38 +97,8 @@ async def relay(
     try:
         await asyncio.sleep(1.0)  # the workers are up and idle
         profiling.__enter__()
-        cpu_before = [cpu_s(child.pid) for child in children]
         others = {"receiver": receiver_pid, "redis": redis_pid(redis_url)}
-        others_before = {name: cpu_s(pid) for name, pid in others.items()}
-        batches = [  # as a poll detects them, before the clock starts
-            [
-                NewEvent(f"evt_{n}", "order.created", "acme", n, "2026-11-26T10:00:00Z", body_of(n))
-                for n in range(start, min(count, start + COMMIT_BATCH))
-            ]
-            for start in range(0, count, COMMIT_BATCH)
-        ]
-        started, committing = time.perf_counter(), time.process_time()
-        for events in batches:
-            await outbox.commit(events, [sub], now=datetime.now(UTC))
-        committed_s, commit_cpu_s = time.perf_counter() - started, time.process_time() - committing
-        by_commit = await redis.zcard(keys.status_deliveries("succeeded"))
-        cpu_at_commit = [cpu_s(child.pid) for child in children]
-        deadline = time.monotonic() + 600
-        while await redis.zcard(keys.status_deliveries("succeeded")) < count:
-            if time.monotonic() > deadline:
-                raise SystemExit("the relay did not deliver everything within 10 minutes")
-            await asyncio.sleep(0.02)
-        elapsed = time.perf_counter() - started
-        rate = count / elapsed
-        after_rate = (count - by_commit) / (elapsed - committed_s)  # fan-out done: delivering alone
-        busy = [(cpu_s(c.pid) - before) / elapsed for c, before in zip(children, cpu_before, strict=True)]
-        after_cpu = sum(cpu_s(c.pid) - at for c, at in zip(children, cpu_at_commit, strict=True))
-        also = ", ".join(f"{n} {100 * (cpu_s(others[n]) - b) / elapsed:.0f} %" for n, b in others_before.items())
-        print(
-            f"committed in {committed_s:.1f} s ({1e6 * commit_cpu_s / count:.0f} µs of CPU an event); "
-            f"CPU while delivering: worker {', '.join(f'{100 * b:.0f} %' for b in busy)}, {also}; "
-            f"after the last commit, {1e6 * after_cpu / (count - by_commit):.0f} µs of worker CPU a delivery"
-        )
+        rate, after_rate = await timed_delivery(redis, outbox, sub, count, [child.pid for child in children], others)
         rss = [peak_rss_mb(child.pid) for child in children]
         profiling.__exit__(None, None, None)
     finally:
@@ -135,6 +106,45 @@ async def relay(
             await p.__aexit__(None, None, None)
         await connections.close()
     return rate, after_rate, rss
+
+
+async def timed_delivery(
+    redis: Redis, outbox: Outbox, sub: SubscriptionRecord, count: int, worker_pids: list[int], others: dict[str, int]
+) -> tuple[float, float]:
+    """Commit ``count`` events for ``sub`` and wait until every delivery succeeded: deliveries a second from the
+    first commit, and after the last one. Prints where the CPU went (the workers', and ``others``' by name)."""
+    cpu_before = [cpu_s(pid) for pid in worker_pids]
+    others_before = {name: cpu_s(pid) for name, pid in others.items()}
+    batches = [  # as a poll detects them, before the clock starts
+        [
+            NewEvent(f"evt_{n}", "order.created", "acme", n, "2026-11-26T10:00:00Z", body_of(n))
+            for n in range(start, min(count, start + COMMIT_BATCH))
+        ]
+        for start in range(0, count, COMMIT_BATCH)
+    ]
+    started, committing = time.perf_counter(), time.process_time()
+    for events in batches:
+        await outbox.commit(events, [sub], now=datetime.now(UTC))
+    committed_s, commit_cpu_s = time.perf_counter() - started, time.process_time() - committing
+    by_commit = await redis.zcard(keys.status_deliveries("succeeded"))
+    cpu_at_commit = [cpu_s(pid) for pid in worker_pids]
+    deadline = time.monotonic() + 600
+    while await redis.zcard(keys.status_deliveries("succeeded")) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit("the relay did not deliver everything within 10 minutes")
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    rate = count / elapsed
+    after_rate = (count - by_commit) / (elapsed - committed_s)  # fan-out done: delivering alone
+    busy = [(cpu_s(pid) - before) / elapsed for pid, before in zip(worker_pids, cpu_before, strict=True)]
+    after_cpu = sum(cpu_s(pid) - at for pid, at in zip(worker_pids, cpu_at_commit, strict=True))
+    also = ", ".join(f"{n} {100 * (cpu_s(others[n]) - b) / elapsed:.0f} %" for n, b in others_before.items())
+    print(
+        f"committed in {committed_s:.1f} s ({1e6 * commit_cpu_s / count:.0f} µs of CPU an event); "
+        f"CPU while delivering: worker {', '.join(f'{100 * b:.0f} %' for b in busy)}, {also}; "
+        f"after the last commit, {1e6 * after_cpu / (count - by_commit):.0f} µs of worker CPU a delivery"
+    )
+    return rate, after_rate
 
 
 async def main() -> None:

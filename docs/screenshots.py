@@ -72,6 +72,61 @@ async def history(relay: Relay, rng: random.Random) -> None:
                 await relay.commit_event(account, order, at=at, event_type=event_type)
 
 
+async def subscribe(relay: Relay, healthy_url: str, flaky_url: str) -> None:
+    """The four subscriptions: an ERP and a warehouse on acme (the warehouse's receiver fails now and then), an
+    analytics pipeline and a legacy CRM that is down on globex."""
+    subscriptions = [
+        {
+            "account": "acme",
+            "url": f"{healthy_url}/erp/orders",
+            "events": ["order.*"],
+            "description": "ERP order import",
+        },
+        {
+            "account": "acme",
+            "url": f"{flaky_url}/warehouse/hooks",
+            "events": ["order.created"],
+            "description": "Warehouse picking",
+            "retry_schedule_s": [0.3],
+        },
+        {
+            "account": "globex",
+            "url": f"{healthy_url}/analytics/ingest",
+            "events": ["*"],
+            "description": "Analytics pipeline",
+        },
+        {
+            "account": "globex",
+            "url": "http://127.0.0.1:9/legacy/webhook",
+            "events": ["order.modified.*"],
+            "description": "Legacy CRM (being retired)",
+            "retry_schedule_s": [0.3, 3600],
+        },
+    ]
+    for body in subscriptions:
+        await relay.call("POST", "/v1/subscriptions", body, expect=201)
+
+
+async def photograph(relay: Relay, failed_delivery_id: str | None) -> None:
+    """Log in to the dashboard as the admin and take the pictures: the overview, the deliveries, and one failed
+    delivery opened (when there is one)."""
+    async with chromium() as browser:
+        context = await browser.new_context(viewport=VIEWPORT, device_scale_factor=2)
+        page = await context.new_page()
+        await page.goto(f"{relay.url}/ui/login")
+        await page.fill("#token", TOKEN)
+        await page.click("button:has-text('Log in')")
+        await page.wait_for_url(f"{relay.url}/ui")
+        await page.screenshot(path=OUT / "overview.png", full_page=True)
+        await page.goto(f"{relay.url}/ui/deliveries")
+        await page.screenshot(path=OUT / "deliveries.png")
+        if failed_delivery_id is not None:
+            await page.goto(f"{relay.url}/ui/deliveries/{failed_delivery_id}")
+            await page.click("summary")
+            await page.screenshot(path=OUT / "delivery.png", full_page=True)
+        await context.close()
+
+
 async def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = random.Random(7)  # noqa: S311 - made-up traffic, the same every run
@@ -82,70 +137,11 @@ async def main() -> int:
         async with relay_in_process(None, budget_share=1.0) as relay:
             for code in ("acme", "globex"):
                 await register(relay, sandbox, code)
-            await relay.call(
-                "POST",
-                "/v1/subscriptions",
-                {
-                    "account": "acme",
-                    "url": f"{healthy_url}/erp/orders",
-                    "events": ["order.*"],
-                    "description": "ERP order import",
-                },
-                expect=201,
-            )
-            await relay.call(
-                "POST",
-                "/v1/subscriptions",
-                {
-                    "account": "acme",
-                    "url": f"{flaky_url}/warehouse/hooks",
-                    "events": ["order.created"],
-                    "description": "Warehouse picking",
-                    "retry_schedule_s": [0.3],
-                },
-                expect=201,
-            )
-            await relay.call(
-                "POST",
-                "/v1/subscriptions",
-                {
-                    "account": "globex",
-                    "url": f"{healthy_url}/analytics/ingest",
-                    "events": ["*"],
-                    "description": "Analytics pipeline",
-                },
-                expect=201,
-            )
-            await relay.call(
-                "POST",
-                "/v1/subscriptions",
-                {
-                    "account": "globex",
-                    "url": "http://127.0.0.1:9/legacy/webhook",
-                    "events": ["order.modified.*"],
-                    "description": "Legacy CRM (being retired)",
-                    "retry_schedule_s": [0.3, 3600],
-                },
-                expect=201,
-            )
+            await subscribe(relay, healthy_url, flaky_url)
             await history(relay, rng)
             await asyncio.sleep(4)  # every delivery attempted, every account polled
             failed = await relay.ctx.store.list_deliveries(limit=1, cursor=None, status=DeliveryStatus.failed)
-            async with chromium() as browser:
-                context = await browser.new_context(viewport=VIEWPORT, device_scale_factor=2)
-                page = await context.new_page()
-                await page.goto(f"{relay.url}/ui/login")
-                await page.fill("#token", TOKEN)
-                await page.click("button:has-text('Log in')")
-                await page.wait_for_url(f"{relay.url}/ui")
-                await page.screenshot(path=OUT / "overview.png", full_page=True)
-                await page.goto(f"{relay.url}/ui/deliveries")
-                await page.screenshot(path=OUT / "deliveries.png")
-                if failed.items:
-                    await page.goto(f"{relay.url}/ui/deliveries/{failed.items[0].id}")
-                    await page.click("summary")
-                    await page.screenshot(path=OUT / "delivery.png", full_page=True)
-                await context.close()
+            await photograph(relay, failed.items[0].id if failed.items else None)
     finally:
         await healthy.cleanup()
         await flaky.cleanup()

@@ -25,7 +25,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from relay.receiver import Received, Receiver
-from relay.sandbox.app import start_sandbox
+from relay.sandbox.app import DEFAULT_ACCOUNT_CODE, SandboxServer, start_sandbox
 from relay.service import bound_port, running
 from relay.settings import Settings
 from subscriptions.events import EVENT_TYPES
@@ -57,6 +57,7 @@ SHOWN_EVENT_TYPES = (
     "goods-out-note.modified.shipped",
 )
 STAGES = ("printed", "picked", "packed", "shipped")
+ACCOUNT = DEFAULT_ACCOUNT_CODE  # the sandbox's one account
 WAREHOUSE_ID = 2  # the sandbox account's first warehouse, where the catalogue's stock is
 INVOICED, NEW_WEB_ORDER = 4, 2  # sales order statuses of the sandbox
 SETTLE_S = 6.0  # after the changes stop, the longest the demo waits for their webhooks
@@ -239,14 +240,7 @@ class BackOffice:
 async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO = sys.stdout) -> int:
     """Run the demo; 0 when webhooks arrived and every signature verified."""
     token = settings.token() or secrets.token_urlsafe(24)
-    settings = settings.model_copy(
-        update={
-            "api_token": SecretStr(token),
-            "allow_private_targets": True,
-            "budget_share": 1.0,
-            "retry_schedule_s": (1.0, 2.0, 5.0),
-        }
-    )
+    settings = _demo_settings(settings, token)
     printer = Printer(out)
     receiver = Receiver(on_receive=printer)
     receiver_runner = web.AppRunner(receiver.app(), access_log=None)
@@ -262,62 +256,97 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
     started = time.monotonic()
     try:
         async with running(settings, api=True, worker=True, api_port=0) as parts, aiohttp.ClientSession() as http:
-            api = parts.api_url
-            account = sandbox.account("acme")
-            control = f"{sandbox.url}/_sandbox/accounts/acme"
+            relay = RelayApi(http, str(parts.api_url), token)
+            control = f"{sandbox.control_url}/accounts/{ACCOUNT}"
             # a small catalogue that exists before the relay does: its stock is the baseline's
             catalogue = await _call(http, "POST", f"{control}/products", None, {"count": 6, "stock": {"2": 40}})
-            await _call(
-                http,
-                "POST",
-                f"{api}/v1/accounts",
-                token,
-                {
-                    "code": "acme",
-                    "base_url": sandbox.base_url("acme"),
-                    "app_ref": account.app_ref,
-                    "account_token": account.account_token,
-                    "poll_interval_s": POLL_INTERVAL_S,
-                    "poll_intervals_s": SLOWER_POLLS_S,
-                },
-            )
-            sub = await _call(
-                http,
-                "POST",
-                f"{api}/v1/subscriptions",
-                token,
-                {"account": "acme", "url": receiver_url, "events": ["*"], "description": "relay demo"},
-            )
-            receiver.secret = sub["secret"]
-            print(f"relay API    {api}   (token: {token})", file=out)
-            print(f"sandbox      {sandbox.base_url('acme')}   (control: {sandbox.url}/_sandbox)", file=out)
-            print(f"receiver     {receiver_url}   subscribed to '*' as {sub['id']}", file=out)
-            print(
-                "a test ping first; then a product, a customer and an order appear and change, and the order's "
-                "goods-out note\ngoes from printed to shipped (every kind of event once); then random back-office "
-                "activity. Each webhook\nappears here as it arrives\n",
-                file=out,
-                flush=True,
-            )
-            await _call(http, "POST", f"{api}/v1/subscriptions/{sub['id']}/test", token)
+            subscription_id, receiver.secret = await relay.subscribe(sandbox, receiver_url)
+            _introduce(out, relay, sandbox, receiver_url, subscription_id)
+            await relay.call("POST", f"/v1/subscriptions/{subscription_id}/test")
             office = BackOffice(http, control, random.Random(), list(catalogue["ids"]))  # noqa: S311
-            generator_stop = asyncio.Event()
-
-            async def seen(event_type: str) -> None:
-                await _arrived(receiver, generator_stop, {event_type: 1}, deadline_s=ACT_WAIT_S)
-
-            generator = asyncio.create_task(office.run(generator_stop, seen))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(duration_s - 4, 1) if duration_s else None)
-            generator_stop.set()
-            made = await generator
-            wanted = dict.fromkeys(SHOWN_EVENT_TYPES, 1) | {"order.created": made}
-            await _arrived(receiver, stop, wanted, deadline_s=SETTLE_S if not stop.is_set() else 0.5)
+            made = await _show(office, receiver, stop, duration_s)
     finally:
         await sandbox.close()
         await receiver_runner.cleanup()
     print(summary(receiver.received, elapsed_s=time.monotonic() - started, orders_made=made), file=out)
     return 0 if printer.count > 0 and printer.bad == 0 else 1
+
+
+def _demo_settings(settings: Settings, token: str) -> Settings:
+    """``settings`` as the demo runs them: its token, loopback receivers allowed, the account's whole budget
+    and retries seconds apart."""
+    return settings.model_copy(
+        update={
+            "api_token": SecretStr(token),
+            "allow_private_targets": True,
+            "budget_share": 1.0,
+            "retry_schedule_s": (1.0, 2.0, 5.0),
+        }
+    )
+
+
+class RelayApi:
+    """The relay's HTTP API at ``url``, as the demo uses it with ``token``."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str) -> None:
+        self.http = http
+        self.url = url
+        self.token = token
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        return await _call(self.http, method, f"{self.url}{path}", self.token, body)
+
+    async def subscribe(self, sandbox: SandboxServer, receiver_url: str) -> tuple[str, str]:
+        """Register the sandbox account and subscribe ``receiver_url`` to every event: the subscription's id and
+        signing secret."""
+        account = sandbox.account(ACCOUNT)
+        await self.call(
+            "POST",
+            "/v1/accounts",
+            {
+                "code": ACCOUNT,
+                "base_url": sandbox.base_url(ACCOUNT),
+                "app_ref": account.app_ref,
+                "account_token": account.account_token,
+                "poll_interval_s": POLL_INTERVAL_S,
+                "poll_intervals_s": SLOWER_POLLS_S,
+            },
+        )
+        body = {"account": ACCOUNT, "url": receiver_url, "events": ["*"], "description": "relay demo"}
+        subscription = await self.call("POST", "/v1/subscriptions", body)
+        return str(subscription["id"]), str(subscription["secret"])
+
+
+def _introduce(out: TextIO, relay: RelayApi, sandbox: SandboxServer, receiver_url: str, subscription_id: str) -> None:
+    """The opening lines: where each part listens, and what is about to happen."""
+    print(f"relay API    {relay.url}   (token: {relay.token})", file=out)
+    print(f"sandbox      {sandbox.base_url(ACCOUNT)}   (control: {sandbox.control_url})", file=out)
+    print(f"receiver     {receiver_url}   subscribed to '*' as {subscription_id}", file=out)
+    print(
+        "a test ping first; then a product, a customer and an order appear and change, and the order's "
+        "goods-out note\ngoes from printed to shipped (every kind of event once); then random back-office "
+        "activity. Each webhook\nappears here as it arrives\n",
+        file=out,
+        flush=True,
+    )
+
+
+async def _show(office: BackOffice, receiver: Receiver, stop: asyncio.Event, duration_s: float | None) -> int:
+    """The back office at work until ``stop`` (or a few seconds before ``duration_s`` runs out), then a wait for
+    the webhooks still to come; how many orders it made."""
+    generator_stop = asyncio.Event()
+
+    async def seen(event_type: str) -> None:
+        await _arrived(receiver, generator_stop, {event_type: 1}, deadline_s=ACT_WAIT_S)
+
+    generator = asyncio.create_task(office.run(generator_stop, seen))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), max(duration_s - 4, 1) if duration_s else None)
+    generator_stop.set()
+    made = await generator
+    wanted = dict.fromkeys(SHOWN_EVENT_TYPES, 1) | {"order.created": made}
+    await _arrived(receiver, stop, wanted, deadline_s=SETTLE_S if not stop.is_set() else 0.5)
+    return made
 
 
 async def _arrived(receiver: Receiver, stop: asyncio.Event, wanted: dict[str, int], *, deadline_s: float) -> None:

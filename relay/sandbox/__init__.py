@@ -11,11 +11,20 @@ stock.py      stock figures per product and warehouse, and the goods movements t
 goods_out.py  a goods-out note, its stages and events, its GET rendering and its search row
 contacts.py   a contact, its GET rendering and its search row
 catalogue.py  fixed data: order types, statuses, reference names, parties
-account.py    one account: credentials, clock, orders, products, stock, notes, contacts, throttle, faults,
-              request counts; where changes that touch several of them meet
+account.py    one account (``SandboxAccount``), put together from the modules below; where changes that touch
+              several resources meet
+account_state.py     what an account holds: credentials, clock, throttle, faults, request log, collections
+account_products.py  its products and their stock
+account_orders.py    its orders and their allocation
+account_goods_out.py its goods-out notes, and shipping them
+account_contacts.py  its contacts
+account_errors.py    what an account refuses: unknown ids, changes its state does not allow
+request_log.py       the requests an account answered, counted
 state.py      the accounts by code and the app key they live under
 throttle.py   200 requests per rolling minute
 faults.py     injected faults: throttling, outages, slowness, bad bodies, expired tokens
 envelope.py   bodies, error codes and the headers on every answer
-control.py    the control API under /_sandbox
+control.py    the control API under /_sandbox: its routes and its error middleware
+control_requests.py  reading a control request; control_accounts.py, control_orders.py,
+              control_products.py, control_contacts.py, control_faults.py: its bodies and handlers by resource
 """

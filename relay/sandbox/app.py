@@ -14,7 +14,8 @@ from typing import Self, TextIO
 from aiohttp import web
 
 from relay.sandbox.account import SandboxAccount
-from relay.sandbox.control import PREFIX, add_control_routes, control_errors
+from relay.sandbox.control import add_control_routes, control_errors
+from relay.sandbox.control_requests import PREFIX
 from relay.sandbox.gateway import handle_brightpearl
 from relay.sandbox.state import ACCOUNT_CODE, SANDBOX_STATE, SandboxState, base_url
 from relay.service import StartupError, cannot_listen

@@ -4,11 +4,13 @@ recording showed only some of them (order-status objects other than status 1), t
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-ORDER_TYPE_IDS = {"SO": 1, "PO": 2, "SC": 3, "PC": 4}
+OrderTypeCode = Literal["SO", "PO", "SC", "PC"]  # in the order of their ids, 1 to 4
+ORDER_TYPE_IDS: dict[str, int] = {code: type_id for type_id, code in enumerate(get_args(OrderTypeCode), start=1)}
 ORDER_TYPE_NAMES = {1: "SALES_ORDER", 2: "PURCHASE_ORDER", 3: "SALES_CREDIT", 4: "PURCHASE_CREDIT"}
 SUPPLIER_ORDER_TYPES = frozenset({"PO", "PC"})  # these have parties.supplier instead of parties.customer
+STAFF_ID = 4  # the staff id the sandbox acts as: orders' createdById, goods-out notes' createdBy and events
 
 STOCK_STATUS_UNSET = 13
 PAYMENT_STATUS_NOT_APPLICABLE = 5

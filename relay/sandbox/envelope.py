@@ -17,17 +17,14 @@ from subscriptions.errors import RelayError
 
 CONTENT_TYPE = "application/json;charset=UTF-8"
 
-THROTTLED = {"response": "You have sent too many requests. Please wait before sending another request"}
-UNAVAILABLE = {"response": "Service Unavailable"}
-NOT_AUTHENTICATED = {"response": "Not authenticated. You must provide a valid authentication token."}
-TOKEN_EXPIRED = {"response": "Authorization token expired"}
 
 INTERNAL_ERROR_CODE = "CMNU-003"
 NOT_FOUND_CODE = "CMNC-404"
 METHOD_NOT_ALLOWED_CODE = "CMNC-405"  # not recorded
 BAD_BODY_CODE = "CMNC-400"  # not recorded
 TOO_MANY_IDS_CODE = "CMNC-029"  # not recorded
-ID_SET_ERROR_CODE = "CMNC-018"  # as for a filter that does not parse
+FILTER_ERROR_CODE = "CMNC-018"  # recorded: "The filter orderStatusId=BAD PARAM cannot be parsed as: INTEGER"
+COLUMN_ERROR_CODE = "CMNC-019"  # not recorded: Brightpearl's code for an unknown column is unknown
 NO_ORDER_TYPE_CODE = "ORDC-005"
 BAD_ORDER_TYPE_CODE = "ORDC-006"
 NO_SUPPLIER_CODE = "ORDC-022"
@@ -36,9 +33,20 @@ UNKNOWN_STATUS_CODE = "ORDC-011"  # not recorded
 PROXY_MESSAGE_TYPE = "api-proxy"  # recorded on auth failures: the proxy answered, not a service
 
 
-def invalid_token(sent: str) -> dict[str, str]:
+def response(value: Any) -> dict[str, Any]:
+    """A body that answers: ``{"response": value}`` (the proxy's refusals put a message there)."""
+    return {"response": value}
+
+
+THROTTLED = response("You have sent too many requests. Please wait before sending another request")
+UNAVAILABLE = response("Service Unavailable")
+NOT_AUTHENTICATED = response("Not authenticated. You must provide a valid authentication token.")
+TOKEN_EXPIRED = response("Authorization token expired")
+
+
+def invalid_token(sent: str) -> dict[str, Any]:
     """The 401 body for a token that is not the account's, echoing what was sent as Brightpearl does."""
-    return {"response": f"Invalid instance token: {sent}"}
+    return response(f"Invalid instance token: {sent}")
 
 
 def errors(code: str, message: str) -> dict[str, list[dict[str, str]]]:
@@ -54,6 +62,11 @@ class Answer:
 
     status: int
     body: Any
+
+
+def ok(value: Any) -> Answer:
+    """A 200 answering ``value`` as ``{"response": value}``."""
+    return Answer(200, response(value))
 
 
 class ApiError(RelayError):

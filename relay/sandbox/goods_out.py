@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from relay.sandbox import catalogue
 from relay.sandbox.search import Column, DataType, SearchTable
 from subscriptions.errors import Conflict
 from workers.brightpearl.timestamps import format_in_offset
@@ -36,7 +37,6 @@ GOODS_OUT_SEARCH_TABLE = SearchTable(
 )
 
 PLACED_EVENT = "PLA"
-STAFF_ID = 4  # the staff id the sandbox acts as (orders' createdById too)
 
 
 class Stage(StrEnum):
@@ -82,7 +82,7 @@ class NoteEvent:
 
     occurred: datetime
     code: str
-    owner_id: int = STAFF_ID
+    owner_id: int = catalogue.STAFF_ID
 
     def describe(self, offset_minutes: int) -> dict[str, Any]:
         return {
@@ -151,7 +151,7 @@ def render_note(note: GoodsOutNote, offset_minutes: int) -> dict[str, Any]:
     detailed = (Stage.PICKED, Stage.PACKED, Stage.SHIPPED, Stage.PRINTED)
     status: dict[str, Any] = {stage.value: stage in note.stages for stage in flags}
     status |= {f"{stage.value}On": when(note.stages[stage]) for stage in detailed if stage in note.stages}
-    status |= {f"{stage.value}ById": STAFF_ID for stage in detailed if stage in note.stages}
+    status |= {f"{stage.value}ById": catalogue.STAFF_ID for stage in detailed if stage in note.stages}
     rows: dict[str, list[dict[str, int]]] = {}
     for line in note.lines:
         rows.setdefault(str(line.row_id), []).append(
@@ -166,7 +166,7 @@ def render_note(note: GoodsOutNote, offset_minutes: int) -> dict[str, Any]:
         "shipping": {"reference": "", "shippingMethodId": 0},
         "releaseDate": when(note.created_on),
         "createdOn": when(note.created_on),
-        "createdBy": STAFF_ID,
+        "createdBy": catalogue.STAFF_ID,
         "orderRows": rows,
         "sequence": note.sequence,
         "events": [event.describe(offset_minutes) for event in note.events],

@@ -11,7 +11,7 @@ tracked products" shipping status. Rows made from sandbox products remember whet
 stock-tracked; only those rows are allocated and go on goods-out notes.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,10 +46,10 @@ ORDER_SEARCH_TABLE = SearchTable(
     id_column="orderId",
 )
 
-CREATED_BY_ID = 4  # the staff id recorded on orders created through the API
 PURCHASE_DELIVERY_DAYS = 7  # recorded: a new PO's deliveryDate is a week after it was made
 UNIT_PRICE = Decimal("10.00")  # including tax, as the recorded row
-ITEM_COST = "5.0000"
+ITEM_COST = Decimal("5.0000")
+CURRENCY = "USD"  # the recorded account's, for every order
 TAX_RATE = Decimal("0.10")
 
 
@@ -175,7 +175,7 @@ def search_row(order: SandboxOrder) -> dict[str, Any]:
         "orderStatusId": order.status_id,
         "orderStockStatusId": catalogue.STOCK_STATUS_UNSET,
         "createdOn": order.created_on,
-        "createdById": CREATED_BY_ID,
+        "createdById": catalogue.STAFF_ID,
         "customerRef": order.reference,
         "orderPaymentStatusId": catalogue.PAYMENT_STATUS_NOT_APPLICABLE,
         "updatedOn": order.updated_on,
@@ -202,11 +202,11 @@ def search_reference(statuses: Mapping[int, catalogue.OrderStatus]) -> dict[str,
     }
 
 
-def _money(value: Decimal, currency: str) -> dict[str, str]:
+def _money(value: Decimal, currency: str = CURRENCY) -> dict[str, str]:
     return {"currencyCode": currency, "value": str(value)}
 
 
-def render_row(row: OrderRow, currency: str = "USD") -> dict[str, Any]:
+def render_row(row: OrderRow, currency: str = CURRENCY) -> dict[str, Any]:
     """One of ``orderRows``, key for key as recorded; money and quantities are strings."""
     return {
         "orderRowSequence": str(row.sequence),
@@ -214,7 +214,7 @@ def render_row(row: OrderRow, currency: str = "USD") -> dict[str, Any]:
         "productName": row.name,
         "productSku": row.sku,
         "quantity": {"magnitude": f"{row.quantity}.0000"},
-        "itemCost": {"currencyCode": currency, "value": ITEM_COST},
+        "itemCost": _money(ITEM_COST, currency),
         "productPrice": _money(UNIT_PRICE.quantize(Decimal("0.0001")), currency),
         "discountPercentage": "0.00",
         "rowValue": {
@@ -255,32 +255,12 @@ def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minu
         return format_in_offset(value, offset_minutes)
 
     supplier_side = order.supplier_side
-    body: dict[str, Any] = {
-        "id": order.id,
-        "parentOrderId": order.parent_order_id,
-        "orderTypeCode": order.order_type,
-        "reference": order.reference,
-        "version": order.version,
-        "state": {"tax": "READY"},
-        "orderStatus": {"orderStatusId": status.status_id, "name": status.name},
-        "tax": {"errors": []},
-        "orderPaymentStatus": "NOT_APPLICABLE",
-        "stockStatusCode": "PON" if supplier_side else "SON",
-        "allocationStatusCode": order.allocation_status_code,
-        "shippingStatusCode": catalogue.SHIPPING_STATUS_CODES[order.shipping_status_id],
-        "placedOn": when(order.created_on),
-        "createdOn": when(order.created_on),
-    }
-    if order.updated_on is not None:
-        body["updatedOn"] = when(order.updated_on)
-    delivery: dict[str, Any] = {"shippingMethodId": 0}
-    if order.delivery_date is not None:
-        delivery = {"deliveryDate": when(order.delivery_date), **delivery}
+    body = _order_state(order, status, when)
     body |= {
-        "createdById": CREATED_BY_ID,
+        "createdById": catalogue.STAFF_ID,
         "priceListId": 1,
         "priceModeCode": "EXC" if supplier_side else "INC",
-        "delivery": delivery,
+        "delivery": _delivery(order, when),
         "invoices": [
             {
                 "invoiceReference": "",
@@ -289,8 +269,8 @@ def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minu
             }
         ],
         "currency": {
-            "accountingCurrencyCode": "USD",
-            "orderCurrencyCode": "USD",
+            "accountingCurrencyCode": CURRENCY,
+            "orderCurrencyCode": CURRENCY,
             "exchangeRate": "1.000000",
             "fixedExchangeRate": supplier_side,
         },
@@ -309,3 +289,33 @@ def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minu
         body["isDropship"] = False
     body["orderWeighting"] = 100
     return body
+
+
+def _order_state(order: SandboxOrder, status: catalogue.OrderStatus, when: Callable[[datetime], str]) -> dict[str, Any]:
+    """The start of an order's GET: what it is, its version, its status codes and its times."""
+    state: dict[str, Any] = {
+        "id": order.id,
+        "parentOrderId": order.parent_order_id,
+        "orderTypeCode": order.order_type,
+        "reference": order.reference,
+        "version": order.version,
+        "state": {"tax": "READY"},
+        "orderStatus": {"orderStatusId": status.status_id, "name": status.name},
+        "tax": {"errors": []},
+        "orderPaymentStatus": "NOT_APPLICABLE",
+        "stockStatusCode": "PON" if order.supplier_side else "SON",
+        "allocationStatusCode": order.allocation_status_code,
+        "shippingStatusCode": catalogue.SHIPPING_STATUS_CODES[order.shipping_status_id],
+        "placedOn": when(order.created_on),
+        "createdOn": when(order.created_on),
+    }
+    if order.updated_on is not None:
+        state["updatedOn"] = when(order.updated_on)
+    return state
+
+
+def _delivery(order: SandboxOrder, when: Callable[[datetime], str]) -> dict[str, Any]:
+    """An order's ``delivery``: its date first, when it has one."""
+    if order.delivery_date is None:
+        return {"shippingMethodId": 0}
+    return {"deliveryDate": when(order.delivery_date), "shippingMethodId": 0}

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from relay.sandbox import catalogue, envelope, goods_out, orders, products
-from relay.sandbox.account import SandboxAccount, UnknownOrder, UnknownStatus
+from relay.sandbox.account import SandboxAccount
+from relay.sandbox.account_errors import UnknownOrder, UnknownStatus
 from relay.sandbox.contacts import CONTACT_SEARCH_TABLE, render_contact
 from relay.sandbox.envelope import Answer, ApiError
 from relay.sandbox.goods_out import GOODS_OUT_SEARCH_TABLE, render_note
 from relay.sandbox.orders import ORDER_SEARCH_TABLE, render_order
 from relay.sandbox.products import PRODUCT_SEARCH_TABLE, render_product
 from relay.sandbox.search import (
-    COLUMN_ERROR_CODE,
+    MAX_EXPANDED_IDS,
     SearchError,
     SearchTable,
     parse_count,
@@ -41,7 +42,6 @@ MAX_PRODUCTS_PER_GET = 200
 MAX_AVAILABILITY_IDS = 200  # not recorded: clients use 100-200
 MAX_NOTES_PER_GET = 500
 MAX_CONTACTS_PER_PAGE = 200  # a contact GET naming more ids answers the first 200 and says more pages exist
-MAX_EXPANDED_IDS = 100_000  # an ID set naming more than this is refused as unparseable, not expanded
 SEARCH_MESSAGE_TYPE = "bulk-data-search"  # recorded for every search
 T = TypeVar("T")
 
@@ -102,7 +102,7 @@ def request_ids(text: str, max_ids: int | None) -> list[int]:
     try:
         ids = parse_id_set(text, max_ids=MAX_EXPANDED_IDS)
     except IdSetError as error:
-        raise ApiError(500, envelope.ID_SET_ERROR_CODE, f"The ID set {text} cannot be parsed as: IDSET") from error
+        raise ApiError(500, envelope.FILTER_ERROR_CODE, f"The ID set {text} cannot be parsed as: IDSET") from error
     if max_ids is not None and len(ids) > max_ids:
         message = f"You asked for {len(ids)} ids; at most {max_ids} may be requested at once"
         raise ApiError(400, envelope.TOO_MANY_IDS_CODE, message)
@@ -156,14 +156,14 @@ def get_orders(call: Call) -> Answer:
     account = call.account
     found = account.find_orders(request_ids(call.params["ids"], MAX_ORDERS_PER_GET))
     rendered = [render_order(order, account.status(order.status_id), account.offset_minutes) for order in found]
-    return Answer(200, {"response": unordered(rendered)})
+    return envelope.ok(unordered(rendered))
 
 
 def order_options(call: Call) -> Answer:
     """``OPTIONS order/{ID-SET}``: the fewest GET URIs (each within the id cap) naming the orders that exist."""
     existing = [order.id for order in call.account.find_orders(request_ids(call.params["ids"], None))]
     uris = [f"/order/{id_set}" for id_set in chunk_id_sets(existing, MAX_ORDERS_PER_GET)]
-    return Answer(200, {"response": {"getUris": uris}})
+    return envelope.ok({"getUris": uris})
 
 
 def _field(value: dict[str, Any], name: str) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def post_order(call: Call) -> Answer:
         )
     except UnknownStatus as error:
         raise ApiError(400, envelope.UNKNOWN_STATUS_CODE, f"Order status {status_id} does not exist") from error
-    return Answer(200, {"response": order.id})
+    return envelope.ok(order.id)
 
 
 def put_order_status(call: Call) -> Answer:
@@ -217,7 +217,7 @@ def get_order_statuses(call: Call) -> Answer:
     """``GET order-status[/{ID-SET}]``: the statuses named (all when none are), in id order."""
     statuses = call.account.statuses
     wanted = request_ids(call.params["ids"], None) if "ids" in call.params else list(statuses)
-    return Answer(200, {"response": [statuses[i].describe() for i in sorted(set(wanted)) if i in statuses]})
+    return envelope.ok([statuses[i].describe() for i in sorted(set(wanted)) if i in statuses])
 
 
 def get_products(call: Call) -> Answer:
@@ -228,14 +228,14 @@ def get_products(call: Call) -> Answer:
     if not found:
         raise ApiError(404, envelope.NOT_FOUND_CODE, "No Products Found")
     rendered = [render_product(product, account.warehouse_ids, account.offset_minutes) for product in found]
-    return Answer(200, {"response": unordered(rendered)})
+    return envelope.ok(unordered(rendered))
 
 
 def get_availability(call: Call) -> Answer:
     """``GET product-availability/{ID-SET}``: a map of the stock-tracked products that exist, by id; the others
     are left out, as documented."""
     found = call.account.availability(sorted(set(request_ids(call.params["ids"], MAX_AVAILABILITY_IDS))))
-    return Answer(200, {"response": dict(unordered(list(found.items())))})
+    return envelope.ok(dict(unordered(list(found.items()))))
 
 
 def get_goods_out_notes(call: Call) -> Answer:
@@ -251,7 +251,7 @@ def get_goods_out_notes(call: Call) -> Answer:
         notes = list(account.goods_out_notes.values())
     found = [note for note in notes if order_ids is None or note.order_id in order_ids]
     offset = account.offset_minutes
-    return Answer(200, {"response": {str(note.id): render_note(note, offset) for note in unordered(found)}})
+    return envelope.ok({str(note.id): render_note(note, offset) for note in unordered(found)})
 
 
 def get_contacts(call: Call) -> Answer:
@@ -264,29 +264,26 @@ def get_contacts(call: Call) -> Answer:
         raise ApiError(404, envelope.NOT_FOUND_CODE, "No Contact Found")
     try:
         keys = parse_sort(CONTACT_SEARCH_TABLE, call.query.get("sort") or "contactId.ASC")
-        size = max(1, min(MAX_CONTACTS_PER_PAGE, parse_count("pageSize", call.query.get("pageSize"), 200)))
+        size = parse_count("pageSize", call.query.get("pageSize"), MAX_CONTACTS_PER_PAGE)
         first = max(1, parse_count("firstResult", call.query.get("firstResult"), 1))
     except SearchError as error:
         raise ApiError(500, error.code, error.message) from error
     if [key.column.name for key in keys] != ["contactId"]:
-        raise ApiError(500, COLUMN_ERROR_CODE, "Contacts are sorted by contactId only")
+        raise ApiError(500, envelope.COLUMN_ERROR_CODE, "Contacts are sorted by contactId only")
     if keys[0].descending:
         existing.reverse()
+    size = max(1, min(MAX_CONTACTS_PER_PAGE, size))
     page = existing[first - 1 : first - 1 + size]
     last = first + len(page) - 1 if page else 0
-    return Answer(
-        200,
-        {
-            "response": [render_contact(account.contacts[i], account.offset_minutes) for i in page],
-            "pagination": {
-                "morePagesAvailable": bool(page) and last < len(existing),
-                "resultsReturned": len(page),
-                "firstResult": first if page else 0,
-                "lastResult": last,
-            },
-            "sorting": [{"field": "contactId", "direction": "DESC" if keys[0].descending else "ASC"}],
-        },
-    )
+    body = envelope.response([render_contact(account.contacts[i], account.offset_minutes) for i in page])
+    body["pagination"] = {
+        "morePagesAvailable": bool(page) and last < len(existing),
+        "resultsReturned": len(page),
+        "firstResult": first if page else 0,
+        "lastResult": last,
+    }
+    body["sorting"] = [{"field": "contactId", "direction": "DESC" if keys[0].descending else "ASC"}]
+    return Answer(200, body)
 
 
 def _product_rows(account: SandboxAccount, ids: Iterable[int]) -> Rows:

@@ -19,14 +19,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
+from relay.sandbox.envelope import COLUMN_ERROR_CODE, FILTER_ERROR_CODE, response
 from subscriptions.errors import RelayError
 from workers.brightpearl.idset import IdSetError, parse_id_set
 from workers.brightpearl.timestamps import TimestampError, format_in_offset, parse_timestamp
 
 MAX_PAGE_SIZE = 500
-FILTER_ERROR_CODE = "CMNC-018"  # recorded: "The filter orderStatusId=BAD PARAM cannot be parsed as: INTEGER"
-COLUMN_ERROR_CODE = "CMNC-019"  # not recorded: Brightpearl's code for an unknown column is unknown
-MAX_FILTER_IDS = 100_000  # an IDSET filter is expanded; this bounds it (``1-999999999`` is refused)
+# An ID set (in a path or an IDSET filter) is expanded; one naming more ids than this is refused as unparseable
+# (``1-999999999`` is), not expanded.
+MAX_EXPANDED_IDS = 100_000
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
@@ -149,7 +150,7 @@ def parse_filter(column: Column, text: str, offset_minutes: int = 0) -> Predicat
     """A test of a row's value for ``column={text}``; :class:`SearchError` when ``text`` is not of its type."""
     try:
         if column.data_type is DataType.IDSET:
-            return IdSetFilter(frozenset(parse_id_set(text, max_ids=MAX_FILTER_IDS)))
+            return IdSetFilter(frozenset(parse_id_set(text, max_ids=MAX_EXPANDED_IDS)))
         if column.data_type is DataType.INTEGER:
             if not _INTEGER.fullmatch(text.strip()):
                 raise ValueError(text)
@@ -295,8 +296,8 @@ def run_search(
     results = [[_render(row.get(column.name), offset_minutes) for column in query.columns] for row in page]
     first = query.first_result if page else 0
     last = first + len(page) - 1 if page else 0
-    return {
-        "response": {
+    return response(
+        {
             "results": results,
             "metaData": {
                 "morePagesAvailable": bool(page) and last < len(matching),
@@ -307,9 +308,8 @@ def run_search(
                 "columns": [column.describe() for column in query.columns],
                 "sorting": [key.describe() for key in query.sort],
             },
-        },
-        "reference": _reference(query.columns, page, reference),
-    }
+        }
+    ) | {"reference": _reference(query.columns, page, reference)}
 
 
 def _reference(

@@ -1,0 +1,91 @@
+"""The control API's accounts: listing and making them, and changing an account's clock (offset, skew, drift)
+and credentials."""
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from relay.sandbox.account import SandboxAccount
+from relay.sandbox.account_state import DEFAULT_OFFSET_MINUTES
+from relay.sandbox.control_requests import (
+    PREFIX,
+    ControlBody,
+    Credential,
+    OffsetMinutes,
+    account_of,
+    origin,
+    read_body,
+)
+from relay.sandbox.drift import MAX_DRIFT_S_PER_MIN, drift_of, drifting
+from relay.sandbox.state import SANDBOX_STATE, base_url
+from workers.brightpearl.timestamps import format_utc
+
+
+class NewAccount(ControlBody):
+    code: str
+    offset_minutes: OffsetMinutes = DEFAULT_OFFSET_MINUTES
+    app_ref: Credential | None = None
+    account_token: Credential | None = None
+    staff_token: Credential | None = None
+
+
+class AccountChange(ControlBody):
+    offset_minutes: OffsetMinutes | None = None
+    clock_skew_s: float | None = Field(None, ge=-366 * 86400, le=366 * 86400)
+    # seconds the account's clock gains a minute from now on (negative: loses); 0 stops the drift
+    clock_drift_s_per_min: float | None = Field(None, ge=-MAX_DRIFT_S_PER_MIN, le=MAX_DRIFT_S_PER_MIN)
+    # a token replaced in Brightpearl: the old one answers 401 from now on
+    account_token: Credential | None = None
+    staff_token: Credential | None = None
+
+
+def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
+    """One account as the list and POST show it: credentials and clock settings."""
+    return account.describe(base_url(origin(request), account.code))
+
+
+def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
+    """One account as GET and PATCH show it: credentials and clock, with its drift and what time it is there."""
+    return _listed(request, account) | {
+        "clock_drift_s_per_min": drift_of(account.clock),
+        "now": format_utc(account.now()),
+    }
+
+
+async def index(request: web.Request) -> web.Response:
+    accounts = request.app[SANDBOX_STATE].accounts
+    return web.json_response({"accounts": f"{origin(request)}{PREFIX}/accounts", "codes": sorted(accounts)})
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    state = request.app[SANDBOX_STATE]
+    return web.json_response([_listed(request, account) for account in state.accounts.values()])
+
+
+async def create_account(request: web.Request) -> web.Response:
+    body = await read_body(request, NewAccount)
+    tokens = {name: value for name in ("app_ref", "account_token", "staff_token") if (value := getattr(body, name))}
+    account = SandboxAccount(code=body.code, offset_minutes=body.offset_minutes, **tokens)
+    request.app[SANDBOX_STATE].add(account)
+    return web.json_response(_listed(request, account), status=201)
+
+
+async def get_account(request: web.Request) -> web.Response:
+    return web.json_response(_described(request, account_of(request)))
+
+
+async def change_account(request: web.Request) -> web.Response:
+    account = account_of(request)
+    body = await read_body(request, AccountChange)
+    if body.offset_minutes is not None:
+        account.offset_minutes = body.offset_minutes
+    if body.clock_skew_s is not None:
+        account.clock_skew_s = body.clock_skew_s
+    if body.clock_drift_s_per_min is not None:
+        account.clock = drifting(account.clock, body.clock_drift_s_per_min)
+    if body.account_token is not None:
+        account.account_token = body.account_token
+    if body.staff_token is not None:
+        account.staff_token = body.staff_token
+    return web.json_response(_described(request, account))
