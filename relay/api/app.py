@@ -39,7 +39,7 @@ def create_app(ctx: ApiContext) -> web.Application:
     app[PROBES] = ctx
     app[GATE] = Gate(checks=dict(API_CHECKS), unmatched=API_AREAS)
     install(app, API_ROUTES)
-    dashboard.install(app)  # /ui: its pages check their own login cookie (Access.SIGNED_IN)
+    dashboard.install(app)  # /ui: pages open to anyone, or for a dashboard session (Access.SIGNED_IN)
     return app
 
 

@@ -144,15 +144,15 @@ def install(app: web.Application, routes: Sequence[Route]) -> None:
     app[APP_ROUTES] = app.get(APP_ROUTES, ()) + tuple(routes)
 
 
-def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _view(declared: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def view(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
-        if route.query is not None:
+        if declared.query is not None:
             try:
-                kwargs["query"] = route.query.model_validate(dict(request.query))
+                kwargs["query"] = declared.query.model_validate(dict(request.query))
             except ValidationError as error:
                 return validation_problem(error, "query parameters")
-        if route.body is not None:
+        if declared.body is not None:
             raw = await request.read()
             try:
                 data = json.loads(raw) if raw.strip() else {}
@@ -163,17 +163,17 @@ def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             except RecursionError:  # thousands of nested arrays or objects: no input of this API nests so deep
                 return json_problem(json.JSONDecodeError("body is nested too deeply", "", 0))
             try:
-                kwargs["body"] = route.body.model_validate(data)
+                kwargs["body"] = declared.body.model_validate(data)
             except ValidationError as error:
                 return validation_problem(error, "request body")
-        for name in route.path_params:  # after the input is parsed, where a lookup would be: the same answers
+        for name in declared.path_params:  # after the input is parsed, where a lookup would be: the same answers
             path_id(name).check(request.match_info[name])
             kwargs[name] = request.match_info[name]
-        result = await route.handler(request, **kwargs)
+        result = await declared.handler(request, **kwargs)
         if isinstance(result, web.StreamResponse):
             return result
         if isinstance(result, BaseModel):
-            return web.Response(status=route.status, text=result.model_dump_json(), content_type="application/json")
-        return web.json_response(result, status=route.status)
+            return web.Response(status=declared.status, text=result.model_dump_json(), content_type="application/json")
+        return web.json_response(result, status=declared.status)
 
     return view

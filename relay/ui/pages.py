@@ -35,6 +35,7 @@ STATIC_ROUTE = "ui-static"
 REFRESH_WITHIN_S = 60.0  # a delivery page reloads itself while an attempt is due this soon
 
 PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def session_holder(request: web.Request) -> None:
@@ -50,7 +51,7 @@ async def session_holder(request: web.Request) -> None:
     request[PRINCIPAL_KEY] = who
 
 
-def signed_in(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def signed_in(handler: PageHandler) -> View:
     """A page for the caller the gate let in with a session (:attr:`Access.SIGNED_IN`); an object that does not
     exist, or that the caller may not see, is the not-found page."""
 
@@ -251,7 +252,7 @@ async def not_found(request: web.Request) -> web.StreamResponse:
     return page("not_found.html", {**common(request, who), "message": message}, status=404)
 
 
-PAGES: tuple[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]], Access], ...] = (
+PAGES: tuple[tuple[str, str, View, Access], ...] = (
     ("GET", "/ui", overview, Access.SIGNED_IN),
     ("GET", "/ui/", to_overview, Access.OPEN),
     ("GET", "/ui/login", login_form, Access.OPEN),
