@@ -39,7 +39,9 @@ class Gate:
     """The access each registered handler declares (a handler, not a route: ``add_get`` also adds a HEAD route)."""
 
     def declare(self, handler: Any, access: Access) -> None:
-        self.declared[handler] = access
+        """Serve ``handler`` to the callers ``access`` admits; one handler cannot declare two accesses."""
+        if self.declared.setdefault(handler, access) != access:
+            raise ValueError(f"{handler!r} is declared both {self.declared[handler].value} and {access.value}")
 
     def access_of(self, request: web.Request) -> Access | None:
         """The access ``request`` needs: its route's declaration (None when it has none), or its area's."""

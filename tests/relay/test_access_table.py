@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from relay.api.access import Access, principal
 from relay.api.app import API_ROUTES, create_app, create_probe_app, openapi_document
 from relay.api.context import ApiContext
-from relay.api.gate import GATE
+from relay.api.gate import GATE, Gate
 from relay.api.liveness_views import ProcessProbes, healthz
 from relay.api.problems import Unauthenticated
 from relay.api.routing import APP_ROUTES, Route, install
@@ -256,3 +256,11 @@ async def test_the_worker_serves_the_apis_liveness_and_metrics_views(redis_clien
         assert (await client.get("/readyz")).status == 404  # the worker's server has never answered readiness
     assert {(r.method, r.path) for r in app[APP_ROUTES]} == {("GET", "/healthz"), ("GET", "/metrics")}
     assert {r.handler for r in app[APP_ROUTES]} <= {r.handler for r in API_ROUTES}
+
+
+def test_one_handler_cannot_declare_two_accesses() -> None:
+    gate = Gate(checks={})
+    gate.declare(healthz.handler, Access.OPEN)
+    gate.declare(healthz.handler, Access.OPEN)  # its HEAD route, say
+    with pytest.raises(ValueError, match="declared both open and admin"):
+        gate.declare(healthz.handler, Access.ADMIN)
