@@ -20,18 +20,18 @@ from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from relay.api.app import create_app
-from relay.api.auth import check_metrics_token
+from relay.api.app import create_app, create_probe_app
 from relay.api.context import ApiContext
-from relay.api.problems import Unauthenticated, relay_problem
+from relay.api.liveness_views import ProcessProbes
 from relay.connections import Connections, connect
 from relay.redis_url import redacted
 from relay.settings import Settings
 from subscriptions.crypto import TokenCipher
+from subscriptions.errors import RelayError
 from subscriptions.store import Store
 from workers.budget import requests_per_minute
 from workers.dispatcher import DeliveryPolicy
-from workers.metrics import CONTENT_TYPE, Metrics
+from workers.metrics import Metrics
 from workers.poller import PollPolicy
 from workers.runtime import WorkerRuntime, create_worker, run_jobs
 from workers.sender import delivery_session
@@ -39,7 +39,7 @@ from workers.sender import delivery_session
 log = logging.getLogger("relay")
 
 
-class StartupError(Exception):
+class StartupError(RelayError):
     """The process cannot start; the message is the one line the CLI prints."""
 
 
@@ -190,24 +190,9 @@ def health_app(
     *,
     metrics_token: str | None = None,
 ) -> web.Application:
-    """The worker's own small server: liveness, and metrics (the backlog gauges read from ``redis``) which need
-    ``metrics_token`` as a bearer token when it is set."""
-
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def metrics_view(request: web.Request) -> web.Response:
-        try:
-            check_metrics_token(request, metrics_token)
-        except Unauthenticated as error:
-            return relay_problem(error)
-        await metrics.refresh_backlog(redis, clock())
-        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
-    return app
+    """The worker's own small server: the API's liveness and metrics views (the backlog gauges read from
+    ``redis``), metrics needing ``metrics_token`` as a bearer token when it is set."""
+    return create_probe_app(ProcessProbes(redis=redis, metrics=metrics, clock=clock, metrics_token=metrics_token))
 
 
 async def connect_checked(settings: Settings) -> Connections:

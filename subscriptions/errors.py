@@ -8,9 +8,14 @@
     ├── LostLease                   a writer's lock or lease was taken over; its writes were not applied
     ├── (crypto) InvalidKey         RELAY_ENCRYPTION_KEY is not a valid key
     ├── (crypto) TokenKeyError      a stored token or signing secret the configured keys cannot decrypt
-    └── (workers) BrightpearlError  Brightpearl refused or failed a request (see workers.brightpearl.errors)
+    ├── (workers) BrightpearlError  Brightpearl refused or failed a request (see workers.brightpearl.errors)
+    ├── (workers) BudgetExhausted   no Brightpearl request could be made within the wait allowed
+    ├── (workers) TargetRefused     a callback's host is not public (also an OSError: a failed connection)
+    ├── (relay) StartupError        a process cannot start; the message is the one line the CLI prints
+    └── (relay) Unauthenticated, Forbidden    the API's caller has no valid token, or may not do this
 
-The HTTP API maps each to one problem response in a single middleware; nothing else inspects them.
+The HTTP API maps each to one problem response in a single middleware (``relay.api.problems``); the CLI prints
+a StartupError's message; nothing else inspects them.
 """
 
 

@@ -23,12 +23,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from subscriptions.errors import InvalidInput
+from subscriptions.errors import InvalidInput, RelayError
 from subscriptions.targets import connect_host, forbidden_host_reason, forbidden_reason
 
 
-class TargetRefused(OSError):
-    """The callback's host is, or resolves only to, addresses the relay may not reach."""
+class TargetRefused(RelayError, OSError):
+    """The callback's host is, or resolves only to, addresses the relay may not reach; an :class:`OSError` too,
+    so that aiohttp's connector treats it as the failed connection it is (``ClientConnectorError``)."""
 
 
 def refused(why: str) -> str:

@@ -6,9 +6,10 @@ from datetime import datetime
 
 from aiohttp import web
 
-from relay.api.access import ensure_visible, principal
+from relay.api.access import Access, ensure_visible, principal
 from relay.api.context import ApiContext, context
-from relay.api.routing import router
+from relay.api.problems import BRIGHTPEARL_ACCOUNT
+from relay.api.routing import route
 from relay.api.schemas import (
     AccountCreate,
     AccountList,
@@ -20,12 +21,11 @@ from relay.api.schemas import (
     StockSweepStatus,
 )
 from subscriptions.due import ms
-from subscriptions.errors import Conflict, InvalidInput, NotFound
+from subscriptions.errors import Conflict, NotFound
 from subscriptions.models import AccountRecord
 from subscriptions.paging import Position
 from subscriptions.targets import check_url
 from workers.brightpearl.client import datacenter_base_url
-from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected
 from workers.brightpearl.timestamps import parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines
 from workers.poller import client_for
@@ -82,23 +82,11 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
 
 
 async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> Baseline:
-    """Check the account's credentials against Brightpearl and take the baseline of ``resources``."""
+    """Check the account's credentials against Brightpearl and take the baseline of ``resources``; a refusal is
+    a :class:`~workers.brightpearl.errors.BrightpearlError` (a 422 naming the account, see ``relay.api.problems``)."""
     client = client_for(ctx.brightpearl_session, account, ctx.budget(account.code))
-    try:
-        await check_credentials(client)
-        return await take_baselines(client, resources, sweep_interval_s=ctx.sweep_interval_s, now_ms=ms(ctx.clock()))
-    except AuthenticationFailed as error:
-        raise InvalidInput(
-            f"Brightpearl rejected the credentials for {account.code!r} "
-            f"(HTTP {error.status}: {'; '.join(error.messages)}); check app_ref and the token"
-        ) from None
-    except RequestRejected as error:
-        raise InvalidInput(
-            f"Brightpearl refused a request to {error.url} (HTTP {error.status}: "
-            f"{'; '.join(error.messages)}); check base_url or datacenter and the code"
-        ) from None
-    except BrightpearlError as error:
-        raise InvalidInput(f"could not reach Brightpearl for {account.code!r}: {error}") from None
+    await check_credentials(client)
+    return await take_baselines(client, resources, sweep_interval_s=ctx.sweep_interval_s, now_ms=ms(ctx.clock()))
 
 
 def base_url_of(code: str, base_url: str | None, datacenter: str | None) -> str:
@@ -108,17 +96,18 @@ def base_url_of(code: str, base_url: str | None, datacenter: str | None) -> str:
     return datacenter_base_url(datacenter, code)
 
 
-@router.route(
+@route(
     "POST",
     "/v1/accounts",
     summary="Register a Brightpearl account (admin only)",
     status=201,
-    admin=True,
+    access=Access.ADMIN,
     tag=TAG,
-    errors=(403, 409),
+    errors=(409,),
 )
 async def create_account(request: web.Request, body: AccountCreate) -> AccountView:
     ctx = context(request)
+    request[BRIGHTPEARL_ACCOUNT] = body.code
     if await ctx.store.account_exists(body.code):
         raise Conflict(f"account {body.code!r} is already registered; PATCH /v1/accounts/{body.code} to change it")
     now: datetime = ctx.clock()
@@ -138,7 +127,7 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
     return await account_view(ctx, account)
 
 
-@router.route("GET", "/v1/accounts", summary="List accounts with their polling state", tag=TAG)
+@route("GET", "/v1/accounts", summary="List accounts with their polling state", access=Access.ACCOUNT, tag=TAG)
 async def list_accounts(request: web.Request, query: ListQuery) -> AccountList:
     ctx = context(request)
     own = principal(request).account
@@ -155,18 +144,31 @@ async def list_accounts(request: web.Request, query: ListQuery) -> AccountList:
     return AccountList(items=[await account_view(ctx, a) for a in page.items], next_cursor=page.next_cursor)
 
 
-@router.route("GET", "/v1/accounts/{code}", summary="One account with its polling state", tag=TAG, errors=(404,))
+@route(
+    "GET",
+    "/v1/accounts/{code}",
+    summary="One account with its polling state",
+    access=Access.ACCOUNT,
+    tag=TAG,
+    errors=(404,),
+)
 async def get_account(request: web.Request, code: str) -> AccountView:
     ensure_visible(request, code, f"account {code!r}")
     ctx = context(request)
     return await account_view(ctx, await ctx.store.get_account(code))
 
 
-@router.route(
-    "PATCH", "/v1/accounts/{code}", summary="Change an account (admin only)", admin=True, tag=TAG, errors=(403, 404)
+@route(
+    "PATCH",
+    "/v1/accounts/{code}",
+    summary="Change an account (admin only)",
+    access=Access.ADMIN,
+    tag=TAG,
+    errors=(404,),
 )
 async def patch_account(request: web.Request, code: str, body: AccountPatch) -> AccountView:
     ctx = context(request)
+    request[BRIGHTPEARL_ACCOUNT] = code
     account = await ctx.store.get_account(code)
     changes = body.model_dump(exclude_none=True)
     update: dict[str, object] = {}
@@ -192,15 +194,18 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     return await account_view(ctx, changed)
 
 
-@router.route(
+@route(
     "DELETE",
     "/v1/accounts/{code}",
     summary="Remove an account, its polling, its subscriptions and its API keys (admin only)",
     status=204,
-    admin=True,
+    access=Access.ADMIN,
     tag=TAG,
-    errors=(403, 404),
+    errors=(404,),
 )
 async def delete_account(request: web.Request, code: str) -> web.Response:
     await context(request).store.delete_account(code)
     return web.Response(status=204)
+
+
+ROUTES = (create_account, list_accounts, get_account, patch_account, delete_account)

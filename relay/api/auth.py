@@ -1,4 +1,5 @@
-"""Bearer-token authentication of everything under ``/v1/``: the admin token or an account-scoped API key.
+"""How each access a route may declare is checked: the admin token, an account-scoped API key, the metrics
+token, or nothing (see ``relay.api.access.Access``; the gate in ``relay.api.gate`` calls these checks).
 
 Keys are looked up in Redis on every request (no cache), so a revoked key is refused on the very next one. A
 header whose bytes are not UTF-8 (aiohttp hands it over with the bad bytes as lone surrogates) is a 401 like
@@ -6,16 +7,15 @@ any other wrong token, never an error.
 """
 
 import hmac
-from typing import Any
 
 from aiohttp import web
 
-from relay.api.access import ADMIN, PRINCIPAL_KEY, Principal
+from relay.api.access import ADMIN, PRINCIPAL_KEY, Access, Principal
 from relay.api.context import ApiContext, context
-from relay.api.problems import Unauthenticated
+from relay.api.gate import Check
+from relay.api.liveness_views import PROBES
+from relay.api.problems import Forbidden, Unauthenticated
 from subscriptions.api_keys import ApiKeys
-
-PROTECTED_PREFIX = "/v1/"
 
 
 def encoded(text: str) -> bytes | None:
@@ -71,12 +71,38 @@ def check_metrics_token(request: web.Request, metrics_token: str | None) -> None
         raise Unauthenticated("the bearer token is not RELAY_METRICS_TOKEN")
 
 
-@web.middleware
-async def bearer_auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path.startswith(PROTECTED_PREFIX):
-        found = await authenticate(context(request), bearer_token(request))
-        if found is None:
-            raise Unauthenticated("the bearer token is not valid")
-        request[PRINCIPAL_KEY] = found
-    response: web.StreamResponse = await handler(request)
-    return response
+async def anyone(request: web.Request) -> None:
+    """:attr:`Access.OPEN`: nothing to check."""
+
+
+async def metrics_scraper(request: web.Request) -> None:
+    """:attr:`Access.METRICS`: the app's metrics token, when it has one."""
+    check_metrics_token(request, request.app[PROBES].metrics_token)
+
+
+async def token_holder(request: web.Request) -> None:
+    """:attr:`Access.ACCOUNT`: the admin token or a valid API key, which becomes the request's principal."""
+    found = await authenticate(context(request), bearer_token(request))
+    if found is None:
+        raise Unauthenticated("the bearer token is not valid")
+    request[PRINCIPAL_KEY] = found
+
+
+async def admin(request: web.Request) -> None:
+    """:attr:`Access.ADMIN`: the admin token; a valid API key gets 403 (before the body is read, so a scoped key
+    learns nothing from validation)."""
+    await token_holder(request)
+    if not request[PRINCIPAL_KEY].is_admin:
+        raise Forbidden("this route needs the admin token; an account-scoped key cannot use it")
+
+
+API_CHECKS: dict[Access, Check] = {
+    Access.OPEN: anyone,
+    Access.METRICS: metrics_scraper,
+    Access.ACCOUNT: token_holder,
+    Access.ADMIN: admin,
+}
+"""The checks of the API's accesses (the dashboard adds :attr:`Access.SIGNED_IN`'s)."""
+
+PROBE_CHECKS: dict[Access, Check] = {Access.OPEN: anyone, Access.METRICS: metrics_scraper}
+"""The checks of a process's probe server: nothing there needs the API's token."""

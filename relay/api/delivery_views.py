@@ -4,9 +4,9 @@ import json
 
 from aiohttp import web
 
-from relay.api.access import ensure_visible, scope
+from relay.api.access import Access, ensure_visible, scope
 from relay.api.context import ApiContext, context
-from relay.api.routing import router
+from relay.api.routing import route
 from relay.api.schemas import (
     DeliveryList,
     DeliveryQuery,
@@ -54,10 +54,11 @@ def event_summary(event: EventRecord) -> EventSummary:
     return EventSummary.model_validate(event.model_dump(exclude={"body"}))
 
 
-@router.route(
+@route(
     "GET",
     "/v1/deliveries",
     summary="List deliveries, newest first; type takes an event name or a pattern (order.*)",
+    access=Access.ACCOUNT,
     tag="deliveries",
 )
 async def list_deliveries(request: web.Request, query: DeliveryQuery) -> DeliveryList:
@@ -73,18 +74,24 @@ async def list_deliveries(request: web.Request, query: DeliveryQuery) -> Deliver
     return DeliveryList(items=[summary(d) for d in page.items], next_cursor=page.next_cursor)
 
 
-@router.route(
-    "GET", "/v1/deliveries/{delivery_id}", summary="One delivery with every attempt", tag="deliveries", errors=(404,)
+@route(
+    "GET",
+    "/v1/deliveries/{delivery_id}",
+    summary="One delivery with every attempt",
+    access=Access.ACCOUNT,
+    tag="deliveries",
+    errors=(404,),
 )
 async def get_delivery(request: web.Request, delivery_id: str) -> DeliveryView:
     return await delivery_view(context(request), await visible_delivery(request, delivery_id))
 
 
-@router.route(
+@route(
     "POST",
     "/v1/deliveries/{delivery_id}/retry",
     summary="Send a delivery again now, whatever its state",
     status=202,
+    access=Access.ACCOUNT,
     tag="deliveries",
     errors=(404, 409),
 )
@@ -99,8 +106,12 @@ async def retry_delivery(request: web.Request, delivery_id: str) -> DeliveryView
     return await delivery_view(ctx, delivery)
 
 
-@router.route(
-    "GET", "/v1/events", summary="List events, newest first; type takes an event name or a pattern", tag="events"
+@route(
+    "GET",
+    "/v1/events",
+    summary="List events, newest first; type takes an event name or a pattern",
+    access=Access.ACCOUNT,
+    tag="events",
 )
 async def list_events(request: web.Request, query: EventQuery) -> EventList:
     page = await context(request).store.list_events(
@@ -113,8 +124,18 @@ async def list_events(request: web.Request, query: EventQuery) -> EventList:
     return EventList(items=[event_summary(e) for e in page.items], next_cursor=page.next_cursor)
 
 
-@router.route("GET", "/v1/events/{event_id}", summary="One event with its full body", tag="events", errors=(404,))
+@route(
+    "GET",
+    "/v1/events/{event_id}",
+    summary="One event with its full body",
+    access=Access.ACCOUNT,
+    tag="events",
+    errors=(404,),
+)
 async def get_event(request: web.Request, event_id: str) -> EventView:
     event = await context(request).store.get_event(event_id)
     ensure_visible(request, event.account, f"event {event_id!r}")
     return EventView(**event_summary(event).model_dump(), body=json.loads(event.body))
+
+
+ROUTES = (list_deliveries, get_delivery, retry_delivery, list_events, get_event)

@@ -6,8 +6,9 @@ A key is shown once, in the answer that creates it; the relay keeps only its SHA
 
 from aiohttp import web
 
+from relay.api.access import Access
 from relay.api.context import context
-from relay.api.routing import router
+from relay.api.routing import route
 from relay.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyQuery, ApiKeyView
 from subscriptions.api_keys import ApiKeyRecord, ApiKeys
 
@@ -18,14 +19,13 @@ def key_view(record: ApiKeyRecord) -> ApiKeyView:
     return ApiKeyView.model_validate(record.model_dump(exclude={"hash"}))
 
 
-@router.route(
+@route(
     "POST",
     "/v1/api-keys",
     summary="Create a key scoped to one account (admin only); the key is shown this once",
     status=201,
-    admin=True,
+    access=Access.ADMIN,
     tag=TAG,
-    errors=(403,),
 )
 async def create_api_key(request: web.Request, body: ApiKeyCreate) -> ApiKeyCreated:
     ctx = context(request)
@@ -35,8 +35,12 @@ async def create_api_key(request: web.Request, body: ApiKeyCreate) -> ApiKeyCrea
     )
 
 
-@router.route(
-    "GET", "/v1/api-keys", summary="List API keys, without the keys (admin only)", admin=True, tag=TAG, errors=(403,)
+@route(
+    "GET",
+    "/v1/api-keys",
+    summary="List API keys, without the keys (admin only)",
+    access=Access.ADMIN,
+    tag=TAG,
 )
 async def list_api_keys(request: web.Request, query: ApiKeyQuery) -> ApiKeyList:
     page = await ApiKeys(context(request).redis).list_keys(
@@ -45,15 +49,18 @@ async def list_api_keys(request: web.Request, query: ApiKeyQuery) -> ApiKeyList:
     return ApiKeyList(items=[key_view(k) for k in page.items], next_cursor=page.next_cursor)
 
 
-@router.route(
+@route(
     "DELETE",
     "/v1/api-keys/{key_id}",
     summary="Revoke an API key at once (admin only)",
     status=204,
-    admin=True,
+    access=Access.ADMIN,
     tag=TAG,
-    errors=(403, 404),
+    errors=(404,),
 )
 async def delete_api_key(request: web.Request, key_id: str) -> web.Response:
     await ApiKeys(context(request).redis).revoke(key_id)
     return web.Response(status=204)
+
+
+ROUTES = (create_api_key, list_api_keys, delete_api_key)

@@ -1,6 +1,8 @@
 """Errors as ``application/problem+json`` (RFC 9457), in one middleware: the only place that maps errors to HTTP.
 
 A request the API cannot accept is a 4xx with a ``detail`` a person can act on, never a 5xx or a traceback.
+Handlers raise the relay's errors (``subscriptions.errors``, whose docstring draws the tree) and let them through:
+:data:`RELAY_ERRORS` gives each its status and title, and :func:`relay_problem` its detail.
 """
 
 import json
@@ -13,7 +15,7 @@ from redis.exceptions import RedisError
 
 from subscriptions.crypto import TokenKeyError
 from subscriptions.errors import Conflict, InvalidInput, NotFound, RelayError, TooMany
-from workers.brightpearl.errors import BrightpearlError
+from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +82,39 @@ _TITLES = {
 }
 
 
-# Each error the relay raises on purpose, its status and title; the first matching class wins.
-_RELAY_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
+RELAY_ERRORS: tuple[tuple[type[RelayError], int, str], ...] = (
     (Unauthenticated, 401, "Unauthorized"),
     (Forbidden, 403, "Forbidden"),
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
     (InvalidInput, 422, "Unprocessable"),
     (TooMany, 429, "Too many requests"),
-    (BrightpearlError, 422, "Brightpearl refused"),
+    (BrightpearlError, 422, "Unprocessable"),  # Brightpearl refused what the request gave it: see its detail
     (TokenKeyError, 503, "Misconfigured"),  # this process's RELAY_ENCRYPTION_KEY is not the one that wrote it
 )
+"""Each error the relay raises on purpose, its status and title; the first matching class wins, and any other
+:class:`RelayError` is a 422."""
+
+BRIGHTPEARL_ACCOUNT = web.RequestKey("relay_brightpearl_account", str)
+"""The account whose Brightpearl a request is asking (registering or changing it), named in a refusal's detail."""
 
 
-def relay_problem(error: RelayError) -> web.Response:
-    """The problem answer of an error the relay raised on purpose."""
-    status, title = next(((s, t) for kind, s, t in _RELAY_ERRORS if isinstance(error, kind)), (422, "Unprocessable"))
+def brightpearl_detail(error: BrightpearlError, account: str | None) -> str:
+    """What a person can do about Brightpearl refusing or failing a request made for ``account``."""
+    asked = f" for {account!r}" if account else ""
+    said = f"HTTP {error.status}: {'; '.join(error.messages)}"
+    if isinstance(error, AuthenticationFailed):
+        return f"Brightpearl rejected the credentials{asked} ({said}); check app_ref and the token"
+    if isinstance(error, RequestRejected):
+        return f"Brightpearl refused a request to {error.url} ({said}); check base_url or datacenter and the code"
+    return f"could not reach Brightpearl{asked}: {error}"
+
+
+def relay_problem(error: RelayError, request: web.Request) -> web.Response:
+    """The problem answer of an error the relay raised on purpose while serving ``request``."""
+    status, title = next(((s, t) for kind, s, t in RELAY_ERRORS if isinstance(error, kind)), (422, "Unprocessable"))
+    if isinstance(error, BrightpearlError):
+        return problem(status, title, brightpearl_detail(error, request.get(BRIGHTPEARL_ACCOUNT)))
     if status == 401:
         return problem(status, title, str(error), headers={"WWW-Authenticate": "Bearer"})
     if isinstance(error, TooMany) and error.retry_after_s is not None:
@@ -111,7 +130,7 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
     try:
         response: web.StreamResponse = await handler(request)
     except RelayError as error:
-        return relay_problem(error)
+        return relay_problem(error, request)
     except web.HTTPRequestEntityTooLarge:
         return problem(
             413,

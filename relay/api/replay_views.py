@@ -4,9 +4,10 @@ import math
 
 from aiohttp import web
 
+from relay.api.access import Access
 from relay.api.context import context
 from relay.api.delivery_views import delivery_view
-from relay.api.routing import router
+from relay.api.routing import route
 from relay.api.schemas import DeliveryView, RecoverRequest, RecoveryView
 from relay.api.subscription_views import ensure_enabled, visible_subscription
 from subscriptions import keys
@@ -24,11 +25,12 @@ def recovery_view(recovery: Recovery) -> RecoveryView:
     return RecoveryView.model_validate(recovery.model_dump() | {"status": recovery.status})
 
 
-@router.route(
+@route(
     "POST",
     "/v1/subscriptions/{sub_id}/test",
     summary="Send a ping event to this subscription alone",
     status=202,
+    access=Access.ACCOUNT,
     tag=TAG,
     errors=(404, 409, 429),
 )
@@ -52,11 +54,12 @@ async def send_ping(request: web.Request, sub_id: str) -> DeliveryView:
     return await delivery_view(ctx, delivery)
 
 
-@router.route(
+@route(
     "POST",
     "/v1/subscriptions/{sub_id}/recover",
     summary="Re-send every failed or skipped delivery of this subscription created in a window",
     status=202,
+    access=Access.ACCOUNT,
     tag=TAG,
     errors=(404, 409),
 )
@@ -72,10 +75,11 @@ async def recover(request: web.Request, sub_id: str, body: RecoverRequest) -> Re
     return recovery_view(recovery)
 
 
-@router.route(
+@route(
     "GET",
     "/v1/subscriptions/{sub_id}/recover/{rec_id}",
     summary="How far a recovery has got",
+    access=Access.ACCOUNT,
     tag=TAG,
     errors=(404,),
 )
@@ -86,3 +90,6 @@ async def recovery_progress(request: web.Request, sub_id: str, rec_id: str) -> R
     if recovery.subscription != sub.id:
         raise NotFound(f"recovery {rec_id!r} does not exist")
     return recovery_view(recovery)
+
+
+ROUTES = (send_ping, recover, recovery_progress)

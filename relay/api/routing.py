@@ -1,4 +1,9 @@
-"""Declared routes: one decorator gives aiohttp its handler and OpenAPI its description.
+"""Declared routes: one declaration gives aiohttp its handler, the gate its access rule and OpenAPI its
+description.
+
+``@route(...)`` turns a handler into a :class:`Route` (it registers nothing); each views module lists its routes
+in a ``ROUTES`` tuple and the app factory (``relay.api.app``) installs them with :func:`install`. Every route
+declares its :class:`~relay.api.access.Access`; the gate checks that declaration before the handler runs.
 
 A handler's parameters say what it takes: path parameters by name (``code: str``), ``body: SomeModel`` for a
 JSON body and ``query: SomeModel`` for query parameters; its return annotation is the answer's model. The
@@ -14,16 +19,16 @@ as a lookup would, so a malformed id and a missing one give the same answer to e
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
 
-from relay.api.access import require_admin
-from relay.api.problems import Problem, json_problem, validation_problem
+from relay.api.access import Access
+from relay.api.gate import GATE
+from relay.api.problems import json_problem, validation_problem
 from relay.api.schemas import CODE_PATTERN
 from subscriptions import ids
 from subscriptions.errors import NotFound
@@ -33,13 +38,14 @@ Handler = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Route:
+    """One endpoint: what it answers to, who may call it, what it takes and gives (see the module's docstring)."""
+
     method: str
     path: str
     handler: Handler
     summary: str
     status: int
-    auth: bool
-    admin: bool
+    access: Access
     tag: str
     errors: tuple[int, ...]
     body: type[BaseModel] | None
@@ -83,67 +89,70 @@ def _model(annotation: Any) -> type[BaseModel] | None:
     return annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
 
 
-class Router:
-    """Collects routes from decorators; ``install`` adds them to an app, ``openapi`` describes them."""
+def route(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    access: Access,
+    status: int = 200,
+    tag: str = "",
+    errors: tuple[int, ...] = (),
+    media_type: str = "application/json",
+) -> Callable[[Handler], Route]:
+    """The declaration of ``handler`` as the endpoint ``method path``, read from its signature (see above)."""
 
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
+    def declare(handler: Handler) -> Route:
+        hints = get_type_hints(handler)
+        params = [p for p in inspect.signature(handler).parameters if p != "request"]
+        return Route(
+            method=method,
+            path=path,
+            handler=handler,
+            summary=summary,
+            status=status,
+            access=access,
+            tag=tag,
+            errors=errors,
+            body=_model(hints.get("body")),
+            query=_model(hints.get("query")),
+            response=_model(hints.get("return")),
+            path_params=tuple(p for p in params if p not in ("body", "query")),
+            media_type=media_type,
+        )
 
-    def route(
-        self,
-        method: str,
-        path: str,
-        *,
-        summary: str,
-        status: int = 200,
-        auth: bool = True,
-        admin: bool = False,
-        tag: str = "",
-        errors: tuple[int, ...] = (),
-        media_type: str = "application/json",
-    ) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            hints = get_type_hints(handler)
-            params = [p for p in inspect.signature(handler).parameters if p != "request"]
-            path_params = tuple(p for p in params if p not in ("body", "query"))
-            self.routes.append(
-                Route(
-                    method=method,
-                    path=path,
-                    handler=handler,
-                    summary=summary,
-                    status=status,
-                    auth=auth,
-                    admin=admin,
-                    tag=tag,
-                    errors=errors,
-                    body=_model(hints.get("body")),
-                    query=_model(hints.get("query")),
-                    response=_model(hints.get("return")),
-                    path_params=path_params,
-                    media_type=media_type,
-                )
-            )
-            return handler
-
-        return register
-
-    def install(self, app: web.Application) -> None:
-        for route in self.routes:
-            app.router.add_route(route.method, route.path, _view(route))
+    return declare
 
 
-def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+APP_ROUTES: web.AppKey[tuple[Route, ...]] = web.AppKey("relay_routes")
+"""The routes an app serves, as declared (what its OpenAPI document describes)."""
+
+
+def install(app: web.Application, routes: Sequence[Route]) -> None:
+    """Serve ``routes`` on ``app``, each behind the access it declares; a route declaring none stops the start.
+
+    The app must already hold its gate (``relay.api.gate.GATE``).
+    """
+    undeclared = [f"{r.method} {r.path}" for r in routes if not isinstance(r.access, Access)]
+    if undeclared:
+        raise ValueError(f"routes without a declared access, which nobody could call: {', '.join(undeclared)}")
+    gate = app[GATE]
+    for declared in routes:
+        view = _view(declared)
+        app.router.add_route(declared.method, declared.path, view)
+        gate.declare(view, declared.access)
+    app[APP_ROUTES] = app.get(APP_ROUTES, ()) + tuple(routes)
+
+
+def _view(declared: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def view(request: web.Request) -> web.StreamResponse:
-        if route.admin:
-            require_admin(request)  # before the input is read: a scoped key learns nothing from validation
         kwargs: dict[str, Any] = {}
-        if route.query is not None:
+        if declared.query is not None:
             try:
-                kwargs["query"] = route.query.model_validate(dict(request.query))
+                kwargs["query"] = declared.query.model_validate(dict(request.query))
             except ValidationError as error:
                 return validation_problem(error, "query parameters")
-        if route.body is not None:
+        if declared.body is not None:
             raw = await request.read()
             try:
                 data = json.loads(raw) if raw.strip() else {}
@@ -154,109 +163,17 @@ def _view(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             except RecursionError:  # thousands of nested arrays or objects: no input of this API nests so deep
                 return json_problem(json.JSONDecodeError("body is nested too deeply", "", 0))
             try:
-                kwargs["body"] = route.body.model_validate(data)
+                kwargs["body"] = declared.body.model_validate(data)
             except ValidationError as error:
                 return validation_problem(error, "request body")
-        for name in route.path_params:  # after the input is parsed, where a lookup would be: the same answers
+        for name in declared.path_params:  # after the input is parsed, where a lookup would be: the same answers
             path_id(name).check(request.match_info[name])
             kwargs[name] = request.match_info[name]
-        result = await route.handler(request, **kwargs)
+        result = await declared.handler(request, **kwargs)
         if isinstance(result, web.StreamResponse):
             return result
         if isinstance(result, BaseModel):
-            return web.Response(status=route.status, text=result.model_dump_json(), content_type="application/json")
-        return web.json_response(result, status=route.status)
+            return web.Response(status=declared.status, text=result.model_dump_json(), content_type="application/json")
+        return web.json_response(result, status=declared.status)
 
     return view
-
-
-def openapi(routes: list[Route], *, title: str, version: str, description: str) -> dict[str, Any]:
-    """An OpenAPI 3.1 document of ``routes``, its schemas generated from their pydantic models."""
-    inputs = {m for r in routes for m in (r.body, r.query) if m is not None}
-    outputs = {r.response for r in routes if r.response is not None} | {Problem}
-    keyed = [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
-    keyed += [(m, "serialization") for m in sorted(outputs, key=lambda m: m.__name__)]
-    refs, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
-    schemas = definitions.get("$defs", {})
-    problem_ref = refs[(Problem, "serialization")]
-    paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        operation: dict[str, Any] = {
-            "summary": route.summary,
-            "operationId": route.handler.__name__,
-            "tags": [route.tag] if route.tag else [],
-            "responses": {},
-        }
-        parameters = [
-            {
-                "name": p,
-                "in": "path",
-                "required": True,
-                # the alphabet as words, not as a schema "pattern": any string is accepted, one outside it is a 404
-                "description": f"{path_id(p).noun} id; one that does not match {path_id(p).pattern} does not exist",
-                "schema": {"type": "string"},
-            }
-            for p in route.path_params
-        ]
-        if route.query is not None:
-            query_schema = route.query.model_json_schema(ref_template="#/components/schemas/{model}")
-            required = set(query_schema.get("required", []))
-            parameters += [
-                {"name": name, "in": "query", "required": name in required, "schema": schema}
-                for name, schema in query_schema.get("properties", {}).items()
-            ]
-        if parameters:
-            operation["parameters"] = parameters
-        if route.body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
-            }
-        success: dict[str, Any] = {"description": route.summary}
-        if route.response is not None:
-            success["content"] = {route.media_type: {"schema": refs[(route.response, "serialization")]}}
-        elif route.media_type != "application/json":
-            success["content"] = {route.media_type: {"schema": {"type": "string"}}}
-        operation["responses"][str(route.status)] = success
-        codes = set(route.errors)
-        if route.admin:
-            codes.add(403)
-            operation["description"] = "Admin token only: an account-scoped key gets 403."
-        if route.auth:
-            codes |= {401, 503}  # every /v1/ route reads Redis: the middleware answers 503 while it is down
-            operation["security"] = [{"bearerAuth": []}]
-        else:
-            operation["security"] = []
-        if route.body is not None:
-            codes |= {400, 413, 422}
-        if route.query is not None:
-            codes.add(422)
-        for code in sorted(codes):
-            operation["responses"][str(code)] = {
-                "description": _DESCRIPTIONS.get(code, "problem"),
-                "content": {"application/problem+json": {"schema": problem_ref}},
-            }
-        paths.setdefault(route.path, {})[route.method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": description},
-        "paths": paths,
-        "components": {"schemas": schemas, "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-    }
-
-
-_DESCRIPTIONS = {
-    400: "malformed JSON",
-    401: "missing or wrong bearer token",
-    403: "not allowed for this key",
-    404: "no such object",
-    409: "already exists",
-    413: "request body too large",
-    422: "input the relay cannot accept",
-    429: "more than the account's limit allows",
-    503: "storage unavailable",
-}
-
-
-router = Router()
-"""The API's routes; each views module registers its own with ``@router.route``."""

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from relay.api.access import ensure_visible, scope
+from relay.api.access import Access, ensure_visible, scope
 from relay.api.context import ApiContext, context
-from relay.api.routing import router
+from relay.api.routing import route
 from relay.api.schemas import (
     DeliveryOptions,
     RotatedSecret,
@@ -98,8 +98,14 @@ async def check_target(ctx: ApiContext, url: str) -> str:
     return url
 
 
-@router.route(
-    "POST", "/v1/subscriptions", summary="Subscribe a URL to events of an account", status=201, tag=TAG, errors=(429,)
+@route(
+    "POST",
+    "/v1/subscriptions",
+    summary="Subscribe a URL to events of an account",
+    status=201,
+    access=Access.ACCOUNT,
+    tag=TAG,
+    errors=(429,),
 )
 async def create_subscription(request: web.Request, body: SubscriptionCreate) -> SubscriptionCreated:
     ctx = context(request)
@@ -122,7 +128,7 @@ async def create_subscription(request: web.Request, body: SubscriptionCreate) ->
     return SubscriptionCreated(**view(sub, Health()).model_dump(), secret=sub.secret)
 
 
-@router.route("GET", "/v1/subscriptions", summary="List subscriptions", tag=TAG)
+@route("GET", "/v1/subscriptions", summary="List subscriptions", access=Access.ACCOUNT, tag=TAG)
 async def list_subscriptions(request: web.Request, query: SubscriptionQuery) -> SubscriptionList:
     ctx = context(request)
     page = await ctx.store.list_subscriptions(
@@ -131,16 +137,17 @@ async def list_subscriptions(request: web.Request, query: SubscriptionQuery) -> 
     return SubscriptionList(items=await views(ctx, page.items), next_cursor=page.next_cursor)
 
 
-@router.route("GET", "/v1/subscriptions/{sub_id}", summary="One subscription", tag=TAG, errors=(404,))
+@route("GET", "/v1/subscriptions/{sub_id}", summary="One subscription", access=Access.ACCOUNT, tag=TAG, errors=(404,))
 async def get_subscription(request: web.Request, sub_id: str) -> SubscriptionView:
     (shown,) = await views(context(request), [await visible_subscription(request, sub_id)])
     return shown
 
 
-@router.route(
+@route(
     "PATCH",
     "/v1/subscriptions/{sub_id}",
     summary="Change a subscription; state active re-enables it",
+    access=Access.ACCOUNT,
     tag=TAG,
     errors=(404,),
 )
@@ -168,8 +175,14 @@ async def patch_subscription(request: web.Request, sub_id: str, body: Subscripti
     return shown
 
 
-@router.route(
-    "DELETE", "/v1/subscriptions/{sub_id}", summary="Remove a subscription", status=204, tag=TAG, errors=(404,)
+@route(
+    "DELETE",
+    "/v1/subscriptions/{sub_id}",
+    summary="Remove a subscription",
+    status=204,
+    access=Access.ACCOUNT,
+    tag=TAG,
+    errors=(404,),
 )
 async def delete_subscription(request: web.Request, sub_id: str) -> web.Response:
     await visible_subscription(request, sub_id)
@@ -177,10 +190,11 @@ async def delete_subscription(request: web.Request, sub_id: str) -> web.Response
     return web.Response(status=204)
 
 
-@router.route(
+@route(
     "GET",
     "/v1/subscriptions/{sub_id}/secret",
     summary="The secret that signs a subscription's webhooks",
+    access=Access.ACCOUNT,
     tag=TAG,
     errors=(404,),
 )
@@ -188,10 +202,11 @@ async def get_secret(request: web.Request, sub_id: str) -> SecretView:
     return SecretView(secret=(await visible_subscription(request, sub_id)).secret)
 
 
-@router.route(
+@route(
     "POST",
     "/v1/subscriptions/{sub_id}/rotate-secret",
     summary="Replace a subscription's secret; the old one keeps signing beside it for a grace period",
+    access=Access.ACCOUNT,
     tag=TAG,
     errors=(404,),
 )
@@ -210,3 +225,14 @@ async def rotate_secret(request: web.Request, sub_id: str) -> RotatedSecret:
     )
     await ctx.store.save_subscription(rotated)
     return RotatedSecret(secret=rotated.secret, previous_valid_until=valid_until)
+
+
+ROUTES = (
+    create_subscription,
+    list_subscriptions,
+    get_subscription,
+    patch_subscription,
+    delete_subscription,
+    get_secret,
+    rotate_secret,
+)

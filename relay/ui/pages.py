@@ -1,7 +1,7 @@
 """The dashboard's pages under ``/ui``: overview, deliveries, one delivery with its retry button, login.
 
-``/ui`` is outside ``/v1/``, so the API's bearer middleware does not guard it: every page here asks
-``relay.ui.session`` for the caller's session first and sends anyone without a valid one to the login page.
+Each page declares its access (:data:`PAGES`): the API's gate checks a session (:func:`session_holder`, over
+``relay.ui.session``) before a page that needs one runs, and sends anyone without a valid one to the login page.
 Forms that change something are POSTs from this origin, answered with a redirect (POST-redirect-GET), or with
 the page and the reason when the change is refused. Failed logins are limited per client
 (``relay.ui.login_limit``).
@@ -17,8 +17,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 from pydantic import ValidationError
 
-from relay.api.access import Principal
+from relay.api.access import PRINCIPAL_KEY, Access, Principal, principal
 from relay.api.context import context
+from relay.api.gate import GATE
 from relay.api.schemas import DeliveryQuery
 from relay.api.subscription_views import ensure_enabled
 from relay.ui import chart, display, queries, session
@@ -34,20 +35,29 @@ STATIC_ROUTE = "ui-static"
 REFRESH_WITHIN_S = 60.0  # a delivery page reloads itself while an attempt is due this soon
 
 PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def signed_in(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A page for callers with a valid session; anyone else goes to the login page, and back here after."""
+async def session_holder(request: web.Request) -> None:
+    """:attr:`Access.SIGNED_IN`, as the gate checks it: a valid session, whose principal goes on the request;
+    anyone else goes to the login page, and back to this page after."""
+    who = await session.caller(request)
+    if who is None:
+        target = session.safe_next(request.raw_path) if request.method == "GET" else "/ui"
+        response = web.HTTPSeeOther("/ui/login?" + urlencode({"next": target}))
+        if session.has_cookie(request):
+            session.forget(response)  # logged out, expired, its key revoked, or the admin token changed
+        raise response
+    request[PRINCIPAL_KEY] = who
+
+
+def signed_in(handler: PageHandler) -> View:
+    """A page for the caller the gate let in with a session (:attr:`Access.SIGNED_IN`); an object that does not
+    exist, or that the caller may not see, is the not-found page."""
 
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        who = await session.caller(request)
-        if who is None:
-            target = session.safe_next(request.raw_path) if request.method == "GET" else "/ui"
-            response = web.HTTPSeeOther("/ui/login?" + urlencode({"next": target}))
-            if session.has_cookie(request):
-                session.forget(response)  # logged out, expired, its key revoked, or the admin token changed
-            raise response
+        who = principal(request)
         try:
             return await handler(request, who)
         except NotFound as error:
@@ -242,15 +252,30 @@ async def not_found(request: web.Request) -> web.StreamResponse:
     return page("not_found.html", {**common(request, who), "message": message}, status=404)
 
 
+PAGES: tuple[tuple[str, str, View, Access], ...] = (
+    ("GET", "/ui", overview, Access.SIGNED_IN),
+    ("GET", "/ui/", to_overview, Access.OPEN),
+    ("GET", "/ui/login", login_form, Access.OPEN),
+    ("POST", "/ui/login", login, Access.OPEN),
+    ("*", "/ui/logout", logout, Access.OPEN),
+    ("GET", "/ui/deliveries", deliveries, Access.SIGNED_IN),
+    ("GET", "/ui/deliveries/{delivery_id}", delivery, Access.SIGNED_IN),
+    ("POST", "/ui/deliveries/{delivery_id}/retry", retry, Access.SIGNED_IN),
+    ("GET", "/ui/{tail:.*}", not_found, Access.OPEN),  # after the others: it matches every path under /ui/
+)
+"""The dashboard's pages: method, path, handler and who may see it (its stylesheets are open to anyone)."""
+
+
 def install(app: web.Application) -> None:
-    """Add the dashboard's routes to the API's application."""
-    app.router.add_get("/ui", overview)
-    app.router.add_get("/ui/", to_overview)
-    app.router.add_get("/ui/login", login_form)
-    app.router.add_post("/ui/login", login)
-    app.router.add_route("*", "/ui/logout", logout)
-    app.router.add_get("/ui/deliveries", deliveries)
-    app.router.add_get("/ui/deliveries/{delivery_id}", delivery)
-    app.router.add_post("/ui/deliveries/{delivery_id}/retry", retry)
+    """Add the dashboard's routes to the API's application, with their access and the check of sessions."""
+    gate = app[GATE]
+    gate.checks[Access.SIGNED_IN] = session_holder
     app.router.add_static("/ui/static", STATIC_DIR, name=STATIC_ROUTE, append_version=True)
-    app.router.add_get("/ui/{tail:.*}", not_found)
+    for static in app.router[STATIC_ROUTE]:
+        gate.declare(static.handler, Access.OPEN)
+    for method, path, handler, access in PAGES:
+        if method == "GET":
+            app.router.add_get(path, handler)  # and HEAD, with the same handler
+        else:
+            app.router.add_route(method, path, handler)
+        gate.declare(handler, access)

@@ -100,3 +100,21 @@ async def test_bad_intervals(api: Api, body: dict[str, Any]) -> None:
     await api.call("POST", "/v1/accounts", api.account_body(resources=["orders"]), 201)
     problem = await api.call("PATCH", "/v1/accounts/acme", body, 422)
     assert "poll_intervals_s" in problem["detail"]
+
+
+async def test_brightpearl_refusing_the_credentials_is_a_422_naming_the_account(api: Api) -> None:
+    problem = await api.call("POST", "/v1/accounts", api.account_body(account_token="not-the-token"), 422)
+    assert problem["title"] == "Unprocessable"
+    assert problem["detail"].startswith("Brightpearl rejected the credentials for 'acme' (HTTP 401: ")
+    assert problem["detail"].endswith("); check app_ref and the token")
+    await api.call("POST", "/v1/accounts", api.account_body(), 201)
+    problem = await api.call("PATCH", "/v1/accounts/acme", {"account_token": "not-the-token"}, 422)
+    assert problem["detail"].startswith("Brightpearl rejected the credentials for 'acme' (HTTP 401: ")
+
+
+async def test_brightpearl_refusing_the_request_is_a_422_naming_the_url(api: Api) -> None:
+    body = api.account_body(base_url=api.sandbox.base_url("acme") + "/no-such-service")
+    problem = await api.call("POST", "/v1/accounts", body, 422)
+    assert problem["title"] == "Unprocessable"
+    assert problem["detail"].startswith(f"Brightpearl refused a request to {body['base_url']}/")
+    assert problem["detail"].endswith("; check base_url or datacenter and the code")

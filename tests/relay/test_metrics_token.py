@@ -10,10 +10,8 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from relay.api.app import create_app
+from relay.api.app import create_app, openapi_document
 from relay.api.context import ApiContext
-from relay.api.health_views import DESCRIPTION
-from relay.api.routing import openapi, router
 from relay.service import health_app, running
 from relay.settings import Settings
 from workers.metrics import Metrics
@@ -119,7 +117,7 @@ async def test_relay_api_takes_the_setting(redis_url: str, value: str | None, ne
 
 
 def test_the_openapi_document_declares_the_401() -> None:
-    spec = openapi(router.routes, title="t", version="0", description=DESCRIPTION)
+    spec = openapi_document(title="t", version="0")
     answers = spec["paths"]["/metrics"]["get"]["responses"]
     assert set(answers) == {"200", "401"}
     assert "application/problem+json" in answers["401"]["content"]
