@@ -28,7 +28,6 @@ from relay.connections import connect
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.app import start_sandbox
 from relay.sandbox.throttle import RollingWindowThrottle
-from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.models import AccountRecord
 from subscriptions.outbox import Outbox
@@ -103,8 +102,7 @@ async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Co
                     account.receive_stock(product_id, 2, rng.randint(1, 9))
                 for product_id in chosen[5:]:
                     account.create_orders(1, rows=[(product_id, rng.randint(1, 3))], allocate=True)
-                await connections.redis.delete(keys.resource_due("acme"))
-                await poller.poll("acme")
+                await poller.poll_now("acme")
             served = account.requests.describe()
             events = await store.list_events(
                 limit=1000, cursor=None, account="acme", type_="product.modified.on-hand-modified"

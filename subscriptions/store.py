@@ -33,6 +33,7 @@ from subscriptions.models import (
     SubscriptionState,
 )
 from subscriptions.paging import Page, newest_first
+from subscriptions.polls import PollPlan, Polls, queue_plan, queue_remove
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 RESEAL_CHUNK = 500  # records read a command while looking for values to re-encrypt
@@ -100,7 +101,7 @@ class Store:
             pipe.set(keys.account(account.code), self._account_json(account), nx=True)
             pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
             _write_baseline(pipe, account.code, cursors, stock_figures or {})
-            pipe.zadd(keys.POLLS, {account.code: first_poll_ms})
+            queue_plan(pipe, account.code, PollPlan().due_at(account.resources, first_poll_ms), idle_ms=first_poll_ms)
             created, *_ = await pipe.execute()
         if not created:
             raise Conflict(f"account {account.code!r} is already registered")
@@ -205,12 +206,12 @@ class Store:
     ) -> None:
         """Replace an account; resources newly watched start from their baseline, dropped ones stop polling,
         and every resource is due at once (new credentials end a backoff after Brightpearl refused the old)."""
+        plan = (await Polls(self.redis).plan(account.code)).due_at(account.resources, first_poll_ms)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.account(account.code), self._account_json(account), xx=True)
             _write_baseline(pipe, account.code, cursors, stock_figures or {})
             dropped = [r for r in RESOURCES if r not in account.resources]
-            pipe.delete(keys.resource_due(account.code))
-            pipe.zadd(keys.POLLS, {account.code: first_poll_ms}, xx=True)
+            queue_plan(pipe, account.code, plan, idle_ms=first_poll_ms)
             saved, *_ = await pipe.execute()
         if not saved:
             raise NotFound(f"account {account.code!r} does not exist")
@@ -226,8 +227,7 @@ class Store:
                 keys.account(code), keys.account_status(code), keys.account_subscriptions(code), keys.budget(code)
             )
             pipe.zrem(keys.ACCOUNTS, code)
-            pipe.zrem(keys.POLLS, code)
-            pipe.delete(keys.resource_due(code))
+            queue_remove(pipe, code)
             for sub_id in sub_ids:
                 pipe.delete(keys.subscription(sub_id))
                 pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
@@ -252,15 +252,6 @@ class Store:
 
     async def update_account_status(self, code: str, fields: dict[str, str]) -> None:
         await cast(Awaitable[int], self.redis.hset(keys.account_status(code), mapping=fields))
-
-    async def resource_dues(self, code: str) -> dict[str, int]:
-        """When each resource of an account is next polled (Unix ms); a resource not listed is due now."""
-        raw = await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.resource_due(code)))
-        return {resource: int(due) for resource, due in raw.items()}
-
-    async def set_resource_dues(self, code: str, dues: dict[str, int]) -> None:
-        if dues and await self.account_exists(code):
-            await cast(Awaitable[int], self.redis.hset(keys.resource_due(code), mapping=dues))
 
     async def get_cursor(self, code: str, resource: str) -> str | None:
         return cast(str | None, await self.redis.get(keys.cursor(code, resource)))
