@@ -3,7 +3,8 @@
 Each account sits in the ``polls`` ZSET, scored by when its next poll is due. A poll is taken by claiming it
 (:meth:`Polls.claim`): in one script its score moves to the end of a lease and its owner key takes a fresh token.
 That claim is the only ownership of a poll. Its token travels with the poll job, the poller renews the lease
-with it while it works (:meth:`Polls.renew`), and every write of the poll is fenced by it (:attr:`Claim.fence`):
+with it while it works (:meth:`Polls.renew`), and every write of the poll is fenced by it (:attr:`Claim.fence`
+for its commits, :meth:`Polls.report` for its status, :meth:`Polls.save` for its plan):
 a poller that stalls past its lease finds its claim taken over by the next one and writes nothing. A poller that
 dies leaves its lease to end, and the account comes due again then.
 
@@ -28,6 +29,7 @@ from subscriptions.lua import Script
 CLAIM = Script.beside(__file__, "poll_claim.lua")
 RENEW = Script.beside(__file__, "poll_renew.lua")
 SAVE_PLAN = Script.beside(__file__, "poll_plan.lua")
+REPORT = Script.beside(__file__, "poll_status.lua")
 
 
 class PollPlan(BaseModel):
@@ -92,6 +94,11 @@ class Polls:
         """Extend a claim's lease to ``until_ms``; False when it was taken over (or its account removed)."""
         args = {"member": claim.code, "token": claim.token, "until_ms": until_ms}
         return bool(await RENEW.run(self.redis, [keys.POLLS, keys.poll_owner(claim.code)], args))
+
+    async def report(self, claim: Claim, fields: dict[str, str]) -> bool:
+        """Record a poll's outcome in its account's status (what the API shows), while ``claim`` still owns it."""
+        args = {"token": claim.token, "fields": fields}
+        return bool(await REPORT.run(self.redis, [keys.poll_owner(claim.code), keys.account_status(claim.code)], args))
 
     async def plan(self, code: str) -> PollPlan:
         """The account's plan; an empty one (every resource due, nothing learned) when it has none yet."""

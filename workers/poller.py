@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from subscriptions.crypto import TokenKeyError
 from subscriptions.due import ms
 from subscriptions.errors import LostLease, NotFound
-from subscriptions.fence import Fence
 from subscriptions.models import RESOURCES, AccountRecord
 from subscriptions.outbox import Outbox
 from subscriptions.polls import Claim, PollPlan, Polls
@@ -146,7 +145,7 @@ class Poller:
             if due[resource] > now_ms:
                 continue
             due[resource] = next_due_ms(due[resource], now_ms, int(plan.interval_s[resource] * 1000))
-            outcome = await self._poll_resource(account, resource, DETECTORS[resource], claim.fence, plan)
+            outcome = await self._poll_resource(account, resource, DETECTORS[resource], claim, plan)
             if outcome == "lost":
                 return
             if outcome == "unauthorized":  # a person must act: no use asking every second
@@ -162,13 +161,13 @@ class Poller:
         """Say why an account cannot be polled where the API shows its state, and try it again later, not at once."""
         log.error("poll of %s: %s", claim.code, error)
         now = self.clock()
-        await self.store.update_account_status(claim.code, {"last_error": str(error), "last_error_at": format_utc(now)})
+        await self.polls.report(claim, {"last_error": str(error), "last_error_at": format_utc(now)})
         retry_ms = ms(now + timedelta(seconds=self.policy.auth_failure_backoff_s))
         plan = (await self.polls.plan(claim.code)).postponed(retry_ms)
         await self.polls.save(claim.code, plan, idle_ms=retry_ms, claim=claim)
 
     async def _poll_resource(
-        self, account: AccountRecord, resource: str, detector: Detector, fence: Fence, plan: PollPlan
+        self, account: AccountRecord, resource: str, detector: Detector, claim: Claim, plan: PollPlan
     ) -> Literal["ok", "error", "unauthorized", "lost"]:
         """Poll one resource, recording the outcome in the account's status and the metrics, and what the poll
         cost in ``plan``."""
@@ -184,7 +183,7 @@ class Poller:
             self.redis,
             self.store,
             self.outbox,
-            fence,
+            claim.fence,
             int(self.policy.overlap_s * 1000),
             self.clock,
             self.metrics,
@@ -214,5 +213,5 @@ class Poller:
         plan.requests_per_poll[resource] = average_cost(plan.requests_per_poll.get(resource), requests)
         self.metrics.polls.labels(resource, outcome).inc()
         if outcome != "lost":
-            await self.store.update_account_status(account.code, status)
+            await self.polls.report(claim, status)
         return outcome

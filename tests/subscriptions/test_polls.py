@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from subscriptions import keys
-from subscriptions.polls import CLAIM, RENEW, SAVE_PLAN, Claim, PollPlan, Polls
+from subscriptions.polls import CLAIM, RENEW, REPORT, SAVE_PLAN, Claim, PollPlan, Polls
 from subscriptions.store import Store
 from tests.conftest import FakeClock
 from tests.subscriptions.test_store import account
@@ -158,3 +158,13 @@ async def test_a_claim_taken_over_can_neither_renew_nor_plan(redis_client: Redis
     assert await polls.plan("acme") == PollPlan(due_ms={"orders": 5})
     assert not await polls.renew(second, until_ms=NOW_MS)  # its poll ended with the plan: so did its claim
     assert Claim("acme", "x").fence.key == keys.poll_owner("acme")
+
+
+async def test_the_status_script_records_only_for_the_owner(redis_client: Redis) -> None:
+    script_keys = [keys.poll_owner("acme"), keys.account_status("acme")]
+    await redis_client.set(keys.poll_owner("acme"), "mine")
+    fields = {"last_poll_at": "2026-11-26T10:00:00Z", "last_error": ""}
+    assert await REPORT.run(redis_client, script_keys, {"token": "stale", "fields": fields}) == 0
+    assert await redis_client.exists(keys.account_status("acme")) == 0
+    assert await REPORT.run(redis_client, script_keys, {"token": "mine", "fields": fields}) == 1
+    assert await redis_client.hgetall(keys.account_status("acme")) == fields
