@@ -91,8 +91,8 @@ class WorkerRuntime:
         await self.arq.enqueue_job("poll", claim.code, claim.token, _job_id=f"poll:{claim.code}:{claim.token}")
 
     async def start(self) -> None:
-        """Start the scheduler, the dispatcher and the retention janitor beside arq's loop (once: arq calls
-        this again when its loop is restarted after losing Redis)."""
+        """Start the scheduler, the dispatcher and the retention janitor beside arq's loop (once: the arq
+        worker built afresh after a loss of Redis calls this again)."""
         if self._tasks:
             return
         self._tasks = [
