@@ -29,7 +29,6 @@ from relay.connections import connect
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.app import SandboxServer, start_sandbox
 from relay.sandbox.throttle import RollingWindowThrottle
-from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.models import AccountRecord
 from subscriptions.outbox import Outbox
@@ -72,8 +71,7 @@ async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Co
             account.requests.reset()
             for _ in range(cycles):
                 change_stock(account, product_ids, rng)
-                await connections.redis.delete(keys.resource_due(ACCOUNT))
-                await poller.poll(ACCOUNT)
+                await poller.poll_now(ACCOUNT)
             served = account.requests.describe()
             events = await store.list_events(
                 limit=1000, cursor=None, account=ACCOUNT, type_="product.modified.on-hand-modified"

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
-from arq.worker import Worker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -33,7 +32,7 @@ from workers.budget import requests_per_minute
 from workers.dispatcher import DeliveryPolicy
 from workers.metrics import Metrics
 from workers.poller import PollPolicy
-from workers.runtime import WorkerRuntime, create_worker, run_jobs
+from workers.runtime import JobLoop, WorkerRuntime, create_worker
 from workers.sender import delivery_session
 
 log = logging.getLogger("relay")
@@ -253,11 +252,8 @@ def described(what: str, ids: list[str]) -> str:
     return f"{what.format(len(ids))} ({which})"
 
 
-@contextlib.asynccontextmanager
-async def running(
-    settings: Settings, *, api: bool, worker: bool, api_port: int | None = None, worker_port: int | None = None
-) -> AsyncIterator[Parts]:
-    """The API and/or the worker, serving until the block ends, then stopped in order."""
+def check_settings(settings: Settings, *, api: bool, worker: bool) -> None:
+    """Refuse, with the line to print, what cannot start: the API without a token, a lone part without Redis."""
     if api:
         require_token(settings)
     if not settings.redis_url and not (api and worker):
@@ -265,6 +261,14 @@ async def running(
             "RELAY_REDIS_URL is not set; `relay api` and `relay worker` share state through "
             "Redis, e.g. export RELAY_REDIS_URL=redis://127.0.0.1:6379/0 (or use `relay run`)"
         )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, *, api: bool, worker: bool, api_port: int | None = None, worker_port: int | None = None
+) -> AsyncIterator[Parts]:
+    """The API and/or the worker, serving until the block ends, then stopped in order."""
+    check_settings(settings, api=api, worker=worker)
     connections = await connect_checked(settings)
     warn_about(settings, connections)
     cipher = await token_cipher(settings, connections)
@@ -272,8 +276,8 @@ async def running(
     session = brightpearl_session()
     runners: list[web.AppRunner] = []
     runtime = worker_runtime(settings, connections, metrics, cipher) if worker else None
-    arq_worker = create_worker(runtime, handle_signals=False) if runtime else None
-    arq_task: asyncio.Task[None] | None = None
+    jobs = job_loop(runtime) if runtime else None
+    jobs_task: asyncio.Task[None] | None = None
     ctx = None
     api_url = None
     try:
@@ -281,41 +285,22 @@ async def running(
             ctx = api_context(settings, connections, session, metrics, cipher)
             if runtime is not None:
                 ctx.on_deliveries = runtime.dispatcher.wake
-            port = settings.port if api_port is None else api_port
-            runners.append(
-                await listen(
-                    create_app(ctx), settings.host, port, "API", host_setting="RELAY_HOST", port_setting="RELAY_PORT"
-                )
-            )
-            api_url = f"http://{settings.host}:{bound_port(runners[-1]) or port}"
-            log.info("API listening on %s", api_url)
-        if arq_worker is not None:
+            runner, api_url = await serve_api(settings, ctx, api_port)
+            runners.append(runner)
+        if jobs is not None:
             if not api:
-                port = settings.worker_port if worker_port is None else worker_port
-                app = health_app(metrics, connections.redis, metrics_token=metrics_token(settings))
-                runners.append(
-                    await listen(
-                        app,
-                        settings.host,
-                        port,
-                        "worker's /healthz and /metrics",
-                        host_setting="RELAY_HOST",
-                        port_setting="RELAY_WORKER_PORT",
-                    )
-                )
-            arq_task = asyncio.create_task(
-                run_jobs(arq_worker, outage=runtime.outage if runtime else None), name="arq-worker"
-            )
+                runners.append(await serve_worker_health(settings, metrics, connections, worker_port))
+            jobs_task = asyncio.create_task(jobs.run(), name="arq-worker")
             log.info("worker running")
         yield Parts(connections, ctx, runtime, api_url)
     finally:
         for runner in runners:
             await runner.cleanup()
-        if arq_worker is not None and runtime is not None:
-            await stop_worker(arq_worker, runtime)
-        if arq_task is not None:
-            arq_task.cancel()
-            await asyncio.gather(arq_task, return_exceptions=True)
+        if jobs is not None and runtime is not None:
+            await stop_worker(jobs, runtime)
+        if jobs_task is not None:
+            jobs_task.cancel()
+            await asyncio.gather(jobs_task, return_exceptions=True)
         await session.close()
         if runtime is not None:
             await runtime.brightpearl_session.close()
@@ -323,11 +308,43 @@ async def running(
         await connections.close()
 
 
-async def stop_worker(arq_worker: Worker, runtime: WorkerRuntime) -> None:
+def job_loop(runtime: WorkerRuntime) -> JobLoop:
+    """arq's job loop over the runtime, built afresh whenever Redis is lost under it."""
+    return JobLoop(lambda: create_worker(runtime, handle_signals=False), outage=runtime.outage)
+
+
+async def serve_api(settings: Settings, ctx: ApiContext, api_port: int | None) -> tuple[web.AppRunner, str]:
+    """The API, listening; with the URL it answers at."""
+    port = settings.port if api_port is None else api_port
+    runner = await listen(
+        create_app(ctx), settings.host, port, "API", host_setting="RELAY_HOST", port_setting="RELAY_PORT"
+    )
+    api_url = f"http://{settings.host}:{bound_port(runner) or port}"
+    log.info("API listening on %s", api_url)
+    return runner, api_url
+
+
+async def serve_worker_health(
+    settings: Settings, metrics: Metrics, connections: Connections, worker_port: int | None
+) -> web.AppRunner:
+    """The worker's /healthz and /metrics, listening (a worker without the API in its process)."""
+    port = settings.worker_port if worker_port is None else worker_port
+    app = health_app(metrics, connections.redis, metrics_token=metrics_token(settings))
+    return await listen(
+        app,
+        settings.host,
+        port,
+        "worker's /healthz and /metrics",
+        host_setting="RELAY_HOST",
+        port_setting="RELAY_WORKER_PORT",
+    )
+
+
+async def stop_worker(jobs: JobLoop, runtime: WorkerRuntime) -> None:
     """Stop arq and the runtime's loops, giving back what they hold; also while Redis does not answer (arq then
     stops before its shutdown hook, so the runtime is stopped here)."""
     try:
-        await arq_worker.close()  # runs on_shutdown: the runtime stops and gives back what it holds
+        await jobs.close()  # runs on_shutdown: the runtime stops and gives back what it holds
     except (RedisError, OSError) as error:
         log.warning("stopping while Redis is unreachable (%s): what cannot be given back waits for its lease", error)
         await runtime.stop()

@@ -28,7 +28,7 @@ def budget(code: str) -> str:
     return f"{PREFIX}budget:{code}"  # ZSET request id -> ms: the relay's requests in the last minute
 
 
-POLLS = PREFIX + "polls"  # ZSET account code -> ms when its next poll is due
+POLLS = PREFIX + "polls"  # ZSET account code -> ms when its next poll is due (or its claim's lease ends)
 
 
 def account_in_flight(code: str) -> str:
@@ -43,12 +43,12 @@ def account_pings(code: str) -> str:
     return f"{PREFIX}account:{code}:pings"  # ZSET use -> ms: the account's test pings in the last minute
 
 
-def resource_due(code: str) -> str:
-    return f"{PREFIX}account:{code}:due"  # HASH resource -> ms when that resource is next polled
+def poll_plan(code: str) -> str:
+    return f"{PREFIX}account:{code}:plan"  # STRING JSON PollPlan: each resource's next poll, cost and interval
 
 
-def poll_lock(code: str) -> str:
-    return f"{PREFIX}lock:poll:{code}"  # held by the one poller working on the account
+def poll_owner(code: str) -> str:
+    return f"{PREFIX}account:{code}:poll-owner"  # STRING the token of the claim polling the account now, if any
 
 
 JANITOR_LOCK = PREFIX + "lock:janitor"  # STRING with a TTL: the one worker running the retention sweep

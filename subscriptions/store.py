@@ -1,30 +1,26 @@
 """Accounts, subscriptions, events and deliveries in Redis: reading, listing, creating, changing.
 
-The hot path (fanning events out into deliveries, claiming due deliveries, recording attempts) lives in
+Accounts are ``subscriptions.accounts`` (``Store`` is an :class:`AccountStore` with the rest). The hot path
+(fanning events out into deliveries, claiming due deliveries, recording attempts) lives in
 ``subscriptions.outbox``; both use the key layout of ``subscriptions.keys``.
 """
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import cast
 
-from pydantic import BaseModel
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from subscriptions import keys
+from subscriptions.accounts import AccountStore
 from subscriptions.admission import Admissions
-from subscriptions.api_keys import ApiKeys
-from subscriptions.crypto import TokenCipher, TokenKeyError, is_encrypted, seal, unseal
+from subscriptions.crypto import TokenCipher, is_encrypted, seal, unseal
 from subscriptions.due import ms
-from subscriptions.errors import Conflict, NotFound, TooMany
+from subscriptions.errors import NotFound, TooMany
 from subscriptions.events import pattern_matches
 from subscriptions.health import queue_forget, queue_reset
 from subscriptions.models import (
-    RESOURCES,
-    AccountRecord,
     Attempt,
     DeliveryRecord,
     DeliveryStatus,
@@ -33,22 +29,7 @@ from subscriptions.models import (
     SubscriptionState,
 )
 from subscriptions.paging import Page, newest_first
-
-RecordT = TypeVar("RecordT", bound=BaseModel)
-RESEAL_CHUNK = 500  # records read a command while looking for values to re-encrypt
-
-
-@dataclass(frozen=True)
-class Sealed(Generic[RecordT]):
-    """A kind of record with fields encrypted at rest: where its records are, and how to open and seal one."""
-
-    index: str  # ZSET of the ids of every record of the kind
-    key_of: Callable[[str], str]
-    model: type[RecordT]
-    stored_values: Callable[[RecordT], list[str | None]]  # its encrypted fields, as stored
-    open: Callable[[RecordT], RecordT]  # a record just read, decrypted (perhaps in place); TokenKeyError if it cannot
-    to_json: Callable[[RecordT], str]  # an opened record's stored JSON, its fields encrypted under the first key
-
+from subscriptions.sealed import Sealed
 
 # A subscription, its place in the lists and in its account's set, unless the account has its limit already.
 _CREATE_SUBSCRIPTION_SCRIPT = """
@@ -61,7 +42,7 @@ return 1
 """
 
 
-class Store:
+class Store(AccountStore):
     """The relay's records, over one Redis connection pool (``decode_responses=True``).
 
     With a cipher, Brightpearl tokens and webhook signing secrets (current and previous) are encrypted in what is
@@ -72,198 +53,6 @@ class Store:
         self.redis = redis
         self.cipher = cipher  # encrypts tokens and signing secrets at rest; None: stored as they are
         self._create_subscription = redis.register_script(_CREATE_SUBSCRIPTION_SCRIPT)
-
-    async def _load(self, model: type[RecordT], key_of: Any, ids: Sequence[str]) -> list[RecordT | None]:
-        if not ids:
-            return []
-        raw = cast(list[str | None], await self.redis.mget([key_of(i) for i in ids]))
-        return [model.model_validate_json(text) if text else None for text in raw]
-
-    async def _get(self, model: type[RecordT], key: str, what: str) -> RecordT:
-        text = cast(str | None, await self.redis.get(key))
-        if text is None:
-            raise NotFound(f"{what} does not exist")
-        return model.model_validate_json(text)
-
-    # accounts ------------------------------------------------------------------------------------------
-
-    async def create_account(
-        self,
-        account: AccountRecord,
-        cursors: dict[str, str],
-        first_poll_ms: int,
-        stock_figures: dict[int, str] | None = None,
-    ) -> None:
-        """Store a new account with the baseline of its resources (cursors by name, stock figures by product)
-        and schedule its first poll."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.account(account.code), self._account_json(account), nx=True)
-            pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
-            _write_baseline(pipe, account.code, cursors, stock_figures or {})
-            pipe.zadd(keys.POLLS, {account.code: first_poll_ms})
-            created, *_ = await pipe.execute()
-        if not created:
-            raise Conflict(f"account {account.code!r} is already registered")
-
-    async def account_exists(self, code: str) -> bool:
-        return bool(await self.redis.exists(keys.account(code)))
-
-    async def get_account(self, code: str) -> AccountRecord:
-        """One account with its token decrypted; :class:`TokenKeyError` when the configured keys cannot."""
-        return self._open_account(await self._get(AccountRecord, keys.account(code), f"account {code!r}"))
-
-    async def list_accounts(self, *, limit: int, cursor: str | None) -> Page[AccountRecord]:
-        return await newest_first(
-            self.redis,
-            keys.ACCOUNTS,
-            limit=limit,
-            cursor=cursor,
-            load=self._load_accounts,
-        )
-
-    async def _load_accounts(self, codes: Sequence[str]) -> list[AccountRecord | None]:
-        return [self._open_account(a) if a else None for a in await self._load(AccountRecord, keys.account, codes)]
-
-    def _account_json(self, account: AccountRecord) -> str:
-        """The stored JSON of an account: its token encrypted when there is a key."""
-        return account.model_copy(update={"token": seal(account.token, self.cipher)}).model_dump_json()
-
-    def _open_account(self, stored: AccountRecord) -> AccountRecord:
-        """A stored account as the rest of the relay sees it: its token in plain text."""
-        token = unseal(stored.token, self.cipher, f"the Brightpearl token of account {stored.code!r}")
-        return stored.model_copy(update={"token": token})
-
-    async def reseal_account_tokens(self) -> tuple[int, list[str]]:
-        """Encrypt every stored token that is not yet under the first key (a plain one, or one under an older
-        key); answer how many accounts were re-encrypted and the codes of those whose tokens cannot be decrypted.
-
-        Safe beside other processes: an account changed meanwhile is left to whoever changed it.
-        """
-        accounts = Sealed(
-            keys.ACCOUNTS, keys.account, AccountRecord, lambda a: [a.token], self._open_account, self._account_json
-        )
-        return await self._reseal(accounts)
-
-    async def _reseal(self, kind: Sealed[RecordT]) -> tuple[int, list[str]]:
-        """Encrypt again, under the first key, every record of ``kind`` with a field stored in plain text or
-        under an older key; answer how many were re-encrypted and the ids of those the keys cannot decrypt.
-
-        Records are read in chunks, and only those that need it are rewritten, each in a transaction that
-        watches it: a record saved meanwhile (by a process that encrypts with its own first key) is left alone.
-        """
-        resealed = 0
-        unreadable: list[str] = []
-        ids = await cast(Awaitable[list[str]], self.redis.zrange(kind.index, 0, -1))
-        for start in range(0, len(ids), RESEAL_CHUNK):
-            chunk = ids[start : start + RESEAL_CHUNK]
-            for record_id, stored in zip(chunk, await self._load(kind.model, kind.key_of, chunk), strict=True):
-                if stored is None:
-                    continue
-                stale = self._stale(kind.stored_values(stored))  # (before opening: it may open in place)
-                try:
-                    kind.open(stored)
-                except TokenKeyError:
-                    unreadable.append(record_id)
-                    continue
-                if stale and await self._reseal_one(kind, record_id):
-                    resealed += 1
-        return resealed, unreadable
-
-    def _stale(self, stored_values: list[str | None]) -> bool:
-        """Whether any of these stored values is not encrypted under the first key (never, without a key)."""
-        cipher = self.cipher
-        return cipher is not None and any(v is not None and not cipher.is_current(v) for v in stored_values)
-
-    async def _reseal_one(self, kind: Sealed[RecordT], record_id: str) -> bool:
-        key = kind.key_of(record_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(key)
-            text = cast(str | None, await pipe.get(key))
-            if text is None:
-                return False
-            stored = kind.model.model_validate_json(text)
-            if not self._stale(kind.stored_values(stored)):
-                return False  # re-encrypted meanwhile by another process starting
-            try:
-                opened = kind.open(stored)
-            except TokenKeyError:
-                return False  # saved meanwhile under a key this process lacks: the next start reports it
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.set(key, kind.to_json(opened), xx=True)
-            try:
-                await pipe.execute()
-            except WatchError:
-                return False  # saved meanwhile, by a process that encrypts with its own key
-        return True
-
-    async def save_account(
-        self,
-        account: AccountRecord,
-        cursors: dict[str, str],
-        first_poll_ms: int,
-        stock_figures: dict[int, str] | None = None,
-    ) -> None:
-        """Replace an account; resources newly watched start from their baseline, dropped ones stop polling,
-        and every resource is due at once (new credentials end a backoff after Brightpearl refused the old)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.account(account.code), self._account_json(account), xx=True)
-            _write_baseline(pipe, account.code, cursors, stock_figures or {})
-            dropped = [r for r in RESOURCES if r not in account.resources]
-            pipe.delete(keys.resource_due(account.code))
-            pipe.zadd(keys.POLLS, {account.code: first_poll_ms}, xx=True)
-            saved, *_ = await pipe.execute()
-        if not saved:
-            raise NotFound(f"account {account.code!r} does not exist")
-        await self._unlink_matching([p for r in dropped for p in keys.resource_state(account.code, r)])
-
-    async def delete_account(self, code: str) -> None:
-        """Remove an account, stop its polling and remove its subscriptions (their deliveries stay visible)."""
-        if not await self.account_exists(code):  # (not get_account: removing needs no key to decrypt the token)
-            raise NotFound(f"account {code!r} does not exist")
-        sub_ids = await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code)))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(
-                keys.account(code), keys.account_status(code), keys.account_subscriptions(code), keys.budget(code)
-            )
-            pipe.zrem(keys.ACCOUNTS, code)
-            pipe.zrem(keys.POLLS, code)
-            pipe.delete(keys.resource_due(code))
-            for sub_id in sub_ids:
-                pipe.delete(keys.subscription(sub_id))
-                pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
-            await pipe.execute()
-        await ApiKeys(self.redis).revoke_account(code)  # after the account is gone: a key made meanwhile is seen
-        await self._unlink_matching([p for r in RESOURCES for p in keys.resource_state(code, r)])
-
-    async def _unlink_matching(self, patterns: Sequence[str]) -> None:
-        """Remove the keys matching ``patterns`` (glob-style), in batches; a plain key matches itself."""
-        for pattern in patterns:
-            batch: list[str] = []
-            async for key in self.redis.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    await self.redis.unlink(*batch)
-                    batch.clear()
-            if batch:
-                await self.redis.unlink(*batch)
-
-    async def account_status(self, code: str) -> dict[str, str]:
-        return await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.account_status(code)))
-
-    async def update_account_status(self, code: str, fields: dict[str, str]) -> None:
-        await cast(Awaitable[int], self.redis.hset(keys.account_status(code), mapping=fields))
-
-    async def resource_dues(self, code: str) -> dict[str, int]:
-        """When each resource of an account is next polled (Unix ms); a resource not listed is due now."""
-        raw = await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.resource_due(code)))
-        return {resource: int(due) for resource, due in raw.items()}
-
-    async def set_resource_dues(self, code: str, dues: dict[str, int]) -> None:
-        if dues and await self.account_exists(code):
-            await cast(Awaitable[int], self.redis.hset(keys.resource_due(code), mapping=dues))
-
-    async def get_cursor(self, code: str, resource: str) -> str | None:
-        return cast(str | None, await self.redis.get(keys.cursor(code, resource)))
 
     # subscriptions -------------------------------------------------------------------------------------
 
@@ -475,11 +264,3 @@ class Store:
             )
 
         return await newest_first(self.redis, index, limit=limit, cursor=cursor, load=self.load_deliveries, keep=keep)
-
-
-def _write_baseline(pipe: Pipeline, code: str, cursors: dict[str, str], stock_figures: dict[int, str]) -> None:
-    """Queue the writes of a baseline: cursors by name, stock figures by product."""
-    for name, cursor in cursors.items():
-        pipe.set(keys.cursor(code, name), cursor)
-    if stock_figures:
-        pipe.hset(keys.stock_figures(code), mapping={str(k): v for k, v in stock_figures.items()})

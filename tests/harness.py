@@ -12,7 +12,6 @@ import pytest
 from redis.asyncio import Redis
 
 from relay.sandbox.app import SandboxServer, start_sandbox
-from subscriptions import keys
 from subscriptions.models import AccountRecord, Resource, SubscriptionRecord
 from subscriptions.outbox import Outbox
 from subscriptions.store import Store
@@ -76,8 +75,7 @@ class Harness:
 
     async def poll(self, code: str = ACCOUNT) -> None:
         """A poll now: every watched resource is made due first."""
-        await self.redis.delete(keys.resource_due(code))
-        await self.poller.poll(code)
+        await self.poller.poll_now(code)
 
     async def emitted(self, code: str = "acme") -> list[int]:
         """Order ids of the order.created events stored, in the order they were stored."""

@@ -69,8 +69,7 @@ class World:
         self.created_products: list[int] = []
 
     async def poll(self) -> None:
-        await self.redis.delete("relay:account:acme:due")
-        await self.poller.poll("acme")
+        await self.poller.poll_now("acme")
 
     async def crash_after(self, commits: int) -> None:
         """A poll whose worker dies after ``commits`` commits: the rest is never written."""
@@ -91,7 +90,6 @@ class World:
             pass
         finally:
             self.poller.outbox.commit = real  # type: ignore[method-assign]
-        await self.redis.delete("relay:lock:poll:acme")  # the dead worker's lock would expire in a few seconds
 
     async def act(self, kind: str, a: int, b: Any) -> None:  # noqa: PLR0912 - one branch per action
         account = self.account

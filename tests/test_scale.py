@@ -216,7 +216,7 @@ class LockSamples:
     samples: list[tuple[float, float, dict[str, str | None]]] = field(default_factory=list)
 
     async def run(self, redis: Redis) -> None:
-        names = [keys.poll_lock(code) for code in ACCOUNTS]
+        names = [keys.poll_owner(code) for code in ACCOUNTS]
         while True:
             sent = time.monotonic()
             values = await redis.mget(names)

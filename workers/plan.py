@@ -48,3 +48,13 @@ def next_due_ms(due_ms: int, now_ms: int, interval_ms: int) -> int:
     picked up a little late does not push every later one back; from now when it is a whole interval late."""
     following = due_ms + interval_ms
     return following if following > now_ms else now_ms + interval_ms
+
+
+COST_SMOOTHING = 0.3
+
+
+def average_cost(previous: float | None, requests: int) -> float:
+    """The running average of what a poll of a resource costs, with the requests of the poll just made (kept to
+    two decimals, as it is shown)."""
+    average = requests if previous is None else COST_SMOOTHING * requests + (1 - COST_SMOOTHING) * previous
+    return round(average, 2)

@@ -1,14 +1,13 @@
-"""One poll of one resource of one account: lock the account, read changes, commit events with the cursor.
+"""One poll of one account: read each due resource's changes, commit events with the cursor, plan the next poll.
 
-Polls run as arq jobs on any worker process. A Redis lock per account makes sure one poller at a time works
-on an account, across every process; the lock's token fences the commit, so a poller that lost its lock
-(paused past the lock's lifetime) cannot write a stale cursor over a newer one.
+Polls run as arq jobs on any worker process, one job for each claim of an account's poll
+(``subscriptions.polls``). The claim is the poll's one owner: the job renews its lease while it works, and its
+token fences every commit, so a poller that lost its claim (paused past the lease) cannot write a stale cursor
+over a newer one, nor the account's plan.
 """
 
 import asyncio
-import contextlib
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,25 +15,23 @@ from typing import Literal
 
 import aiohttp
 from redis.asyncio import Redis
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockError
 
-from subscriptions import keys
-from subscriptions.due import DueSet, ms
+from subscriptions.crypto import TokenKeyError
+from subscriptions.due import ms
 from subscriptions.errors import LostLease, NotFound
-from subscriptions.fence import Fence
 from subscriptions.models import RESOURCES, AccountRecord
 from subscriptions.outbox import Outbox
+from subscriptions.polls import Claim, PollPlan, Polls
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE
-from workers.brightpearl.timestamps import format_utc, from_ms
+from workers.brightpearl.timestamps import format_utc
 from workers.budget import Priority, RequestBudget
 from workers.context import PollContext
 from workers.detectors import DETECTORS, Detector
 from workers.metrics import Metrics
-from workers.plan import effective_intervals, next_due_ms
+from workers.plan import average_cost, effective_intervals, next_due_ms
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +40,8 @@ log = logging.getLogger(__name__)
 class PollPolicy:
     overlap_s: float = 60.0
     budget_per_minute: int = 100
-    lease_s: float = 10.0  # a poll's claim and lock last this long unless renewed; a dead poller's end this fast
+    lease_s: float = 10.0  # a poll's claim lasts this long unless renewed; a dead poller's ends this fast
     auth_failure_backoff_s: float = 60.0
-    busy_retry_s: float = 1.0
     page_size: int = MAX_PAGE_SIZE
     sweep_interval_s: float = 3600.0
 
@@ -62,7 +58,6 @@ def client_for(
     return BrightpearlClient(session, credentials, budget=budget, page_size=page_size, priority=priority)
 
 
-COST_SMOOTHING = 0.3
 PRIORITIES: dict[str, Priority] = {"orders": "high"}  # the rest "normal"; the stock sweep "low"
 
 
@@ -84,7 +79,7 @@ class Poller:
         self.store = store
         self.outbox = outbox
         self.redis = redis
-        self.polls = DueSet(redis, keys.POLLS)
+        self.polls = Polls(redis)
         self.session = session
         self.policy = policy
         self.metrics = metrics
@@ -96,74 +91,86 @@ class Poller:
             self.redis, code, self.policy.budget_per_minute, now_ms=lambda: int(self.clock().timestamp() * 1000)
         )
 
-    async def poll(self, code: str) -> None:
-        """Poll the due resources of one account, then schedule the account's next poll."""
-        token = secrets.token_hex(16)
-        lock = self.redis.lock(keys.poll_lock(code), timeout=self.policy.lease_s, blocking=False)
-        if not await lock.acquire(token=token):
-            # another poller is on this account (its poll outlived the claim's lease): leave it to that one
-            log.debug(
-                "poll of %s: another poller holds the account, trying again in %s s", code, self.policy.busy_retry_s
-            )
-            await self.polls.schedule(
-                [code], due=self.clock() + timedelta(seconds=self.policy.busy_retry_s), only_existing=True
-            )
+    async def poll(self, claim: Claim) -> None:
+        """Poll the due resources of the account ``claim`` took, then schedule the account's next poll; nothing,
+        if the claim was taken over before the job started (another poller has the account)."""
+        if not await self._renew(claim):
+            log.debug("poll of %s: its claim was taken over; the poller holding it carries on", claim.code)
             return
-        keeper = asyncio.create_task(self._keep(lock, code))
+        keeper = asyncio.create_task(self._keep(claim))
         try:
-            await self._poll_locked(code, Fence(keys.poll_lock(code), token))
+            await self._poll_claimed(claim)
+        except TokenKeyError as error:  # RELAY_ENCRYPTION_KEY cannot decrypt the account's token: a person must act
+            await self._report_unreadable_token(claim, error)
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
-            with contextlib.suppress(LockError):
-                await lock.release()
 
-    async def _keep(self, lock: Lock, code: str) -> None:
-        """Renew the lock and the poll's claim while the poll runs."""
+    async def poll_now(self, code: str) -> None:
+        """Poll an account now, every watched resource made due first, claimed as the scheduler claims it (tests
+        and benchmarks run polls by hand); nothing if a poll of it is under way."""
+        plan = await self.polls.plan(code)
+        now_ms = ms(self.clock())
+        await self.polls.save(code, plan.model_copy(update={"due_ms": {}}), idle_ms=now_ms, claim=None)
+        lease_ms = int(self.policy.lease_s * 1000)
+        for claim in await self.polls.claim(now_ms=now_ms, lease_ms=lease_ms, limit=1, among=[code]):
+            await self.poll(claim)
+
+    async def _renew(self, claim: Claim) -> bool:
+        return await self.polls.renew(claim, until_ms=ms(self.clock()) + int(self.policy.lease_s * 1000))
+
+    async def _keep(self, claim: Claim) -> None:
+        """Renew the claim's lease while the poll runs, until it is found taken over."""
         while True:
             await asyncio.sleep(self.policy.lease_s / 3)
-            await lock.reacquire()
-            await self.polls.schedule(
-                [code], due=self.clock() + timedelta(seconds=self.policy.lease_s), only_existing=True
-            )
+            if not await self._renew(claim):
+                log.warning("poll of %s lost its claim; its writes are refused from now on", claim.code)
+                return
 
-    async def _poll_locked(self, code: str, fence: Fence) -> None:
+    async def _poll_claimed(self, claim: Claim) -> None:
+        code = claim.code
         try:
             account = await self.store.get_account(code)
         except NotFound:
-            await self.polls.remove([code])
+            await self.polls.remove(code)
             return
         watched = [r for r in RESOURCES if r in account.resources and r in DETECTORS]
-        dues = await self.store.resource_dues(code)
-        status = await self.store.account_status(code)
-        costs: dict[str, float] = {
-            r: float(status[f"{r}:requests_per_poll"]) for r in watched if status.get(f"{r}:requests_per_poll")
-        }
-        intervals = effective_intervals(account.intervals_s(watched), self.policy.budget_per_minute, costs)
-        await self.store.update_account_status(
-            code, {f"{r}:effective_interval_s": str(i) for r, i in intervals.items()}
+        plan = await self.polls.plan(code)
+        plan.interval_s = effective_intervals(
+            account.intervals_s(watched), self.policy.budget_per_minute, plan.requests_per_poll
         )
+        due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}
         for resource in watched:  # in priority order: orders first
-            now_ms, due_ms = ms(self.clock()), dues.get(resource, 0)
-            if due_ms > now_ms:
+            now_ms = ms(self.clock())
+            if due[resource] > now_ms:
                 continue
-            dues[resource] = next_due_ms(due_ms, now_ms, int(intervals[resource] * 1000))
-            outcome = await self._poll_resource(account, resource, DETECTORS[resource], fence, costs.get(resource))
+            due[resource] = next_due_ms(due[resource], now_ms, int(plan.interval_s[resource] * 1000))
+            outcome = await self._poll_resource(account, resource, DETECTORS[resource], claim, plan)
             if outcome == "lost":
                 return
             if outcome == "unauthorized":  # a person must act: no use asking every second
                 backoff = timedelta(seconds=max(account.poll_interval_s, self.policy.auth_failure_backoff_s))
-                dues = dict.fromkeys(watched, ms(self.clock() + backoff))
+                due = dict.fromkeys(watched, ms(self.clock() + backoff))
                 break
-        await self.store.set_resource_dues(code, {r: dues.get(r, 0) for r in watched})
-        upcoming = [dues.get(r, 0) for r in watched]
-        fallback = self.clock() + timedelta(seconds=account.poll_interval_s)
-        await self.polls.schedule([code], due=from_ms(min(upcoming)) if upcoming else fallback, only_existing=True)
+        plan.due_ms = due
+        idle_ms = ms(self.clock() + timedelta(seconds=account.poll_interval_s))
+        if not await self.polls.save(code, plan, idle_ms=idle_ms, claim=claim):
+            log.warning("poll of %s lost its claim before it ended; the poller holding it schedules it", code)
+
+    async def _report_unreadable_token(self, claim: Claim, error: TokenKeyError) -> None:
+        """Say why an account cannot be polled where the API shows its state, and try it again later, not at once."""
+        log.error("poll of %s: %s", claim.code, error)
+        now = self.clock()
+        await self.polls.report(claim, {"last_error": str(error), "last_error_at": format_utc(now)})
+        retry_ms = ms(now + timedelta(seconds=self.policy.auth_failure_backoff_s))
+        plan = (await self.polls.plan(claim.code)).postponed(retry_ms)
+        await self.polls.save(claim.code, plan, idle_ms=retry_ms, claim=claim)
 
     async def _poll_resource(
-        self, account: AccountRecord, resource: str, detector: Detector, fence: Fence, cost: float | None
+        self, account: AccountRecord, resource: str, detector: Detector, claim: Claim, plan: PollPlan
     ) -> Literal["ok", "error", "unauthorized", "lost"]:
-        """Poll one resource, recording the outcome in the account's status and the metrics."""
+        """Poll one resource, recording the outcome in the account's status and the metrics, and what the poll
+        cost in ``plan``."""
         started = self.clock()
         budget = self.budget(account.code)
         client = client_for(self.session, account, budget, self.policy.page_size, PRIORITIES.get(resource, "normal"))
@@ -176,7 +183,7 @@ class Poller:
             self.redis,
             self.store,
             self.outbox,
-            fence,
+            claim.fence,
             int(self.policy.overlap_s * 1000),
             self.clock,
             self.metrics,
@@ -193,7 +200,7 @@ class Poller:
                 "last_error": "",
             }
         except LostLease:
-            log.warning("poll of %s lost its lock; another poller carries on", account.code)
+            log.warning("poll of %s lost its claim; another poller carries on", account.code)
             outcome = "lost"
         except BrightpearlError as error:
             log.warning("poll of %s %s failed: %s", account.code, resource, error)
@@ -203,10 +210,8 @@ class Poller:
             requests = client.requests_made + sweep_client.requests_made
             self.metrics.brightpearl_requests.labels(resource).inc(requests)
             self.metrics.brightpearl_throttles.inc(client.throttles_met + sweep_client.throttles_met)
-        # a running average of what a poll of this resource costs, for planning the intervals
-        average = requests if cost is None else COST_SMOOTHING * requests + (1 - COST_SMOOTHING) * cost
-        status[f"{resource}:requests_per_poll"] = f"{average:.2f}"
+        plan.requests_per_poll[resource] = average_cost(plan.requests_per_poll.get(resource), requests)
         self.metrics.polls.labels(resource, outcome).inc()
         if outcome != "lost":
-            await self.store.update_account_status(account.code, status)
+            await self.polls.report(claim, status)
         return outcome

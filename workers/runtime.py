@@ -6,9 +6,10 @@ the poll scheduler and the delivery dispatcher run beside arq's loop for as long
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -17,13 +18,11 @@ from arq.worker import Worker, func
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from subscriptions import keys
-from subscriptions.crypto import TokenCipher, TokenKeyError
-from subscriptions.due import DueSet, ms
+from subscriptions.crypto import TokenCipher
 from subscriptions.outbox import Outbox
+from subscriptions.polls import Claim, Polls
 from subscriptions.recovery import Recoveries
 from subscriptions.store import Store
-from workers.brightpearl.timestamps import format_utc
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.janitor import Janitor
 from workers.metrics import Metrics
@@ -34,7 +33,7 @@ from workers.scheduler import PollScheduler
 log = logging.getLogger(__name__)
 
 RECOVER_JOB_TIMEOUT_S = 600  # a recovery re-queues in batches and resumes where it stopped if retried
-POLL_JOB_TIMEOUT_S = 600  # a poll waits out throttling inside its job; its lock, not this, bounds a dead one
+POLL_JOB_TIMEOUT_S = 600  # a poll waits out throttling inside its job; its claim's lease, not this, bounds a dead one
 
 
 @dataclass
@@ -76,7 +75,7 @@ class WorkerRuntime:
             on_deliveries=self.dispatcher.wake,
         )
         self.scheduler = PollScheduler(
-            DueSet(self.redis, keys.POLLS),
+            Polls(self.redis),
             self._enqueue_poll,
             clock=self.clock,
             lease_s=self.poll_policy.lease_s,
@@ -87,20 +86,13 @@ class WorkerRuntime:
         )
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def report_unreadable_token(self, code: str, error: TokenKeyError) -> None:
-        """Say why an account cannot be polled where the API shows its state, and try it again later, not at once."""
-        log.error("poll of %s: %s", code, error)
-        now = self.clock()
-        await self.store.update_account_status(code, {"last_error": str(error), "last_error_at": format_utc(now)})
-        retry_at = now + timedelta(seconds=self.poll_policy.auth_failure_backoff_s)
-        await self.poller.polls.schedule([code], due=retry_at, only_existing=True)
-
-    async def _enqueue_poll(self, account: str) -> None:
-        await self.arq.enqueue_job("poll", account, _job_id=f"poll:{account}:{ms(self.clock())}")
+    async def _enqueue_poll(self, claim: Claim) -> None:
+        """One job for one claim: its id names the claim, so arq enqueues it once however often this is called."""
+        await self.arq.enqueue_job("poll", claim.code, claim.token, _job_id=f"poll:{claim.code}:{claim.token}")
 
     async def start(self) -> None:
-        """Start the scheduler, the dispatcher and the retention janitor beside arq's loop (once: arq calls
-        this again when its loop is restarted after losing Redis)."""
+        """Start the scheduler, the dispatcher and the retention janitor beside arq's loop (once: the arq
+        worker built afresh after a loss of Redis calls this again)."""
         if self._tasks:
             return
         self._tasks = [
@@ -117,13 +109,13 @@ class WorkerRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def poll(ctx: dict[str, Any], account: str) -> None:
-    """arq job: poll the due resources of one account."""
+async def poll(ctx: dict[str, Any], account: str, token: str | None = None) -> None:
+    """arq job: poll the due resources of one account, under the claim whose token it carries."""
     runtime: WorkerRuntime = ctx["runtime"]
-    try:
-        await runtime.poller.poll(account)
-    except TokenKeyError as error:  # RELAY_ENCRYPTION_KEY cannot decrypt the account's token: a person must act
-        await runtime.report_unreadable_token(account, error)
+    if token is None:  # enqueued before claims had tokens: the account comes due again when that claim's lease ends
+        log.info("poll of %s: a job without a claim; the account's next claim polls it", account)
+        return
+    await runtime.poller.poll(Claim(account, token))
 
 
 async def recover(ctx: dict[str, Any], rec_id: str) -> None:
@@ -138,7 +130,12 @@ async def recover(ctx: dict[str, Any], rec_id: str) -> None:
 def create_worker(
     runtime: WorkerRuntime, *, handle_signals: bool = True, max_jobs: int = 20, burst: bool = False
 ) -> Worker:
-    """The arq worker of a process: it runs poll jobs, and starts and stops the runtime's loops with itself."""
+    """The arq worker of a process: it runs poll jobs, and starts and stops the runtime's loops with itself.
+
+    A poll job runs once for the claim it carries (``max_tries=1``): a try after its worker died would carry a
+    claim whose lease has ended, and the poll comes back sooner by being claimed again. Job ids are unique to
+    their claim, so no result need be kept to stop one being enqueued twice (``keep_result=0``).
+    """
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         await runtime.start()
@@ -164,29 +161,42 @@ def create_worker(
     )
 
 
-async def run_jobs(worker: Worker, *, retry_s: float = 1.0, outage: RedisOutage | None = None) -> None:
-    """Run arq's job loop until it is closed, starting it again whenever it dies of a lost Redis connection.
+class JobLoop:
+    """arq's job loop for one process, built again whenever it dies of a lost Redis connection.
 
     arq's loop has no error handling of its own: the first connection error during a Redis restart or failover
-    ends it, and the process would carry on delivering but never poll again. Here it comes back by itself.
+    ends it, and the process would carry on delivering but never poll again. Here a new :class:`Worker` (arq's
+    own, from ``build``) takes over after a pause, with its own job slots; the jobs the one before was running
+    carry on to their end, and are stopped with the loop.
     """
-    outage = outage or RedisOutage()
-    while True:
-        try:
-            await worker.async_run()
-            return
-        except (RedisError, OSError) as error:
-            if not outage.failed(error, "running poll jobs"):
-                log.warning("the job loop failed (%s); starting it again in %.0f s", error, retry_s)
-            await asyncio.sleep(retry_s)
-            await _recount_slots(worker)
 
+    def __init__(self, build: Callable[[], Worker], *, retry_s: float = 1.0, outage: RedisOutage | None = None):
+        self.build = build
+        self.retry_s = retry_s
+        self.outage = outage or RedisOutage()
+        self.worker = build()
+        self._retired: list[Worker] = []
+        self._closing = False
 
-async def _recount_slots(worker: Worker) -> None:
-    """Count arq's job slots again from the jobs still running: a connection error in the middle of starting a
-    job leaves a slot taken that no job will give back, and enough of those would stop every poll."""
-    running = sum(1 for task in worker.tasks.values() if not task.done())
-    worker.job_counter = running
-    worker.sem = asyncio.BoundedSemaphore(worker.max_jobs + 1)
-    for _ in range(running):  # each running job gives its slot back when it ends
-        await worker.sem.acquire()
+    async def run(self) -> None:
+        """Run the job loop until it is closed."""
+        while not self._closing:
+            try:
+                await self.worker.async_run()
+                return
+            except (RedisError, OSError) as error:
+                if not self.outage.failed(error, "running poll jobs"):
+                    log.warning("the job loop failed (%s); starting it again in %.0f s", error, self.retry_s)
+                await asyncio.sleep(self.retry_s)
+                if not self._closing:
+                    self._retired.append(self.worker)
+                    self.worker = self.build()
+
+    async def close(self) -> None:
+        """Stop the jobs still running (given back to be run again), then the current worker and the runtime with
+        it (arq's ``close``: its shutdown hook)."""
+        self._closing = True
+        for retired in self._retired:
+            retired.handle_sig(signal.SIGTERM)  # arq's own shutdown: cancels its jobs (none is left to close)
+            await asyncio.gather(*retired.tasks.values(), return_exceptions=True)
+        await self.worker.close()

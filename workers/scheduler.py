@@ -1,8 +1,9 @@
 """Turns due polls into arq jobs.
 
-Each account sits in the ``polls`` due set, scored by when its next poll is due. Every worker process runs this
-loop; claiming is atomic, so each due poll becomes exactly one ``poll`` job, which any worker may run. A poll
-that is never finished (its worker died) comes due again when its claim's lease ends.
+Each account sits in the ``polls`` set, scored by when its next poll is due (``subscriptions.polls``). Every
+worker process runs this loop; claiming is atomic, so each due poll becomes exactly one claim, with its own
+token, and one ``poll`` job carrying it, which any worker may run. A poll that is never finished (its worker
+died) comes due again when its claim's lease ends, and is claimed again under a new token.
 """
 
 import asyncio
@@ -11,7 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from subscriptions.due import DueSet
+from subscriptions.due import ms
+from subscriptions.polls import Claim, Polls
 from workers.outage import RedisOutage
 
 log = logging.getLogger(__name__)
@@ -22,8 +24,8 @@ MIN_WAIT_S = 0.005
 class PollScheduler:
     def __init__(
         self,
-        polls: DueSet,
-        enqueue: Callable[[str], Awaitable[None]],
+        polls: Polls,
+        enqueue: Callable[[Claim], Awaitable[None]],
         *,
         clock: Callable[[], datetime],
         lease_s: float,
@@ -41,8 +43,9 @@ class PollScheduler:
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                for member in await self.polls.claim(now=self.clock(), lease_s=self.lease_s, limit=100):
-                    await self.enqueue(member)
+                now_ms, lease_ms = ms(self.clock()), int(self.lease_s * 1000)
+                for claim in await self.polls.claim(now_ms=now_ms, lease_ms=lease_ms, limit=100):
+                    await self.enqueue(claim)
                 self.outage.ok()
             except Exception as error:  # Redis away (or a bug): keep going, it reconnects by itself
                 if not self.outage.failed(error, "scheduling polls"):
@@ -53,12 +56,12 @@ class PollScheduler:
     async def _until_next_s(self) -> float:
         """How long to wait before looking again: until the next poll is due, at most ``tick_s``."""
         try:
-            due = await self.polls.next_due()
+            due_ms = await self.polls.next_due_ms()
         except Exception:  # Redis away: the next claim says so
             return self.tick_s
-        if due is None:
+        if due_ms is None:
             return self.tick_s
-        return min(self.tick_s, max(MIN_WAIT_S, (due - self.clock()).total_seconds()))
+        return min(self.tick_s, max(MIN_WAIT_S, (due_ms - ms(self.clock())) / 1000))
 
     def stop(self) -> None:
         self._stopping.set()

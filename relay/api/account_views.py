@@ -24,6 +24,7 @@ from subscriptions.due import ms
 from subscriptions.errors import Conflict, NotFound
 from subscriptions.models import AccountRecord
 from subscriptions.paging import Position
+from subscriptions.polls import Polls
 from subscriptions.targets import check_url
 from workers.brightpearl.client import datacenter_base_url
 from workers.brightpearl.timestamps import parse_timestamp
@@ -36,19 +37,19 @@ TAG = "accounts"
 
 async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     status = await ctx.store.account_status(account.code)
+    plan = await Polls(ctx.redis).plan(account.code)
     now = ctx.clock()
     asked = account.intervals_s(account.resources)
     resources = {}
     for resource in account.resources:
         caught_up = status.get(f"{resource}:caught_up_at") or None
-        cost = status.get(f"{resource}:requests_per_poll")
         resources[resource] = ResourceStatus(
             poll_interval_s=asked[resource],
-            effective_poll_interval_s=float(status.get(f"{resource}:effective_interval_s") or asked[resource]),
+            effective_poll_interval_s=plan.interval_s.get(resource, asked[resource]),
             last_poll_at=status.get(f"{resource}:last_poll_at") or None,
             caught_up_at=caught_up,
             lag_s=round((now - parse_timestamp(caught_up)).total_seconds(), 3) if caught_up else None,
-            requests_per_poll=float(cost) if cost else None,
+            requests_per_poll=plan.requests_per_poll.get(resource),
         )
     sweep = None
     if "stock" in account.resources:

@@ -1,6 +1,6 @@
 import pytest
 
-from workers.plan import effective_intervals, next_due_ms
+from workers.plan import average_cost, effective_intervals, next_due_ms
 
 
 def test_within_budget_every_interval_is_kept() -> None:
@@ -47,3 +47,17 @@ def test_measured_costs_count() -> None:
 )
 def test_next_due_keeps_the_cadence(due_ms: int, now_ms: int, interval_ms: int, next_ms: int) -> None:
     assert next_due_ms(due_ms, now_ms, interval_ms) == next_ms
+
+
+@pytest.mark.parametrize(
+    ("previous", "requests", "average"),
+    [
+        (None, 4, 4.0),  # the first poll: what it cost
+        (10.0, 0, 7.0),  # 0.3 of the new, 0.7 of the old
+        (2.0, 2, 2.0),
+        (1.0, 2, 1.3),
+        (0.333, 1, 0.53),  # kept to two decimals
+    ],
+)
+def test_the_cost_average_leans_on_what_it_knew(previous: float | None, requests: int, average: float) -> None:
+    assert average_cost(previous, requests) == average

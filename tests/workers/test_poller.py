@@ -12,6 +12,7 @@ import pytest
 
 from relay.sandbox.throttle import RollingWindowThrottle
 from subscriptions import keys
+from subscriptions.due import ms
 from tests.harness import ACCOUNT, Harness, now
 from workers.brightpearl.timestamps import parse_timestamp
 from workers.poller import PollPolicy
@@ -253,3 +254,27 @@ async def test_more_records_at_one_stamp_than_a_poll_reads_do_not_stall_the_stre
     for _ in range(4):
         await harness.poll()
     assert sorted(await harness.emitted()) == sorted(bulk + later)
+
+
+async def test_a_poller_whose_claim_was_taken_over_writes_nothing(harness: Harness) -> None:
+    """A poller paused past its lease: the account is claimed again, and the first poller's commit and plan are
+    refused; the new claim's poll sends the orders, once."""
+    await harness.register()
+    ids = await harness.create_orders(3)
+    polls, lease_ms = harness.poller.polls, int(harness.poller.policy.lease_s * 1000)
+    cursor_key = keys.cursor(ACCOUNT, "orders.created")
+    cursor_before = await harness.redis.get(cursor_key)
+    plan_before = await polls.plan(ACCOUNT)
+    (first,) = await polls.claim(now_ms=ms(now()), lease_ms=lease_ms, limit=1, among=[ACCOUNT])
+    await harness.sandbox_call("POST", "/faults", {"kind": "slow", "delay_ms": 400, "path_contains": "order-search"})
+    stalled = asyncio.create_task(harness.poller.poll(first))
+    await asyncio.sleep(0.2)  # inside its first search
+    (second,) = await polls.claim(now_ms=ms(now()) + lease_ms, lease_ms=lease_ms, limit=1, among=[ACCOUNT])
+    await stalled
+    assert await harness.emitted() == []
+    assert await harness.redis.get(cursor_key) == cursor_before
+    assert await polls.plan(ACCOUNT) == plan_before
+    await harness.sandbox_call("DELETE", "/faults")
+    await harness.poller.poll(second)
+    assert sorted(await harness.emitted()) == ids
+    assert (await polls.plan(ACCOUNT)).due_ms["orders"] > ms(now())

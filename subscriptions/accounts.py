@@ -1,0 +1,145 @@
+"""Accounts in Redis: registering one with its baseline, reading, listing, changing and removing them, and the
+status their polls record (their poll plans are ``subscriptions.polls``)."""
+
+from collections.abc import Awaitable, Sequence
+from typing import cast
+
+from redis.asyncio.client import Pipeline
+
+from subscriptions import keys
+from subscriptions.api_keys import ApiKeys
+from subscriptions.crypto import seal, unseal
+from subscriptions.due import ms
+from subscriptions.errors import Conflict, NotFound
+from subscriptions.models import RESOURCES, AccountRecord
+from subscriptions.paging import Page, newest_first
+from subscriptions.polls import PollPlan, Polls, queue_plan, queue_remove
+from subscriptions.sealed import RecordStore, Sealed
+
+
+class AccountStore(RecordStore):
+    """Brightpearl accounts; with a cipher, their tokens encrypted in what is stored and decrypted in what is read."""
+
+    async def create_account(
+        self,
+        account: AccountRecord,
+        cursors: dict[str, str],
+        first_poll_ms: int,
+        stock_figures: dict[int, str] | None = None,
+    ) -> None:
+        """Store a new account with the baseline of its resources (cursors by name, stock figures by product)
+        and schedule its first poll."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.account(account.code), self._account_json(account), nx=True)
+            pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
+            _write_baseline(pipe, account.code, cursors, stock_figures or {})
+            queue_plan(pipe, account.code, PollPlan().due_at(account.resources, first_poll_ms), idle_ms=first_poll_ms)
+            created, *_ = await pipe.execute()
+        if not created:
+            raise Conflict(f"account {account.code!r} is already registered")
+
+    async def account_exists(self, code: str) -> bool:
+        return bool(await self.redis.exists(keys.account(code)))
+
+    async def get_account(self, code: str) -> AccountRecord:
+        """One account with its token decrypted; :class:`TokenKeyError` when the configured keys cannot."""
+        return self._open_account(await self._get(AccountRecord, keys.account(code), f"account {code!r}"))
+
+    async def list_accounts(self, *, limit: int, cursor: str | None) -> Page[AccountRecord]:
+        return await newest_first(
+            self.redis,
+            keys.ACCOUNTS,
+            limit=limit,
+            cursor=cursor,
+            load=self._load_accounts,
+        )
+
+    async def _load_accounts(self, codes: Sequence[str]) -> list[AccountRecord | None]:
+        return [self._open_account(a) if a else None for a in await self._load(AccountRecord, keys.account, codes)]
+
+    def _account_json(self, account: AccountRecord) -> str:
+        """The stored JSON of an account: its token encrypted when there is a key."""
+        return account.model_copy(update={"token": seal(account.token, self.cipher)}).model_dump_json()
+
+    def _open_account(self, stored: AccountRecord) -> AccountRecord:
+        """A stored account as the rest of the relay sees it: its token in plain text."""
+        token = unseal(stored.token, self.cipher, f"the Brightpearl token of account {stored.code!r}")
+        return stored.model_copy(update={"token": token})
+
+    async def reseal_account_tokens(self) -> tuple[int, list[str]]:
+        """Encrypt every stored token that is not yet under the first key (a plain one, or one under an older
+        key); answer how many accounts were re-encrypted and the codes of those whose tokens cannot be decrypted.
+
+        Safe beside other processes: an account changed meanwhile is left to whoever changed it.
+        """
+        accounts = Sealed(
+            keys.ACCOUNTS, keys.account, AccountRecord, lambda a: [a.token], self._open_account, self._account_json
+        )
+        return await self._reseal(accounts)
+
+    async def save_account(
+        self,
+        account: AccountRecord,
+        cursors: dict[str, str],
+        first_poll_ms: int,
+        stock_figures: dict[int, str] | None = None,
+    ) -> None:
+        """Replace an account; resources newly watched start from their baseline, dropped ones stop polling,
+        and every resource is due at once (new credentials end a backoff after Brightpearl refused the old)."""
+        plan = (await Polls(self.redis).plan(account.code)).due_at(account.resources, first_poll_ms)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.account(account.code), self._account_json(account), xx=True)
+            _write_baseline(pipe, account.code, cursors, stock_figures or {})
+            dropped = [r for r in RESOURCES if r not in account.resources]
+            queue_plan(pipe, account.code, plan, idle_ms=first_poll_ms)
+            saved, *_ = await pipe.execute()
+        if not saved:
+            raise NotFound(f"account {account.code!r} does not exist")
+        await self._unlink_matching([p for r in dropped for p in keys.resource_state(account.code, r)])
+
+    async def delete_account(self, code: str) -> None:
+        """Remove an account, stop its polling and remove its subscriptions (their deliveries stay visible)."""
+        if not await self.account_exists(code):  # (not get_account: removing needs no key to decrypt the token)
+            raise NotFound(f"account {code!r} does not exist")
+        sub_ids = await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code)))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                keys.account(code), keys.account_status(code), keys.account_subscriptions(code), keys.budget(code)
+            )
+            pipe.zrem(keys.ACCOUNTS, code)
+            queue_remove(pipe, code)
+            for sub_id in sub_ids:
+                pipe.delete(keys.subscription(sub_id))
+                pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
+            await pipe.execute()
+        await ApiKeys(self.redis).revoke_account(code)  # after the account is gone: a key made meanwhile is seen
+        await self._unlink_matching([p for r in RESOURCES for p in keys.resource_state(code, r)])
+
+    async def _unlink_matching(self, patterns: Sequence[str]) -> None:
+        """Remove the keys matching ``patterns`` (glob-style), in batches; a plain key matches itself."""
+        for pattern in patterns:
+            batch: list[str] = []
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await self.redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await self.redis.unlink(*batch)
+
+    async def account_status(self, code: str) -> dict[str, str]:
+        return await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.account_status(code)))
+
+    async def update_account_status(self, code: str, fields: dict[str, str]) -> None:
+        await cast(Awaitable[int], self.redis.hset(keys.account_status(code), mapping=fields))
+
+    async def get_cursor(self, code: str, resource: str) -> str | None:
+        return cast(str | None, await self.redis.get(keys.cursor(code, resource)))
+
+
+def _write_baseline(pipe: Pipeline, code: str, cursors: dict[str, str], stock_figures: dict[int, str]) -> None:
+    """Queue the writes of a baseline: cursors by name, stock figures by product."""
+    for name, cursor in cursors.items():
+        pipe.set(keys.cursor(code, name), cursor)
+    if stock_figures:
+        pipe.hset(keys.stock_figures(code), mapping={str(k): v for k, v in stock_figures.items()})

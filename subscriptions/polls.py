@@ -1,0 +1,146 @@
+"""Polls in Redis: when each account is next polled, which claim is polling it now, and what its planner learned.
+
+Each account sits in the ``polls`` ZSET, scored by when its next poll is due. A poll is taken by claiming it
+(:meth:`Polls.claim`): in one script its score moves to the end of a lease and its owner key takes a fresh token.
+That claim is the only ownership of a poll. Its token travels with the poll job, the poller renews the lease
+with it while it works (:meth:`Polls.renew`), and every write of the poll is fenced by it (:attr:`Claim.fence`
+for its commits, :meth:`Polls.report` for its status, :meth:`Polls.save` for its plan):
+a poller that stalls past its lease finds its claim taken over by the next one and writes nothing. A poller that
+dies leaves its lease to end, and the account comes due again then.
+
+A poll ends by storing the account's :class:`PollPlan` (when each resource is next due, what a poll of it costs,
+the interval it gets); the ZSET score is derived from the plan and written with it, by :meth:`Polls.save` and
+:func:`queue_plan` (one script), and nowhere else.
+"""
+
+import secrets
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from subscriptions import keys
+from subscriptions.fence import Fence
+from subscriptions.lua import Script
+
+CLAIM = Script.beside(__file__, "poll_claim.lua")
+RENEW = Script.beside(__file__, "poll_renew.lua")
+SAVE_PLAN = Script.beside(__file__, "poll_plan.lua")
+REPORT = Script.beside(__file__, "poll_status.lua")
+
+
+class PollPlan(BaseModel):
+    """What the planner knows of one account, kept between its polls."""
+
+    due_ms: dict[str, int] = Field(default_factory=dict)  # resource -> Unix ms of its next poll; absent: due now
+    requests_per_poll: dict[str, float] = Field(default_factory=dict)  # running average of a poll's requests
+    interval_s: dict[str, float] = Field(default_factory=dict)  # the interval each resource got at its last poll
+
+    def next_poll_ms(self, idle_ms: int) -> int:
+        """When the account is next due: at its earliest resource's poll, or ``idle_ms`` when it has none."""
+        return min(self.due_ms.values(), default=idle_ms)
+
+    def due_at(self, resources: Iterable[str], at_ms: int) -> "PollPlan":
+        """This plan with each of ``resources`` (and no other) due at ``at_ms``; what it learned of costs kept."""
+        return self.model_copy(update={"due_ms": dict.fromkeys(resources, at_ms)})
+
+    def postponed(self, until_ms: int) -> "PollPlan":
+        """This plan with no resource due before ``until_ms``."""
+        return self.model_copy(update={"due_ms": {r: max(due, until_ms) for r, due in self.due_ms.items()}})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of one account's poll: the account and the token its poll job carries."""
+
+    code: str
+    token: str
+
+    @property
+    def fence(self) -> Fence:
+        """What every write of the poll checks: the account's owner key still holds this claim's token."""
+        return Fence(keys.poll_owner(self.code), self.token)
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+class Polls:
+    """The polls of every account, over one Redis connection pool (``decode_responses=True``)."""
+
+    def __init__(self, redis: "Redis") -> None:
+        self.redis = redis
+
+    async def claim(self, *, now_ms: int, lease_ms: int, limit: int, among: Sequence[str] | None = None) -> list[Claim]:
+        """Up to ``limit`` accounts due by ``now_ms`` (of those ``among``, if given), each now claimed for
+        ``lease_ms`` under a fresh token."""
+        if among is None:
+            due = await cast(
+                Awaitable[list[str]], self.redis.zrangebyscore(keys.POLLS, "-inf", now_ms, start=0, num=limit)
+            )
+        else:
+            due = list(among)[:limit]
+        if not due:
+            return []
+        args = {"now_ms": now_ms, "lease_ms": lease_ms, "members": due, "tokens": [new_token() for _ in due]}
+        answer = cast(list[str], await CLAIM.run(self.redis, [keys.POLLS, *map(keys.poll_owner, due)], args))
+        return [Claim(answer[i], answer[i + 1]) for i in range(0, len(answer), 2)]
+
+    async def renew(self, claim: Claim, *, until_ms: int) -> bool:
+        """Extend a claim's lease to ``until_ms``; False when it was taken over (or its account removed)."""
+        args = {"member": claim.code, "token": claim.token, "until_ms": until_ms}
+        return bool(await RENEW.run(self.redis, [keys.POLLS, keys.poll_owner(claim.code)], args))
+
+    async def report(self, claim: Claim, fields: dict[str, str]) -> bool:
+        """Record a poll's outcome in its account's status (what the API shows), while ``claim`` still owns it."""
+        args = {"token": claim.token, "fields": fields}
+        return bool(await REPORT.run(self.redis, [keys.poll_owner(claim.code), keys.account_status(claim.code)], args))
+
+    async def plan(self, code: str) -> PollPlan:
+        """The account's plan; an empty one (every resource due, nothing learned) when it has none yet."""
+        text = cast(str | None, await self.redis.get(keys.poll_plan(code)))
+        return PollPlan.model_validate_json(text) if text else PollPlan()
+
+    async def save(self, code: str, plan: PollPlan, *, idle_ms: int, claim: Claim | None) -> bool:
+        """Store ``plan`` and schedule the account's next poll from it. With ``claim``, only while that claim still
+        owns the poll, which then ends. False when nothing was written (taken over, or the account is gone)."""
+        script_keys, args = _save_call(code, plan, idle_ms, claim)
+        return bool(await SAVE_PLAN.run(self.redis, script_keys, args))
+
+    async def next_due_ms(self) -> int | None:
+        """When the earliest account is due (or its claim's lease ends), or ``None`` when there is none."""
+        first = cast(list[tuple[str, float]], await self.redis.zrange(keys.POLLS, 0, 0, withscores=True))
+        return int(first[0][1]) if first else None
+
+    async def remove(self, code: str) -> None:
+        """Forget an account's polls (it was removed)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            queue_remove(pipe, code)
+            await pipe.execute()
+
+
+def queue_plan(pipe: Pipeline, code: str, plan: PollPlan, *, idle_ms: int) -> None:
+    """Queue, in ``pipe``, the unfenced store of an account's plan with its next poll (registration, a change)."""
+    script_keys, args = _save_call(code, plan, idle_ms, None)
+    SAVE_PLAN.queue(pipe, script_keys, args)
+
+
+def queue_remove(pipe: Pipeline, code: str) -> None:
+    """Queue, in ``pipe``, the removal of everything kept of an account's polls."""
+    pipe.zrem(keys.POLLS, code)
+    pipe.delete(keys.poll_plan(code), keys.poll_owner(code))
+
+
+def _save_call(code: str, plan: PollPlan, idle_ms: int, claim: Claim | None) -> tuple[list[str], dict[str, Any]]:
+    script_keys = [keys.POLLS, keys.poll_plan(code), keys.poll_owner(code), keys.account(code)]
+    args = {
+        "member": code,
+        "plan": plan.model_dump_json(),
+        "next_ms": plan.next_poll_ms(idle_ms),
+        "token": claim.token if claim else None,
+    }
+    return script_keys, args

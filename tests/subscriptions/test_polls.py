@@ -1,0 +1,170 @@
+"""Polls: the claim that owns a poll, its renewal, and the plan stored with the account's next poll.
+
+The three scripts are run directly against a real Redis with fixed times and tokens; then ``Polls`` over them.
+"""
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from subscriptions import keys
+from subscriptions.polls import CLAIM, RENEW, REPORT, SAVE_PLAN, Claim, PollPlan, Polls
+from subscriptions.store import Store
+from tests.conftest import FakeClock
+from tests.subscriptions.test_store import account
+
+NOW_MS = 1_800_000_000_000
+
+
+async def scores(redis: Redis) -> dict[str, float]:
+    return dict(await redis.zrange(keys.POLLS, 0, -1, withscores=True))
+
+
+# the scripts, directly -------------------------------------------------------------------------------------
+
+
+async def test_the_claim_script_takes_only_candidates_still_due(redis_client: Redis) -> None:
+    await redis_client.zadd(keys.POLLS, {"due": NOW_MS - 5, "now": NOW_MS, "later": NOW_MS + 1})
+    await redis_client.set(keys.poll_owner("later"), "someone-else")
+    members = ["due", "now", "later", "gone"]
+    answer = await CLAIM.run(
+        redis_client,
+        [keys.POLLS, *map(keys.poll_owner, members)],
+        {"now_ms": NOW_MS, "lease_ms": 10_000, "members": members, "tokens": ["t1", "t2", "t3", "t4"]},
+    )
+    assert answer == ["due", "t1", "now", "t2"]
+    assert await scores(redis_client) == {"due": NOW_MS + 10_000, "now": NOW_MS + 10_000, "later": NOW_MS + 1}
+    assert await redis_client.mget([keys.poll_owner(m) for m in members]) == ["t1", "t2", "someone-else", None]
+    assert await redis_client.zscore(keys.POLLS, "gone") is None  # a candidate removed meanwhile is not added
+
+
+async def test_the_renew_script_extends_only_the_owners_lease(redis_client: Redis) -> None:
+    await redis_client.zadd(keys.POLLS, {"acme": NOW_MS})
+    await redis_client.set(keys.poll_owner("acme"), "mine")
+    script_keys = [keys.POLLS, keys.poll_owner("acme")]
+    assert await RENEW.run(redis_client, script_keys, {"member": "acme", "token": "stale", "until_ms": 1}) == 0
+    assert await scores(redis_client) == {"acme": NOW_MS}
+    assert await RENEW.run(redis_client, script_keys, {"member": "acme", "token": "mine", "until_ms": NOW_MS + 7}) == 1
+    assert await scores(redis_client) == {"acme": NOW_MS + 7}
+
+
+async def test_the_plan_script_writes_plan_and_score_together_while_the_claim_holds(redis_client: Redis) -> None:
+    script_keys = [keys.POLLS, keys.poll_plan("acme"), keys.poll_owner("acme"), keys.account("acme")]
+
+    def args(token: str | None, next_ms: int) -> dict[str, object]:
+        return {"member": "acme", "plan": '{"due_ms": {}}', "next_ms": next_ms, "token": token}
+
+    assert await SAVE_PLAN.run(redis_client, script_keys, args(None, 5)) == 0  # no such account: nothing
+    assert await redis_client.exists(keys.poll_plan("acme"), keys.POLLS) == 0
+    await redis_client.set(keys.account("acme"), "{}")
+    await redis_client.set(keys.poll_owner("acme"), "mine")
+    assert await SAVE_PLAN.run(redis_client, script_keys, args("stale", 6)) == 0  # taken over: nothing
+    assert await redis_client.exists(keys.poll_plan("acme"), keys.POLLS) == 0
+    assert await SAVE_PLAN.run(redis_client, script_keys, args(None, 7)) == 1  # unfenced: the owner stays
+    assert await scores(redis_client) == {"acme": 7}
+    assert await redis_client.get(keys.poll_owner("acme")) == "mine"
+    assert await SAVE_PLAN.run(redis_client, script_keys, args("mine", NOW_MS)) == 1  # the owner's: its claim ends
+    assert await scores(redis_client) == {"acme": NOW_MS}
+    assert await redis_client.get(keys.poll_plan("acme")) == '{"due_ms": {}}'
+    assert await redis_client.exists(keys.poll_owner("acme")) == 0
+
+
+# the plan, pure ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("due_ms", "idle_ms", "next_ms"),
+    [
+        ({"orders": 5, "stock": 3}, 100, 3),
+        ({"orders": 500}, 100, 500),
+        ({}, 100, 100),  # nothing to poll: the idle time
+    ],
+)
+def test_the_next_poll_is_the_earliest_resource(due_ms: dict[str, int], idle_ms: int, next_ms: int) -> None:
+    assert PollPlan(due_ms=due_ms).next_poll_ms(idle_ms) == next_ms
+
+
+def test_making_resources_due_keeps_what_was_learned() -> None:
+    plan = PollPlan(due_ms={"orders": 9, "stock": 9}, requests_per_poll={"orders": 2.5}, interval_s={"orders": 5.0})
+    due = plan.due_at(["orders", "contacts"], 1)
+    assert due == PollPlan(
+        due_ms={"orders": 1, "contacts": 1}, requests_per_poll={"orders": 2.5}, interval_s={"orders": 5.0}
+    )
+    assert plan.due_ms == {"orders": 9, "stock": 9}  # (a copy)
+
+
+@pytest.mark.parametrize(
+    ("due_ms", "until_ms", "postponed"),
+    [
+        ({"orders": 5, "stock": 50}, 20, {"orders": 20, "stock": 50}),
+        ({}, 20, {}),
+    ],
+)
+def test_postponing_moves_only_what_is_due_sooner(
+    due_ms: dict[str, int], until_ms: int, postponed: dict[str, int]
+) -> None:
+    assert PollPlan(due_ms=due_ms).postponed(until_ms).due_ms == postponed
+
+
+# Polls over the scripts -----------------------------------------------------------------------------------
+
+
+async def test_registration_schedules_the_first_poll_from_the_plan(redis_client: Redis, clock: FakeClock) -> None:
+    store = Store(redis_client)
+    await store.create_account(account("acme", clock), {}, first_poll_ms=1234)
+    assert await scores(redis_client) == {"acme": 1234}
+    assert await Polls(redis_client).plan("acme") == PollPlan(due_ms={"orders": 1234})
+    await store.delete_account("acme")
+    assert await redis_client.exists(keys.POLLS, keys.poll_plan("acme")) == 0
+
+
+async def test_a_change_makes_every_resource_due_and_keeps_the_costs(redis_client: Redis, clock: FakeClock) -> None:
+    store, polls = Store(redis_client), Polls(redis_client)
+    await store.create_account(account("acme", clock), {}, first_poll_ms=0)
+    learned = PollPlan(due_ms={"orders": NOW_MS}, requests_per_poll={"orders": 3.0}, interval_s={"orders": 6.0})
+    assert await polls.save("acme", learned, idle_ms=0, claim=None)
+    await store.save_account(account("acme", clock), {}, first_poll_ms=77)
+    assert await polls.plan("acme") == learned.model_copy(update={"due_ms": {"orders": 77}})
+    assert await scores(redis_client) == {"acme": 77}
+
+
+async def test_each_due_poll_is_claimed_once(redis_client: Redis) -> None:
+    polls = Polls(redis_client)
+    await redis_client.zadd(keys.POLLS, {f"a{n}": NOW_MS - n for n in range(20)})
+    batches = await asyncio.gather(*(polls.claim(now_ms=NOW_MS, lease_ms=10_000, limit=100) for _ in range(4)))
+    claims = [claim for batch in batches for claim in batch]
+    assert sorted(c.code for c in claims) == sorted(f"a{n}" for n in range(20))
+    assert len({c.token for c in claims}) == 20
+    for claim in claims:
+        assert await redis_client.get(claim.fence.key) == claim.token
+    assert await polls.claim(now_ms=NOW_MS + 9_999, lease_ms=10_000, limit=100) == []  # leased
+    again = await polls.claim(now_ms=NOW_MS + 10_000, lease_ms=10_000, limit=100)  # the leases ended
+    assert len(again) == 20
+    assert not {c.token for c in again} & {c.token for c in claims}
+
+
+async def test_a_claim_taken_over_can_neither_renew_nor_plan(redis_client: Redis, clock: FakeClock) -> None:
+    store, polls = Store(redis_client), Polls(redis_client)
+    await store.create_account(account("acme", clock), {}, first_poll_ms=0)
+    (first,) = await polls.claim(now_ms=NOW_MS, lease_ms=10_000, limit=10)
+    (second,) = await polls.claim(now_ms=NOW_MS + 10_000, lease_ms=10_000, limit=10)  # the first outlived its lease
+    assert not await polls.renew(first, until_ms=NOW_MS + 30_000)
+    assert not await polls.save("acme", PollPlan(), idle_ms=1, claim=first)
+    assert await scores(redis_client) == {"acme": NOW_MS + 20_000}  # the second's lease, untouched
+    assert await polls.renew(second, until_ms=NOW_MS + 30_000)
+    assert await polls.save("acme", PollPlan(due_ms={"orders": 5}), idle_ms=1, claim=second)
+    assert await scores(redis_client) == {"acme": 5}
+    assert await polls.plan("acme") == PollPlan(due_ms={"orders": 5})
+    assert not await polls.renew(second, until_ms=NOW_MS)  # its poll ended with the plan: so did its claim
+    assert Claim("acme", "x").fence.key == keys.poll_owner("acme")
+
+
+async def test_the_status_script_records_only_for_the_owner(redis_client: Redis) -> None:
+    script_keys = [keys.poll_owner("acme"), keys.account_status("acme")]
+    await redis_client.set(keys.poll_owner("acme"), "mine")
+    fields = {"last_poll_at": "2026-11-26T10:00:00Z", "last_error": ""}
+    assert await REPORT.run(redis_client, script_keys, {"token": "stale", "fields": fields}) == 0
+    assert await redis_client.exists(keys.account_status("acme")) == 0
+    assert await REPORT.run(redis_client, script_keys, {"token": "mine", "fields": fields}) == 1
+    assert await redis_client.hgetall(keys.account_status("acme")) == fields
