@@ -42,6 +42,14 @@ def redis_url() -> Iterator[str]:
             client.close()
 
 
+async def empty_database(client: Redis) -> None:
+    """Delete everything in a test's own database but the marker that keeps it the test's own: emptied with
+    FLUSHDB, the database would look free to a concurrent run, which could claim it mid-test."""
+    names = [name async for name in client.scan_iter(count=1000) if name not in (CLAIM_KEY, CLAIM_KEY.encode())]
+    for start in range(0, len(names), 1000):
+        await client.unlink(*names[start : start + 1000])
+
+
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url, decode_responses=True)

@@ -26,6 +26,7 @@ from subscriptions.errors import RelayError
 from subscriptions.models import AccountRecord, SubscriptionRecord
 from subscriptions.outbox import Outbox
 from subscriptions.store import Store
+from tests.conftest import empty_database
 from tests.harness import now
 from workers.changes import IGNORED_FIELDS
 from workers.detectors import take_baselines
@@ -132,7 +133,7 @@ class World:
 @given(plan=actions)
 async def test_events_are_exactly_the_changes_made(redis_url: str, plan: list[tuple[str, int, Any]]) -> None:
     redis = Redis.from_url(redis_url, decode_responses=True)
-    await redis.flushdb()  # this database is the test's own; each example starts empty
+    await empty_database(redis)  # this database is the test's own; each example starts empty
     account = SandboxAccount("acme", throttle=RollingWindowThrottle(limit=10**6))  # throttling comes from faults
     sandbox = await start_sandbox(accounts=[account])
     try:
@@ -182,7 +183,7 @@ async def test_events_are_exactly_the_changes_made(redis_url: str, plan: list[tu
             await check(events, world, client)
     finally:
         await sandbox.close()
-        await redis.flushdb()
+        await empty_database(redis)
         await redis.aclose()
 
 
