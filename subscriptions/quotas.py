@@ -19,7 +19,7 @@ _TAKE = Script.beside(__file__, "sliding_window.lua")
 @dataclass(frozen=True)
 class Use:
     """One use taken (``wait_ms`` 0; ``member`` names it, to give it back), or refused: ``wait_ms`` until a use
-    leaves the window."""
+    leaves the window (or the window's pause ends)."""
 
     member: str
     wait_ms: int
