@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from subscriptions import keys
-from subscriptions.lua import queue_eval
+from subscriptions.lua import Script
 
 log = logging.getLogger(__name__)
 
@@ -41,102 +41,9 @@ MAX_INTERVAL_MS = round(1000 / MIN_RATE_PER_S)
 MAX_CONCURRENCY = 100_000  # beyond any worker's slots: a cap this high is no cap
 REFUSED = "not sent: the relay cannot read this subscription's delivery slots in Redis (see the worker's log)"
 
-# A subscription whose arguments or keys Redis cannot use (a key of another type, say) is refused on its own,
-# answered -1, before anything of it is written: the others in the batch are admitted as usual.
-_ADMIT_SCRIPT = """
-local function usable(key, kind)
-  local found = redis.call('TYPE', key)['ok']
-  return found == 'none' or found == kind
-end
-local now = tonumber(ARGV[1])
-local out = {}
-local a = 2
-local swept = {}
-for i = 4, #KEYS, 5 do
-  local flight, rate, parked, account, account_parked = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3], KEYS[i + 4]
-  local sub, code, cap, account_cap = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local interval, lease_end, n = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
-  a = a + 7
-  local admitted, wait_until, parking = 0, 0, 0
-  if not (cap and account_cap and interval and lease_end and usable(flight, 'zset') and usable(rate, 'string')
-          and usable(parked, 'zset') and usable(account, 'zset') and usable(account_parked, 'zset')) then
-    admitted = -1
-  else
-    redis.call('ZREMRANGEBYSCORE', flight, '-inf', now)
-    if not swept[account] then
-      redis.call('ZREMRANGEBYSCORE', account, '-inf', now)
-      swept[account] = true
-    end
-    local free = cap - redis.call('ZCARD', flight)
-    local account_free = account_cap - redis.call('ZCARD', account)
-    local tat = tonumber(redis.call('GET', rate)) or 0
-    if tat < now then tat = now end
-    for j = 0, n - 1 do
-      local id = ARGV[a + j]
-      if free <= 0 then
-        redis.call('ZREM', KEYS[1], id)
-        redis.call('ZADD', parked, now, id)
-        redis.call('SADD', KEYS[2], sub)
-        parking = parking + 1
-      elseif account_free <= 0 then
-        redis.call('ZREM', KEYS[1], id)
-        redis.call('ZADD', account_parked, now, id)
-        redis.call('SADD', KEYS[3], code)
-        parking = parking + 1
-      elseif interval > 0 and tat > now then
-        wait_until = tat
-        break
-      else
-        redis.call('ZADD', flight, lease_end, id)
-        redis.call('ZADD', account, lease_end, id)
-        free = free - 1
-        account_free = account_free - 1
-        admitted = admitted + 1
-        if interval > 0 then tat = tat + interval end
-      end
-    end
-    if interval > 0 then redis.call('SET', rate, tat, 'PX', tat - now + 1000) end
-  end
-  a = a + n
-  out[#out + 1] = admitted
-  out[#out + 1] = parking
-  out[#out + 1] = wait_until
-end
-return out
-"""
-
-# Frees the slots of recorded attempts, in their subscription and their account, and makes as many deliveries
-# due again, oldest first: as many parked for the subscription's cap, and as many parked for the account's.
-_RELEASE_SCRIPT = """
-for c = 4, #ARGV, 500 do
-  local last = math.min(c + 499, #ARGV)
-  redis.call('ZREM', KEYS[1], unpack(ARGV, c, last))
-  redis.call('ZREM', KEYS[5], unpack(ARGV, c, last))
-end
-local freed = #ARGV - 3
-local moved = 0
-for _, parked in ipairs({KEYS[2], KEYS[6]}) do
-  local popped = redis.call('ZPOPMIN', parked, freed)
-  for i = 1, #popped, 2 do redis.call('ZADD', KEYS[3], ARGV[2], popped[i]) end
-  moved = moved + #popped / 2
-end
-if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
-if redis.call('EXISTS', KEYS[6]) == 0 then redis.call('SREM', KEYS[7], ARGV[3]) end
-return moved
-"""
-
-# Free expired slots and bring back as many parked deliveries as there is room for: a subscription's (its slots,
-# its parked set, due, the set of subscriptions with parked ones), or an account's (the same of the account).
-_UNPARK_SCRIPT = """
-local now, room = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-room = room - redis.call('ZCARD', KEYS[1])
-local moved = {}
-if room > 0 then moved = redis.call('ZPOPMIN', KEYS[2], room) end
-for i = 1, #moved, 2 do redis.call('ZADD', KEYS[3], now, moved[i]) end
-if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
-return #moved / 2
-"""
+_ADMIT = Script.beside(__file__, "admit.lua")
+_RELEASE = Script.beside(__file__, "release_slots.lua")
+_UNPARK = Script.beside(__file__, "unpark.lua")
 
 Holder = tuple[str, str]
 """Whose slots: (account code, subscription id)."""
@@ -198,32 +105,54 @@ def _slot_keys(holder: Holder) -> list[str]:
     ]
 
 
+def admit_call(wanted: Mapping[str, tuple[Limits, Sequence[str]]], now_ms: int) -> tuple[list[str], dict[str, Any]]:
+    """The keys and argument of the admit script for a batch (see ``admit.lua``): the three shared keys, then
+    each subscription's own and its account's (an account's once, however many of its subscriptions ask), each
+    subscription naming its keys by their place in ``KEYS`` (counted from 1, as Lua does)."""
+    script_keys: list[str] = [keys.DUE, keys.PARKED, keys.PARKED_ACCOUNTS]
+    accounts: dict[str, tuple[int, int]] = {}
+    items: list[dict[str, Any]] = []
+    for sub_id, (limits, ids) in wanted.items():
+        own = len(script_keys) + 1
+        script_keys += [keys.subscription_in_flight(sub_id), keys.subscription_rate(sub_id)]
+        script_keys.append(keys.subscription_parked(sub_id))
+        if limits.account not in accounts:
+            accounts[limits.account] = (len(script_keys) + 1, len(script_keys) + 2)
+            script_keys += [keys.account_in_flight(limits.account), keys.account_parked(limits.account)]
+        account_in_flight, account_parked = accounts[limits.account]
+        items.append(
+            {
+                "id": sub_id,
+                "account": limits.account,
+                "cap": limits.cap,
+                "account_cap": limits.account_cap,
+                "interval_ms": limits.interval_ms,
+                "lease_end_ms": now_ms + limits.lease_ms,
+                "deliveries": list(ids),
+                "keys": {
+                    "in_flight": own,
+                    "rate": own + 1,
+                    "parked": own + 2,
+                    "account_in_flight": account_in_flight,
+                    "account_parked": account_parked,
+                },
+            }
+        )
+    return script_keys, {"now_ms": now_ms, "subscriptions": items}
+
+
 class Admissions:
     """Admits claimed deliveries within their subscriptions' and accounts' limits, parking what must wait."""
 
     def __init__(self, redis: "Redis") -> None:
         self.redis = redis
-        self._admit = redis.register_script(_ADMIT_SCRIPT)
-        self._unpark = redis.register_script(_UNPARK_SCRIPT)
 
     async def admit(self, wanted: dict[str, tuple[Limits, Sequence[str]]], *, now_ms: int) -> dict[str, Admission]:
         """For each subscription, the deliveries (in order) it would send: the first ``admitted`` may go; a
         subscription Redis cannot admit answers with its ``error`` and none admitted, and the others go on."""
         if not wanted:
             return {}
-        script_keys: list[str] = [keys.DUE, keys.PARKED, keys.PARKED_ACCOUNTS]
-        args: list[Any] = [now_ms]
-        for sub_id, (limits, ids) in wanted.items():
-            script_keys += [
-                keys.subscription_in_flight(sub_id),
-                keys.subscription_rate(sub_id),
-                keys.subscription_parked(sub_id),
-                keys.account_in_flight(limits.account),
-                keys.account_parked(limits.account),
-            ]
-            args += [sub_id, limits.account, limits.cap, limits.account_cap, limits.interval_ms]
-            args += [now_ms + limits.lease_ms, len(ids), *ids]
-        raw = cast(list[Any], await self._admit(keys=script_keys, args=args))
+        raw = cast(list[Any], await _ADMIT.run(self.redis, *admit_call(wanted, now_ms)))
         found = {}
         for i, (sub_id, (limits, _)) in enumerate(wanted.items()):
             admitted, parked, retry_at_ms = int(raw[3 * i]), int(raw[3 * i + 1]), int(raw[3 * i + 2])
@@ -238,7 +167,9 @@ class Admissions:
         """Queue freeing the slots attempts held in their subscription and account (their outcomes are being
         recorded), and making as many of the subscription's parked deliveries due again."""
         if delivery_ids:
-            queue_eval(pipe, _RELEASE_SCRIPT, _slot_keys(holder), [holder[1], now_ms, holder[0], *delivery_ids])
+            account, sub_id = holder
+            args = {"subscription": sub_id, "account": account, "now_ms": now_ms, "deliveries": list(delivery_ids)}
+            _RELEASE.queue(pipe, _slot_keys(holder), args)
 
     async def extend(self, slots: Mapping[Holder, Mapping[str, int]]) -> None:
         """Hold slots longer: for each subscription, each delivery's slot (in the subscription's cap and in its
@@ -267,10 +198,11 @@ class Admissions:
         died, its cap was raised); with no ``limits`` (the subscription is gone), all of them. How many."""
         room = limits.cap if limits else 2**31
         slot_keys = [keys.subscription_in_flight(sub_id), keys.subscription_parked(sub_id), keys.DUE, keys.PARKED]
-        return int(cast(int, await self._unpark(keys=slot_keys, args=[sub_id, now_ms, room])))
+        args = {"holder": sub_id, "now_ms": now_ms, "room": room}
+        return int(cast(int, await _UNPARK.run(self.redis, slot_keys, args)))
 
     async def unpark_account(self, account: str, account_concurrency: int, now_ms: int) -> int:
         """Bring back deliveries parked for an account's cap whose slots freed without a release (a worker died)."""
         slot_keys = [keys.account_in_flight(account), keys.account_parked(account), keys.DUE, keys.PARKED_ACCOUNTS]
-        room = min(MAX_CONCURRENCY, max(1, account_concurrency))
-        return int(cast(int, await self._unpark(keys=slot_keys, args=[account, now_ms, room])))
+        args = {"holder": account, "now_ms": now_ms, "room": min(MAX_CONCURRENCY, max(1, account_concurrency))}
+        return int(cast(int, await _UNPARK.run(self.redis, slot_keys, args)))

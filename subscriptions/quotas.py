@@ -11,23 +11,15 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-_TAKE_SCRIPT = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], window)
-  return 0
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now)
-"""
+from subscriptions.lua import Script
+
+_TAKE = Script.beside(__file__, "sliding_window.lua")
 
 
 @dataclass(frozen=True)
 class Use:
     """One use taken (``wait_ms`` 0; ``member`` names it, to give it back), or refused: ``wait_ms`` until a use
-    leaves the window."""
+    leaves the window (or the window's pause ends)."""
 
     member: str
     wait_ms: int
@@ -38,21 +30,23 @@ class Use:
 
 
 class SlidingWindow:
-    """At most ``limit`` uses in any ``window_ms``, counted at ``key``."""
+    """At most ``limit`` uses in any ``window_ms``, counted at ``key``; none at all while ``pause_key`` exists (a
+    pause with a time to live, as Brightpearl's throttle is kept: see ``workers.budget``)."""
 
-    def __init__(self, redis: "Redis", key: str, *, limit: int, window_ms: int) -> None:
+    def __init__(self, redis: "Redis", key: str, *, limit: int, window_ms: int, pause_key: str | None = None) -> None:
         self.redis = redis
         self.key = key
         self.limit = limit
         self.window_ms = window_ms
-        self._take = redis.register_script(_TAKE_SCRIPT)
+        self.pause_key = pause_key
 
     async def take(self, now_ms: int) -> Use:
-        """Record one use now; or, when the window is full, record nothing and say how many milliseconds until a
-        use leaves it."""
+        """Record one use now; or, when the window is full (or paused), record nothing and say how many
+        milliseconds until a use leaves it (or the pause ends)."""
         member = f"{now_ms}-{secrets.token_hex(4)}"
-        wait_ms = await self._take(keys=[self.key], args=[now_ms, self.window_ms, self.limit, member])
-        return Use(member, int(cast(int, wait_ms)))
+        script_keys = [self.key] if self.pause_key is None else [self.key, self.pause_key]
+        args = {"now_ms": now_ms, "window_ms": self.window_ms, "limit": self.limit, "member": member}
+        return Use(member, int(cast(int, await _TAKE.run(self.redis, script_keys, args))))
 
     async def give_back(self, use: Use) -> None:
         """Forget a use that turned out not to count (a login whose token was good)."""

@@ -20,6 +20,7 @@ from subscriptions.due import ms
 from subscriptions.errors import NotFound, TooMany
 from subscriptions.events import pattern_matches
 from subscriptions.health import queue_forget, queue_reset
+from subscriptions.lua import Script
 from subscriptions.models import (
     Attempt,
     DeliveryRecord,
@@ -32,14 +33,7 @@ from subscriptions.paging import Page, newest_first
 from subscriptions.sealed import Sealed
 
 # A subscription, its place in the lists and in its account's set, unless the account has its limit already.
-_CREATE_SUBSCRIPTION_SCRIPT = """
-local limit = tonumber(ARGV[4])
-if limit > 0 and redis.call('SCARD', KEYS[3]) >= limit then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[3])
-return 1
-"""
+_CREATE_SUBSCRIPTION = Script.beside(__file__, "create_subscription.lua")
 
 
 class Store(AccountStore):
@@ -52,7 +46,6 @@ class Store(AccountStore):
     def __init__(self, redis: "Redis", cipher: TokenCipher | None = None) -> None:
         self.redis = redis
         self.cipher = cipher  # encrypts tokens and signing secrets at rest; None: stored as they are
-        self._create_subscription = redis.register_script(_CREATE_SUBSCRIPTION_SCRIPT)
 
     # subscriptions -------------------------------------------------------------------------------------
 
@@ -99,10 +92,10 @@ class Store(AccountStore):
     async def create_subscription(self, sub: SubscriptionRecord, *, limit: int | None = None) -> None:
         """Store a new subscription; :class:`TooMany` if its account already has ``limit`` (counted and added in
         one step, so that a burst of requests cannot pass the limit together)."""
-        created = await self._create_subscription(
-            keys=[keys.subscription(sub.id), keys.SUBSCRIPTIONS, keys.account_subscriptions(sub.account)],
-            args=[self._subscription_json(sub), ms(sub.created_at), sub.id, limit or 0],
-        )
+        script_keys = [keys.subscription(sub.id), keys.SUBSCRIPTIONS, keys.account_subscriptions(sub.account)]
+        record = self._subscription_json(sub)
+        args = {"id": sub.id, "record": record, "created_ms": ms(sub.created_at), "limit": limit or 0}
+        created = await _CREATE_SUBSCRIPTION.run(self.redis, script_keys, args)
         if not created:
             raise TooMany(
                 f"account {sub.account!r} already has {limit} subscriptions, the most it may have "

@@ -19,16 +19,14 @@ from redis.asyncio import Redis
 
 from subscriptions import keys
 from subscriptions.due import ms
+from subscriptions.lua import Script
 from subscriptions.retention import RetentionCounts, sweep
 from workers.metrics import Metrics
 from workers.outage import RedisOutage
 
 log = logging.getLogger(__name__)
 
-_EXTEND_IF_HELD = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
+_EXTEND_LOCK = Script.beside(__file__, "extend_lock.lua")
 
 
 class Janitor:
@@ -52,7 +50,6 @@ class Janitor:
         self.interval_s = interval_s
         self.batch = batch
         self.outage = outage or RedisOutage()
-        self._extend = redis.register_script(_EXTEND_IF_HELD)
         self._stopping = asyncio.Event()
         self._sweeping: asyncio.Task[RetentionCounts | None] | None = None
 
@@ -108,5 +105,6 @@ class Janitor:
         """Push the lock's expiry forward while the sweep runs, so no other worker starts one beside it."""
         while True:
             await asyncio.sleep(lock_s / 3)
-            if not cast(int, await self._extend(keys=[keys.JANITOR_LOCK], args=[token, lock_s * 1000])):
+            args = {"token": token, "ttl_ms": lock_s * 1000}
+            if not cast(int, await _EXTEND_LOCK.run(self.redis, [keys.JANITOR_LOCK], args)):
                 return  # lost it (Redis restarted, say): the sweep is harmless to run twice, so let it finish
