@@ -115,7 +115,7 @@ async def register(
         now,
         Metrics(),
         lambda: None,
-        poller.budget(ACCOUNT),
+        poller.budgets.of(ACCOUNT),
         client,
     )
     sweep = Sweep(ctx, Figures(redis, ACCOUNT))

@@ -27,7 +27,7 @@ from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE
 from workers.brightpearl.timestamps import format_utc
-from workers.budget import Priority, RequestBudget
+from workers.budget import Budgets, Priority, RequestBudget
 from workers.context import PollContext
 from workers.detectors import DETECTORS, Detector
 from workers.metrics import Metrics
@@ -85,11 +85,7 @@ class Poller:
         self.metrics = metrics
         self.clock = clock
         self.on_deliveries = on_deliveries
-
-    def budget(self, code: str) -> RequestBudget:
-        return RequestBudget(
-            self.redis, code, self.policy.budget_per_minute, now_ms=lambda: int(self.clock().timestamp() * 1000)
-        )
+        self.budgets = Budgets(redis, policy.budget_per_minute, clock)
 
     async def poll(self, claim: Claim) -> None:
         """Poll the due resources of the account ``claim`` took, then schedule the account's next poll; nothing,
@@ -172,7 +168,7 @@ class Poller:
         """Poll one resource, recording the outcome in the account's status and the metrics, and what the poll
         cost in ``plan``."""
         started = self.clock()
-        budget = self.budget(account.code)
+        budget = self.budgets.of(account.code)
         client = client_for(self.session, account, budget, self.policy.page_size, PRIORITIES.get(resource, "normal"))
         sweep_client = client_for(self.session, account, budget, self.policy.page_size, "low")
         status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}

@@ -74,7 +74,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
             last_success_at=status.get("last_success_at") or None,
             last_error=status.get("last_error") or None,
             last_error_at=status.get("last_error_at") or None,
-            requests_last_minute=await ctx.budget(account.code).used_last_minute(),
+            requests_last_minute=await ctx.budgets.of(account.code).used_last_minute(),
             budget_per_minute=ctx.budget_per_minute,
             resources=resources,
             stock_sweep=sweep,
@@ -85,7 +85,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
 async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> Baseline:
     """Check the account's credentials against Brightpearl and take the baseline of ``resources``; a refusal is
     a :class:`~workers.brightpearl.errors.BrightpearlError` (a 422 naming the account, see ``relay.api.problems``)."""
-    client = client_for(ctx.brightpearl_session, account, ctx.budget(account.code))
+    client = client_for(ctx.brightpearl_session, account, ctx.budgets.of(account.code))
     await check_credentials(client)
     return await take_baselines(client, resources, sweep_interval_s=ctx.sweep_interval_s, now_ms=ms(ctx.clock()))
 

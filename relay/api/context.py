@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from subscriptions.crypto import TokenCipher
 from subscriptions.outbox import Outbox
 from subscriptions.store import Store
-from workers.budget import RequestBudget
+from workers.budget import Budgets
 from workers.metrics import Metrics
 
 Resolve = Callable[[str], Awaitable[list[str]]]
@@ -52,11 +52,8 @@ class ApiContext:
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
         self.outbox = Outbox(self.redis)
+        self.budgets = Budgets(self.redis, self.budget_per_minute, self.clock)
 
-    def budget(self, code: str) -> RequestBudget:
-        return RequestBudget(
-            self.redis, code, self.budget_per_minute, now_ms=lambda: int(self.clock().timestamp() * 1000)
-        )
 
 
 CONTEXT = web.AppKey("relay_context", ApiContext)
