@@ -85,7 +85,11 @@ class Poller:
         self.metrics = metrics
         self.clock = clock
         self.on_deliveries = on_deliveries
-        self.budgets = Budgets(redis, policy.budget_per_minute, clock)
+
+    @property
+    def budgets(self) -> Budgets:
+        """The accounts' request budgets, at the policy's requests a minute."""
+        return Budgets(self.redis, self.policy.budget_per_minute, self.clock)
 
     async def poll(self, claim: Claim) -> None:
         """Poll the due resources of the account ``claim`` took, then schedule the account's next poll; nothing,
