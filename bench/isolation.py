@@ -18,7 +18,7 @@ Scenarios, one after the other in one run, each on an emptied Redis database wit
 - E: D without the account cap (``--per-account`` as large as ``--max-in-flight``), to show what it prevents
   (``--attack 0`` leaves D and E out).
 
-Events of about 3.8 KB (an order's size) are committed at a steady ``--rate`` through ``Outbox.commit``, each
+Events of about 3.8 KB (an order's size) are committed at a steady ``--rate`` through ``DeliveryQueue.commit``, each
 fanned out to every subscription, and the real :class:`Dispatcher` sends them (the committing process wakes it,
 as the poller does). Latency is, for healthy subscribers only, first arrival at the receiver minus the moment the
 commit began; events of the first ``--warmup-s`` are sent but not counted (connections being opened). ``commit
@@ -56,8 +56,8 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.models import DeliveryRecord, SubscriptionRecord
+from subscriptions.queue import DeliveryQueue
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
@@ -265,18 +265,18 @@ async def control(http: aiohttp.ClientSession, port: int, method: str, **query: 
         return await response.json() if response.status == 200 else None
 
 
-def count_claims(outbox: Outbox) -> list[int]:
+def count_claims(outbox: DeliveryQueue) -> list[int]:
     """Count the deliveries claimed from ``outbox``'s due set: a claim given back because its subscriber was at
     its cap costs Redis reads and writes without sending anything."""
     claimed = [0]
-    claim = outbox.due.claim
+    claim = outbox.claim
 
-    async def counting(**kwargs: Any) -> list[str]:
-        ids = await claim(**kwargs)
-        claimed[0] += len(ids)
-        return ids
+    async def counting(**kwargs: Any) -> list[tuple[str, DeliveryRecord | None]]:
+        found = await claim(**kwargs)
+        claimed[0] += len(found)
+        return found
 
-    outbox.due.claim = counting  # type: ignore[method-assign]
+    outbox.claim = counting  # type: ignore[method-assign]
     return claimed
 
 
@@ -291,7 +291,7 @@ class Scenario:
 
 async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace) -> Figures:
     await clear_keeping_claim(redis)
-    store, outbox = Store(redis), Outbox(redis)
+    store, outbox = Store(redis), DeliveryQueue(redis)
     names = [f"healthy-{i}" for i in range(args.healthy)] + list(scenario.faulty)
     subs = [await subscribe(store, name, ports[name]) for name in names]
     hanging = [sub for sub in subs if sub.id == f"sub_{HANGING}"]

@@ -18,7 +18,7 @@ from subscriptions.due import ms
 from subscriptions.errors import NotFound
 from subscriptions.ids import random_id
 from subscriptions.models import DeliveryRecord, DeliveryStatus
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 
 BATCH = 500
@@ -48,7 +48,7 @@ class Recovery(BaseModel):
 class Recoveries:
     """Recoveries in Redis: start, run (the background job's work), and read progress."""
 
-    def __init__(self, store: Store, outbox: Outbox) -> None:
+    def __init__(self, store: Store, outbox: DeliveryQueue) -> None:
         self.store = store
         self.outbox = outbox
         self.redis = store.redis

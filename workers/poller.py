@@ -24,7 +24,7 @@ from subscriptions.due import DueSet, ms
 from subscriptions.errors import LostLease, NotFound
 from subscriptions.fence import Fence
 from subscriptions.models import RESOURCES, AccountRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
@@ -72,7 +72,7 @@ class Poller:
     def __init__(
         self,
         store: Store,
-        outbox: Outbox,
+        outbox: DeliveryQueue,
         redis: "Redis",
         session: aiohttp.ClientSession,
         policy: PollPolicy,

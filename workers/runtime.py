@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from subscriptions import keys
 from subscriptions.crypto import TokenCipher, TokenKeyError
 from subscriptions.due import DueSet, ms
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.recovery import Recoveries
 from subscriptions.store import Store
 from workers.brightpearl.timestamps import format_utc
@@ -54,7 +54,7 @@ class WorkerRuntime:
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
-        self.outbox = Outbox(self.redis)
+        self.outbox = DeliveryQueue(self.redis)
         self.outage = RedisOutage()  # one account of Redis being away for every loop of the process
         self.dispatcher = Dispatcher(
             self.store,
