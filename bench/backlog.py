@@ -7,9 +7,9 @@ and whether the retries bunch up.
 One ``relay worker`` process with ``RELAY_RETRY_SCHEDULE_S=--retry-schedule-s`` (a short schedule so that a
 minute's outage is retried within the run; the default is 5 s, 5 min, 30 min, ...), one subscription at a timed
 receiver (``bench/timed_receiver.py``) in a process of its own, and a steady stream of ``order.created`` events
-(a real recorded order, about 3 KB) committed through ``DeliveryQueue.commit`` at ``--rate-per-s``, one a commit, for the
-whole run: ``--up-s`` with the receiver up, ``--down-s`` with its process stopped (connections refused), then
-with it started again on the same port until every delivery made before it came back has succeeded (or failed
+(a real recorded order, about 3 KB) committed through ``DeliveryQueue.commit`` at ``--rate-per-s``, one a commit,
+for the whole run: ``--up-s`` with the receiver up, ``--down-s`` with its process stopped (connections refused),
+then with it started again on the same port until every delivery made before it came back has succeeded (or failed
 for good), and 5 s more.
 
 From the attempts Redis keeps for every delivery (time, outcome): the time from receiver-back to the backlog

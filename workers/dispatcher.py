@@ -46,6 +46,8 @@ from workers.metrics import Metrics
 from workers.outage import RedisOutage
 from workers.sender import send
 
+__all__ = ["DeliveryPolicy", "Dispatcher", "Ready"]  # the policy is defined in workers.delivery_policy
+
 log = logging.getLogger(__name__)
 
 RECORD_BATCH = 500

@@ -7,14 +7,16 @@ with ``Retry-After``), or ends it ``failed`` once the schedule is spent or the r
 that can no longer be sent is given up (``failed``), one whose subscription is disabled is ``skipped``, and a
 manual retry or a recovery requeues any of them, due at once.
 
-Every transition answers its moves: the status index the delivery leaves and the one it joins (scored by its
-creation time), and its due time, which is always its record's ``next_attempt_at``: the due set holds the
-deliveries with one, and no other. The queue's Lua scripts only apply these moves.
+Every transition answers its moves (tuples: one is made for every delivery on the hot path): the status index
+the delivery leaves and the one it joins (scored by its creation time), and its due time, which is always its
+record's ``next_attempt_at``: the due set holds the deliveries with one, and no other. The queue's Lua scripts
+only apply these moves.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from subscriptions.due import ms
 from subscriptions.ids import delivery_id
@@ -22,8 +24,7 @@ from subscriptions.models import Attempt, DeliveryRecord, DeliveryStatus, Subscr
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, GONE, next_attempt_delay_s
 
 
-@dataclass(frozen=True)
-class Moves:
+class Moves(NamedTuple):
     """The index writes of one transition: the status index left and the one joined (both ``None`` when the
     status stays), and the due time (Unix ms; ``None``: not due, taken out of the due set)."""
 
@@ -32,8 +33,7 @@ class Moves:
     due_ms: int | None
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):
     """A delivery's new record, the attempt to add to its history (if any), and the index moves."""
 
     record: DeliveryRecord
