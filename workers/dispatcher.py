@@ -1,10 +1,11 @@
 """The delivery loop of one worker process: claim due deliveries in batches, send them concurrently, record.
 
-Claims come from the shared ``due`` set (see ``subscriptions.due``), so any number of processes share the
-work and a process that dies gives its claims back when their lease ends. Sends run concurrently up to
-``max_in_flight`` per process, and no more to one receiver than ``connections_per_host`` (``workers.lanes``);
-each subscription's concurrency cap and rate limit hold across every process (``subscriptions.admission``),
-so one slow or failing subscriber cannot take the slots the others need.
+Everything it does in Redis goes through the delivery queue (``subscriptions.queue``): claims come from its
+shared due set, so any number of processes share the work and a process that dies gives its claims back when
+their lease ends. Sends run concurrently up to ``max_in_flight`` per process, and no more to one receiver than
+``connections_per_host`` (``workers.lanes``); each subscription's concurrency cap and rate limit hold across
+every process (the queue admits claims within them), so one slow or failing subscriber cannot take the slots
+the others need.
 As many deliveries again wait claimed and admitted, ready to start the moment a slot frees; their claims are
 extended while they wait, and given back when the process stops. Timeouts are kept by one sweep
 (``workers.deadlines``). Outcomes are recorded in batches, one Redis transaction each; a receiver answering

@@ -75,28 +75,7 @@ def commit_args(
             )
         names += (keys.event(event.id), keys.event_deliveries(event.id))
         event_key = len(names) - 1
-        items = []
-        for new in deliveries:
-            delivery, moves = new.record, new.moves
-            status = moves.joins or delivery.status
-            sub = by_subscription.get((delivery.subscription, status))
-            if sub is None:
-                sub = by_subscription[delivery.subscription, status] = (
-                    key(keys.subscription_deliveries(delivery.subscription)),
-                    key(keys.status_deliveries(status)),
-                )
-            names.append(keys.delivery(delivery.id))
-            blobs.append(delivery.model_dump_json())
-            item = {
-                "id": delivery.id,
-                "record": len(blobs),
-                "key": len(names),
-                "subscription_deliveries": sub[0],
-                "joins": sub[1],
-            }
-            if moves.due_ms is not None:
-                item["due_ms"] = moves.due_ms
-            items.append(item)
+        items = [_delivery_item(new, key, blobs, by_subscription) for new in deliveries]
         blobs.append(record.model_dump_json())
         events.append(
             {
@@ -110,6 +89,32 @@ def commit_args(
             }
         )
     return names, {"created_ms": ms(now), "events": events}, blobs[1:]
+
+
+def _delivery_item(
+    new: Transition, key: KeyList, blobs: list[str], by_subscription: dict[tuple[str, str], tuple[int, int]]
+) -> dict[str, Any]:
+    """One new delivery in ``commit.lua``'s argument: its record's text and key, and the indexes it joins."""
+    delivery, moves = new.record, new.moves
+    status = moves.joins or delivery.status
+    shared = by_subscription.get((delivery.subscription, status))
+    if shared is None:
+        shared = by_subscription[delivery.subscription, status] = (
+            key(keys.subscription_deliveries(delivery.subscription)),
+            key(keys.status_deliveries(status)),
+        )
+    key.names.append(keys.delivery(delivery.id))
+    blobs.append(delivery.model_dump_json())
+    item = {
+        "id": delivery.id,
+        "record": len(blobs),
+        "key": len(key.names),
+        "subscription_deliveries": shared[0],
+        "joins": shared[1],
+    }
+    if moves.due_ms is not None:
+        item["due_ms"] = moves.due_ms
+    return item
 
 
 def apply_args(transitions: Sequence[Transition]) -> tuple[list[str], dict[str, Any], list[str]]:
