@@ -15,7 +15,7 @@ from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.envelope import NewEvent
 from subscriptions.lua import Script
-from subscriptions.models import EventRecord
+from subscriptions.models import DeliveryStatus, EventRecord
 from subscriptions.queue.transitions import Transition
 
 CLAIM = Script.beside(__file__, "claim.lua")
@@ -118,28 +118,28 @@ def _delivery_item(
 
 
 def apply_args(transitions: Sequence[Transition]) -> tuple[list[str], dict[str, Any], list[str]]:
-    """Keys, argument and texts of ``apply.lua``: each transition's attempt, record and moves, in order."""
+    """Keys, argument and texts of ``apply.lua``: each transition's attempt, record and moves, in order. (The
+    hot path of every recorded attempt: a delivery's own keys are declared without looking them up, the status
+    indexes once each.)"""
     key = KeyList(keys.DUE)
-    blobs = [""]  # ARGV[1] is the JSON argument: texts start at ARGV[2]
+    names, blobs = key.names, [""]  # ARGV[1] is the JSON argument: texts start at ARGV[2]
+    statuses = {status: key(keys.status_deliveries(status)) for status in DeliveryStatus}
     items = []
     for change in transitions:
-        record, moves = change.record, change.moves
+        record, moves, attempt = change
+        names.append(keys.delivery(record.id))
         blobs.append(record.model_dump_json())
-        item: dict[str, Any] = {
-            "id": record.id,
-            "record": len(blobs),
-            "key": key(keys.delivery(record.id)),
-            "created_ms": ms(record.created_at),
-        }
-        if change.attempt is not None:
-            blobs.append(change.attempt.model_dump_json())
-            item["attempt"] = len(blobs)
-            item["attempts"] = key(keys.attempts(record.id))
-        if moves.leaves is not None:
-            item["leaves"] = key(keys.status_deliveries(moves.leaves))
+        item: dict[str, Any] = {"id": record.id, "record": len(blobs), "key": len(names)}
+        if attempt is not None:
+            names.append(keys.attempts(record.id))
+            blobs.append(attempt.model_dump_json())
+            item["attempt"], item["attempts"] = len(blobs), len(names)
         if moves.joins is not None:
-            item["joins"] = key(keys.status_deliveries(moves.joins))
+            item["created_ms"] = ms(record.created_at)
+            item["joins"] = statuses[moves.joins]
+            if moves.leaves is not None:
+                item["leaves"] = statuses[moves.leaves]
         if moves.due_ms is not None:
             item["due_ms"] = moves.due_ms
         items.append(item)
-    return key.names, {"items": items}, blobs[1:]
+    return names, {"items": items}, blobs[1:]

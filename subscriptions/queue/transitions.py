@@ -41,8 +41,7 @@ class Transition(NamedTuple):
     attempt: Attempt | None = None
 
 
-@dataclass(frozen=True)
-class Attempted:
+class Attempted(NamedTuple):
     """An attempt ended: whether the receiver accepted it, and what decides the next one (the subscription's
     retry schedule, and a ``Retry-After`` it asked for, bounded)."""
 
