@@ -184,7 +184,7 @@ class DeliveryQueue:
     async def record(self, outcomes: Sequence[Outcome], now: datetime) -> Recorded:
         """Record a batch of attempts in one transaction, with what they say about their subscriptions'
         health, and free the slots they held."""
-        changes = [transition(outcome.delivery, outcome.change, now) for outcome in outcomes]
+        changes = [transition(outcome.delivery, outcome, now) for outcome in outcomes]
         failed_subs = sorted({o.delivery.subscription for o in outcomes if not o.succeeded})
         by_subscription: dict[str, list[Outcome]] = defaultdict(list)
         for outcome in sorted(outcomes, key=lambda o: o.attempt.at):

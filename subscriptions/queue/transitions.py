@@ -98,6 +98,7 @@ class Outcome:
 
     @property
     def change(self) -> Attempted:
+        """The attempt as a change alone (``transition`` also takes the outcome itself, as ``record`` does)."""
         return Attempted(self.attempt, self.succeeded, self.jitter, self.schedule_s, self.retry_after_s)
 
 
@@ -118,11 +119,11 @@ def created(event_id: str, event_type: str, account: str, sub: SubscriptionRecor
     return Transition(record, _moves(None, record))
 
 
-def transition(delivery: DeliveryRecord, change: Change, now: datetime) -> Transition:
-    """``delivery`` once ``change`` has happened to it at ``now``."""
+def transition(delivery: DeliveryRecord, change: Change | Outcome, now: datetime) -> Transition:
+    """``delivery`` once ``change`` has happened to it at ``now`` (an :class:`Outcome` is its attempt's change)."""
     attempt = None
     match change:
-        case Attempted():
+        case Attempted() | Outcome():
             update = _after_attempt(delivery, change, now)
             attempt = change.attempt
         case GiveUp(reason=reason):
@@ -137,7 +138,7 @@ def transition(delivery: DeliveryRecord, change: Change, now: datetime) -> Trans
     return Transition(record, _moves(delivery.status, record), attempt)
 
 
-def _after_attempt(delivery: DeliveryRecord, change: Attempted, now: datetime) -> dict[str, object]:
+def _after_attempt(delivery: DeliveryRecord, change: Attempted | Outcome, now: datetime) -> dict[str, object]:
     """Succeeded, retrying at a later time, or failed for good. A retry waits as the schedule says, or as long
     as the receiver asked with ``Retry-After``; either way the attempt counts, so the schedule still ends. A 410
     ends it at once."""
