@@ -106,17 +106,18 @@ def created(event_id: str, event_type: str, account: str, sub: SubscriptionRecor
     """The delivery of an event to a subscription: due now, or ``skipped`` while the subscription is disabled
     (kept, visible and replayable, never silently dropped)."""
     skipped = sub.state == SubscriptionState.disabled
+    status = DeliveryStatus.skipped if skipped else DeliveryStatus.pending
     record = DeliveryRecord(
         id=delivery_id(event_id, sub.id),
         event_id=event_id,
         subscription=sub.id,
         account=account,
         type=event_type,
-        status=DeliveryStatus.skipped if skipped else DeliveryStatus.pending,
+        status=status,
         created_at=now,
         next_attempt_at=None if skipped else now,
     )
-    return Transition(record, _moves(None, record))
+    return Transition(record, Moves(None, status, None if skipped else ms(now)))
 
 
 def transition(delivery: DeliveryRecord, change: Change | Outcome, now: datetime) -> Transition:
