@@ -7,9 +7,9 @@ and whether the retries bunch up.
 One ``relay worker`` process with ``RELAY_RETRY_SCHEDULE_S=--retry-schedule-s`` (a short schedule so that a
 minute's outage is retried within the run; the default is 5 s, 5 min, 30 min, ...), one subscription at a timed
 receiver (``bench/timed_receiver.py``) in a process of its own, and a steady stream of ``order.created`` events
-(a real recorded order, about 3 KB) committed through ``Outbox.commit`` at ``--rate-per-s``, one a commit, for the
-whole run: ``--up-s`` with the receiver up, ``--down-s`` with its process stopped (connections refused), then
-with it started again on the same port until every delivery made before it came back has succeeded (or failed
+(a real recorded order, about 3 KB) committed through ``DeliveryQueue.commit`` at ``--rate-per-s``, one a commit,
+for the whole run: ``--up-s`` with the receiver up, ``--down-s`` with its process stopped (connections refused),
+then with it started again on the same port until every delivery made before it came back has succeeded (or failed
 for good), and 5 s more.
 
 From the attempts Redis keeps for every delivery (time, outcome): the time from receiver-back to the backlog
@@ -48,7 +48,7 @@ from bench.world import (
 from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.models import Attempt, DeliveryRecord, SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 
 
@@ -68,7 +68,7 @@ def predicted_wait_s(down_s: float, schedule_s: list[float], step_s: float = 0.0
 class Stream:
     """Commits one event at a time at a steady rate until stopped; remembers when each was committed."""
 
-    def __init__(self, outbox: Outbox, subs: list[SubscriptionRecord], rate_per_s: float) -> None:
+    def __init__(self, outbox: DeliveryQueue, subs: list[SubscriptionRecord], rate_per_s: float) -> None:
         self.outbox = outbox
         self.subs = subs
         self.interval_s = 1 / rate_per_s
@@ -116,7 +116,7 @@ class Outage:
 async def run(args: argparse.Namespace) -> Outage:
     with TimedReceivers(1) as receiver, redis_database() as redis_url:
         redis = Redis.from_url(redis_url, decode_responses=True)
-        store, outbox = Store(redis), Outbox(redis)
+        store, outbox = Store(redis), DeliveryQueue(redis)
         sub = subscription(0, receiver.urls()[0], datetime.now(UTC))
         await store.create_subscription(sub)
         schedule = ",".join(f"{s:g}" for s in args.retry_schedule_s)

@@ -4,8 +4,8 @@
 
 *Redis.* For each number K of ``--subscriptions``, on an empty database of its own: K subscriptions, then
 ``--events`` ``order.created`` events, each carrying a real recorded order (about 3 KB of JSON), committed
-through ``Outbox.commit`` (500 a transaction, as a poll commits them) to all K: the deliveries wait
-(*committed*). Then one successful attempt is recorded for every delivery through ``Outbox.record`` (500 a
+through ``DeliveryQueue.commit`` (500 a transaction, as a poll commits them) to all K: the deliveries wait
+(*committed*). Then one successful attempt is recorded for every delivery through ``DeliveryQueue.record`` (500 a
 batch), exactly as the dispatcher records a 204 with an empty body: the deliveries are ``succeeded`` and kept with
 their attempt until retention removes them (*retained*). After each step every key of the database is counted
 with ``MEMORY USAGE … SAMPLES 0`` (key, value and the dictionary entry; exact, and blind to other sessions on
@@ -54,7 +54,7 @@ from bench.world import (
 )
 from subscriptions import keys
 from subscriptions.models import Attempt, DeliveryRecord
-from subscriptions.outbox import Outbox, Outcome
+from subscriptions.queue import DeliveryQueue, Outcome
 from subscriptions.store import Store
 
 BATCH = 500
@@ -149,7 +149,7 @@ async def redis_cost(url: str, events: int, subscriptions: int) -> Measured:
     """Commit ``events`` to ``subscriptions``, record one success each, count the keys after each step."""
     redis = Redis.from_url(url, decode_responses=True)
     try:
-        outbox = Outbox(redis)
+        outbox = DeliveryQueue(redis)
         now = datetime.now(UTC)
         subs = [subscription(n, f"https://hooks.example.com/brightpearl/{n}", now) for n in range(subscriptions)]
         order = recorded_order()
@@ -213,7 +213,7 @@ async def process_cost(events: int) -> ProcessCost:
     """``relay api`` and ``relay worker`` while ``events`` are delivered and the API is read."""
     with redis_database() as redis_url, receiver(free_port()) as url:
         redis = Redis.from_url(redis_url, decode_responses=True)
-        outbox = Outbox(redis)
+        outbox = DeliveryQueue(redis)
         now = datetime.now(UTC)
         sub = subscription(0, url, now, max_concurrency=256)
         await Store(redis).create_subscription(sub)

@@ -6,7 +6,7 @@
 the benchmark's own), their URLs spread over ``--receivers`` ports of one timed receiver process
 (``bench/timed_receiver.py``: it records when each request arrived); one ``relay worker`` process
 (``bench.rig.worker``, ``--max-in-flight`` attempts at a time). Each repetition commits ONE ``order.created`` event
-carrying a real recorded order (about 3 KB) through ``Outbox.commit`` to every subscription, as a poll commits
+carrying a real recorded order (about 3 KB) through ``DeliveryQueue.commit`` to every subscription, as a poll commits
 it, and measures from the start of the commit: the commit itself, the first and the last arrival at the receiver
 (``time.monotonic()``, one clock for both processes on Linux), and when Redis showed every delivery
 ``succeeded`` (checked every 5 ms). The worker idles between repetitions: it finds the deliveries by polling the
@@ -48,7 +48,7 @@ from bench.world import (
 )
 from subscriptions import keys
 from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 
 TARGET_S = 1.0
@@ -81,7 +81,7 @@ class Repetition:
 
 
 async def one_event(
-    outbox: Outbox,
+    outbox: DeliveryQueue,
     redis: Redis,
     receivers: TimedReceivers,
     http: aiohttp.ClientSession,
@@ -121,7 +121,7 @@ async def measure(args: argparse.Namespace) -> tuple[float, list[Repetition], fl
             await baseline(urls, body, args.max_in_flight)  # warm the receiver up
             bare_s = min([await baseline(urls, body, args.max_in_flight) for _ in range(3)])
             redis = Redis.from_url(redis_url, decode_responses=True)
-            store, outbox = Store(redis), Outbox(redis)
+            store, outbox = Store(redis), DeliveryQueue(redis)
             now = datetime.now(UTC)
             subs = [subscription(n, url, now) for n, url in enumerate(urls)]
             for sub in subs:

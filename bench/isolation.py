@@ -18,7 +18,7 @@ Scenarios, one after the other in one run, each on an emptied Redis database wit
 - E: D without the account cap (``--per-account`` as large as ``--max-in-flight``), to show what it prevents
   (``--attack 0`` leaves D and E out).
 
-Events of about 3.8 KB (an order's size) are committed at a steady ``--rate`` through ``Outbox.commit``, each
+Events of about 3.8 KB (an order's size) are committed at a steady ``--rate`` through ``DeliveryQueue.commit``, each
 fanned out to every subscription, and the real :class:`Dispatcher` sends them (the committing process wakes it,
 as the poller does). Latency is, for healthy subscribers only, first arrival at the receiver minus the moment the
 commit began; events of the first ``--warmup-s`` are sent but not counted (connections being opened). ``commit
@@ -54,8 +54,8 @@ from bench.isolation_receivers import CONTROL, FAILING, HANGING, receivers
 from bench.rig import claimed_database, clear_keeping_claim
 from bench.world import percentile
 from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.models import DeliveryRecord, SubscriptionRecord
+from subscriptions.queue import DeliveryQueue
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
@@ -124,18 +124,18 @@ async def control(http: aiohttp.ClientSession, port: int, method: str, **query: 
         return await response.json() if response.status == 200 else None
 
 
-def count_claims(outbox: Outbox) -> list[int]:
+def count_claims(outbox: DeliveryQueue) -> list[int]:
     """Count the deliveries claimed from ``outbox``'s due set: a claim given back because its subscriber was at
     its cap costs Redis reads and writes without sending anything."""
     claimed = [0]
-    claim = outbox.due.claim
+    claim = outbox.claim
 
-    async def counting(**kwargs: Any) -> list[str]:
-        ids = await claim(**kwargs)
-        claimed[0] += len(ids)
-        return ids
+    async def counting(**kwargs: Any) -> list[tuple[str, DeliveryRecord | None]]:
+        found = await claim(**kwargs)
+        claimed[0] += len(found)
+        return found
 
-    outbox.due.claim = counting  # type: ignore[method-assign]
+    outbox.claim = counting  # type: ignore[method-assign]
     return claimed
 
 
@@ -150,7 +150,7 @@ class Scenario:
 
 async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace) -> Figures:
     await clear_keeping_claim(redis)
-    store, outbox = Store(redis), Outbox(redis)
+    store, outbox = Store(redis), DeliveryQueue(redis)
     subs, attackers = await arrange(store, outbox, ports, scenario, args)
     policy = DeliveryPolicy(
         retry_schedule_s=DEFAULT_RETRY_SCHEDULE_S,
@@ -186,7 +186,7 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
 
 
 async def arrange(
-    store: Store, outbox: Outbox, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace
+    store: Store, outbox: DeliveryQueue, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace
 ) -> tuple[list[SubscriptionRecord], list[SubscriptionRecord]]:
     """The scenario's subscriptions (the healthy and faulty ones, and the hostile account's), with the backlog
     already waiting for the hanging one."""
@@ -210,7 +210,7 @@ class Stream:
     """Commits events and wakes the dispatcher after each commit, as the poller does; remembers when each event's
     commit began and how far the loop fell behind its schedule."""
 
-    def __init__(self, outbox: Outbox, dispatcher: Dispatcher) -> None:
+    def __init__(self, outbox: DeliveryQueue, dispatcher: Dispatcher) -> None:
         self.outbox = outbox
         self.dispatcher = dispatcher
         self.committed_at: dict[str, float] = {}  # event id -> time.monotonic() as its commit began

@@ -31,7 +31,7 @@ from relay.sandbox.app import SandboxServer, start_sandbox
 from relay.sandbox.throttle import RollingWindowThrottle
 from subscriptions.due import ms
 from subscriptions.models import AccountRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from workers.context import PollContext
 from workers.detectors import take_baselines
@@ -59,7 +59,7 @@ async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Co
             policy = PollPolicy(budget_per_minute=10**9)
             poller = Poller(
                 store,
-                Outbox(connections.redis),
+                DeliveryQueue(connections.redis),
                 connections.redis,
                 http,
                 policy,

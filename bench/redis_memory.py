@@ -6,10 +6,10 @@ Starts a private ``redis-server`` (Debian's, on a free loopback port, AOF on wit
 a temporary directory), so that ``INFO memory`` counts nothing but what this script writes. For each number of
 subscriptions, on an emptied server:
 
-1. commits ``--events`` ``order.created`` events through ``Outbox.commit`` (500 a transaction, as a poll
+1. commits ``--events`` ``order.created`` events through ``DeliveryQueue.commit`` (500 a transaction, as a poll
    commits them), each carrying a real recorded Brightpearl order (``tests/fixtures/recorded/order_get_one``)
    as its ``resource``, fanned out to every subscription: the deliveries wait (``pending``);
-2. records one successful attempt for every delivery through ``Outbox.record`` (500 a transaction), as the
+2. records one successful attempt for every delivery through ``DeliveryQueue.record`` (500 a transaction), as the
    dispatcher does: the deliveries are ``succeeded`` and keep their attempt until retention removes them.
 
 Then once more with one subscription and an almost empty ``resource``: the difference from the first run is
@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 from subscriptions import keys
 from subscriptions.envelope import NewEvent, resource_event
 from subscriptions.models import Attempt, DeliveryRecord, SubscriptionRecord
-from subscriptions.outbox import Outbox, Outcome
+from subscriptions.queue import DeliveryQueue, Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED_ORDER = ROOT / "tests" / "fixtures" / "recorded" / "order_get_one.yml.0.txt"
@@ -130,7 +130,7 @@ async def measure(url: str, directory: Path, events: int, subscriptions: int, or
     try:
         await redis.flushall()
         await settle(redis, rewrite=True)
-        outbox = Outbox(redis)
+        outbox = DeliveryQueue(redis)
         subs = [subscription(n) for n in range(subscriptions)]
         start_memory, start_aof = await used_memory(redis), aof_bytes(directory)
         body_bytes = len(order_event(0, order).body)

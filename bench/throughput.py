@@ -33,7 +33,7 @@ from relay.connections import connect
 from subscriptions import keys
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
 
@@ -87,7 +87,7 @@ async def relay(
         created_at=now,
         updated_at=now,
     )
-    store, outbox = Store(redis), Outbox(redis)
+    store, outbox = Store(redis), DeliveryQueue(redis)
     await store.create_subscription(sub)
     # one account here: its cap (a quarter of the worker's slots by default) is raised so the worker's own binds
     limits = {"max_in_flight": str(RELAY_IN_FLIGHT), "account_max_in_flight": str(RELAY_IN_FLIGHT * workers)}
@@ -109,7 +109,12 @@ async def relay(
 
 
 async def timed_delivery(
-    redis: Redis, outbox: Outbox, sub: SubscriptionRecord, count: int, worker_pids: list[int], others: dict[str, int]
+    redis: Redis,
+    outbox: DeliveryQueue,
+    sub: SubscriptionRecord,
+    count: int,
+    worker_pids: list[int],
+    others: dict[str, int],
 ) -> tuple[float, float]:
     """Commit ``count`` events for ``sub`` and wait until every delivery succeeded: deliveries a second from the
     first commit, and after the last one. Prints where the CPU went (the workers', and ``others``' by name)."""

@@ -32,17 +32,21 @@ class Script:
         """The script ``name`` (e.g. ``"claim.lua"``) in the directory of the module whose ``__file__`` is given."""
         return cls(Path(module_file).with_name(name))
 
-    async def run(self, redis: "Redis", keys: Sequence[str], args: Any) -> Any:
-        """Run the script with ``keys`` and ``args`` (encoded as one JSON argument) and answer what it returns."""
+    async def run(self, redis: "Redis", keys: Sequence[str], args: Any, blobs: Sequence[str] = ()) -> Any:
+        """Run the script with ``keys`` and ``args`` (encoded as one JSON argument) and answer what it returns.
+
+        ``blobs`` (stored texts, such as records' JSON) follow as ``ARGV[2]`` onwards, as they are: the JSON
+        argument names each by its position, so that they are neither escaped again nor decoded by the script.
+        """
         payload = encode(args)
         try:
-            return await redis.evalsha(self.sha, len(keys), *keys, payload)  # type: ignore[misc]
+            return await redis.evalsha(self.sha, len(keys), *keys, payload, *blobs)  # type: ignore[misc]
         except NoScriptError:
-            return await redis.eval(self.text, len(keys), *keys, payload)  # type: ignore[misc]
+            return await redis.eval(self.text, len(keys), *keys, payload, *blobs)  # type: ignore[misc]
 
-    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Any) -> None:
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Any, blobs: Sequence[str] = ()) -> None:
         """Queue the script in ``pipe`` (EVAL by its text); its answer is among the pipeline's results."""
-        pipe.eval(self.text, len(keys), *keys, encode(args))
+        pipe.eval(self.text, len(keys), *keys, encode(args), *blobs)
 
 
 def encode(args: Any) -> str:

@@ -95,6 +95,10 @@ class DeliveryStatus(StrEnum):
     skipped = "skipped"
 
 
+FINAL = frozenset({DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped})
+"""The statuses a delivery ends in: nothing more is sent (only a manual retry or a recovery sends it again)."""
+
+
 class DeliveryRecord(Record):
     """One event on its way to one subscription."""
 

@@ -18,7 +18,7 @@ from subscriptions.due import ms
 from subscriptions.errors import NotFound
 from subscriptions.ids import random_id
 from subscriptions.models import DeliveryRecord, DeliveryStatus
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 
 BATCH = 500
@@ -48,9 +48,9 @@ class Recovery(BaseModel):
 class Recoveries:
     """Recoveries in Redis: start, run (the background job's work), and read progress."""
 
-    def __init__(self, store: Store, outbox: Outbox) -> None:
+    def __init__(self, store: Store, queue: DeliveryQueue) -> None:
         self.store = store
-        self.outbox = outbox
+        self.queue = queue
         self.redis = store.redis
 
     async def start(self, sub_id: str, since: datetime, until: datetime, now: datetime) -> Recovery:
@@ -89,7 +89,7 @@ class Recoveries:
         for start in range(recovery.queued, recovery.total, BATCH):
             ids = await cast(Awaitable[list[str]], self.redis.lrange(ids_key, start, start + BATCH - 1))
             waiting = [d for d in await self.store.load_deliveries(ids) if d and d.status in RECOVERABLE]
-            await self.outbox.requeue(waiting, now)
+            await self.queue.requeue(waiting, now)
             await cast(Awaitable[int], self.redis.hincrby(keys.recovery(rec_id), "queued", len(ids)))
             queued_now += len(ids)
         return queued_now

@@ -26,11 +26,10 @@ from redis.exceptions import WatchError
 
 from subscriptions import keys
 from subscriptions.due import ms
-from subscriptions.models import DeliveryStatus
+from subscriptions.models import FINAL, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset({DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped})
 STATUS_INDEXES = tuple(keys.status_deliveries(status) for status in DeliveryStatus)
 WATCH_TRIES = 3  # a page that keeps changing under the sweep is left for the next one
 
@@ -83,7 +82,7 @@ def _expired_delivery(delivery_id: str, text: str, cutoff_ms: int) -> _ExpiredDe
     """The delivery stored as ``text`` if it is final and last changed before ``cutoff_ms``; else ``None``."""
     try:
         record = json.loads(text)
-        if record["status"] not in FINAL_STATUSES:
+        if record["status"] not in FINAL:
             return None
         changed = [record["created_at"], record.get("last_attempt_at")]
         last_change_ms = max(ms(datetime.fromisoformat(at)) for at in changed if at)

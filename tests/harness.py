@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from relay.sandbox.app import SandboxServer, start_sandbox
 from subscriptions.models import AccountRecord, Resource, SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from workers.detectors import take_baselines
 from workers.metrics import Metrics
@@ -98,7 +98,7 @@ async def harness(redis_client: Redis) -> AsyncIterator[Harness]:
         store = Store(redis_client)
         poller = Poller(
             store,
-            Outbox(redis_client),
+            DeliveryQueue(redis_client),
             redis_client,
             http,
             PollPolicy(overlap_s=60, budget_per_minute=200, page_size=7),

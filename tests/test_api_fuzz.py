@@ -45,7 +45,7 @@ from relay.api.context import ApiContext
 from subscriptions.api_keys import ApiKeys
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import AccountRecord, Attempt, SubscriptionRecord
-from subscriptions.outbox import Outbox, Outcome
+from subscriptions.queue import DeliveryQueue, Outcome
 from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
@@ -153,7 +153,7 @@ async def relay_api(redis_url: str) -> AsyncIterator[str]:
 
 
 async def seed(ctx: ApiContext, now: datetime) -> None:
-    store, outbox = Store(ctx.redis), Outbox(ctx.redis)
+    store, outbox = Store(ctx.redis), DeliveryQueue(ctx.redis)
     account = AccountRecord(
         code="acme",
         base_url="http://127.0.0.1:9/public-api/acme",

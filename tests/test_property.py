@@ -24,7 +24,7 @@ from relay.sandbox.goods_out import Stage
 from relay.sandbox.throttle import RollingWindowThrottle
 from subscriptions.errors import RelayError
 from subscriptions.models import AccountRecord, SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from tests.conftest import empty_database
 from tests.harness import now
@@ -141,7 +141,7 @@ async def test_events_are_exactly_the_changes_made(redis_url: str, plan: list[tu
             store = Store(redis)
             poller = Poller(
                 store,
-                Outbox(redis),
+                DeliveryQueue(redis),
                 redis,
                 http,
                 PollPolicy(budget_per_minute=10_000, page_size=3),

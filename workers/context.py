@@ -11,7 +11,7 @@ from subscriptions import keys
 from subscriptions.envelope import NewEvent
 from subscriptions.fence import Fence
 from subscriptions.models import AccountRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient
 from workers.budget import RequestBudget
@@ -26,7 +26,7 @@ class PollContext:
     account: AccountRecord
     redis: "Redis"
     store: Store
-    outbox: Outbox
+    outbox: DeliveryQueue
     fence: Fence | None
     overlap_ms: int
     clock: Callable[[], datetime]

@@ -1,10 +1,11 @@
 """The delivery loop of one worker process: claim due deliveries in batches, send them concurrently, record.
 
-Claims come from the shared ``due`` set (see ``subscriptions.due``), so any number of processes share the
-work and a process that dies gives its claims back when their lease ends. Sends run concurrently up to
-``max_in_flight`` per process, and no more to one receiver than ``connections_per_host`` (``workers.lanes``);
-each subscription's concurrency cap and rate limit hold across every process (``subscriptions.admission``),
-so one slow or failing subscriber cannot take the slots the others need.
+Everything it does in Redis goes through the delivery queue (``subscriptions.queue``): claims come from its
+shared due set, so any number of processes share the work and a process that dies gives its claims back when
+their lease ends. Sends run concurrently up to ``max_in_flight`` per process, and no more to one receiver than
+``connections_per_host`` (``workers.lanes``); each subscription's concurrency cap and rate limit hold across
+every process (the queue admits claims within them), so one slow or failing subscriber cannot take the slots
+the others need.
 As many deliveries again wait claimed and admitted, ready to start the moment a slot frees; their claims are
 extended while they wait, and given back when the process stops. Timeouts are kept by one sweep
 (``workers.deadlines``). Outcomes are recorded in batches, one Redis transaction each; a receiver answering
@@ -19,14 +20,14 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import aiohttp
 
 from subscriptions.admission import Holder, Limits
-from subscriptions.due import ms
 from subscriptions.health import disable_reason, gone_reason
 from subscriptions.models import (
+    FINAL,
     Attempt,
     DeliveryRecord,
     DeliveryStatus,
@@ -34,59 +35,27 @@ from subscriptions.models import (
     SubscriptionRecord,
     SubscriptionState,
 )
-from subscriptions.outbox import Outbox, Outcome
+from subscriptions.queue import DeliveryQueue, Outcome
+from subscriptions.queue.lease import LEASE_MARGIN_S
 from subscriptions.retry import retry_after_s
 from subscriptions.signing import secret_key
 from subscriptions.store import Store
 from workers.deadlines import Deadlines
+from workers.delivery_policy import DeliveryPolicy
 from workers.lanes import Lanes, origin
 from workers.metrics import Metrics
 from workers.outage import RedisOutage
 from workers.sender import send
 
+__all__ = ["DeliveryPolicy", "Dispatcher", "Ready"]  # the policy is defined in workers.delivery_policy
+
 log = logging.getLogger(__name__)
 
-LEASE_MARGIN_S = 10.0  # a claim outlives the attempt's timeout by this much before another process may retry
-RELEASE_DELAY_S = 0.2  # how soon a claim given back (its subscriber was busy) comes due again
 RECORD_BATCH = 500
 RECORD_LINGER_S = 0.005  # how long outcomes wait to be recorded together: throughput for a few ms
 KEEP_CLAIMS_EVERY_S = 1.0  # how often the claims of deliveries kept ready are checked (and extended if old)
 UNPARK_EVERY_S = 2.0  # how often parked deliveries are checked for slots freed by a dead worker's leases
 RECORD_AT_STOP_S = 10.0  # how long a stopping worker waits to record the outcomes it holds (Redis may be away)
-FINAL = (DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped)
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """The relay's delivery settings; a subscription may set its own schedule, timeout and limits."""
-
-    retry_schedule_s: tuple[float, ...]
-    timeout_s: float
-    max_in_flight: int = 512
-    per_subscription: int = 32
-    per_account: int = 128  # attempts under way for one account's subscriptions together, over every process
-    connections_per_host: int = 64  # attempts under way to one receiver (origin) per process
-    rate_per_s: float | None = None
-    retry_after_max_s: float = 3600.0
-    disable_after_s: float = 5 * 86_400.0
-    claim_batch: int = 500
-    idle_poll_s: float = 0.05  # how often an idle dispatcher looks for deliveries committed by other processes
-    allow_private_targets: bool = False
-
-    def schedule_s(self, sub: SubscriptionRecord) -> tuple[float, ...]:
-        return tuple(sub.retry_schedule_s) if sub.retry_schedule_s is not None else self.retry_schedule_s
-
-    def timeout_of(self, sub: SubscriptionRecord) -> float:
-        return sub.timeout_s or self.timeout_s
-
-    def limits(self, sub: SubscriptionRecord) -> Limits:
-        return Limits(
-            sub.account,
-            sub.max_concurrency or self.per_subscription,
-            sub.rate_limit_per_s or self.rate_per_s,
-            account_concurrency=self.per_account,
-            lease_ms=int((self.timeout_of(sub) + LEASE_MARGIN_S) * 1000),
-        )
 
 
 @dataclass
@@ -107,7 +76,7 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        outbox: Outbox,
+        queue: DeliveryQueue,
         session: aiohttp.ClientSession,
         policy: DeliveryPolicy,
         metrics: Metrics,
@@ -117,7 +86,7 @@ class Dispatcher:
         outage: RedisOutage | None = None,
     ) -> None:
         self.store = store
-        self.outbox = outbox
+        self.queue = queue
         self.session = session
         self.policy = policy
         self.metrics = metrics
@@ -130,7 +99,6 @@ class Dispatcher:
         self._sending: dict[asyncio.Task[None], Ready] = {}  # attempts under way
         self._ready: Lanes[Ready] = Lanes(policy.connections_per_host)  # claimed and admitted, by receiver
         self._next_keep = 0.0  # when to look next for ready deliveries whose claims need extending
-        self.admissions = outbox.admissions
         self._unrecorded = 0  # deliveries sent or being sent whose outcome is not recorded yet
         self._enough = max(1, min(policy.claim_batch, policy.max_in_flight // 4))  # a claim worth a round trip
         self._outcomes: list[Outcome] = []  # attempts ended, waiting to be recorded
@@ -169,9 +137,7 @@ class Dispatcher:
                 self._claiming = True
                 try:
                     leased = time.monotonic()
-                    claimed = await self.outbox.claim(
-                        now=self.clock(), lease_s=self.policy.timeout_s + LEASE_MARGIN_S, limit=asked
-                    )
+                    claimed = await self.queue.claim(now=self.clock(), timeout_s=self.policy.timeout_s, limit=asked)
                     self.outage.ok()
                     if claimed:
                         await self._start(claimed, leased)
@@ -204,13 +170,10 @@ class Dispatcher:
         self._next_keep = now + KEEP_CLAIMS_EVERY_S
         waiting = [ready for ready in self._ready if now - ready.leased >= LEASE_MARGIN_S / 2]
         if waiting:
-            at_ms = ms(self.clock())
-            until: dict[Holder, dict[str, int]] = defaultdict(dict)
+            claims: dict[Holder, dict[str, float]] = defaultdict(dict)
             for ready in waiting:
-                holder = (ready.sub.account, ready.sub.id)
-                until[holder][ready.delivery.id] = at_ms + self.policy.limits(ready.sub).lease_ms
-            await self.outbox.due.schedule_each({i: t for theirs in until.values() for i, t in theirs.items()})
-            await self.admissions.extend(until)
+                claims[ready.sub.account, ready.sub.id][ready.delivery.id] = self.policy.timeout_of(ready.sub)
+            await self.queue.extend(claims, self.clock())
             for ready in waiting:
                 ready.leased = now
 
@@ -234,14 +197,12 @@ class Dispatcher:
         """Bring back parked deliveries whose slots were freed by leases ending rather than by outcomes (a
         worker died), by another subscription of their account, or whose subscription's cap was raised or which
         was deleted."""
-        parked = await self.admissions.parked_subscriptions()
-        now_ms = ms(self.clock())
-        for sub_id, sub in zip(parked, await self.store.load_subscriptions(parked), strict=True):
-            if await self.admissions.unpark(sub_id, self.policy.limits(sub) if sub else None, now_ms):
-                self._wake.set()
-        for account in await self.admissions.parked_accounts():
-            if await self.admissions.unpark_account(account, self.policy.per_account, now_ms):
-                self._wake.set()
+        if await self.queue.unpark(self._limits_of, self.policy.per_account, self.clock()):
+            self._wake.set()
+
+    async def _limits_of(self, sub_ids: list[str]) -> list[Limits | None]:
+        """The limits of each subscription (``None`` for one deleted)."""
+        return [self.policy.limits(sub) if sub else None for sub in await self.store.load_subscriptions(sub_ids)]
 
     async def stop(self, drain_s: float = 5.0) -> None:
         """Stop claiming, give back the deliveries not started, let attempts under way finish for up to
@@ -252,7 +213,7 @@ class Dispatcher:
         self._unrecorded -= len(unstarted)
         if unstarted:
             with contextlib.suppress(Exception):  # if Redis is away, they come due when their leases end
-                await self.outbox.due.schedule([d.id for d in unstarted], due=self.clock(), only_existing=True)
+                await self.queue.give_back([d.id for d in unstarted], self.clock())
         slots: dict[Holder, list[str]] = defaultdict(list)
         for delivery in unstarted:
             slots[delivery.account, delivery.subscription].append(delivery.id)
@@ -267,7 +228,7 @@ class Dispatcher:
                 slots[given.account, given.subscription].append(given.id)
         if slots:
             with contextlib.suppress(Exception):  # if Redis is away, the slots free when their leases end
-                await self.admissions.release(slots, ms(self.clock()))
+                await self.queue.release(slots, self.clock())
         if self._recorder is not None:
             with contextlib.suppress(TimeoutError):  # Redis away: what is not recorded is sent again, same id
                 await asyncio.wait_for(self._recorded.wait(), RECORD_AT_STOP_S)
@@ -278,9 +239,7 @@ class Dispatcher:
             await asyncio.gather(self._sweeper, return_exceptions=True)
 
     async def _start(self, claimed: list[tuple[str, DeliveryRecord | None]], leased: float) -> None:
-        ids = [delivery_id for delivery_id, _ in claimed]
-        deliveries = [delivery for _, delivery in claimed]
-        live = [d for d in deliveries if d is not None]
+        live = [delivery for _, delivery in claimed if delivery is not None]
         loaded_events, loaded_subs = await asyncio.gather(
             self.store.load_events(sorted({d.event_id for d in live})),
             self.store.load_subscriptions(sorted({d.subscription for d in live})),
@@ -288,29 +247,53 @@ class Dispatcher:
         events = {e.id: e for e in loaded_events if e}
         subs = {s.id: s for s in loaded_subs if s}
         now = self.clock()
+        wanted = await self._sort(claimed, events, subs, now)
+        if wanted:
+            await self._admit(wanted, events, subs, leased, now)
+
+    async def _sort(
+        self,
+        claimed: list[tuple[str, DeliveryRecord | None]],
+        events: dict[str, EventRecord],
+        subs: dict[str, SubscriptionRecord],
+        now: datetime,
+    ) -> dict[str, list[DeliveryRecord]]:
+        """The claimed deliveries to send, by subscription; the others are taken off the queue (gone or
+        final), failed (their subscription or event is gone) or skipped (their subscription is disabled)."""
         wanted: dict[str, list[DeliveryRecord]] = defaultdict(list)
-        for delivery_id, delivery in zip(ids, deliveries, strict=True):
+        dropped = []
+        for delivery_id, delivery in claimed:
             if delivery is None or delivery.status in FINAL:
-                await self.outbox.due.remove([delivery_id])
+                dropped.append(delivery_id)
                 continue
             sub = subs.get(delivery.subscription)
             event = events.get(delivery.event_id)
             if sub is None or event is None:
                 gone = "subscription was deleted" if sub is None else "event is no longer kept"
-                await self.outbox.abandon(delivery, f"not sent: its {gone}", now)
+                await self.queue.abandon(delivery, f"not sent: its {gone}", now)
                 self.metrics.deliveries_finished.labels(DeliveryStatus.failed.value).inc()
             elif sub.state == SubscriptionState.disabled:
-                await self.outbox.skip(delivery)
+                await self.queue.skip(delivery, now)
                 self.metrics.deliveries_finished.labels(DeliveryStatus.skipped.value).inc()
             else:
                 wanted[sub.id].append(delivery)
-        if not wanted:
-            return
-        admissions = await self.admissions.admit(
+        await self.queue.discard(dropped)
+        return wanted
+
+    async def _admit(
+        self,
+        wanted: dict[str, list[DeliveryRecord]],
+        events: dict[str, EventRecord],
+        subs: dict[str, SubscriptionRecord],
+        leased: float,
+        now: datetime,
+    ) -> None:
+        """Admit the deliveries to send within their limits, make the admitted ones ready and start them."""
+        admissions = await self.queue.admit(
             {sub_id: (self.policy.limits(subs[sub_id]), [d.id for d in batch]) for sub_id, batch in wanted.items()},
-            now_ms=ms(now),
+            now,
         )
-        longer: list[str] = []
+        longer: dict[Holder, dict[str, float]] = {}
         for sub_id, batch in wanted.items():
             sub, admission = subs[sub_id], admissions[sub_id]
             if admission.error is not None:  # this subscription's deliveries alone wait for a retry, the error shown
@@ -320,20 +303,13 @@ class Dispatcher:
             to = origin(sub.url)
             for delivery in batch[: admission.admitted]:
                 self._ready.add(to, Ready(delivery, events[delivery.event_id], sub, leased, to))
-            if self.policy.timeout_of(sub) > self.policy.timeout_s:
-                longer += [d.id for d in batch[: admission.admitted]]
-            held = [d.id for d in batch[admission.admitted + admission.parked :]]
-            if held:  # the rate limit holds them: each due when it lets it go
-                soonest = ms(now + timedelta(seconds=RELEASE_DELAY_S))
-                dues = {d: max(soonest, at) for d, at in zip(held, admission.due_ms(len(held)), strict=True)}
-                await self.outbox.due.schedule_each(dues)
+            timeout_s = self.policy.timeout_of(sub)
+            if timeout_s > self.policy.timeout_s:
+                longer[sub.account, sub.id] = {d.id: timeout_s for d in batch[: admission.admitted]}
         self._launch()
         self.metrics.in_flight.set(len(self._sending))
-        if longer:  # a subscription with a longer timeout keeps its claims for longer
-            longest = max(self.policy.timeout_of(s) for s in subs.values())
-            await self.outbox.due.schedule(
-                longer, due=now + timedelta(seconds=longest + LEASE_MARGIN_S), only_existing=True
-            )
+        if longer:  # a subscription with a longer timeout keeps its claims for longer (its slots already do)
+            await self.queue.extend(longer, now, slots=False)
 
     def _refused(self, batch: list[DeliveryRecord], sub: SubscriptionRecord, error: str, now: datetime) -> None:
         """Record a failed attempt, with ``error`` and no request made, for each of ``batch``: they are retried on
@@ -399,7 +375,7 @@ class Dispatcher:
             try:
                 for _ in range(30):
                     try:
-                        recorded = await self.outbox.record(batch, self.clock())
+                        recorded = await self.queue.record(batch, self.clock())
                         break
                     except Exception as error:  # Redis away: hold the outcomes and try again
                         if not self.outage.failed(error, f"recording {len(batch)} attempts"):

@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from subscriptions.backlog import read_backlog, read_last_successful_polls
+from subscriptions.backlog import read_last_successful_polls
+from subscriptions.queue.backlog import read_backlog
 
 log = logging.getLogger(__name__)
 

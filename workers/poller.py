@@ -20,8 +20,8 @@ from subscriptions.crypto import TokenKeyError
 from subscriptions.due import ms
 from subscriptions.errors import LostLease, NotFound
 from subscriptions.models import RESOURCES, AccountRecord
-from subscriptions.outbox import Outbox
 from subscriptions.polls import Claim, PollPlan, Polls
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
@@ -67,7 +67,7 @@ class Poller:
     def __init__(
         self,
         store: Store,
-        outbox: Outbox,
+        outbox: DeliveryQueue,
         redis: "Redis",
         session: aiohttp.ClientSession,
         policy: PollPolicy,

@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from subscriptions.crypto import TokenCipher
-from subscriptions.outbox import Outbox
 from subscriptions.polls import Claim, Polls
+from subscriptions.queue import DeliveryQueue
 from subscriptions.recovery import Recoveries
 from subscriptions.store import Store
 from workers.dispatcher import DeliveryPolicy, Dispatcher
@@ -53,7 +53,7 @@ class WorkerRuntime:
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
-        self.outbox = Outbox(self.redis)
+        self.outbox = DeliveryQueue(self.redis)
         self.outage = RedisOutage()  # one account of Redis being away for every loop of the process
         self.dispatcher = Dispatcher(
             self.store,

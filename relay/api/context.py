@@ -12,7 +12,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from subscriptions.crypto import TokenCipher
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from workers.budget import Budgets
 from workers.metrics import Metrics
@@ -51,9 +51,8 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
-        self.outbox = Outbox(self.redis)
+        self.outbox = DeliveryQueue(self.redis)
         self.budgets = Budgets(self.redis, self.budget_per_minute, self.clock)
-
 
 
 CONTEXT = web.AppKey("relay_context", ApiContext)

@@ -19,7 +19,7 @@ from relay.service import running
 from relay.settings import Settings
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import AccountRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from tests.e2e import free_port, wait_for
 
@@ -105,7 +105,7 @@ class Ops:
             )
             ids.append(f"evt_ops{n}")
         subs = await self.store.account_subscriptions("acme")
-        await Outbox(self.store.redis).commit(events, subs, now=datetime.now(UTC))
+        await DeliveryQueue(self.store.redis).commit(events, subs, now=datetime.now(UTC))
         return ids
 
     async def deliveries(self, sub_id: str, status: str | None = None) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from subscriptions.api_keys import ApiKeys, key_digest
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id, random_id
 from subscriptions.models import Attempt, SubscriptionRecord
-from subscriptions.outbox import Outbox, Outcome
+from subscriptions.queue import DeliveryQueue, Outcome
 from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
@@ -72,7 +72,7 @@ async def public_dns(host: str) -> list[str]:
 async def tenant(redis: Redis, code: str) -> Tenant:
     """An account with a subscription, an event, a delivery that failed once, a recovery and a key, and every
     key a subscription and a delivery come with (health, recent outcomes, rate limit, attempts)."""
-    store, outbox = Store(redis), Outbox(redis)
+    store, outbox = Store(redis), DeliveryQueue(redis)
     await register_unpolled(store, code, NOW)
     sub = SubscriptionRecord(
         id=random_id("sub"),

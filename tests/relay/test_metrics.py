@@ -15,7 +15,7 @@ from relay.settings import Settings
 from subscriptions.backlog import read_last_successful_polls
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import Attempt, DeliveryStatus, SubscriptionRecord
-from subscriptions.outbox import Outbox, Outcome
+from subscriptions.queue import DeliveryQueue, Outcome
 from workers.metrics import Metrics
 
 BACKLOG = ("relay_deliveries_waiting", "relay_deliveries_retrying", "relay_oldest_waiting_delivery_age_seconds")
@@ -46,7 +46,7 @@ def event(n: int) -> NewEvent:
 
 async def make_backlog(redis: Redis, now: datetime) -> None:
     """Three deliveries waiting (the oldest created 90 s before ``now``) and two retrying."""
-    outbox = Outbox(redis)
+    outbox = DeliveryQueue(redis)
     subs = [sub("sub_a", now)]
     await outbox.commit([event(1)], subs, now=now - timedelta(seconds=90))
     await outbox.commit([event(2), event(3)], subs, now=now - timedelta(seconds=30))

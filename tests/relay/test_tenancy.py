@@ -22,7 +22,7 @@ from relay.api.context import ApiContext
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id, random_id
 from subscriptions.models import SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
 from tests.conftest import FakeClock
@@ -86,7 +86,7 @@ async def world(redis_client: Redis, clock: FakeClock) -> AsyncIterator[World]:
             clock=clock,
             resolve=public_dns,
         )
-        store, outbox = Store(redis_client), Outbox(redis_client)
+        store, outbox = Store(redis_client), DeliveryQueue(redis_client)
         async with TestClient(TestServer(create_app(ctx), host="127.0.0.1")) as client:
             world = World(client, redis_client, clock, {})
             for code in ACCOUNTS:

@@ -17,7 +17,7 @@ from relay.api.app import create_app
 from relay.api.context import ApiContext
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.ids import event_id
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from tests.conftest import FakeClock
 from tests.e2e import register_unpolled
@@ -167,7 +167,7 @@ async def test_deliveries_and_events_filter_by_pattern(api: Api) -> None:
         NewEvent(event_id("acme", name, 1), name, "acme", 1, "2026-11-26T10:00:00Z", event_body(name, "t", {}))
         for name in ("order.created", "order.modified.order-status", "contact.created")
     ]
-    await Outbox(api.redis).commit(events, [record], now=datetime.now(UTC))
+    await DeliveryQueue(api.redis).commit(events, [record], now=datetime.now(UTC))
     key = api.keys["acme"]
     _, found = await api.call("GET", "/v1/deliveries?type=order.*", key=key)
     assert sorted(d["type"] for d in found["items"]) == ["order.created", "order.modified.order-status"]

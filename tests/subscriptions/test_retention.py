@@ -16,7 +16,7 @@ from subscriptions.models import (
     SubscriptionRecord,
     SubscriptionState,
 )
-from subscriptions.outbox import Outbox, Outcome
+from subscriptions.queue import DeliveryQueue, Outcome
 from subscriptions.retention import RetentionCounts, sweep
 from subscriptions.store import Store
 
@@ -247,7 +247,7 @@ def new_event(n: int) -> NewEvent:
 
 async def test_memory_is_bounded_once_the_retention_period_passes(redis_client: Redis) -> None:
     """Through the outbox's own writes: once the old records expire, Redis holds the keys it held before."""
-    outbox, store = Outbox(redis_client), Store(redis_client)
+    outbox, store = DeliveryQueue(redis_client), Store(redis_client)
     subs = [
         subscription("sub_ok", ["*"]),
         subscription("sub_down", ["*"]),

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.errors import Conflict, InvalidInput, NotFound
 from subscriptions.models import AccountRecord, SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from tests.conftest import FakeClock
 
@@ -81,7 +81,7 @@ async def test_last_page_has_no_cursor(redis_client: Redis, clock: FakeClock) ->
 
 
 async def test_filters(redis_client: Redis, clock: FakeClock) -> None:
-    store, outbox = Store(redis_client), Outbox(redis_client)
+    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
     subs = [subscription(1, clock), subscription(2, clock, "beta")]
     for s in subs:
         await store.create_subscription(s)

@@ -16,7 +16,7 @@ from subscriptions import keys
 from subscriptions.due import ms
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher
@@ -33,7 +33,7 @@ def now() -> datetime:
 @dataclass
 class Rig:
     store: Store
-    outbox: Outbox
+    outbox: DeliveryQueue
     receiver: Receiver
     url: str
 
@@ -78,7 +78,7 @@ async def _run(redis_client: Redis, allow_private: bool) -> AsyncIterator[Rig]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     session = delivery_session(allow_private=allow_private)
-    store, outbox = Store(redis_client), Outbox(redis_client)
+    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
     dispatcher = Dispatcher(
         store,
         outbox,
@@ -214,7 +214,7 @@ class Solo:
     """A dispatcher of its own, with the policy a test asks for, sending to one receiver handler."""
 
     store: Store
-    outbox: Outbox
+    outbox: DeliveryQueue
     dispatcher: Dispatcher
     port: int
 
@@ -238,7 +238,7 @@ async def solo(redis_client: Redis, handler: Handler, **policy: Any) -> AsyncIte
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     session = delivery_session(allow_private=True)
-    store, outbox = Store(redis_client), Outbox(redis_client)
+    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
     rules = DeliveryPolicy(retry_schedule_s=(60.0,), allow_private_targets=True, **policy)
     dispatcher = Dispatcher(store, outbox, session, rules, Metrics(), clock=now)
     task = asyncio.create_task(dispatcher.run())

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.store import Store
 from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher
@@ -54,7 +54,7 @@ class Subscriber:
 @dataclass
 class Rig:
     store: Store
-    outbox: Outbox
+    outbox: DeliveryQueue
     base_url: str
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     committed_at: dict[str, float] = field(default_factory=dict)  # event id -> time.monotonic() of its commit
@@ -105,7 +105,7 @@ def subscribers_app(rig: Rig, release: asyncio.Event) -> web.Application:
 
 @pytest.fixture
 async def rig(redis_client: Redis) -> AsyncIterator[Rig]:
-    store, outbox = Store(redis_client), Outbox(redis_client)
+    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
     port = free_port()
     rig = Rig(store, outbox, f"http://127.0.0.1:{port}")
     release = asyncio.Event()

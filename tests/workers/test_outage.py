@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from relay.receiver import Receiver
 from subscriptions.envelope import NewEvent, event_body
 from subscriptions.models import DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.outbox import Outbox
+from subscriptions.queue import DeliveryQueue
 from subscriptions.recovery import Recoveries
 from subscriptions.signing import new_secret
 from subscriptions.store import Store
@@ -34,7 +34,7 @@ SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0)
 @dataclass
 class Outage:
     store: Store
-    outbox: Outbox
+    outbox: DeliveryQueue
     clock: FakeClock
     receiver: Receiver
     port: int
@@ -73,7 +73,7 @@ class Outage:
 @pytest.fixture
 async def outage(redis_client: Redis) -> AsyncIterator[Outage]:
     clock = FakeClock(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
-    store, outbox = Store(redis_client), Outbox(redis_client)
+    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
     receiver = Receiver(secret=new_secret())
     port = free_port()
     sub = SubscriptionRecord(
