@@ -68,8 +68,8 @@ def predicted_wait_s(down_s: float, schedule_s: list[float], step_s: float = 0.0
 class Stream:
     """Commits one event at a time at a steady rate until stopped; remembers when each was committed."""
 
-    def __init__(self, outbox: DeliveryQueue, subs: list[SubscriptionRecord], rate_per_s: float) -> None:
-        self.outbox = outbox
+    def __init__(self, queue: DeliveryQueue, subs: list[SubscriptionRecord], rate_per_s: float) -> None:
+        self.queue = queue
         self.subs = subs
         self.interval_s = 1 / rate_per_s
         self.created: list[tuple[int, DeliveryRecord]] = []  # (created ms, delivery)
@@ -84,7 +84,7 @@ class Stream:
                 return
             self.late_s = max(self.late_s, time.monotonic() - next_at)
             now = datetime.now(UTC)
-            (delivery,) = await self.outbox.commit([order_event(n, order)], self.subs, now=now)
+            (delivery,) = await self.queue.commit([order_event(n, order)], self.subs, now=now)
             self.created.append((ms(now), delivery))
             next_at += self.interval_s
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -116,11 +116,11 @@ class Outage:
 async def run(args: argparse.Namespace) -> Outage:
     with TimedReceivers(1) as receiver, redis_database() as redis_url:
         redis = Redis.from_url(redis_url, decode_responses=True)
-        store, outbox = Store(redis), DeliveryQueue(redis)
+        store, queue = Store(redis), DeliveryQueue(redis)
         sub = subscription(0, receiver.urls()[0], datetime.now(UTC))
         await store.create_subscription(sub)
         schedule = ",".join(f"{s:g}" for s in args.retry_schedule_s)
-        stream = Stream(outbox, [sub], args.rate_per_s)
+        stream = Stream(queue, [sub], args.rate_per_s)
         async with worker(redis_url, retry_schedule_s=schedule, encryption_key=ENCRYPTION_KEY) as child:
             task = asyncio.create_task(stream.run())
             try:

@@ -149,7 +149,7 @@ async def redis_cost(url: str, events: int, subscriptions: int) -> Measured:
     """Commit ``events`` to ``subscriptions``, record one success each, count the keys after each step."""
     redis = Redis.from_url(url, decode_responses=True)
     try:
-        outbox = DeliveryQueue(redis)
+        queue = DeliveryQueue(redis)
         now = datetime.now(UTC)
         subs = [subscription(n, f"https://hooks.example.com/brightpearl/{n}", now) for n in range(subscriptions)]
         order = recorded_order()
@@ -157,12 +157,12 @@ async def redis_cost(url: str, events: int, subscriptions: int) -> Measured:
         deliveries: list[DeliveryRecord] = []
         for first in range(0, events, BATCH):
             batch = [order_event(n, order) for n in range(first, min(first + BATCH, events))]
-            deliveries += await outbox.commit(batch, subs, now=now)
+            deliveries += await queue.commit(batch, subs, now=now)
         committed = await census(redis)
         attempt = Attempt(at=datetime.now(UTC), status_code=204, error=None, duration_ms=12, response_excerpt="")
         for first in range(0, len(deliveries), BATCH):
             outcomes = [Outcome(d, attempt, True, 0.0) for d in deliveries[first : first + BATCH]]
-            await outbox.record(outcomes, attempt.at)
+            await queue.record(outcomes, attempt.at)
         retained = await census(redis)
     finally:
         await redis.aclose()
@@ -213,7 +213,7 @@ async def process_cost(events: int) -> ProcessCost:
     """``relay api`` and ``relay worker`` while ``events`` are delivered and the API is read."""
     with redis_database() as redis_url, receiver(free_port()) as url:
         redis = Redis.from_url(redis_url, decode_responses=True)
-        outbox = DeliveryQueue(redis)
+        queue = DeliveryQueue(redis)
         now = datetime.now(UTC)
         sub = subscription(0, url, now, max_concurrency=256)
         await Store(redis).create_subscription(sub)
@@ -228,7 +228,7 @@ async def process_cost(events: int) -> ProcessCost:
                 started = time.monotonic()
                 for first in range(0, events, BATCH):
                     batch = [order_event(n, order) for n in range(first, min(first + BATCH, events))]
-                    await outbox.commit(batch, [sub], now=datetime.now(UTC))
+                    await queue.commit(batch, [sub], now=datetime.now(UTC))
                 for _ in range(6000):
                     if await redis.zcard(keys.status_deliveries("succeeded")) >= events:
                         break

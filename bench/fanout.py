@@ -81,7 +81,7 @@ class Repetition:
 
 
 async def one_event(
-    outbox: DeliveryQueue,
+    queue: DeliveryQueue,
     redis: Redis,
     receivers: TimedReceivers,
     http: aiohttp.ClientSession,
@@ -93,7 +93,7 @@ async def one_event(
     event = order_event(n, recorded_order())
     already = await redis.zcard(keys.status_deliveries("succeeded"))
     started = time.monotonic()
-    created = await outbox.commit([event], subs, now=datetime.now(UTC))
+    created = await queue.commit([event], subs, now=datetime.now(UTC))
     committed = time.monotonic()
     assert len(created) == len(subs)
 
@@ -121,7 +121,7 @@ async def measure(args: argparse.Namespace) -> tuple[float, list[Repetition], fl
             await baseline(urls, body, args.max_in_flight)  # warm the receiver up
             bare_s = min([await baseline(urls, body, args.max_in_flight) for _ in range(3)])
             redis = Redis.from_url(redis_url, decode_responses=True)
-            store, outbox = Store(redis), DeliveryQueue(redis)
+            store, queue = Store(redis), DeliveryQueue(redis)
             now = datetime.now(UTC)
             subs = [subscription(n, url, now) for n, url in enumerate(urls)]
             for sub in subs:
@@ -137,7 +137,7 @@ async def measure(args: argparse.Namespace) -> tuple[float, list[Repetition], fl
                     with profiling:
                         for n in range(1, args.repeats + 1):
                             await asyncio.sleep(rng.uniform(0.3, 0.8))  # any phase of the worker's idle polling
-                            repetitions.append(await one_event(outbox, redis, receivers, http, n, subs))
+                            repetitions.append(await one_event(queue, redis, receivers, http, n, subs))
                     rss = peak_rss_mb(child.pid)
             finally:
                 await redis.aclose()

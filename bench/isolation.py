@@ -124,18 +124,18 @@ async def control(http: aiohttp.ClientSession, port: int, method: str, **query: 
         return await response.json() if response.status == 200 else None
 
 
-def count_claims(outbox: DeliveryQueue) -> list[int]:
-    """Count the deliveries claimed from ``outbox``'s due set: a claim given back because its subscriber was at
+def count_claims(queue: DeliveryQueue) -> list[int]:
+    """Count the deliveries claimed from ``queue``'s due set: a claim given back because its subscriber was at
     its cap costs Redis reads and writes without sending anything."""
     claimed = [0]
-    claim = outbox.claim
+    claim = queue.claim
 
     async def counting(**kwargs: Any) -> list[tuple[str, DeliveryRecord | None]]:
         found = await claim(**kwargs)
         claimed[0] += len(found)
         return found
 
-    outbox.claim = counting  # type: ignore[method-assign]
+    queue.claim = counting  # type: ignore[method-assign]
     return claimed
 
 
@@ -150,8 +150,8 @@ class Scenario:
 
 async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace) -> Figures:
     await clear_keeping_claim(redis)
-    store, outbox = Store(redis), DeliveryQueue(redis)
-    subs, attackers = await arrange(store, outbox, ports, scenario, args)
+    store, queue = Store(redis), DeliveryQueue(redis)
+    subs, attackers = await arrange(store, queue, ports, scenario, args)
     policy = DeliveryPolicy(
         retry_schedule_s=DEFAULT_RETRY_SCHEDULE_S,
         timeout_s=args.timeout_s,
@@ -164,10 +164,10 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
         await control(http, ports[CONTROL], "DELETE")
         session = delivery_session(allow_private=True)
         metrics = Metrics()
-        dispatcher = Dispatcher(store, outbox, session, policy, metrics, clock=utc_now)
-        claimed = count_claims(outbox)
+        dispatcher = Dispatcher(store, queue, session, policy, metrics, clock=utc_now)
+        claimed = count_claims(queue)
         running = asyncio.create_task(dispatcher.run())
-        stream = Stream(outbox, dispatcher)
+        stream = Stream(queue, dispatcher)
         try:
             if attackers:  # the hostile tenant goes first: its burst is under way when the stream starts
                 await stream.attack(attackers, scenario.attack)
@@ -186,7 +186,7 @@ async def run_scenario(redis: Redis, ports: dict[str, int], scenario: Scenario, 
 
 
 async def arrange(
-    store: Store, outbox: DeliveryQueue, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace
+    store: Store, queue: DeliveryQueue, ports: dict[str, int], scenario: Scenario, args: argparse.Namespace
 ) -> tuple[list[SubscriptionRecord], list[SubscriptionRecord]]:
     """The scenario's subscriptions (the healthy and faulty ones, and the hostile account's), with the backlog
     already waiting for the hanging one."""
@@ -202,7 +202,7 @@ async def arrange(
             NewEvent(f"old_{n:07d}", "order.created", "acme", n, "2026-11-26T09:00:00Z", order_body(n))
             for n in range(first, min(first + 500, scenario.backlog))
         ]
-        await outbox.commit(old, hanging, now=utc_now())
+        await queue.commit(old, hanging, now=utc_now())
     return subs, attackers
 
 
@@ -210,8 +210,8 @@ class Stream:
     """Commits events and wakes the dispatcher after each commit, as the poller does; remembers when each event's
     commit began and how far the loop fell behind its schedule."""
 
-    def __init__(self, outbox: DeliveryQueue, dispatcher: Dispatcher) -> None:
-        self.outbox = outbox
+    def __init__(self, queue: DeliveryQueue, dispatcher: Dispatcher) -> None:
+        self.queue = queue
         self.dispatcher = dispatcher
         self.committed_at: dict[str, float] = {}  # event id -> time.monotonic() as its commit began
         self.late_s = 0.0
@@ -223,7 +223,7 @@ class Stream:
                 NewEvent(f"ping_{i:05d}", "ping", "evil", None, "2026-11-26T10:00:00Z", order_body(i))
                 for i in range(n, min(n + 28, count))
             ]
-            await self.outbox.commit(burst, attackers, now=utc_now())
+            await self.queue.commit(burst, attackers, now=utc_now())
             self.dispatcher.wake()
             await asyncio.sleep(2 / math.ceil(count / 28))
 
@@ -239,7 +239,7 @@ class Stream:
             event_id = f"evt_{n:06d}"
             event = NewEvent(event_id, "order.created", "acme", n, "2026-11-26T10:00:00Z", order_body(n))
             self.committed_at[event_id] = time.monotonic()
-            await self.outbox.commit([event], subs, now=utc_now())
+            await self.queue.commit([event], subs, now=utc_now())
             self.dispatcher.wake()  # as the poller does after committing
 
 

@@ -109,7 +109,7 @@ async def register(
         record,
         redis,
         store,
-        poller.outbox,
+        poller.queue,
         None,
         60_000,
         now,

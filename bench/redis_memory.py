@@ -130,14 +130,14 @@ async def measure(url: str, directory: Path, events: int, subscriptions: int, or
     try:
         await redis.flushall()
         await settle(redis, rewrite=True)
-        outbox = DeliveryQueue(redis)
+        queue = DeliveryQueue(redis)
         subs = [subscription(n) for n in range(subscriptions)]
         start_memory, start_aof = await used_memory(redis), aof_bytes(directory)
         body_bytes = len(order_event(0, order).body)
         deliveries: list[DeliveryRecord] = []
         for first in range(0, events, BATCH):
             batch = [order_event(n, order) for n in range(first, min(first + BATCH, events))]
-            deliveries += await outbox.commit(batch, subs, now=NOW)
+            deliveries += await queue.commit(batch, subs, now=NOW)
         await settle(redis)
         pending_memory, pending_aof = await used_memory(redis), aof_bytes(directory)
         one_event = [keys.event(deliveries[0].event_id), keys.event_deliveries(deliveries[0].event_id)]
@@ -150,7 +150,7 @@ async def measure(url: str, directory: Path, events: int, subscriptions: int, or
                 Outcome(d, Attempt(at=attempt_at, status_code=204, error=None, duration_ms=12), True, 0.0)
                 for d in deliveries[first : first + BATCH]
             ]
-            await outbox.record(outcomes, attempt_at)
+            await queue.record(outcomes, attempt_at)
         await settle(redis)
         done_memory, done_aof = await used_memory(redis), aof_bytes(directory)
         attempt_key_bytes = await key_bytes(redis, [keys.attempts(deliveries[0].id)])

@@ -4,7 +4,7 @@
 
 Both send a 1 KB JSON body to the same minimal receiver (``bench/receiver.py``, a process of its own).
 *Baseline*: this process POSTs with one aiohttp session, 64 requests at a time.
-*Relay*: ``relay worker`` processes deliver the events this process commits through the outbox in batches of
+*Relay*: ``relay worker`` processes deliver the events this process commits through the queue in batches of
 500 (as polls would), each event fanned out to one subscription (512 attempts at a time, the default), signed,
 POSTed and its attempt recorded in Redis; the clock runs from the first commit until Redis shows every delivery
 succeeded. The rate after the last commit (the fan-out done, the worker delivering alone) is shown beside it.
@@ -87,7 +87,7 @@ async def relay(
         created_at=now,
         updated_at=now,
     )
-    store, outbox = Store(redis), DeliveryQueue(redis)
+    store, queue = Store(redis), DeliveryQueue(redis)
     await store.create_subscription(sub)
     # one account here: its cap (a quarter of the worker's slots by default) is raised so the worker's own binds
     limits = {"max_in_flight": str(RELAY_IN_FLIGHT), "account_max_in_flight": str(RELAY_IN_FLIGHT * workers)}
@@ -98,7 +98,7 @@ async def relay(
         await asyncio.sleep(1.0)  # the workers are up and idle
         profiling.__enter__()
         others = {"receiver": receiver_pid, "redis": redis_pid(redis_url)}
-        rate, after_rate = await timed_delivery(redis, outbox, sub, count, [child.pid for child in children], others)
+        rate, after_rate = await timed_delivery(redis, queue, sub, count, [child.pid for child in children], others)
         rss = [peak_rss_mb(child.pid) for child in children]
         profiling.__exit__(None, None, None)
     finally:
@@ -110,7 +110,7 @@ async def relay(
 
 async def timed_delivery(
     redis: Redis,
-    outbox: DeliveryQueue,
+    queue: DeliveryQueue,
     sub: SubscriptionRecord,
     count: int,
     worker_pids: list[int],
@@ -129,7 +129,7 @@ async def timed_delivery(
     ]
     started, committing = time.perf_counter(), time.process_time()
     for events in batches:
-        await outbox.commit(events, [sub], now=datetime.now(UTC))
+        await queue.commit(events, [sub], now=datetime.now(UTC))
     committed_s, commit_cpu_s = time.perf_counter() - started, time.process_time() - committing
     by_commit = await redis.zcard(keys.status_deliveries("succeeded"))
     cpu_at_commit = [cpu_s(pid) for pid in worker_pids]

@@ -2,7 +2,7 @@
 
 Runs the relay on the embedded store (no Redis needed) with the Brightpearl sandbox, two accounts that it
 really polls, four subscriptions (one healthy receiver, one that fails now and then, one that is down, one
-more account's), and a day of history: events committed through the outbox at times spread over the last 24
+more account's), and a day of history: events committed through the queue at times spread over the last 24
 hours, as a poller would have. Then Debian's Chromium, logged in as the admin, writes ``docs/img/*.png``.
 """
 

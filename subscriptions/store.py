@@ -2,7 +2,7 @@
 
 Accounts are ``subscriptions.accounts`` (``Store`` is an :class:`AccountStore` with the rest). The hot path
 (fanning events out into deliveries, claiming due deliveries, recording attempts) lives in
-``subscriptions.outbox``; both use the key layout of ``subscriptions.keys``.
+``subscriptions.queue``; both use the key layout of ``subscriptions.keys``.
 """
 
 from collections.abc import Awaitable, Sequence

@@ -153,7 +153,7 @@ async def relay_api(redis_url: str) -> AsyncIterator[str]:
 
 
 async def seed(ctx: ApiContext, now: datetime) -> None:
-    store, outbox = Store(ctx.redis), DeliveryQueue(ctx.redis)
+    store, queue = Store(ctx.redis), DeliveryQueue(ctx.redis)
     account = AccountRecord(
         code="acme",
         base_url="http://127.0.0.1:9/public-api/acme",
@@ -184,10 +184,10 @@ async def seed(ctx: ApiContext, now: datetime) -> None:
         timestamp=timestamp,
         body=event_body("order.created", timestamp, {"accountCode": "acme", "id": 1234}),
     )
-    (delivery,) = await outbox.commit([event], [sub], now=now)
+    (delivery,) = await queue.commit([event], [sub], now=now)
     attempt = Attempt(at=now, status_code=500, error=None, duration_ms=12, response_excerpt="oops")
-    await outbox.record([Outcome(delivery, attempt, succeeded=False, jitter=0.0, schedule_s=[])], now)
-    recovery = await Recoveries(store, outbox).start(sub.id, now - timedelta(hours=1), now + timedelta(seconds=1), now)
+    await queue.record([Outcome(delivery, attempt, succeeded=False, jitter=0.0, schedule_s=[])], now)
+    recovery = await Recoveries(store, queue).start(sub.id, now - timedelta(hours=1), now + timedelta(seconds=1), now)
     key, _ = await ApiKeys(ctx.redis).create("acme", "fuzzing", now)
     SEEDED_IDS.clear()
     SEEDED_IDS.update(

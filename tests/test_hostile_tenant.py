@@ -124,7 +124,7 @@ async def test_another_accounts_ping_arrives_at_once_while_an_attacker_holds_all
                 NewEvent(f"evt_evil_{n}", "order.created", "evil", n, stamp, event_body("order.created", stamp, {}))
                 for n in range(30)
             ]
-            await parts.runtime.outbox.commit(events, records, now=datetime.now(UTC))
+            await parts.runtime.queue.commit(events, records, now=datetime.now(UTC))
             parts.runtime.dispatcher.wake()
             account_cap = settings.account_in_flight()
             await wait_for(lambda: hanging.open_now >= account_cap, 20, "the attacker to hold all it may")

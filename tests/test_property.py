@@ -74,7 +74,7 @@ class World:
 
     async def crash_after(self, commits: int) -> None:
         """A poll whose worker dies after ``commits`` commits: the rest is never written."""
-        real = self.poller.outbox.commit
+        real = self.poller.queue.commit
         done = 0
 
         async def dying(*args: Any, **kwargs: Any) -> Any:
@@ -84,13 +84,13 @@ class World:
             done += 1
             return await real(*args, **kwargs)
 
-        self.poller.outbox.commit = dying  # type: ignore[method-assign]
+        self.poller.queue.commit = dying  # type: ignore[method-assign]
         try:
             await self.poll()
         except ConnectionError:
             pass
         finally:
-            self.poller.outbox.commit = real  # type: ignore[method-assign]
+            self.poller.queue.commit = real  # type: ignore[method-assign]
 
     async def act(self, kind: str, a: int, b: Any) -> None:  # noqa: PLR0912 - one branch per action
         account = self.account

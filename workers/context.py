@@ -26,7 +26,7 @@ class PollContext:
     account: AccountRecord
     redis: "Redis"
     store: Store
-    outbox: DeliveryQueue
+    queue: DeliveryQueue
     fence: Fence | None
     overlap_ms: int
     clock: Callable[[], datetime]
@@ -58,7 +58,7 @@ class PollContext:
             for write in writes:
                 write(pipe)
 
-        created = await self.outbox.commit(events, subscriptions, now=self.clock(), fence=self.fence, also=also)
+        created = await self.queue.commit(events, subscriptions, now=self.clock(), fence=self.fence, also=also)
         for event in events:
             self.metrics.events.labels(event.type).inc()
         if created:

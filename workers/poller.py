@@ -67,7 +67,7 @@ class Poller:
     def __init__(
         self,
         store: Store,
-        outbox: DeliveryQueue,
+        queue: DeliveryQueue,
         redis: "Redis",
         session: aiohttp.ClientSession,
         policy: PollPolicy,
@@ -77,7 +77,7 @@ class Poller:
         on_deliveries: Callable[[], None],
     ) -> None:
         self.store = store
-        self.outbox = outbox
+        self.queue = queue
         self.redis = redis
         self.polls = Polls(redis)
         self.session = session
@@ -182,7 +182,7 @@ class Poller:
             account,
             self.redis,
             self.store,
-            self.outbox,
+            self.queue,
             claim.fence,
             int(self.policy.overlap_s * 1000),
             self.clock,

@@ -53,11 +53,11 @@ class WorkerRuntime:
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
-        self.outbox = DeliveryQueue(self.redis)
+        self.queue = DeliveryQueue(self.redis)
         self.outage = RedisOutage()  # one account of Redis being away for every loop of the process
         self.dispatcher = Dispatcher(
             self.store,
-            self.outbox,
+            self.queue,
             self.delivery_session,
             self.delivery_policy,
             self.metrics,
@@ -66,7 +66,7 @@ class WorkerRuntime:
         )
         self.poller = Poller(
             self.store,
-            self.outbox,
+            self.queue,
             self.redis,
             self.brightpearl_session,
             self.poll_policy,
@@ -121,7 +121,7 @@ async def poll(ctx: dict[str, Any], account: str, token: str | None = None) -> N
 async def recover(ctx: dict[str, Any], rec_id: str) -> None:
     """arq job: re-queue a recovery's deliveries (from where it stopped, if an earlier try died)."""
     runtime: WorkerRuntime = ctx["runtime"]
-    queued = await Recoveries(runtime.store, runtime.outbox).run(rec_id, runtime.clock())
+    queued = await Recoveries(runtime.store, runtime.queue).run(rec_id, runtime.clock())
     if queued:
         runtime.dispatcher.wake()
     log.info("recovery %s: %d deliveries queued", rec_id, queued)

@@ -51,7 +51,7 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
-        self.outbox = DeliveryQueue(self.redis)
+        self.queue = DeliveryQueue(self.redis)
         self.budgets = Budgets(self.redis, self.budget_per_minute, self.clock)
 
 

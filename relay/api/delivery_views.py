@@ -101,7 +101,7 @@ async def retry_delivery(request: web.Request, delivery_id: str) -> DeliveryView
     (sub,) = await ctx.store.load_subscriptions([delivery.subscription])
     if sub is not None:
         ensure_enabled(sub, "retry its deliveries")
-    delivery = await ctx.outbox.schedule_now(delivery, ctx.clock())
+    delivery = await ctx.queue.schedule_now(delivery, ctx.clock())
     ctx.on_deliveries()
     return await delivery_view(ctx, delivery)
 

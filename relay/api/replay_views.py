@@ -49,7 +49,7 @@ async def send_ping(request: web.Request, sub_id: str) -> DeliveryView:
             retry_after_s=wait_s,
         )
     event = ping_event(sub.account, sub.id, now, random_id(EVENT_PREFIX))
-    delivery = await ctx.outbox.send_to(event, sub, now)
+    delivery = await ctx.queue.send_to(event, sub, now)
     ctx.on_deliveries()
     return await delivery_view(ctx, delivery)
 
@@ -70,7 +70,7 @@ async def recover(request: web.Request, sub_id: str, body: RecoverRequest) -> Re
     if ctx.jobs is None:
         raise Conflict("this API process has no job queue to run a recovery on")
     now = ctx.clock()
-    recovery = await Recoveries(ctx.store, ctx.outbox).start(sub.id, body.since, body.until or now, now)
+    recovery = await Recoveries(ctx.store, ctx.queue).start(sub.id, body.since, body.until or now, now)
     await ctx.jobs.enqueue_job("recover", recovery.id, _job_id=f"recover:{recovery.id}")
     return recovery_view(recovery)
 
@@ -86,7 +86,7 @@ async def recover(request: web.Request, sub_id: str, body: RecoverRequest) -> Re
 async def recovery_progress(request: web.Request, sub_id: str, rec_id: str) -> RecoveryView:
     ctx = context(request)
     sub = await visible_subscription(request, sub_id)
-    recovery = await Recoveries(ctx.store, ctx.outbox).progress(rec_id)
+    recovery = await Recoveries(ctx.store, ctx.queue).progress(rec_id)
     if recovery.subscription != sub.id:
         raise NotFound(f"recovery {rec_id!r} does not exist")
     return recovery_view(recovery)

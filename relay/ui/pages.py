@@ -190,7 +190,7 @@ async def retry(request: web.Request, who: Principal) -> web.StreamResponse:
             ensure_enabled(sub, "retry its deliveries")  # what the API answers with its 409
         except Conflict as refused:
             return await delivery_page(request, who, found, refused=str(refused), status=409)
-    await ctx.outbox.schedule_now(found, ctx.clock())
+    await ctx.queue.schedule_now(found, ctx.clock())
     ctx.on_deliveries()
     raise web.HTTPSeeOther(f"/ui/deliveries/{found.id}?retried=1")
 

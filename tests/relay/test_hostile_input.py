@@ -72,7 +72,7 @@ async def public_dns(host: str) -> list[str]:
 async def tenant(redis: Redis, code: str) -> Tenant:
     """An account with a subscription, an event, a delivery that failed once, a recovery and a key, and every
     key a subscription and a delivery come with (health, recent outcomes, rate limit, attempts)."""
-    store, outbox = Store(redis), DeliveryQueue(redis)
+    store, queue = Store(redis), DeliveryQueue(redis)
     await register_unpolled(store, code, NOW)
     sub = SubscriptionRecord(
         id=random_id("sub"),
@@ -87,11 +87,11 @@ async def tenant(redis: Redis, code: str) -> Tenant:
     evt = event_id(code, "order.created", 1)
     body = event_body("order.created", "2026-11-26T10:00:00Z", {"accountCode": code, "id": 1})
     new = NewEvent(evt, "order.created", code, 1, "2026-11-26T10:00:00Z", body)
-    [delivery] = await outbox.commit([new], [sub], now=NOW)
+    [delivery] = await queue.commit([new], [sub], now=NOW)
     attempt = Attempt(at=NOW, status_code=500, error=None, duration_ms=5, response_excerpt="no")
-    await outbox.record([Outcome(delivery, attempt, succeeded=False, jitter=0.0, schedule_s=[])], NOW)
+    await queue.record([Outcome(delivery, attempt, succeeded=False, jitter=0.0, schedule_s=[])], NOW)
     await redis.set(keys.subscription_rate(sub.id), "1764151200000")
-    recovery = await Recoveries(store, outbox).start(sub.id, NOW - timedelta(hours=1), NOW, NOW)
+    recovery = await Recoveries(store, queue).start(sub.id, NOW - timedelta(hours=1), NOW, NOW)
     record, key = await ApiKeys(redis).create(code, "integrator", NOW)
     await store.update_account_status(code, {"last_error": "timed out"})
     for name in (

@@ -46,14 +46,14 @@ def event(n: int) -> NewEvent:
 
 async def make_backlog(redis: Redis, now: datetime) -> None:
     """Three deliveries waiting (the oldest created 90 s before ``now``) and two retrying."""
-    outbox = DeliveryQueue(redis)
+    queue = DeliveryQueue(redis)
     subs = [sub("sub_a", now)]
-    await outbox.commit([event(1)], subs, now=now - timedelta(seconds=90))
-    await outbox.commit([event(2), event(3)], subs, now=now - timedelta(seconds=30))
-    failing = await outbox.commit([event(4), event(5)], subs, now=now - timedelta(seconds=200))
+    await queue.commit([event(1)], subs, now=now - timedelta(seconds=90))
+    await queue.commit([event(2), event(3)], subs, now=now - timedelta(seconds=30))
+    failing = await queue.commit([event(4), event(5)], subs, now=now - timedelta(seconds=200))
     attempt = Attempt(at=now - timedelta(seconds=199), status_code=503, error=None, duration_ms=40)
     outcomes = [Outcome(d, attempt, succeeded=False, jitter=0.0, schedule_s=(300,)) for d in failing]
-    recorded = await outbox.record(outcomes, now - timedelta(seconds=199))
+    recorded = await queue.record(outcomes, now - timedelta(seconds=199))
     assert {d.status for d in recorded.deliveries} == {DeliveryStatus.retrying}
 
 

@@ -86,7 +86,7 @@ async def world(redis_client: Redis, clock: FakeClock) -> AsyncIterator[World]:
             clock=clock,
             resolve=public_dns,
         )
-        store, outbox = Store(redis_client), DeliveryQueue(redis_client)
+        store, queue = Store(redis_client), DeliveryQueue(redis_client)
         async with TestClient(TestServer(create_app(ctx), host="127.0.0.1")) as client:
             world = World(client, redis_client, clock, {})
             for code in ACCOUNTS:
@@ -106,7 +106,7 @@ async def world(redis_client: Redis, clock: FakeClock) -> AsyncIterator[World]:
                 new = NewEvent(
                     evt, "order.created", code, 1, "2026-11-26T10:00:00Z", event_body("order.created", "", data)
                 )
-                [delivery] = await outbox.commit([new], [sub], now=clock())
+                [delivery] = await queue.commit([new], [sub], now=clock())
                 key = await world.call(
                     "POST", "/v1/api-keys", body={"account": code, "description": f"{code}'s ERP"}, expect=201
                 )

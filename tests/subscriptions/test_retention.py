@@ -42,7 +42,7 @@ def subscription(
 
 
 async def write_event(redis: Redis, event_id: str, at: datetime, account: str = "acme") -> None:
-    """An event as the outbox stores it: the record and its two index entries."""
+    """An event as the queue stores it: the record and its two index entries."""
     record = EventRecord(
         id=event_id,
         type="order.created",
@@ -69,7 +69,7 @@ async def write_delivery(
     last_attempt_at: datetime | None = None,
     attempts: int = 1,
 ) -> str:
-    """A delivery as the outbox leaves it: the record, its attempts and its index entries (and its due time
+    """A delivery as the queue leaves it: the record, its attempts and its index entries (and its due time
     while it is not final)."""
     final = status in (DeliveryStatus.succeeded, DeliveryStatus.failed, DeliveryStatus.skipped)
     last = last_attempt_at or (at + timedelta(seconds=10) if attempts else None)
@@ -246,8 +246,8 @@ def new_event(n: int) -> NewEvent:
 
 
 async def test_memory_is_bounded_once_the_retention_period_passes(redis_client: Redis) -> None:
-    """Through the outbox's own writes: once the old records expire, Redis holds the keys it held before."""
-    outbox, store = DeliveryQueue(redis_client), Store(redis_client)
+    """Through the queue's own writes: once the old records expire, Redis holds the keys it held before."""
+    queue, store = DeliveryQueue(redis_client), Store(redis_client)
     subs = [
         subscription("sub_ok", ["*"]),
         subscription("sub_down", ["*"]),
@@ -257,14 +257,14 @@ async def test_memory_is_bounded_once_the_retention_period_passes(redis_client: 
         await store.create_subscription(sub)
 
     async def deliver(events: list[NewEvent], at: datetime) -> None:
-        created = await outbox.commit(events, subs, now=at)
+        created = await queue.commit(events, subs, now=at)
         attempt = Attempt(at=at + timedelta(seconds=1), status_code=None, error="refused", duration_ms=3)
         outcomes = [
             Outcome(d, attempt, succeeded=d.subscription == "sub_ok", jitter=0.0, schedule_s=())
             for d in created
             if d.status == DeliveryStatus.pending
         ]
-        await outbox.record(outcomes, at + timedelta(seconds=1))
+        await queue.record(outcomes, at + timedelta(seconds=1))
 
     await deliver([new_event(0)], NOW - timedelta(minutes=5))  # recent traffic: every per-subscription key exists
     baseline = await footprint(redis_client)

@@ -81,7 +81,7 @@ async def test_last_page_has_no_cursor(redis_client: Redis, clock: FakeClock) ->
 
 
 async def test_filters(redis_client: Redis, clock: FakeClock) -> None:
-    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
+    store, queue = Store(redis_client), DeliveryQueue(redis_client)
     subs = [subscription(1, clock), subscription(2, clock, "beta")]
     for s in subs:
         await store.create_subscription(s)
@@ -92,7 +92,7 @@ async def test_filters(redis_client: Redis, clock: FakeClock) -> None:
     ]
     for e in events:
         clock.advance(1)
-        await outbox.commit([e], subs, now=clock())
+        await queue.commit([e], subs, now=clock())
     by_type = await store.list_deliveries(limit=10, cursor=None, type_="order.created")
     assert sorted(d.event_id for d in by_type.items) == ["evt_0", "evt_2"]
     by_sub = await store.list_deliveries(limit=10, cursor=None, subscription="sub_001", type_="contact.created")

@@ -2,7 +2,7 @@
 dashboard alone over plain HTTP, on a clock the test moves, for its sessions and logins.
 
 Accounts, subscriptions and deliveries are made without Brightpearl: an account record that is never polled,
-subscriptions through the API, events committed through the outbox as a poller would. That keeps the
+subscriptions through the API, events committed through the queue as a poller would. That keeps the
 dashboard's tests fast; ``docs/screenshots.py`` uses the same pieces.
 """
 
@@ -71,7 +71,7 @@ class Relay:
         resource = {"id": order_id, "orderTypeCode": "SO", "reference": f"#{order_id}"}
         event = resource_event(account, event_type, order_id, resource, now.replace(microsecond=0))
         subs = await self.ctx.store.account_subscriptions(account)
-        created = await self.ctx.outbox.commit([event], subs, now=now)
+        created = await self.ctx.queue.commit([event], subs, now=now)
         self.ctx.on_deliveries()
         return created
 

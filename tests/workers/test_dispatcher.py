@@ -33,7 +33,7 @@ def now() -> datetime:
 @dataclass
 class Rig:
     store: Store
-    outbox: DeliveryQueue
+    queue: DeliveryQueue
     receiver: Receiver
     url: str
 
@@ -54,7 +54,7 @@ class Rig:
             "2026-11-26T10:00:00Z",
             event_body("order.created", "2026-11-26T10:00:00Z", {"id": n}),
         )
-        (delivery,) = await self.outbox.commit([event], [sub], now=now())
+        (delivery,) = await self.queue.commit([event], [sub], now=now())
         return delivery
 
     async def settled(self, delivery_id: str) -> DeliveryRecord:
@@ -78,10 +78,10 @@ async def _run(redis_client: Redis, allow_private: bool) -> AsyncIterator[Rig]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     session = delivery_session(allow_private=allow_private)
-    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
+    store, queue = Store(redis_client), DeliveryQueue(redis_client)
     dispatcher = Dispatcher(
         store,
-        outbox,
+        queue,
         session,
         DeliveryPolicy(retry_schedule_s=(60.0,), timeout_s=2, allow_private_targets=allow_private),
         Metrics(),
@@ -89,7 +89,7 @@ async def _run(redis_client: Redis, allow_private: bool) -> AsyncIterator[Rig]:
     )
     task = asyncio.create_task(dispatcher.run())
     try:
-        yield Rig(store, outbox, receiver, f"http://127.0.0.1:{port}/hooks")
+        yield Rig(store, queue, receiver, f"http://127.0.0.1:{port}/hooks")
     finally:
         await dispatcher.stop()
         await task
@@ -200,7 +200,7 @@ async def test_a_burst_is_recorded_in_full_long_before_any_lease_ends(rig: Rig, 
         for n in range(3000)
     ]
     for start in range(0, len(events), 500):
-        await rig.outbox.commit(events[start : start + 500], [sub], now=now())
+        await rig.queue.commit(events[start : start + 500], [sub], now=now())
 
     async def all_succeeded() -> bool:
         return await redis_client.zcard(keys.status_deliveries("succeeded")) == len(events)
@@ -214,7 +214,7 @@ class Solo:
     """A dispatcher of its own, with the policy a test asks for, sending to one receiver handler."""
 
     store: Store
-    outbox: DeliveryQueue
+    queue: DeliveryQueue
     dispatcher: Dispatcher
     port: int
 
@@ -226,7 +226,7 @@ class Solo:
     async def emit(self, sub: SubscriptionRecord, prefix: str, count: int) -> None:
         body = event_body("order.created", "t", {})
         events = [NewEvent(f"evt_{prefix}{n}", "order.created", "acme", n, "t", body) for n in range(count)]
-        await self.outbox.commit(events, [sub], now=now())
+        await self.queue.commit(events, [sub], now=now())
 
 
 @contextlib.asynccontextmanager
@@ -238,12 +238,12 @@ async def solo(redis_client: Redis, handler: Handler, **policy: Any) -> AsyncIte
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     session = delivery_session(allow_private=True)
-    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
+    store, queue = Store(redis_client), DeliveryQueue(redis_client)
     rules = DeliveryPolicy(retry_schedule_s=(60.0,), allow_private_targets=True, **policy)
-    dispatcher = Dispatcher(store, outbox, session, rules, Metrics(), clock=now)
+    dispatcher = Dispatcher(store, queue, session, rules, Metrics(), clock=now)
     task = asyncio.create_task(dispatcher.run())
     try:
-        yield Solo(store, outbox, dispatcher, port)
+        yield Solo(store, queue, dispatcher, port)
     finally:
         await dispatcher.stop()
         await task
@@ -369,7 +369,7 @@ async def _fan_out(rig: Rig, subs: list[SubscriptionRecord], n: int = 3) -> list
         NewEvent(f"evt_{i}", "order.created", "acme", i, "2026-11-26T10:00:00Z", event_body("order.created", "t", {}))
         for i in range(n)
     ]
-    return await rig.outbox.commit(events, subs, now=now())
+    return await rig.queue.commit(events, subs, now=now())
 
 
 async def test_a_subscription_whose_slots_redis_cannot_use_fails_its_own_deliveries_only(

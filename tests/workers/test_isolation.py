@@ -54,7 +54,7 @@ class Subscriber:
 @dataclass
 class Rig:
     store: Store
-    outbox: DeliveryQueue
+    queue: DeliveryQueue
     base_url: str
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     committed_at: dict[str, float] = field(default_factory=dict)  # event id -> time.monotonic() of its commit
@@ -76,7 +76,7 @@ class Rig:
             for n in range(first, self._events)
         ]
         started = time.monotonic()
-        deliveries = await self.outbox.commit(events, subs, now=now())
+        deliveries = await self.queue.commit(events, subs, now=now())
         self.committed_at.update(dict.fromkeys((e.id for e in events), started))
         return deliveries
 
@@ -105,15 +105,15 @@ def subscribers_app(rig: Rig, release: asyncio.Event) -> web.Application:
 
 @pytest.fixture
 async def rig(redis_client: Redis) -> AsyncIterator[Rig]:
-    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
+    store, queue = Store(redis_client), DeliveryQueue(redis_client)
     port = free_port()
-    rig = Rig(store, outbox, f"http://127.0.0.1:{port}")
+    rig = Rig(store, queue, f"http://127.0.0.1:{port}")
     release = asyncio.Event()
     runner = web.AppRunner(subscribers_app(rig, release), handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     session = delivery_session(allow_private=True)
-    dispatcher = Dispatcher(store, outbox, session, POLICY, Metrics(), clock=now)
+    dispatcher = Dispatcher(store, queue, session, POLICY, Metrics(), clock=now)
     task = asyncio.create_task(dispatcher.run())
     try:
         yield rig

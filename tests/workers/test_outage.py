@@ -34,7 +34,7 @@ SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0)
 @dataclass
 class Outage:
     store: Store
-    outbox: DeliveryQueue
+    queue: DeliveryQueue
     clock: FakeClock
     receiver: Receiver
     port: int
@@ -50,7 +50,7 @@ class Outage:
     async def emit(self, n: int) -> None:
         stamp = self.clock().isoformat()
         event = NewEvent(f"evt_{n}", "order.created", "acme", n, stamp, event_body("order.created", stamp, {"id": n}))
-        await self.outbox.commit([event], [await self.store.get_subscription(self.sub.id)], now=self.clock())
+        await self.queue.commit([event], [await self.store.get_subscription(self.sub.id)], now=self.clock())
 
     async def statuses(self) -> dict[str, int]:
         page = await self.store.list_deliveries(limit=1000, cursor=None, subscription=self.sub.id)
@@ -63,8 +63,8 @@ class Outage:
         """Let the dispatcher attempt everything due now (nothing in flight, nothing due by the clock)."""
 
         async def idle() -> bool:
-            due = await self.outbox.redis.zcount("relay:due", "-inf", int(self.clock().timestamp() * 1000))
-            flight = await self.outbox.redis.zcard(f"relay:sub:{self.sub.id}:in-flight")
+            due = await self.queue.redis.zcount("relay:due", "-inf", int(self.clock().timestamp() * 1000))
+            flight = await self.queue.redis.zcard(f"relay:sub:{self.sub.id}:in-flight")
             return due == 0 and flight == 0 and self.dispatcher.idle  # (a claim not yet admitted is not in flight)
 
         await wait_for(idle, 10, "every due delivery to be attempted")
@@ -73,7 +73,7 @@ class Outage:
 @pytest.fixture
 async def outage(redis_client: Redis) -> AsyncIterator[Outage]:
     clock = FakeClock(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
-    store, outbox = Store(redis_client), DeliveryQueue(redis_client)
+    store, queue = Store(redis_client), DeliveryQueue(redis_client)
     receiver = Receiver(secret=new_secret())
     port = free_port()
     sub = SubscriptionRecord(
@@ -88,9 +88,9 @@ async def outage(redis_client: Redis) -> AsyncIterator[Outage]:
     await store.create_subscription(sub)
     session = delivery_session(allow_private=True)
     policy = DeliveryPolicy(retry_schedule_s=SCHEDULE_S, timeout_s=2, allow_private_targets=True, idle_poll_s=0.02)
-    dispatcher = Dispatcher(store, outbox, session, policy, Metrics(), clock=clock, rng=random.Random(7))
+    dispatcher = Dispatcher(store, queue, session, policy, Metrics(), clock=clock, rng=random.Random(7))
     task = asyncio.create_task(dispatcher.run())
-    state = Outage(store, outbox, clock, receiver, port, sub, dispatcher)
+    state = Outage(store, queue, clock, receiver, port, sub, dispatcher)
     try:
         yield state
     finally:
@@ -136,7 +136,7 @@ async def test_one_recover_call_sends_what_ran_out_of_retries(outage: Outage) ->
     await outage.settle()
     assert (await outage.statuses()) == {"failed": 20}
     await outage.up()
-    recoveries = Recoveries(outage.store, outage.outbox)
+    recoveries = Recoveries(outage.store, outage.queue)
     recovery = await recoveries.start(outage.sub.id, started, outage.clock(), outage.clock())
     assert recovery.total == 20
     assert await recoveries.run(recovery.id, outage.clock()) == 20
@@ -175,7 +175,7 @@ async def test_five_days_without_a_success_disable_it_and_keep_what_comes_meanwh
     # re-enabled and recovered: everything arrives
     await outage.store.reenable_subscription(sub.model_copy(update={"state": SubscriptionState.active}))
     await outage.up()
-    recoveries = Recoveries(outage.store, outage.outbox)
+    recoveries = Recoveries(outage.store, outage.queue)
     recovery = await recoveries.start(
         outage.sub.id, datetime(2026, 11, 26, tzinfo=UTC), outage.clock() + timedelta(seconds=1), outage.clock()
     )

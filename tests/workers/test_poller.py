@@ -156,7 +156,7 @@ async def test_expired_credentials_are_reported(harness: Harness) -> None:
 async def test_a_poller_that_dies_before_committing_repeats_nothing_twice(harness: Harness) -> None:
     await harness.register()
     ids = await harness.create_orders(12)
-    real_commit = harness.poller.outbox.commit
+    real_commit = harness.poller.queue.commit
     calls = 0
 
     async def dies(*args: Any, **kwargs: Any) -> Any:
@@ -164,10 +164,10 @@ async def test_a_poller_that_dies_before_committing_repeats_nothing_twice(harnes
         calls += 1
         raise ConnectionError("the worker died here")
 
-    harness.poller.outbox.commit = dies  # type: ignore[method-assign]
+    harness.poller.queue.commit = dies  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await harness.poll()
-    harness.poller.outbox.commit = real_commit  # type: ignore[method-assign]
+    harness.poller.queue.commit = real_commit  # type: ignore[method-assign]
     assert calls == 1
     assert await harness.emitted() == []
     await harness.poll()
