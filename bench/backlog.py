@@ -45,11 +45,11 @@ from bench.world import (
     recorded_order,
     subscription,
 )
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.models import Attempt, DeliveryRecord, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.models import Attempt, DeliveryRecord, SubscriptionRecord
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 
 
 def predicted_wait_s(down_s: float, schedule_s: list[float], step_s: float = 0.01) -> float:
@@ -96,7 +96,7 @@ class Stream:
 async def attempts_of(redis: Redis, deliveries: list[DeliveryRecord]) -> dict[str, list[Attempt]]:
     async with redis.pipeline(transaction=False) as pipe:
         for delivery in deliveries:
-            pipe.lrange(keys.attempts(delivery.id), 0, -1)
+            pipe.lrange(keyspace.attempts(delivery.id), 0, -1)
         lists = await pipe.execute()
     return {d.id: [Attempt.model_validate_json(a) for a in raw] for d, raw in zip(deliveries, lists, strict=True)}
 
@@ -133,8 +133,8 @@ async def run(args: argparse.Namespace) -> Outage:
                 before = sum(1 for created, _ in stream.created if created < back_ms)
                 drained_seen_s = None
                 for _ in range(int(args.max_after_s * 10)):
-                    final = await redis.zcount(keys.status_deliveries("succeeded"), "-inf", back_ms - 1)
-                    final += await redis.zcount(keys.status_deliveries("failed"), "-inf", back_ms - 1)
+                    final = await redis.zcount(keyspace.status_deliveries("succeeded"), "-inf", back_ms - 1)
+                    final += await redis.zcount(keyspace.status_deliveries("failed"), "-inf", back_ms - 1)
                     if final >= before:
                         drained_seen_s = (ms(datetime.now(UTC)) - back_ms) / 1000
                         break

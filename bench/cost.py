@@ -52,10 +52,10 @@ from bench.world import (
     relay_process,
     subscription,
 )
-from subscriptions import keys
-from subscriptions.models import Attempt, DeliveryRecord
-from subscriptions.queue import DeliveryQueue, Outcome
-from subscriptions.store import Store
+from subscriptions.core.models import Attempt, DeliveryRecord
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue, Outcome
+from subscriptions.store.records import Store
 
 BATCH = 500
 TARGET_DELIVERY_BYTES = 1536
@@ -76,25 +76,25 @@ OTHER = ["subscriptions and their health", "other"]
 
 
 def family(key: str) -> str:
-    """The family a key of the relay belongs to (see ``subscriptions.keys``)."""
+    """The family a key of the relay belongs to (see ``subscriptions.store.keyspace``)."""
     exact = {
-        keys.EVENTS: "events index: global",
-        keys.DELIVERIES: "deliveries index: global",
-        keys.DUE: "due set",
+        keyspace.EVENTS: "events index: global",
+        keyspace.DELIVERIES: "deliveries index: global",
+        keyspace.DUE: "due set",
     }
     if key in exact:
         return exact[key]
     prefixes = [
-        (keys.account_events(""), "events index: account"),
-        (keys.event(""), "event record (body inside)"),
-        (keys.account_deliveries(""), "deliveries index: account"),
-        (keys.subscription_deliveries(""), "deliveries index: subscription"),
-        (keys.event_deliveries(""), "deliveries index: event"),
-        (keys.status_deliveries(""), "deliveries index: status"),
-        (keys.subscription(""), "subscriptions and their health"),
-        (keys.SUBSCRIPTIONS, "subscriptions and their health"),
+        (keyspace.account_events(""), "events index: account"),
+        (keyspace.event(""), "event record (body inside)"),
+        (keyspace.account_deliveries(""), "deliveries index: account"),
+        (keyspace.subscription_deliveries(""), "deliveries index: subscription"),
+        (keyspace.event_deliveries(""), "deliveries index: event"),
+        (keyspace.status_deliveries(""), "deliveries index: status"),
+        (keyspace.subscription(""), "subscriptions and their health"),
+        (keyspace.SUBSCRIPTIONS, "subscriptions and their health"),
     ]
-    if key.startswith(keys.delivery("")):
+    if key.startswith(keyspace.delivery("")):
         return "attempts list (1 attempt)" if key.endswith(":attempts") else "delivery record"
     for prefix, name in prefixes:
         if key.startswith(prefix):
@@ -126,7 +126,7 @@ async def census(redis: Redis) -> Census:
             counted.keys[family(key)] += 1
         batch.clear()
 
-    async for key in redis.scan_iter(match=keys.PREFIX + "*", count=2000):
+    async for key in redis.scan_iter(match=keyspace.PREFIX + "*", count=2000):
         batch.append(key)
         if len(batch) >= 2000:
             await flush()
@@ -230,7 +230,7 @@ async def process_cost(events: int) -> ProcessCost:
                     batch = [order_event(n, order) for n in range(first, min(first + BATCH, events))]
                     await queue.commit(batch, [sub], now=datetime.now(UTC))
                 for _ in range(6000):
-                    if await redis.zcard(keys.status_deliveries("succeeded")) >= events:
+                    if await redis.zcard(keyspace.status_deliveries("succeeded")) >= events:
                         break
                     await asyncio.sleep(0.1)
                 else:

@@ -46,10 +46,10 @@ from bench.world import (
     subscription,
     wait_until,
 )
-from subscriptions import keys
-from subscriptions.models import SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.models import SubscriptionRecord
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 
 TARGET_S = 1.0
 
@@ -91,14 +91,14 @@ async def one_event(
     """Commit event ``n`` to every subscription and time it until every delivery arrived and succeeded."""
     await receivers.forget(http)
     event = order_event(n, recorded_order())
-    already = await redis.zcard(keys.status_deliveries("succeeded"))
+    already = await redis.zcard(keyspace.status_deliveries("succeeded"))
     started = time.monotonic()
     created = await queue.commit([event], subs, now=datetime.now(UTC))
     committed = time.monotonic()
     assert len(created) == len(subs)
 
     async def all_succeeded() -> bool:
-        return bool(await redis.zcard(keys.status_deliveries("succeeded")) >= already + len(subs))
+        return bool(await redis.zcard(keyspace.status_deliveries("succeeded")) >= already + len(subs))
 
     if not await wait_until(all_succeeded, timeout_s=60, every_s=0.005):
         raise SystemExit(f"event {n}: not every delivery succeeded within 60 s")

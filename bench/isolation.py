@@ -53,12 +53,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.isolation_receivers import CONTROL, FAILING, HANGING, receivers
 from bench.rig import claimed_database, clear_keeping_claim
 from bench.world import percentile
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import DeliveryRecord, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import DeliveryRecord, SubscriptionRecord
+from subscriptions.core.retry import DEFAULT_RETRY_SCHEDULE_S
+from subscriptions.core.signing import new_secret
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.metrics import Metrics
 from workers.sender import delivery_session

@@ -29,10 +29,10 @@ from relay.connections import connect
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.app import SandboxServer, start_sandbox
 from relay.sandbox.throttle import RollingWindowThrottle
-from subscriptions.due import ms
-from subscriptions.models import AccountRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.models import AccountRecord
+from subscriptions.core.times import ms
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from workers.context import PollContext
 from workers.detectors import take_baselines
 from workers.metrics import Metrics

@@ -34,10 +34,10 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.envelope import NewEvent, resource_event
-from subscriptions.models import Attempt, DeliveryRecord, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue, Outcome
+from subscriptions.core.envelope import NewEvent, resource_event
+from subscriptions.core.models import Attempt, DeliveryRecord, SubscriptionRecord
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue, Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED_ORDER = ROOT / "tests" / "fixtures" / "recorded" / "order_get_one.yml.0.txt"
@@ -140,8 +140,8 @@ async def measure(url: str, directory: Path, events: int, subscriptions: int, or
             deliveries += await queue.commit(batch, subs, now=NOW)
         await settle(redis)
         pending_memory, pending_aof = await used_memory(redis), aof_bytes(directory)
-        one_event = [keys.event(deliveries[0].event_id), keys.event_deliveries(deliveries[0].event_id)]
-        one_delivery = [keys.delivery(deliveries[0].id)]
+        one_event = [keyspace.event(deliveries[0].event_id), keyspace.event_deliveries(deliveries[0].event_id)]
+        one_delivery = [keyspace.delivery(deliveries[0].id)]
         event_key_bytes, delivery_key_bytes = await key_bytes(redis, one_event), await key_bytes(redis, one_delivery)
 
         attempt_at = NOW + timedelta(seconds=1)
@@ -153,7 +153,7 @@ async def measure(url: str, directory: Path, events: int, subscriptions: int, or
             await queue.record(outcomes, attempt_at)
         await settle(redis)
         done_memory, done_aof = await used_memory(redis), aof_bytes(directory)
-        attempt_key_bytes = await key_bytes(redis, [keys.attempts(deliveries[0].id)])
+        attempt_key_bytes = await key_bytes(redis, [keyspace.attempts(deliveries[0].id)])
         await settle(redis, rewrite=True)
         rewritten_aof = aof_bytes(directory)
     finally:

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.rig import redis_database
 from bench.world import ACCOUNT, ENCRYPTION_KEY, markdown_table, subscription
-from subscriptions.crypto import TokenCipher
-from subscriptions.models import SubscriptionRecord
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.crypto import TokenCipher
+from subscriptions.core.models import SubscriptionRecord
+from subscriptions.core.signing import new_secret
+from subscriptions.store.records import Store
 
 Read = Callable[[Store], Awaitable[Sequence[SubscriptionRecord | None]]]
 

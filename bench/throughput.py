@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.profile import sampling, summary
 from bench.rig import cpu_s, free_port, peak_rss_mb, receiver_process, redis_database, redis_pid, worker
 from relay.connections import connect
-from subscriptions import keys
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import SubscriptionRecord
+from subscriptions.core.signing import new_secret
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 
 CONCURRENCY = 64  # the baseline's requests at a time
 RELAY_IN_FLIGHT = 512  # the relay's attempts at a time, its default RELAY_MAX_IN_FLIGHT
@@ -131,10 +131,10 @@ async def timed_delivery(
     for events in batches:
         await queue.commit(events, [sub], now=datetime.now(UTC))
     committed_s, commit_cpu_s = time.perf_counter() - started, time.process_time() - committing
-    by_commit = await redis.zcard(keys.status_deliveries("succeeded"))
+    by_commit = await redis.zcard(keyspace.status_deliveries("succeeded"))
     cpu_at_commit = [cpu_s(pid) for pid in worker_pids]
     deadline = time.monotonic() + 600
-    while await redis.zcard(keys.status_deliveries("succeeded")) < count:
+    while await redis.zcard(keyspace.status_deliveries("succeeded")) < count:
         if time.monotonic() > deadline:
             raise SystemExit("the relay did not deliver everything within 10 minutes")
         await asyncio.sleep(0.02)

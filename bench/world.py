@@ -23,9 +23,9 @@ import aiohttp
 from cryptography.fernet import Fernet
 
 from bench.rig import ROOT, free_port, process, wait_port
-from subscriptions.envelope import NewEvent, resource_event
-from subscriptions.models import SubscriptionRecord
-from subscriptions.signing import new_secret
+from subscriptions.core.envelope import NewEvent, resource_event
+from subscriptions.core.models import SubscriptionRecord
+from subscriptions.core.signing import new_secret
 
 RELAY = str(ROOT / ".venv" / "bin" / "relay")
 TOKEN = "bench-admin-token-0123456789abcdefg"  # noqa: S105 - the bench relay's admin token, on loopback only

@@ -19,7 +19,7 @@ from aiohttp import web
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.app import SandboxServer, start_sandbox
 from relay.service import bound_port
-from subscriptions.models import DeliveryStatus
+from subscriptions.core.models import DeliveryStatus
 from tests.ui.world import TOKEN, Relay, chromium, relay_in_process
 
 OUT = Path(__file__).parent / "img"

@@ -28,7 +28,7 @@ from relay.receiver import Received, Receiver
 from relay.sandbox.app import DEFAULT_ACCOUNT_CODE, SandboxServer, start_sandbox
 from relay.service import bound_port, running
 from relay.settings import Settings
-from subscriptions.events import EVENT_TYPES
+from subscriptions.core.events import EVENT_TYPES
 
 # The sandbox's whole budget (200 requests a minute) is the demo's, and the relay plans to use 150 of them (it
 # holds a quarter back). What each resource is asked to be polled at must fit in that with what polls really

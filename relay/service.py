@@ -25,9 +25,9 @@ from relay.api.liveness_views import ProcessProbes
 from relay.connections import Connections, connect
 from relay.redis_url import redacted
 from relay.settings import Settings
-from subscriptions.crypto import TokenCipher
-from subscriptions.errors import RelayError
-from subscriptions.store import Store
+from subscriptions.core.crypto import TokenCipher
+from subscriptions.core.errors import RelayError
+from subscriptions.store.records import Store
 from workers.budget import requests_per_minute
 from workers.dispatcher import DeliveryPolicy
 from workers.metrics import Metrics

@@ -10,8 +10,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relay.redis_url import check_redis_url
-from subscriptions.crypto import TokenCipher
-from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S
+from subscriptions.core.crypto import TokenCipher
+from subscriptions.core.retry import DEFAULT_RETRY_SCHEDULE_S
 
 MIN_API_TOKEN_CHARS = 32
 

@@ -18,9 +18,9 @@ from aiohttp import web
 
 from relay.receiver import Receiver
 from relay.sandbox.app import SandboxServer, start_sandbox
-from subscriptions.models import AccountRecord, SubscriptionRecord
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.models import AccountRecord, SubscriptionRecord
+from subscriptions.core.signing import new_secret
+from subscriptions.store.records import Store
 
 TOKEN = "e2e-admin-token-0123456789abcdefghij"
 

@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 
 from relay.sandbox.app import SandboxServer, start_sandbox
-from subscriptions.models import AccountRecord, Resource, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.models import AccountRecord, Resource, SubscriptionRecord
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from workers.detectors import take_baselines
 from workers.metrics import Metrics
 from workers.poller import Poller, PollPolicy, client_for

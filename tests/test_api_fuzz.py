@@ -42,13 +42,13 @@ from schemathesis.specs.openapi.checks import (
 
 from relay.api.app import create_app, openapi_document
 from relay.api.context import ApiContext
-from subscriptions.api_keys import ApiKeys
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import AccountRecord, Attempt, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue, Outcome
-from subscriptions.recovery import Recoveries
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import AccountRecord, Attempt, SubscriptionRecord
+from subscriptions.core.signing import new_secret
+from subscriptions.store.api_keys import ApiKeys
+from subscriptions.store.queue import DeliveryQueue, Outcome
+from subscriptions.store.records import Store
+from subscriptions.store.recovery import Recoveries
 
 TOKEN = "fuzz-admin-token-0123456789abcdefgh"
 EXAMPLES_PER_OPERATION = 50

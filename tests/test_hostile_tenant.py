@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from relay.receiver import Receiver
 from relay.service import bound_port, running
 from relay.settings import Settings
-from subscriptions.envelope import NewEvent, event_body
+from subscriptions.core.envelope import NewEvent, event_body
 from tests.e2e import TOKEN, register_unpolled, wait_for
 
 HANGING_RECEIVERS = 8

@@ -22,10 +22,10 @@ from relay.sandbox.account import SandboxAccount
 from relay.sandbox.app import start_sandbox
 from relay.sandbox.goods_out import Stage
 from relay.sandbox.throttle import RollingWindowThrottle
-from subscriptions.errors import RelayError
-from subscriptions.models import AccountRecord, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.errors import RelayError
+from subscriptions.core.models import AccountRecord, SubscriptionRecord
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from tests.conftest import empty_database
 from tests.harness import now
 from workers.changes import IGNORED_FIELDS

@@ -54,7 +54,7 @@ from relay.receiver import Received, Receiver
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.app import SandboxServer, create_sandbox_app
 from relay.sandbox.throttle import RollingWindowThrottle
-from subscriptions import keys
+from subscriptions.store import keyspace
 from tests.e2e import Process, Relay, free_port, relay_processes, wait_for
 
 PROC_NET = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
@@ -216,7 +216,7 @@ class LockSamples:
     samples: list[tuple[float, float, dict[str, str | None]]] = field(default_factory=list)
 
     async def run(self, redis: Redis) -> None:
-        names = [keys.poll_owner(code) for code in ACCOUNTS]
+        names = [keyspace.poll_owner(code) for code in ACCOUNTS]
         while True:
             sent = time.monotonic()
             values = await redis.mget(names)

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
-from subscriptions.store import Store
+from subscriptions.store.records import Store
 from tests.e2e import register_unpolled
 from workers.deadlines import Deadlines
 from workers.sender import AttemptResult, delivery_session, describe_error, send

@@ -5,7 +5,7 @@ relay takes a share of it (``RELAY_BUDGET_SHARE``, default half) and paces itsel
 steady state it never causes a throttle itself. When Brightpearl throttles anyway (another integration drained
 the account), the client records a pause here that every process honours until the throttle period ends.
 
-The budget is a :class:`~subscriptions.quotas.SlidingWindow` of the account's requests in the last minute (the
+The budget is a :class:`~subscriptions.store.quotas.SlidingWindow` of the account's requests in the last minute (the
 one sliding window tenants' quotas use too), with the pause as the window's pause key.
 """
 
@@ -16,9 +16,9 @@ from typing import Literal, cast
 
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.errors import RelayError
-from subscriptions.quotas import SlidingWindow
+from subscriptions.core.errors import RelayError
+from subscriptions.store import keyspace
+from subscriptions.store.quotas import SlidingWindow
 
 BRIGHTPEARL_REQUESTS_PER_MINUTE = 200
 WINDOW_MS = 60_000
@@ -79,21 +79,21 @@ class RequestBudget:
         limit = max(1, int(self.per_minute * PRIORITY_SHARE[priority]))
         return SlidingWindow(
             self.redis,
-            keys.budget(self.account),
+            keyspace.budget(self.account),
             limit=limit,
             window_ms=WINDOW_MS,
-            pause_key=keys.budget_pause(self.account),
+            pause_key=keyspace.budget_pause(self.account),
         )
 
     async def pause(self, wait_ms: int) -> None:
         """Hold every process's requests for ``wait_ms`` (Brightpearl throttled the account)."""
         if wait_ms > 0:
-            await self.redis.set(keys.budget_pause(self.account), "1", px=wait_ms)
+            await self.redis.set(keyspace.budget_pause(self.account), "1", px=wait_ms)
 
     async def used_last_minute(self) -> int:
         """Requests the relay made on this account in the last minute."""
         now = self.now_ms()
-        return cast(int, await self.redis.zcount(keys.budget(self.account), now - WINDOW_MS, "+inf"))
+        return cast(int, await self.redis.zcount(keyspace.budget(self.account), now - WINDOW_MS, "+inf"))
 
 
 class Budgets:

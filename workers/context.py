@@ -7,12 +7,12 @@ from datetime import datetime
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.envelope import NewEvent
-from subscriptions.fence import Fence
-from subscriptions.models import AccountRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent
+from subscriptions.core.fence import Fence
+from subscriptions.core.models import AccountRecord
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from workers.brightpearl.client import BrightpearlClient
 from workers.budget import RequestBudget
 from workers.cursor import StampCursor
@@ -66,7 +66,7 @@ class PollContext:
 
     def commit_for(self, stream: Stream) -> Commit:
         """Commit events with the stream's new cursor and the detector's writes, in one fenced transaction."""
-        cursor_key = keys.cursor(self.account.code, stream.key)
+        cursor_key = keyspace.cursor(self.account.code, stream.key)
 
         async def commit(events: list[NewEvent], cursor: StampCursor, writes: list[Write]) -> None:
             def write_cursor(pipe: Pipeline) -> None:
@@ -79,7 +79,7 @@ class PollContext:
     def mark_stock_dirty(self, product_ids: Iterable[int]) -> Write:
         """A write marking products whose stock figures may have moved (their orders changed)."""
         ids = sorted(product_ids)
-        key = keys.stock_dirty(self.account.code)
+        key = keyspace.stock_dirty(self.account.code)
 
         def apply(pipe: Pipeline) -> None:
             if ids:

@@ -3,9 +3,9 @@ timeout, and the limits its attempts are admitted within (their slots leased by 
 
 from dataclasses import dataclass
 
-from subscriptions.admission import Limits
-from subscriptions.models import SubscriptionRecord
-from subscriptions.queue.lease import lease_ms
+from subscriptions.core.lease import lease_ms
+from subscriptions.core.models import SubscriptionRecord
+from subscriptions.store.admission import Limits
 
 
 @dataclass(frozen=True)

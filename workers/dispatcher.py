@@ -1,6 +1,6 @@
 """The delivery loop of one worker process: claim due deliveries in batches, send them concurrently, record.
 
-Everything it does in Redis goes through the delivery queue (``subscriptions.queue``): claims come from its
+Everything it does in Redis goes through the delivery queue (``subscriptions.store.queue``): claims come from its
 shared due set, so any number of processes share the work and a process that dies gives its claims back when
 their lease ends. Sends run concurrently up to ``max_in_flight`` per process, and no more to one receiver than
 ``connections_per_host`` (``workers.lanes``); each subscription's concurrency cap and rate limit hold across
@@ -24,9 +24,8 @@ from datetime import datetime
 
 import aiohttp
 
-from subscriptions.admission import Holder, Limits
-from subscriptions.health import disable_reason, gone_reason
-from subscriptions.models import (
+from subscriptions.core.lease import LEASE_MARGIN_S
+from subscriptions.core.models import (
     FINAL,
     Attempt,
     DeliveryRecord,
@@ -35,11 +34,12 @@ from subscriptions.models import (
     SubscriptionRecord,
     SubscriptionState,
 )
-from subscriptions.queue import DeliveryQueue, Outcome
-from subscriptions.queue.lease import LEASE_MARGIN_S
-from subscriptions.retry import retry_after_s
-from subscriptions.signing import secret_key
-from subscriptions.store import Store
+from subscriptions.core.retry import retry_after_s
+from subscriptions.core.signing import secret_key
+from subscriptions.store.admission import Holder, Limits
+from subscriptions.store.health import disable_reason, gone_reason
+from subscriptions.store.queue import DeliveryQueue, Outcome
+from subscriptions.store.records import Store
 from workers.deadlines import Deadlines
 from workers.delivery_policy import DeliveryPolicy
 from workers.lanes import Lanes, origin

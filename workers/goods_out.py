@@ -12,8 +12,8 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.envelope import NewEvent, resource_event
+from subscriptions.core.envelope import NewEvent, resource_event
+from subscriptions.store import keyspace
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.idset import chunk_id_sets
 from workers.changes import happened_at
@@ -68,7 +68,7 @@ def open_json(notes: Open) -> str:
 
 def save_open(code: str, notes: Open) -> Write:
     """A write keeping the open notes as they stand now (committed with the events derived from them)."""
-    text, key = open_json(notes), keys.cursor(code, OPEN_KEY)
+    text, key = open_json(notes), keyspace.cursor(code, OPEN_KEY)
 
     def apply(pipe: Pipeline) -> None:
         pipe.set(key, text)

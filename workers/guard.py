@@ -23,8 +23,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from subscriptions.errors import InvalidInput, RelayError
-from subscriptions.targets import connect_host, forbidden_host_reason, forbidden_reason
+from subscriptions.core.errors import InvalidInput, RelayError
+from subscriptions.core.targets import connect_host, forbidden_host_reason, forbidden_reason
 
 
 class TargetRefused(RelayError, OSError):

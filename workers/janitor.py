@@ -17,10 +17,10 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.lua import Script
-from subscriptions.retention import RetentionCounts, sweep
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.lua import Script
+from subscriptions.store.retention import RetentionCounts, sweep
 from workers.metrics import Metrics
 from workers.outage import RedisOutage
 
@@ -80,7 +80,7 @@ class Janitor:
         """One sweep if this process gets the lock (``None`` if another has it or swept within the interval)."""
         token = secrets.token_hex(8)
         lock_s = max(1, math.ceil(self.interval_s))
-        if not await self.redis.set(keys.JANITOR_LOCK, token, nx=True, ex=lock_s):
+        if not await self.redis.set(keyspace.JANITOR_LOCK, token, nx=True, ex=lock_s):
             return None
         keeper = asyncio.create_task(self._keep_lock(token, lock_s), name="retention-lock")
         try:
@@ -106,5 +106,5 @@ class Janitor:
         while True:
             await asyncio.sleep(lock_s / 3)
             args = {"token": token, "ttl_ms": lock_s * 1000}
-            if not cast(int, await _EXTEND_LOCK.run(self.redis, [keys.JANITOR_LOCK], args)):
+            if not cast(int, await _EXTEND_LOCK.run(self.redis, [keyspace.JANITOR_LOCK], args)):
                 return  # lost it (Redis restarted, say): the sweep is harmless to run twice, so let it finish

@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from subscriptions.backlog import read_last_successful_polls
-from subscriptions.queue.backlog import read_backlog
+from subscriptions.store.poll_ages import read_last_successful_polls
+from subscriptions.store.queue.backlog import read_backlog
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ for the stock reconciliation sweep.
 
 from collections.abc import Mapping
 
-from subscriptions.models import RESOURCES
+from subscriptions.core.models import RESOURCES
 
 # requests of one poll with nothing new: the searches it always makes
 RESTING_COST = {"orders": 2.0, "stock": 1.0, "goods-out-notes": 2.0, "products": 2.0, "contacts": 2.0}

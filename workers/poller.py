@@ -1,7 +1,7 @@
 """One poll of one account: read each due resource's changes, commit events with the cursor, plan the next poll.
 
 Polls run as arq jobs on any worker process, one job for each claim of an account's poll
-(``subscriptions.polls``). The claim is the poll's one owner: the job renews its lease while it works, and its
+(``subscriptions.store.polls``). The claim is the poll's one owner: the job renews its lease while it works, and its
 token fences every commit, so a poller that lost its claim (paused past the lease) cannot write a stale cursor
 over a newer one, nor the account's plan.
 """
@@ -16,13 +16,13 @@ from typing import Literal
 import aiohttp
 from redis.asyncio import Redis
 
-from subscriptions.crypto import TokenKeyError
-from subscriptions.due import ms
-from subscriptions.errors import LostLease, NotFound
-from subscriptions.models import RESOURCES, AccountRecord
-from subscriptions.polls import Claim, PollPlan, Polls
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.crypto import TokenKeyError
+from subscriptions.core.errors import LostLease, NotFound
+from subscriptions.core.models import RESOURCES, AccountRecord
+from subscriptions.core.times import ms
+from subscriptions.store.polls import Claim, PollPlan, Polls
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from subscriptions.envelope import NewEvent, resource_event
+from subscriptions.core.envelope import NewEvent, resource_event
 from workers.brightpearl.timestamps import to_ms
 from workers.changes import diff, happened_at, stamp_of
 from workers.context import PollContext

@@ -18,11 +18,11 @@ from arq.worker import Worker, func
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from subscriptions.crypto import TokenCipher
-from subscriptions.polls import Claim, Polls
-from subscriptions.queue import DeliveryQueue
-from subscriptions.recovery import Recoveries
-from subscriptions.store import Store
+from subscriptions.core.crypto import TokenCipher
+from subscriptions.store.polls import Claim, Polls
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
+from subscriptions.store.recovery import Recoveries
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.janitor import Janitor
 from workers.metrics import Metrics

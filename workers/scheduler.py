@@ -1,6 +1,6 @@
 """Turns due polls into arq jobs.
 
-Each account sits in the ``polls`` set, scored by when its next poll is due (``subscriptions.polls``). Every
+Each account sits in the ``polls`` set, scored by when its next poll is due (``subscriptions.store.polls``). Every
 worker process runs this loop; claiming is atomic, so each due poll becomes exactly one claim, with its own
 token, and one ``poll`` job carrying it, which any worker may run. A poll that is never finished (its worker
 died) comes due again when its claim's lease ends, and is claimed again under a new token.
@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from subscriptions.due import ms
-from subscriptions.polls import Claim, Polls
+from subscriptions.core.times import ms
+from subscriptions.store.polls import Claim, Polls
 from workers.outage import RedisOutage
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from datetime import datetime
 
 import aiohttp
 
-from subscriptions.models import Attempt
-from subscriptions.signing import signature_header
+from subscriptions.core.models import Attempt
+from subscriptions.core.signing import signature_header
 from workers.deadlines import Deadlines
 from workers.guard import PublicOnlyResolver, TargetRefused, public_socket, refusal
 

@@ -15,7 +15,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
+from subscriptions.store import keyspace
 from workers.stream import Write
 
 
@@ -37,7 +37,7 @@ class Snapshots:
         self.resource = resource
 
     def key(self, record_id: int) -> str:
-        return keys.snapshot(self.account, self.resource, record_id)
+        return keyspace.snapshot(self.account, self.resource, record_id)
 
     async def load(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The snapshots that exist among ``ids``."""

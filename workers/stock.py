@@ -19,9 +19,9 @@ from typing import Any, Literal, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.envelope import NewEvent, resource_event
+from subscriptions.core.envelope import NewEvent, resource_event
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.timestamps import format_utc
 from workers.context import PollContext
@@ -108,8 +108,8 @@ class Figures:
     def __init__(self, redis: "Redis", account: str) -> None:
         self.redis = redis
         self.account = account
-        self.key = keys.stock_figures(account)
-        self.dirty_key = keys.stock_dirty(account)
+        self.key = keyspace.stock_figures(account)
+        self.dirty_key = keyspace.stock_dirty(account)
 
     async def load(self, product_ids: Sequence[int]) -> dict[int, Known]:
         if not product_ids:
@@ -237,7 +237,7 @@ class Sweep:
     def __init__(self, ctx: PollContext, figures: Figures) -> None:
         self.ctx = ctx
         self.figures = figures
-        self.key = keys.cursor(ctx.account.code, SWEEP_KEY)
+        self.key = keyspace.cursor(ctx.account.code, SWEEP_KEY)
 
     async def state(self) -> SweepState:
         return SweepState.parse(await self.ctx.store.get_cursor(self.ctx.account.code, SWEEP_KEY))

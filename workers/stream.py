@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 
-from subscriptions.envelope import NewEvent
+from subscriptions.core.envelope import NewEvent
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.search import SearchPage
 from workers.brightpearl.timestamps import TimestampError, format_utc, from_ms, parse_timestamp, to_ms

@@ -12,7 +12,7 @@ from enum import Enum
 from aiohttp import web
 
 from relay.api.problems import Unauthenticated
-from subscriptions.errors import NotFound
+from subscriptions.core.errors import NotFound
 
 
 class Access(Enum):

@@ -20,12 +20,12 @@ from relay.api.schemas import (
     ResourceStatus,
     StockSweepStatus,
 )
-from subscriptions.due import ms
-from subscriptions.errors import Conflict, NotFound
-from subscriptions.models import AccountRecord
-from subscriptions.paging import Position
-from subscriptions.polls import Polls
-from subscriptions.targets import check_url
+from subscriptions.core.errors import Conflict, NotFound
+from subscriptions.core.models import AccountRecord
+from subscriptions.core.targets import check_url
+from subscriptions.core.times import ms
+from subscriptions.store.paging import Position
+from subscriptions.store.polls import Polls
 from workers.brightpearl.client import datacenter_base_url
 from workers.brightpearl.timestamps import parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines

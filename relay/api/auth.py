@@ -15,7 +15,7 @@ from relay.api.context import ApiContext, context
 from relay.api.gate import Check
 from relay.api.liveness_views import PROBES
 from relay.api.problems import Forbidden, Unauthenticated
-from subscriptions.api_keys import ApiKeys
+from subscriptions.store.api_keys import ApiKeys
 
 
 def encoded(text: str) -> bytes | None:

@@ -11,9 +11,9 @@ from aiohttp import web
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from subscriptions.crypto import TokenCipher
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.crypto import TokenCipher
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from workers.budget import Budgets
 from workers.metrics import Metrics
 

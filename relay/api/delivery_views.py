@@ -18,9 +18,9 @@ from relay.api.schemas import (
     EventView,
 )
 from relay.api.subscription_views import ensure_enabled
-from subscriptions.errors import InvalidInput
-from subscriptions.events import validate_patterns
-from subscriptions.models import DeliveryRecord, EventRecord
+from subscriptions.core.errors import InvalidInput
+from subscriptions.core.events import validate_patterns
+from subscriptions.core.models import DeliveryRecord, EventRecord
 
 
 def type_pattern(asked: str | None) -> str | None:

@@ -1,7 +1,7 @@
 """``/v1/api-keys``: keys scoped to one account, for the admin to hand out and revoke.
 
 A key is shown once, in the answer that creates it; the relay keeps only its SHA-256 (see
-``subscriptions.api_keys``). Every route here needs the admin token.
+``subscriptions.store.api_keys``). Every route here needs the admin token.
 """
 
 from aiohttp import web
@@ -10,7 +10,7 @@ from relay.api.access import Access
 from relay.api.context import context
 from relay.api.routing import route
 from relay.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyQuery, ApiKeyView
-from subscriptions.api_keys import ApiKeyRecord, ApiKeys
+from subscriptions.store.api_keys import ApiKeyRecord, ApiKeys
 
 TAG = "api-keys"
 

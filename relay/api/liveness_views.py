@@ -6,7 +6,7 @@ One set of views for every process: the API serves all three, and the worker's o
 is set (its labels name accounts, which are customers); ``/healthz`` and ``/readyz`` stay open for probes.
 
 "Liveness" here is the process's; a subscription's success rate is its delivery record
-(``subscriptions.health``), shown by the subscription views.
+(``subscriptions.store.health``), shown by the subscription views.
 """
 
 import logging

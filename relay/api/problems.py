@@ -1,7 +1,7 @@
 """Errors as ``application/problem+json`` (RFC 9457), in one middleware: the only place that maps errors to HTTP.
 
 A request the API cannot accept is a 4xx with a ``detail`` a person can act on, never a 5xx or a traceback.
-Handlers raise the relay's errors (``subscriptions.errors``, whose docstring draws the tree) and let them through:
+Handlers raise the relay's errors (``subscriptions.core.errors``, whose docstring draws the tree) and let them through:
 :data:`RELAY_ERRORS` gives each its status and title, and :func:`relay_problem` its detail.
 """
 
@@ -13,8 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
-from subscriptions.crypto import TokenKeyError
-from subscriptions.errors import Conflict, InvalidInput, NotFound, RelayError, TooMany
+from subscriptions.core.crypto import TokenKeyError
+from subscriptions.core.errors import Conflict, InvalidInput, NotFound, RelayError, TooMany
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected
 
 log = logging.getLogger(__name__)

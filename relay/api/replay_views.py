@@ -10,13 +10,13 @@ from relay.api.delivery_views import delivery_view
 from relay.api.routing import route
 from relay.api.schemas import DeliveryView, RecoverRequest, RecoveryView
 from relay.api.subscription_views import ensure_enabled, visible_subscription
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.envelope import ping_event
-from subscriptions.errors import Conflict, NotFound, TooMany
-from subscriptions.ids import EVENT_PREFIX, random_id
-from subscriptions.quotas import SlidingWindow
-from subscriptions.recovery import Recoveries, Recovery
+from subscriptions.core.envelope import ping_event
+from subscriptions.core.errors import Conflict, NotFound, TooMany
+from subscriptions.core.ids import EVENT_PREFIX, random_id
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.quotas import SlidingWindow
+from subscriptions.store.recovery import Recoveries, Recovery
 
 TAG = "subscriptions"
 
@@ -39,7 +39,9 @@ async def send_ping(request: web.Request, sub_id: str) -> DeliveryView:
     sub = await visible_subscription(request, sub_id)
     ensure_enabled(sub, "test it")
     now = ctx.clock()
-    pings = SlidingWindow(ctx.redis, keys.account_pings(sub.account), limit=ctx.test_pings_per_minute, window_ms=60_000)
+    pings = SlidingWindow(
+        ctx.redis, keyspace.account_pings(sub.account), limit=ctx.test_pings_per_minute, window_ms=60_000
+    )
     use = await pings.take(ms(now))
     if use.refused:
         wait_s = math.ceil(use.wait_ms / 1000)

@@ -30,8 +30,8 @@ from relay.api.access import Access
 from relay.api.gate import GATE
 from relay.api.problems import json_problem, validation_problem
 from relay.api.schemas import CODE_PATTERN
-from subscriptions import ids
-from subscriptions.errors import NotFound
+from subscriptions.core import ids
+from subscriptions.core.errors import NotFound
 
 Handler = Callable[..., Awaitable[Any]]
 

@@ -19,11 +19,11 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from subscriptions.admission import MIN_RATE_PER_S
-from subscriptions.events import MAX_PATTERN_CHARS, MAX_PATTERNS
-from subscriptions.ids import EVENT_PREFIX, SUBSCRIPTION_PREFIX, id_pattern
-from subscriptions.models import RESOURCES, Attempt, AuthKind, DeliveryStatus, Resource, SubscriptionState
-from subscriptions.paging import DEFAULT_LIMIT, MAX_LIMIT
+from subscriptions.core.events import MAX_PATTERN_CHARS, MAX_PATTERNS
+from subscriptions.core.ids import EVENT_PREFIX, SUBSCRIPTION_PREFIX, id_pattern
+from subscriptions.core.models import RESOURCES, Attempt, AuthKind, DeliveryStatus, Resource, SubscriptionState
+from subscriptions.store.admission import MIN_RATE_PER_S
+from subscriptions.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 PollInterval = Annotated[float, Field(ge=1, le=86_400)]

@@ -21,13 +21,13 @@ from relay.api.schemas import (
     SubscriptionQuery,
     SubscriptionView,
 )
-from subscriptions.errors import Conflict, InvalidInput
-from subscriptions.events import validate_patterns
-from subscriptions.health import Health, load_health, shown_state
-from subscriptions.ids import random_id
-from subscriptions.models import SubscriptionRecord, SubscriptionState
-from subscriptions.signing import new_secret
-from subscriptions.targets import check_url, connect_host, forbidden_host_reason, forbidden_reason, host_address
+from subscriptions.core.errors import Conflict, InvalidInput
+from subscriptions.core.events import validate_patterns
+from subscriptions.core.ids import random_id
+from subscriptions.core.models import SubscriptionRecord, SubscriptionState
+from subscriptions.core.signing import new_secret
+from subscriptions.core.targets import check_url, connect_host, forbidden_host_reason, forbidden_reason, host_address
+from subscriptions.store.health import Health, load_health, shown_state
 
 TAG = "subscriptions"
 
@@ -74,7 +74,7 @@ def options(body: DeliveryOptions) -> dict[str, object]:
 async def check_target(ctx: ApiContext, url: str) -> str:
     """``url`` if it is a callback the relay may call; a host that does not resolve yet is accepted (it is
     checked again on every connection). The host checked is the one the delivery client connects to (see
-    :func:`subscriptions.targets.connect_host`), and ``url`` is stored exactly as given, which is what was
+    :func:`subscriptions.core.targets.connect_host`), and ``url`` is stored exactly as given, which is what was
     checked: a host must be written so that every reading of it is the same."""
     check_url(url)
     if ctx.allow_private_targets:

@@ -1,11 +1,11 @@
 """What a sandbox account refuses: ids it does not have, values it cannot take, changes its state forbids.
 
-Each refusal subclasses one of the relay's error kinds (:class:`~subscriptions.errors.NotFound`,
-:class:`~subscriptions.errors.InvalidInput`, :class:`~subscriptions.errors.Conflict`), which the control API maps
-to 404, 422 and 409; the Brightpearl resources translate the few they meet into Brightpearl's own error bodies.
+Each refusal subclasses one of the relay's error kinds (``NotFound``, ``InvalidInput``, ``Conflict`` of
+``subscriptions.core.errors``), which the control API maps to 404, 422 and 409; the Brightpearl resources
+translate the few they meet into Brightpearl's own error bodies.
 """
 
-from subscriptions.errors import Conflict, InvalidInput, NotFound
+from subscriptions.core.errors import Conflict, InvalidInput, NotFound
 
 
 class UnknownOrder(NotFound):

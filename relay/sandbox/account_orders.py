@@ -10,7 +10,7 @@ from relay.sandbox.account_errors import OrderStateConflict, UnknownOrder, Unkno
 from relay.sandbox.account_products import AccountProducts
 from relay.sandbox.orders import OrderRow, SandboxOrder, recorded_row, whole_second
 from relay.sandbox.products import SandboxProduct
-from subscriptions.errors import InvalidInput
+from subscriptions.core.errors import InvalidInput
 
 
 class AccountOrders(AccountProducts):

@@ -9,7 +9,7 @@ from relay.sandbox.account_state import AccountState
 from relay.sandbox.orders import whole_second
 from relay.sandbox.products import SandboxProduct, new_products
 from relay.sandbox.stock import GoodsMovement
-from subscriptions.errors import InvalidInput
+from subscriptions.core.errors import InvalidInput
 
 
 class AccountProducts(AccountState):

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from relay.sandbox import control_accounts, control_contacts, control_faults, control_orders, control_products
 from relay.sandbox.control_requests import PREFIX, BadRequest
-from subscriptions.errors import Conflict, InvalidInput, NotFound
+from subscriptions.core.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 

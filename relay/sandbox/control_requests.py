@@ -3,7 +3,7 @@ timestamps it names; and the one shape of a 201 for things made.
 
 Every body model subclasses :class:`ControlBody` (unknown keys refused, no type coercion); a body that is not a
 JSON object, a path id that is not a number and a timestamp that does not parse are :class:`BadRequest` or
-:class:`~subscriptions.errors.NotFound`, which :func:`relay.sandbox.control.control_errors` maps to HTTP.
+:class:`~subscriptions.core.errors.NotFound`, which :func:`relay.sandbox.control.control_errors` maps to HTTP.
 """
 
 import json
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.state import SANDBOX_STATE
-from subscriptions.errors import NotFound, RelayError
+from subscriptions.core.errors import NotFound, RelayError
 from workers.brightpearl.timestamps import TimestampError, format_utc, parse_timestamp
 
 PREFIX = "/_sandbox"

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from relay.sandbox.throttle import ThrottleDecision
-from subscriptions.errors import RelayError
+from subscriptions.core.errors import RelayError
 
 CONTENT_TYPE = "application/json;charset=UTF-8"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from relay.sandbox import catalogue
 from relay.sandbox.search import Column, DataType, SearchTable
-from subscriptions.errors import Conflict
+from subscriptions.core.errors import Conflict
 from workers.brightpearl.timestamps import format_in_offset
 
 GOODS_OUT_SEARCH_TABLE = SearchTable(

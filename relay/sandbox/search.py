@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from relay.sandbox.envelope import COLUMN_ERROR_CODE, FILTER_ERROR_CODE, response
-from subscriptions.errors import RelayError
+from subscriptions.core.errors import RelayError
 from workers.brightpearl.idset import IdSetError, parse_id_set
 from workers.brightpearl.timestamps import TimestampError, format_in_offset, parse_timestamp
 

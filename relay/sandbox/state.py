@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from relay.sandbox.account import SandboxAccount
-from subscriptions.errors import Conflict, InvalidInput, NotFound
+from subscriptions.core.errors import Conflict, InvalidInput, NotFound
 
 ACCOUNT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from relay.sandbox.search import Column, DataType, SearchTable
-from subscriptions.errors import InvalidInput
+from subscriptions.core.errors import InvalidInput
 
 GOODS_MOVEMENT_SEARCH_TABLE = SearchTable(
     columns=(

@@ -19,8 +19,8 @@ from datetime import timedelta
 from aiohttp import web
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.quotas import SlidingWindow
+from subscriptions.store import keyspace
+from subscriptions.store.quotas import SlidingWindow
 
 MAX_FAILURES = 10
 WINDOW = timedelta(minutes=15)
@@ -47,5 +47,5 @@ def failed_logins(redis: "Redis", client: str) -> SlidingWindow:
     """The window counting ``client``'s login attempts: each is taken before its token is checked and given back
     if the token was good (see the module's docstring)."""
     return SlidingWindow(
-        redis, keys.login_failures(client), limit=MAX_FAILURES, window_ms=int(WINDOW.total_seconds() * 1000)
+        redis, keyspace.login_failures(client), limit=MAX_FAILURES, window_ms=int(WINDOW.total_seconds() * 1000)
     )

@@ -26,9 +26,9 @@ from relay.ui import chart, display, queries, session
 from relay.ui.login_limit import client_address, failed_logins
 from relay.ui.render import STATIC_DIR, page
 from relay.ui.session import DashboardSessions
-from subscriptions.due import ms
-from subscriptions.errors import Conflict, InvalidInput, NotFound
-from subscriptions.models import DeliveryRecord, DeliveryStatus
+from subscriptions.core.errors import Conflict, InvalidInput, NotFound
+from subscriptions.core.models import DeliveryRecord, DeliveryStatus
+from subscriptions.core.times import ms
 
 PAGE_SIZE = 50
 STATIC_ROUTE = "ui-static"

@@ -16,12 +16,12 @@ from relay.api.context import ApiContext
 from relay.api.schemas import AccountView, SubscriptionView
 from relay.api.subscription_views import views
 from relay.ui.chart import HOUR
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.errors import NotFound
-from subscriptions.ids import DELIVERY_PREFIX, is_id
-from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
-from subscriptions.paging import Page, Position
+from subscriptions.core.errors import NotFound
+from subscriptions.core.ids import DELIVERY_PREFIX, is_id
+from subscriptions.core.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.paging import Page, Position
 
 MAX_ROWS = 200  # accounts and subscriptions on the overview; more than this is an operator's API job
 CHART_SCAN = 20_000  # deliveries per subscription a scoped key's chart looks at (the admin's chart counts)
@@ -134,7 +134,7 @@ async def hourly_counts(ctx: ApiContext, who: Principal, starts: Sequence[dateti
         async with ctx.redis.pipeline(transaction=False) as pipe:
             for status in statuses:
                 for low, high in pairwise(edges):
-                    pipe.zcount(keys.status_deliveries(status), low, f"({high}")
+                    pipe.zcount(keyspace.status_deliveries(status), low, f"({high}")
             raw = cast(list[int], await pipe.execute())
         for s, status in enumerate(statuses):
             for i in range(len(starts)):
@@ -143,7 +143,7 @@ async def hourly_counts(ctx: ApiContext, who: Principal, starts: Sequence[dateti
     subs = await ctx.store.account_subscriptions(who.account)
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for sub in subs:
-            index = keys.subscription_deliveries(sub.id)
+            index = keyspace.subscription_deliveries(sub.id)
             pipe.zrangebyscore(index, edges[0], f"({edges[-1]}", start=0, num=CHART_SCAN, withscores=True)
         found = cast(list[list[tuple[str, float]]], await pipe.execute())
     scored = [(member, int(score)) for page in found for member, score in page]
@@ -152,7 +152,7 @@ async def hourly_counts(ctx: ApiContext, who: Principal, starts: Sequence[dateti
         ids = [member for member, _ in chunk]
         async with ctx.redis.pipeline(transaction=False) as pipe:
             for status in statuses:
-                pipe.zmscore(keys.status_deliveries(status), ids)
+                pipe.zmscore(keyspace.status_deliveries(status), ids)
             membership = cast(list[list[float | None]], await pipe.execute())
         for status, scores in zip(statuses, membership, strict=True):
             for (_, created_ms), score in zip(chunk, scores, strict=True):

@@ -7,7 +7,7 @@ stored, so a copy of Redis lets nobody in. Every page looks the session up and c
 
 - logging out deletes it;
 - a session opened with an API key ends when the key is revoked or its account deleted: revocation deletes
-  the key's sessions (``subscriptions.api_keys``), and every page checks that the key still exists;
+  the key's sessions (``subscriptions.store.api_keys``), and every page checks that the key still exists;
 - the admin's session ends when ``RELAY_API_TOKEN`` changes: it keeps HMAC-SHA256(session id, admin token),
   which only the session id (in the browser alone) and the current token reproduce.
 
@@ -34,9 +34,9 @@ from redis.asyncio import Redis
 from relay.api.access import ADMIN, Principal
 from relay.api.auth import authenticate
 from relay.api.context import ApiContext, context
-from subscriptions import keys
-from subscriptions.api_keys import ApiKeys
-from subscriptions.errors import NotFound
+from subscriptions.core.errors import NotFound
+from subscriptions.store import keyspace
+from subscriptions.store.api_keys import ApiKeys
 
 COOKIE = "relay_ui_session"
 OLD_COOKIE = "relay_ui_token"  # what versions before sessions kept: the raw token; dropped wherever it is seen
@@ -96,10 +96,10 @@ class DashboardSessions:
         )
         lifetime_ms = int(SESSION_LIFETIME.total_seconds() * 1000)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.dashboard_session(digest), record.model_dump_json(), px=lifetime_ms)
+            pipe.set(keyspace.dashboard_session(digest), record.model_dump_json(), px=lifetime_ms)
             if record.key_id is not None:  # revoking the key finds its sessions here; the set outlives them
-                pipe.sadd(keys.api_key_dashboard_sessions(record.key_id), digest)
-                pipe.pexpire(keys.api_key_dashboard_sessions(record.key_id), lifetime_ms)
+                pipe.sadd(keyspace.api_key_dashboard_sessions(record.key_id), digest)
+                pipe.pexpire(keyspace.api_key_dashboard_sessions(record.key_id), lifetime_ms)
             await pipe.execute()
         return session_id
 
@@ -107,7 +107,7 @@ class DashboardSessions:
         """Who the session ``session_id`` is for, or None: no such session, expired, or no longer good."""
         if not SESSION_ID.fullmatch(session_id):
             return None
-        text = cast(str | None, await self.redis.get(keys.dashboard_session(session_digest(session_id))))
+        text = cast(str | None, await self.redis.get(keyspace.dashboard_session(session_digest(session_id))))
         if text is None:
             return None
         record = SessionRecord.model_validate_json(text)
@@ -140,11 +140,11 @@ class DashboardSessions:
         if not SESSION_ID.fullmatch(session_id):
             return
         digest = session_digest(session_id)
-        text = cast(str | None, await self.redis.getdel(keys.dashboard_session(digest)))
+        text = cast(str | None, await self.redis.getdel(keyspace.dashboard_session(digest)))
         if text is not None:
             key_id = SessionRecord.model_validate_json(text).key_id
             if key_id is not None:
-                await cast(Awaitable[int], self.redis.srem(keys.api_key_dashboard_sessions(key_id), digest))
+                await cast(Awaitable[int], self.redis.srem(keyspace.api_key_dashboard_sessions(key_id), digest))
 
 
 def cookie_session(request: web.Request) -> str:

@@ -26,8 +26,8 @@ from relay.api.gate import GATE, Gate
 from relay.api.liveness_views import ProcessProbes, healthz
 from relay.api.problems import Unauthenticated
 from relay.api.routing import APP_ROUTES, Route, install
-from subscriptions.api_keys import ApiKeys
-from subscriptions.store import Store
+from subscriptions.store.api_keys import ApiKeys
+from subscriptions.store.records import Store
 from tests.e2e import register_unpolled
 from workers.metrics import Metrics
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from subscriptions.events import EVENT_TYPES  # the demo makes every one happen within its 30 s
+from subscriptions.core.events import EVENT_TYPES  # the demo makes every one happen within its 30 s
 
 COMMANDS = ["run", "api", "worker", "demo", "sandbox"]
 LONG_TOKEN = "cli-admin-token-0123456789abcdefghij"  # RELAY_API_TOKEN needs 32 characters or more

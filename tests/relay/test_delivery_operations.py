@@ -17,10 +17,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from relay.service import running
 from relay.settings import Settings
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import AccountRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import AccountRecord
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from tests.e2e import free_port, wait_for
 
 TOKEN = "ops-admin-token-0123456789abcdefghij"

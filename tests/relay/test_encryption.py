@@ -21,10 +21,10 @@ from standardwebhooks import Webhook
 from relay.sandbox.app import SandboxServer, start_sandbox
 from relay.service import StartupError, running
 from relay.settings import Settings
-from subscriptions.crypto import TokenCipher, generate_key
-from subscriptions.models import AccountRecord, SubscriptionRecord
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.crypto import TokenCipher, generate_key
+from subscriptions.core.models import AccountRecord, SubscriptionRecord
+from subscriptions.core.signing import new_secret
+from subscriptions.store.records import Store
 from tests.e2e import account_record, wait_for
 from tests.relay.test_cli import LONG_TOKEN, relay
 

@@ -20,15 +20,15 @@ from yarl import URL
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
-from subscriptions import keys
-from subscriptions.api_keys import ApiKeys, key_digest
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id, random_id
-from subscriptions.models import Attempt, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue, Outcome
-from subscriptions.recovery import Recoveries
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.ids import event_id, random_id
+from subscriptions.core.models import Attempt, SubscriptionRecord
+from subscriptions.core.signing import new_secret
+from subscriptions.store import keyspace
+from subscriptions.store.api_keys import ApiKeys, key_digest
+from subscriptions.store.queue import DeliveryQueue, Outcome
+from subscriptions.store.records import Store
+from subscriptions.store.recovery import Recoveries
 from tests.e2e import register_unpolled
 
 TOKEN = "hostile-admin-token-0123456789abcdef"
@@ -90,16 +90,16 @@ async def tenant(redis: Redis, code: str) -> Tenant:
     [delivery] = await queue.commit([new], [sub], now=NOW)
     attempt = Attempt(at=NOW, status_code=500, error=None, duration_ms=5, response_excerpt="no")
     await queue.record([Outcome(delivery, attempt, succeeded=False, jitter=0.0, schedule_s=[])], NOW)
-    await redis.set(keys.subscription_rate(sub.id), "1764151200000")
+    await redis.set(keyspace.subscription_rate(sub.id), "1764151200000")
     recovery = await Recoveries(store, queue).start(sub.id, NOW - timedelta(hours=1), NOW, NOW)
     record, key = await ApiKeys(redis).create(code, "integrator", NOW)
     await store.update_account_status(code, {"last_error": "timed out"})
     for name in (
-        keys.subscription_health(sub.id),
-        keys.subscription_recent(sub.id),
-        keys.subscription_rate(sub.id),
-        keys.attempts(delivery.id),
-        keys.account_status(code),
+        keyspace.subscription_health(sub.id),
+        keyspace.subscription_recent(sub.id),
+        keyspace.subscription_rate(sub.id),
+        keyspace.attempts(delivery.id),
+        keyspace.account_status(code),
     ):
         assert await redis.exists(name), name  # each hostile id below names a key that is really there
     return Tenant(code, sub.id, evt, delivery.id, recovery.id, record.id, key)
@@ -199,8 +199,10 @@ async def test_a_malformed_id_gets_the_answer_of_a_missing_one(
     for value in hostile_ids(world.acme):
         target, ids = path(template, world.acme, kind, value)
         assert normalised(await world.answer(method, target, body=body), ids) == expected, value
-    assert await world.redis.exists(keys.account("acme"), keys.subscription(world.acme.sub)) == 2  # nothing deleted
-    assert await world.redis.exists(keys.account_status("acme"), keys.subscription_health(world.acme.sub)) == 2
+    assert (
+        await world.redis.exists(keyspace.account("acme"), keyspace.subscription(world.acme.sub)) == 2
+    )  # nothing deleted
+    assert await world.redis.exists(keyspace.account_status("acme"), keyspace.subscription_health(world.acme.sub)) == 2
 
 
 FIELDS = {"sub": "sub", "rec": "recovery", "dlv": "delivery", "evt": "event", "code": "code", "key": "key_id"}

@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 
 from relay.service import health_app, running
 from relay.settings import Settings
-from subscriptions.backlog import read_last_successful_polls
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import Attempt, DeliveryStatus, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue, Outcome
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import Attempt, DeliveryStatus, SubscriptionRecord
+from subscriptions.store.poll_ages import read_last_successful_polls
+from subscriptions.store.queue import DeliveryQueue, Outcome
 from workers.metrics import Metrics
 
 BACKLOG = ("relay_deliveries_waiting", "relay_deliveries_retrying", "relay_oldest_waiting_delivery_age_seconds")

@@ -6,8 +6,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from relay.api.problems import BRIGHTPEARL_ACCOUNT, Forbidden, Unauthenticated, brightpearl_detail, relay_problem
 from relay.service import StartupError
-from subscriptions.crypto import InvalidKey, TokenKeyError
-from subscriptions.errors import Conflict, InvalidInput, LostLease, NotFound, RelayError, TooMany
+from subscriptions.core.crypto import InvalidKey, TokenKeyError
+from subscriptions.core.errors import Conflict, InvalidInput, LostLease, NotFound, RelayError, TooMany
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected, Unavailable
 from workers.guard import TargetRefused
 

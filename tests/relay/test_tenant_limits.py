@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 
 from relay.api.app import create_app
 from relay.api.context import ApiContext
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import event_id
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.ids import event_id
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from tests.conftest import FakeClock
 from tests.e2e import register_unpolled
 

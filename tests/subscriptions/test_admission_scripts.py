@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from subscriptions import admission, keys
-from subscriptions.admission import Limits, admit_call
-from subscriptions.lua import Script
+from subscriptions.store import admission, keyspace
+from subscriptions.store.admission import Limits, admit_call
+from subscriptions.store.lua import Script
 
 ADMIT = Script.beside(admission.__file__, "admit.lua")
 RELEASE = Script.beside(admission.__file__, "release_slots.lua")
@@ -22,7 +22,7 @@ async def admit(redis: Redis, wanted: dict[str, tuple[Limits, Sequence[str]]], n
 
 
 async def claimed(redis: Redis, ids: Sequence[str], due_ms: int = 0) -> None:
-    await redis.zadd(keys.DUE, dict.fromkeys(ids, due_ms))
+    await redis.zadd(keyspace.DUE, dict.fromkeys(ids, due_ms))
 
 
 def test_admit_call_declares_every_key_once_and_names_each_by_its_place() -> None:
@@ -33,22 +33,22 @@ def test_admit_call_declares_every_key_once_and_names_each_by_its_place() -> Non
     }
     script_keys, args = admit_call(two_of_acme, 5_000)
     assert script_keys == [
-        keys.DUE,
-        keys.PARKED,
-        keys.PARKED_ACCOUNTS,
-        keys.subscription_in_flight("sub_a"),
-        keys.subscription_rate("sub_a"),
-        keys.subscription_parked("sub_a"),
-        keys.account_in_flight("acme"),
-        keys.account_parked("acme"),
-        keys.subscription_in_flight("sub_b"),
-        keys.subscription_rate("sub_b"),
-        keys.subscription_parked("sub_b"),
-        keys.subscription_in_flight("sub_c"),
-        keys.subscription_rate("sub_c"),
-        keys.subscription_parked("sub_c"),
-        keys.account_in_flight("beta"),
-        keys.account_parked("beta"),
+        keyspace.DUE,
+        keyspace.PARKED,
+        keyspace.PARKED_ACCOUNTS,
+        keyspace.subscription_in_flight("sub_a"),
+        keyspace.subscription_rate("sub_a"),
+        keyspace.subscription_parked("sub_a"),
+        keyspace.account_in_flight("acme"),
+        keyspace.account_parked("acme"),
+        keyspace.subscription_in_flight("sub_b"),
+        keyspace.subscription_rate("sub_b"),
+        keyspace.subscription_parked("sub_b"),
+        keyspace.subscription_in_flight("sub_c"),
+        keyspace.subscription_rate("sub_c"),
+        keyspace.subscription_parked("sub_c"),
+        keyspace.account_in_flight("beta"),
+        keyspace.account_parked("beta"),
     ]
     a, b, c = args["subscriptions"]
     assert args["now_ms"] == 5_000
@@ -67,8 +67,8 @@ def test_admit_call_declares_every_key_once_and_names_each_by_its_place() -> Non
     assert c["keys"] == {"in_flight": 12, "rate": 13, "parked": 14, "account_in_flight": 15, "account_parked": 16}
     for item in args["subscriptions"]:  # every key a subscription names is the one the layout says
         named = {role: script_keys[index - 1] for role, index in item["keys"].items()}
-        assert named["in_flight"] == keys.subscription_in_flight(item["id"])
-        assert named["account_parked"] == keys.account_parked(item["account"])
+        assert named["in_flight"] == keyspace.subscription_in_flight(item["id"])
+        assert named["account_parked"] == keyspace.account_parked(item["account"])
 
 
 RATE = Limits("acme", 100, 10.0, lease_ms=5_000)  # one attempt every 100 ms
@@ -91,19 +91,19 @@ async def test_the_rate_limit_lets_one_through_each_interval(
     await claimed(redis_client, ids)
     history = [1_000, 1_100, 1_250]  # the attempts already let through before ``now_ms``, each at its own time
     for earlier_ms in [t for t in history if t < now_ms]:
-        await redis_client.zadd(keys.subscription_in_flight("sub_a"), {f"before_{earlier_ms}": earlier_ms + 5_000})
+        await redis_client.zadd(keyspace.subscription_in_flight("sub_a"), {f"before_{earlier_ms}": earlier_ms + 5_000})
     if now_ms > 1_000:  # where the limit stands after the attempts before (as the earlier rows left it)
-        await redis_client.set(keys.subscription_rate("sub_a"), max(t for t in history if t < now_ms) + 100)
+        await redis_client.set(keyspace.subscription_rate("sub_a"), max(t for t in history if t < now_ms) + 100)
 
     assert await admit(redis_client, {"sub_a": (RATE, ids)}, now_ms) == answer
-    assert int(await redis_client.get(keys.subscription_rate("sub_a"))) == next_ms
+    assert int(await redis_client.get(keyspace.subscription_rate("sub_a"))) == next_ms
     # the limit's time outlives its next slot by a second, then goes
-    assert next_ms - now_ms < await redis_client.pttl(keys.subscription_rate("sub_a")) <= next_ms - now_ms + 1_000
+    assert next_ms - now_ms < await redis_client.pttl(keyspace.subscription_rate("sub_a")) <= next_ms - now_ms + 1_000
     admitted = answer[0]
-    flight = await redis_client.zrangebyscore(keys.subscription_in_flight("sub_a"), now_ms + 5_000, now_ms + 5_000)
+    flight = await redis_client.zrangebyscore(keyspace.subscription_in_flight("sub_a"), now_ms + 5_000, now_ms + 5_000)
     assert flight == ids[:admitted]  # slots held until the lease ends
-    assert await redis_client.zcard(keys.DUE) == len(ids)  # held ones stay due (the dispatcher moves them)
-    assert not await redis_client.exists(keys.subscription_parked("sub_a"))
+    assert await redis_client.zcard(keyspace.DUE) == len(ids)  # held ones stay due (the dispatcher moves them)
+    assert not await redis_client.exists(keyspace.subscription_parked("sub_a"))
 
 
 async def test_held_deliveries_go_one_by_one_as_the_clock_advances(redis_client: Redis) -> None:
@@ -120,7 +120,7 @@ async def test_held_deliveries_go_one_by_one_as_the_clock_advances(redis_client:
     ]:
         assert await admit(redis_client, {"sub_a": (RATE, ids[sent:])}, now_ms) == answer
         sent += answer[0]
-    assert await redis_client.zrange(keys.subscription_in_flight("sub_a"), 0, -1, withscores=True) == [
+    assert await redis_client.zrange(keyspace.subscription_in_flight("sub_a"), 0, -1, withscores=True) == [
         (dlv, at_ms + 5_000.0) for dlv, at_ms in zip(ids, [10_000, 10_100, 10_200, 10_300], strict=True)
     ]
 
@@ -128,26 +128,26 @@ async def test_held_deliveries_go_one_by_one_as_the_clock_advances(redis_client:
 async def test_a_full_cap_parks_before_the_rate_is_asked(redis_client: Redis) -> None:
     ids = ["dlv_1", "dlv_2", "dlv_3"]
     await claimed(redis_client, ids)
-    await redis_client.zadd(keys.subscription_in_flight("sub_a"), {"old_1": 500, "old_2": 9_000})  # old_1 expired
+    await redis_client.zadd(keyspace.subscription_in_flight("sub_a"), {"old_1": 500, "old_2": 9_000})  # old_1 expired
     limits = Limits("acme", 2, 10.0, lease_ms=5_000)
     assert await admit(redis_client, {"sub_a": (limits, ids)}, 1_000) == [1, 2, 0]
-    assert await redis_client.zrange(keys.subscription_in_flight("sub_a"), 0, -1, withscores=True) == [
+    assert await redis_client.zrange(keyspace.subscription_in_flight("sub_a"), 0, -1, withscores=True) == [
         ("dlv_1", 6_000.0),
         ("old_2", 9_000.0),
     ]
-    assert await redis_client.zrange(keys.subscription_parked("sub_a"), 0, -1, withscores=True) == [
+    assert await redis_client.zrange(keyspace.subscription_parked("sub_a"), 0, -1, withscores=True) == [
         ("dlv_2", 1_000.0),
         ("dlv_3", 1_000.0),
     ]
-    assert await redis_client.zrange(keys.DUE, 0, -1) == ["dlv_1"]  # parked ones left the due set
-    assert await redis_client.smembers(keys.PARKED) == {"sub_a"}
-    assert await redis_client.zrange(keys.account_in_flight("acme"), 0, -1) == ["dlv_1"]
-    assert not await redis_client.exists(keys.PARKED_ACCOUNTS)
+    assert await redis_client.zrange(keyspace.DUE, 0, -1) == ["dlv_1"]  # parked ones left the due set
+    assert await redis_client.smembers(keyspace.PARKED) == {"sub_a"}
+    assert await redis_client.zrange(keyspace.account_in_flight("acme"), 0, -1) == ["dlv_1"]
+    assert not await redis_client.exists(keyspace.PARKED_ACCOUNTS)
 
 
 async def test_an_account_cap_counts_every_subscription_of_the_account(redis_client: Redis) -> None:
     await claimed(redis_client, ["dlv_1", "dlv_2", "dlv_3", "dlv_4"])
-    await redis_client.zadd(keys.account_in_flight("acme"), {"expired": 999, "held": 50_000})
+    await redis_client.zadd(keyspace.account_in_flight("acme"), {"expired": 999, "held": 50_000})
     acme = Limits("acme", 10, None, account_concurrency=3)
     wanted: dict[str, tuple[Limits, Sequence[str]]] = {
         "sub_a": (acme, ["dlv_1"]),
@@ -155,11 +155,11 @@ async def test_an_account_cap_counts_every_subscription_of_the_account(redis_cli
         "sub_c": (Limits("beta", 10, None, account_concurrency=1), ["dlv_4"]),
     }
     assert await admit(redis_client, wanted, 1_000) == [1, 0, 0, 1, 1, 0, 1, 0, 0]
-    assert await redis_client.zrange(keys.account_in_flight("acme"), 0, -1) == ["dlv_1", "dlv_2", "held"]
-    assert await redis_client.zrange(keys.account_parked("acme"), 0, -1) == ["dlv_3"]
-    assert await redis_client.smembers(keys.PARKED_ACCOUNTS) == {"acme"}
-    assert not await redis_client.exists(keys.PARKED)
-    assert await redis_client.zrange(keys.DUE, 0, -1) == ["dlv_1", "dlv_2", "dlv_4"]
+    assert await redis_client.zrange(keyspace.account_in_flight("acme"), 0, -1) == ["dlv_1", "dlv_2", "held"]
+    assert await redis_client.zrange(keyspace.account_parked("acme"), 0, -1) == ["dlv_3"]
+    assert await redis_client.smembers(keyspace.PARKED_ACCOUNTS) == {"acme"}
+    assert not await redis_client.exists(keyspace.PARKED)
+    assert await redis_client.zrange(keyspace.DUE, 0, -1) == ["dlv_1", "dlv_2", "dlv_4"]
 
 
 async def set_wrong(redis: Redis, key: str) -> None:
@@ -169,11 +169,11 @@ async def set_wrong(redis: Redis, key: str) -> None:
 @pytest.mark.parametrize(
     "wrong_key",
     [
-        keys.subscription_in_flight("sub_bad"),
-        keys.subscription_rate("sub_bad"),
-        keys.subscription_parked("sub_bad"),
-        keys.account_in_flight("bad"),
-        keys.account_parked("bad"),
+        keyspace.subscription_in_flight("sub_bad"),
+        keyspace.subscription_rate("sub_bad"),
+        keyspace.subscription_parked("sub_bad"),
+        keyspace.account_in_flight("bad"),
+        keyspace.account_parked("bad"),
     ],
 )
 async def test_a_key_of_another_type_refuses_its_subscription_alone(redis_client: Redis, wrong_key: str) -> None:
@@ -185,17 +185,17 @@ async def test_a_key_of_another_type_refuses_its_subscription_alone(redis_client
     }
     assert await admit(redis_client, wanted, 1_000) == [-1, 0, 0, 1, 0, 0]
     bad_keys = [
-        keys.subscription_in_flight("sub_bad"),
-        keys.subscription_rate("sub_bad"),
-        keys.subscription_parked("sub_bad"),
-        keys.account_in_flight("bad"),
-        keys.account_parked("bad"),
+        keyspace.subscription_in_flight("sub_bad"),
+        keyspace.subscription_rate("sub_bad"),
+        keyspace.subscription_parked("sub_bad"),
+        keyspace.account_in_flight("bad"),
+        keyspace.account_parked("bad"),
     ]
     for key in bad_keys:  # nothing of the refused one written
         assert await redis_client.type(key) == ("hash" if key == wrong_key else "none")
-    assert await redis_client.zrange(keys.DUE, 0, -1) == ["dlv_1", "dlv_2"]
-    assert await redis_client.zrange(keys.subscription_in_flight("sub_good"), 0, -1) == ["dlv_2"]
-    assert await redis_client.get(keys.subscription_rate("sub_good")) == "1100"
+    assert await redis_client.zrange(keyspace.DUE, 0, -1) == ["dlv_1", "dlv_2"]
+    assert await redis_client.zrange(keyspace.subscription_in_flight("sub_good"), 0, -1) == ["dlv_2"]
+    assert await redis_client.get(keyspace.subscription_rate("sub_good")) == "1100"
 
 
 async def test_limits_of_the_wrong_type_refuse_their_subscription_alone(redis_client: Redis) -> None:
@@ -210,40 +210,40 @@ async def test_limits_of_the_wrong_type_refuse_their_subscription_alone(redis_cl
 async def release(redis: Redis, holder: tuple[str, str], ids: list[str], now_ms: int) -> int:
     account, sub_id = holder
     slot_keys = [
-        keys.subscription_in_flight(sub_id),
-        keys.subscription_parked(sub_id),
-        keys.DUE,
-        keys.PARKED,
-        keys.account_in_flight(account),
-        keys.account_parked(account),
-        keys.PARKED_ACCOUNTS,
+        keyspace.subscription_in_flight(sub_id),
+        keyspace.subscription_parked(sub_id),
+        keyspace.DUE,
+        keyspace.PARKED,
+        keyspace.account_in_flight(account),
+        keyspace.account_parked(account),
+        keyspace.PARKED_ACCOUNTS,
     ]
     args: dict[str, Any] = {"subscription": sub_id, "account": account, "now_ms": now_ms, "deliveries": ids}
     return int(await RELEASE.run(redis, slot_keys, args))
 
 
 async def test_release_frees_slots_and_brings_back_as_many_parked_of_each_kind(redis_client: Redis) -> None:
-    await redis_client.zadd(keys.subscription_in_flight("sub_a"), {"dlv_1": 9_000, "dlv_2": 9_000, "dlv_3": 9_000})
-    await redis_client.zadd(keys.account_in_flight("acme"), {"dlv_1": 9_000, "dlv_2": 9_000, "dlv_x": 9_000})
-    await redis_client.zadd(keys.subscription_parked("sub_a"), {"p_1": 100, "p_2": 200, "p_3": 300})
-    await redis_client.zadd(keys.account_parked("acme"), {"q_1": 100})
-    await redis_client.sadd(keys.PARKED, "sub_a", "sub_other")
-    await redis_client.sadd(keys.PARKED_ACCOUNTS, "acme")
+    await redis_client.zadd(keyspace.subscription_in_flight("sub_a"), {"dlv_1": 9_000, "dlv_2": 9_000, "dlv_3": 9_000})
+    await redis_client.zadd(keyspace.account_in_flight("acme"), {"dlv_1": 9_000, "dlv_2": 9_000, "dlv_x": 9_000})
+    await redis_client.zadd(keyspace.subscription_parked("sub_a"), {"p_1": 100, "p_2": 200, "p_3": 300})
+    await redis_client.zadd(keyspace.account_parked("acme"), {"q_1": 100})
+    await redis_client.sadd(keyspace.PARKED, "sub_a", "sub_other")
+    await redis_client.sadd(keyspace.PARKED_ACCOUNTS, "acme")
 
     assert await release(redis_client, ("acme", "sub_a"), ["dlv_1", "dlv_2"], 2_000) == 3
-    assert await redis_client.zrange(keys.subscription_in_flight("sub_a"), 0, -1) == ["dlv_3"]
-    assert await redis_client.zrange(keys.account_in_flight("acme"), 0, -1) == ["dlv_x"]
-    assert await redis_client.zrange(keys.DUE, 0, -1, withscores=True) == [
+    assert await redis_client.zrange(keyspace.subscription_in_flight("sub_a"), 0, -1) == ["dlv_3"]
+    assert await redis_client.zrange(keyspace.account_in_flight("acme"), 0, -1) == ["dlv_x"]
+    assert await redis_client.zrange(keyspace.DUE, 0, -1, withscores=True) == [
         ("p_1", 2_000.0),
         ("p_2", 2_000.0),
         ("q_1", 2_000.0),
     ]  # two freed: the two oldest parked for the subscription, and the one parked for the account
-    assert await redis_client.zrange(keys.subscription_parked("sub_a"), 0, -1) == ["p_3"]
-    assert await redis_client.smembers(keys.PARKED) == {"sub_a", "sub_other"}  # it still has one parked
-    assert not await redis_client.exists(keys.PARKED_ACCOUNTS)  # the account has none left
+    assert await redis_client.zrange(keyspace.subscription_parked("sub_a"), 0, -1) == ["p_3"]
+    assert await redis_client.smembers(keyspace.PARKED) == {"sub_a", "sub_other"}  # it still has one parked
+    assert not await redis_client.exists(keyspace.PARKED_ACCOUNTS)  # the account has none left
 
     assert await release(redis_client, ("acme", "sub_a"), ["dlv_3"], 3_000) == 1
-    assert await redis_client.smembers(keys.PARKED) == {"sub_other"}
+    assert await redis_client.smembers(keyspace.PARKED) == {"sub_other"}
 
 
 async def unpark(redis: Redis, holder: str, slot_keys: list[str], now_ms: int, room: int) -> int:
@@ -251,29 +251,39 @@ async def unpark(redis: Redis, holder: str, slot_keys: list[str], now_ms: int, r
 
 
 async def test_unpark_brings_back_what_expired_slots_make_room_for(redis_client: Redis) -> None:
-    slot_keys = [keys.subscription_in_flight("sub_a"), keys.subscription_parked("sub_a"), keys.DUE, keys.PARKED]
-    await redis_client.zadd(keys.subscription_in_flight("sub_a"), {"dlv_1": 1_000, "dlv_2": 5_000})
-    await redis_client.zadd(keys.subscription_parked("sub_a"), {"p_1": 100, "p_2": 200, "p_3": 300})
-    await redis_client.sadd(keys.PARKED, "sub_a")
+    slot_keys = [
+        keyspace.subscription_in_flight("sub_a"),
+        keyspace.subscription_parked("sub_a"),
+        keyspace.DUE,
+        keyspace.PARKED,
+    ]
+    await redis_client.zadd(keyspace.subscription_in_flight("sub_a"), {"dlv_1": 1_000, "dlv_2": 5_000})
+    await redis_client.zadd(keyspace.subscription_parked("sub_a"), {"p_1": 100, "p_2": 200, "p_3": 300})
+    await redis_client.sadd(keyspace.PARKED, "sub_a")
 
     assert await unpark(redis_client, "sub_a", slot_keys, 900, room=2) == 0  # both slots still held
     assert await unpark(redis_client, "sub_a", slot_keys, 1_000, room=2) == 1  # one lease ended at 1,000
-    assert await redis_client.zrange(keys.subscription_in_flight("sub_a"), 0, -1) == ["dlv_2"]
-    assert await redis_client.zrange(keys.DUE, 0, -1, withscores=True) == [("p_1", 1_000.0)]
-    assert await redis_client.smembers(keys.PARKED) == {"sub_a"}
+    assert await redis_client.zrange(keyspace.subscription_in_flight("sub_a"), 0, -1) == ["dlv_2"]
+    assert await redis_client.zrange(keyspace.DUE, 0, -1, withscores=True) == [("p_1", 1_000.0)]
+    assert await redis_client.smembers(keyspace.PARKED) == {"sub_a"}
 
     assert await unpark(redis_client, "sub_a", slot_keys, 2_000, room=2**31) == 2  # no cap: all of them
-    assert await redis_client.zrangebyscore(keys.DUE, 2_000, 2_000) == ["p_2", "p_3"]
-    assert not await redis_client.exists(keys.PARKED)
+    assert await redis_client.zrangebyscore(keyspace.DUE, 2_000, 2_000) == ["p_2", "p_3"]
+    assert not await redis_client.exists(keyspace.PARKED)
 
 
 async def test_unpark_works_on_an_account_alike(redis_client: Redis) -> None:
-    slot_keys = [keys.account_in_flight("acme"), keys.account_parked("acme"), keys.DUE, keys.PARKED_ACCOUNTS]
-    await redis_client.zadd(keys.account_parked("acme"), {"p_1": 100})
-    await redis_client.sadd(keys.PARKED_ACCOUNTS, "acme", "beta")
+    slot_keys = [
+        keyspace.account_in_flight("acme"),
+        keyspace.account_parked("acme"),
+        keyspace.DUE,
+        keyspace.PARKED_ACCOUNTS,
+    ]
+    await redis_client.zadd(keyspace.account_parked("acme"), {"p_1": 100})
+    await redis_client.sadd(keyspace.PARKED_ACCOUNTS, "acme", "beta")
     assert await unpark(redis_client, "acme", slot_keys, 3_000, room=1) == 1
-    assert await redis_client.zrange(keys.DUE, 0, -1, withscores=True) == [("p_1", 3_000.0)]
-    assert await redis_client.smembers(keys.PARKED_ACCOUNTS) == {"beta"}
+    assert await redis_client.zrange(keyspace.DUE, 0, -1, withscores=True) == [("p_1", 3_000.0)]
+    assert await redis_client.smembers(keyspace.PARKED_ACCOUNTS) == {"beta"}
 
 
 async def test_times_of_today_are_written_to_the_millisecond(redis_client: Redis) -> None:
@@ -282,5 +292,5 @@ async def test_times_of_today_are_written_to_the_millisecond(redis_client: Redis
     await claimed(redis_client, ["dlv_1", "dlv_2"])
     limits = Limits("acme", 10, 3.0, lease_ms=25_001)
     assert await admit(redis_client, {"sub_a": (limits, ["dlv_1", "dlv_2"])}, now_ms) == [1, 0, now_ms + 333]
-    assert await redis_client.zscore(keys.subscription_in_flight("sub_a"), "dlv_1") == now_ms + 25_001
-    assert await redis_client.get(keys.subscription_rate("sub_a")) == str(now_ms + 333)
+    assert await redis_client.zscore(keyspace.subscription_in_flight("sub_a"), "dlv_1") == now_ms + 25_001
+    assert await redis_client.get(keyspace.subscription_rate("sub_a")) == str(now_ms + 333)

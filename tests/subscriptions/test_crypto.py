@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from subscriptions.crypto import (
+from subscriptions.core.crypto import (
     ENCRYPTED_PREFIX,
     InvalidKey,
     TokenCipher,
@@ -16,7 +16,7 @@ from subscriptions.crypto import (
     seal,
     unseal,
 )
-from subscriptions.errors import RelayError
+from subscriptions.core.errors import RelayError
 
 TOKEN = "4f1c2a3b-aaaa-bbbb-cccc-0123456789ab"
 OLD, NEW, OTHER = generate_key(), generate_key(), generate_key()

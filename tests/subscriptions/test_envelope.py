@@ -1,7 +1,7 @@
 """The one event builder: ids, timestamps and bodies exactly as receivers have always seen them.
 
 Every expected id and body below was produced by the code that built events by hand in each detector and in the
-API's ping, before :mod:`subscriptions.envelope` took the job over: an upgrade must not change them, or a
+API's ping, before :mod:`subscriptions.core.envelope` took the job over: an upgrade must not change them, or a
 receiver would see a change detected again after the upgrade as a new one.
 """
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from subscriptions.envelope import (
+from subscriptions.core.envelope import (
     NewEvent,
     build_event,
     event_body,
@@ -18,7 +18,7 @@ from subscriptions.envelope import (
     ping_event,
     resource_event,
 )
-from subscriptions.events import EVENT_TYPES
+from subscriptions.core.events import EVENT_TYPES
 
 ORDER = {
     "id": 7,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from subscriptions.errors import InvalidInput
-from subscriptions.events import EVENT_TYPES, matches_any, pattern_matches, validate_patterns
+from subscriptions.core.errors import InvalidInput
+from subscriptions.core.events import EVENT_TYPES, matches_any, pattern_matches, validate_patterns
 
 
 @pytest.mark.parametrize(
@@ -53,8 +53,8 @@ def test_patterns_that_froze_the_relay_are_answered_at_once() -> None:
     the next order for minutes (each star a ``.*`` that backtracks). Run where a hang cannot take the suite
     with it: a regular expression in C cannot be interrupted by a signal, which is why SIGTERM was ignored."""
     code = (
-        "from subscriptions.errors import InvalidInput\n"
-        "from subscriptions.events import EVENT_TYPES, pattern_matches, validate_patterns\n"
+        "from subscriptions.core.errors import InvalidInput\n"
+        "from subscriptions.core.events import EVENT_TYPES, pattern_matches, validate_patterns\n"
         "for pattern in ['*' * 145 + 'a', '*' * 12 + 'order.created', '*a' * 90 + '*']:\n"
         "    try:\n"
         "        validate_patterns([pattern])\n"

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from subscriptions.health import Health, disable_reason, load_health, queue_outcomes, shown_state
-from subscriptions.models import SubscriptionState
+from subscriptions.core.models import SubscriptionState
+from subscriptions.store.health import Health, disable_reason, load_health, queue_outcomes, shown_state
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 FIVE_DAYS_S = 5 * 86_400

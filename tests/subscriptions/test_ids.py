@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from subscriptions.ids import _base32, delivery_id, event_id, random_id
+from subscriptions.core.ids import _base32, delivery_id, event_id, random_id
 
 
 def test_event_id_is_derived_from_what_changed() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from subscriptions.lua import Script
+from subscriptions.store.lua import Script
 
 
 async def test_a_script_runs_before_and_after_redis_forgets_it(redis_client: Redis, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.polls import CLAIM, RENEW, REPORT, SAVE_PLAN, Claim, PollPlan, Polls
-from subscriptions.store import Store
+from subscriptions.store import keyspace
+from subscriptions.store.polls import CLAIM, RENEW, REPORT, SAVE_PLAN, Claim, PollPlan, Polls
+from subscriptions.store.records import Store
 from tests.conftest import FakeClock
 from tests.subscriptions.test_store import account
 
@@ -18,31 +18,31 @@ NOW_MS = 1_800_000_000_000
 
 
 async def scores(redis: Redis) -> dict[str, float]:
-    return dict(await redis.zrange(keys.POLLS, 0, -1, withscores=True))
+    return dict(await redis.zrange(keyspace.POLLS, 0, -1, withscores=True))
 
 
 # the scripts, directly -------------------------------------------------------------------------------------
 
 
 async def test_the_claim_script_takes_only_candidates_still_due(redis_client: Redis) -> None:
-    await redis_client.zadd(keys.POLLS, {"due": NOW_MS - 5, "now": NOW_MS, "later": NOW_MS + 1})
-    await redis_client.set(keys.poll_owner("later"), "someone-else")
+    await redis_client.zadd(keyspace.POLLS, {"due": NOW_MS - 5, "now": NOW_MS, "later": NOW_MS + 1})
+    await redis_client.set(keyspace.poll_owner("later"), "someone-else")
     members = ["due", "now", "later", "gone"]
     answer = await CLAIM.run(
         redis_client,
-        [keys.POLLS, *map(keys.poll_owner, members)],
+        [keyspace.POLLS, *map(keyspace.poll_owner, members)],
         {"now_ms": NOW_MS, "lease_ms": 10_000, "members": members, "tokens": ["t1", "t2", "t3", "t4"]},
     )
     assert answer == ["due", "t1", "now", "t2"]
     assert await scores(redis_client) == {"due": NOW_MS + 10_000, "now": NOW_MS + 10_000, "later": NOW_MS + 1}
-    assert await redis_client.mget([keys.poll_owner(m) for m in members]) == ["t1", "t2", "someone-else", None]
-    assert await redis_client.zscore(keys.POLLS, "gone") is None  # a candidate removed meanwhile is not added
+    assert await redis_client.mget([keyspace.poll_owner(m) for m in members]) == ["t1", "t2", "someone-else", None]
+    assert await redis_client.zscore(keyspace.POLLS, "gone") is None  # a candidate removed meanwhile is not added
 
 
 async def test_the_renew_script_extends_only_the_owners_lease(redis_client: Redis) -> None:
-    await redis_client.zadd(keys.POLLS, {"acme": NOW_MS})
-    await redis_client.set(keys.poll_owner("acme"), "mine")
-    script_keys = [keys.POLLS, keys.poll_owner("acme")]
+    await redis_client.zadd(keyspace.POLLS, {"acme": NOW_MS})
+    await redis_client.set(keyspace.poll_owner("acme"), "mine")
+    script_keys = [keyspace.POLLS, keyspace.poll_owner("acme")]
     assert await RENEW.run(redis_client, script_keys, {"member": "acme", "token": "stale", "until_ms": 1}) == 0
     assert await scores(redis_client) == {"acme": NOW_MS}
     assert await RENEW.run(redis_client, script_keys, {"member": "acme", "token": "mine", "until_ms": NOW_MS + 7}) == 1
@@ -50,24 +50,24 @@ async def test_the_renew_script_extends_only_the_owners_lease(redis_client: Redi
 
 
 async def test_the_plan_script_writes_plan_and_score_together_while_the_claim_holds(redis_client: Redis) -> None:
-    script_keys = [keys.POLLS, keys.poll_plan("acme"), keys.poll_owner("acme"), keys.account("acme")]
+    script_keys = [keyspace.POLLS, keyspace.poll_plan("acme"), keyspace.poll_owner("acme"), keyspace.account("acme")]
 
     def args(token: str | None, next_ms: int) -> dict[str, object]:
         return {"member": "acme", "plan": '{"due_ms": {}}', "next_ms": next_ms, "token": token}
 
     assert await SAVE_PLAN.run(redis_client, script_keys, args(None, 5)) == 0  # no such account: nothing
-    assert await redis_client.exists(keys.poll_plan("acme"), keys.POLLS) == 0
-    await redis_client.set(keys.account("acme"), "{}")
-    await redis_client.set(keys.poll_owner("acme"), "mine")
+    assert await redis_client.exists(keyspace.poll_plan("acme"), keyspace.POLLS) == 0
+    await redis_client.set(keyspace.account("acme"), "{}")
+    await redis_client.set(keyspace.poll_owner("acme"), "mine")
     assert await SAVE_PLAN.run(redis_client, script_keys, args("stale", 6)) == 0  # taken over: nothing
-    assert await redis_client.exists(keys.poll_plan("acme"), keys.POLLS) == 0
+    assert await redis_client.exists(keyspace.poll_plan("acme"), keyspace.POLLS) == 0
     assert await SAVE_PLAN.run(redis_client, script_keys, args(None, 7)) == 1  # unfenced: the owner stays
     assert await scores(redis_client) == {"acme": 7}
-    assert await redis_client.get(keys.poll_owner("acme")) == "mine"
+    assert await redis_client.get(keyspace.poll_owner("acme")) == "mine"
     assert await SAVE_PLAN.run(redis_client, script_keys, args("mine", NOW_MS)) == 1  # the owner's: its claim ends
     assert await scores(redis_client) == {"acme": NOW_MS}
-    assert await redis_client.get(keys.poll_plan("acme")) == '{"due_ms": {}}'
-    assert await redis_client.exists(keys.poll_owner("acme")) == 0
+    assert await redis_client.get(keyspace.poll_plan("acme")) == '{"due_ms": {}}'
+    assert await redis_client.exists(keyspace.poll_owner("acme")) == 0
 
 
 # the plan, pure ---------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ async def test_registration_schedules_the_first_poll_from_the_plan(redis_client:
     assert await scores(redis_client) == {"acme": 1234}
     assert await Polls(redis_client).plan("acme") == PollPlan(due_ms={"orders": 1234})
     await store.delete_account("acme")
-    assert await redis_client.exists(keys.POLLS, keys.poll_plan("acme")) == 0
+    assert await redis_client.exists(keyspace.POLLS, keyspace.poll_plan("acme")) == 0
 
 
 async def test_a_change_makes_every_resource_due_and_keeps_the_costs(redis_client: Redis, clock: FakeClock) -> None:
@@ -131,7 +131,7 @@ async def test_a_change_makes_every_resource_due_and_keeps_the_costs(redis_clien
 
 async def test_each_due_poll_is_claimed_once(redis_client: Redis) -> None:
     polls = Polls(redis_client)
-    await redis_client.zadd(keys.POLLS, {f"a{n}": NOW_MS - n for n in range(20)})
+    await redis_client.zadd(keyspace.POLLS, {f"a{n}": NOW_MS - n for n in range(20)})
     batches = await asyncio.gather(*(polls.claim(now_ms=NOW_MS, lease_ms=10_000, limit=100) for _ in range(4)))
     claims = [claim for batch in batches for claim in batch]
     assert sorted(c.code for c in claims) == sorted(f"a{n}" for n in range(20))
@@ -157,14 +157,14 @@ async def test_a_claim_taken_over_can_neither_renew_nor_plan(redis_client: Redis
     assert await scores(redis_client) == {"acme": 5}
     assert await polls.plan("acme") == PollPlan(due_ms={"orders": 5})
     assert not await polls.renew(second, until_ms=NOW_MS)  # its poll ended with the plan: so did its claim
-    assert Claim("acme", "x").fence.key == keys.poll_owner("acme")
+    assert Claim("acme", "x").fence.key == keyspace.poll_owner("acme")
 
 
 async def test_the_status_script_records_only_for_the_owner(redis_client: Redis) -> None:
-    script_keys = [keys.poll_owner("acme"), keys.account_status("acme")]
-    await redis_client.set(keys.poll_owner("acme"), "mine")
+    script_keys = [keyspace.poll_owner("acme"), keyspace.account_status("acme")]
+    await redis_client.set(keyspace.poll_owner("acme"), "mine")
     fields = {"last_poll_at": "2026-11-26T10:00:00Z", "last_error": ""}
     assert await REPORT.run(redis_client, script_keys, {"token": "stale", "fields": fields}) == 0
-    assert await redis_client.exists(keys.account_status("acme")) == 0
+    assert await redis_client.exists(keyspace.account_status("acme")) == 0
     assert await REPORT.run(redis_client, script_keys, {"token": "mine", "fields": fields}) == 1
-    assert await redis_client.hgetall(keys.account_status("acme")) == fields
+    assert await redis_client.hgetall(keyspace.account_status("acme")) == fields

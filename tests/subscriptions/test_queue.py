@@ -6,14 +6,14 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.errors import LostLease
-from subscriptions.fence import Fence
-from subscriptions.ids import delivery_id
-from subscriptions.models import Attempt, DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.queue import DeliveryQueue, Outcome
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.errors import LostLease
+from subscriptions.core.fence import Fence
+from subscriptions.core.ids import delivery_id
+from subscriptions.core.models import Attempt, DeliveryStatus, SubscriptionRecord, SubscriptionState
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue, Outcome
+from subscriptions.store.records import Store
 from tests.conftest import FakeClock
 
 
@@ -62,7 +62,7 @@ async def test_commit_fans_out_to_matching_subscriptions(redis_client: Redis, cl
     by_id = {d.id: d for d in created}
     assert by_id[delivery_id("evt_1", "sub_off")].status == DeliveryStatus.skipped
     assert by_id[delivery_id("evt_1", "sub_all")].status == DeliveryStatus.pending
-    assert await redis_client.zcard(keys.DUE) == 4  # skipped deliveries are kept, not queued
+    assert await redis_client.zcard(keyspace.DUE) == 4  # skipped deliveries are kept, not queued
     stored = await store.get_event("evt_1")
     assert stored.body == event_body("order.created", "2026-11-26T10:00:00Z", {"id": 1})
 
@@ -82,11 +82,11 @@ async def test_commit_writes_the_cursor_with_the_events(redis_client: Redis, clo
     queue = DeliveryQueue(redis_client)
 
     def cursor(pipe: Pipeline) -> None:
-        pipe.set(keys.cursor("acme", "orders"), "C1")
+        pipe.set(keyspace.cursor("acme", "orders"), "C1")
 
     await queue.commit([event(1)], [], now=clock(), also=cursor)
-    assert await redis_client.get(keys.cursor("acme", "orders")) == "C1"
-    assert await redis_client.exists(keys.event("evt_1"))
+    assert await redis_client.get(keyspace.cursor("acme", "orders")) == "C1"
+    assert await redis_client.exists(keyspace.event("evt_1"))
 
 
 async def test_a_lost_lock_writes_nothing(redis_client: Redis, clock: FakeClock) -> None:
@@ -94,14 +94,14 @@ async def test_a_lost_lock_writes_nothing(redis_client: Redis, clock: FakeClock)
     await redis_client.set("lock", "someone-else")
 
     def cursor(pipe: Pipeline) -> None:
-        pipe.set(keys.cursor("acme", "orders"), "stale")
+        pipe.set(keyspace.cursor("acme", "orders"), "stale")
 
     with pytest.raises(LostLease):
         await queue.commit([event(1)], [sub("s", ["*"], clock)], now=clock(), fence=Fence("lock", "mine"), also=cursor)
-    assert not await redis_client.exists(keys.event("evt_1"), keys.cursor("acme", "orders"))
+    assert not await redis_client.exists(keyspace.event("evt_1"), keyspace.cursor("acme", "orders"))
     await redis_client.set("lock", "mine")
     await queue.commit([event(1)], [], now=clock(), fence=Fence("lock", "mine"), also=cursor)
-    assert await redis_client.get(keys.cursor("acme", "orders")) == "stale"
+    assert await redis_client.get(keyspace.cursor("acme", "orders")) == "stale"
 
 
 async def test_claims_are_leased(redis_client: Redis, clock: FakeClock) -> None:
@@ -128,7 +128,7 @@ async def test_a_claim_answers_each_delivery_with_its_record_over_more_than_one_
             [event(n) for n in range(start, start + 400)], [sub("s", ["*"], clock)], now=clock()
         )
     gone = created[700]
-    await redis_client.delete(keys.delivery(gone.id))  # removed meanwhile (retention, say)
+    await redis_client.delete(keyspace.delivery(gone.id))  # removed meanwhile (retention, say)
     claimed = await queue.claim(now=clock(), timeout_s=15, limit=1_100)
     records = dict(claimed)
     assert len(claimed) == len(records) == 1_100
@@ -155,7 +155,7 @@ async def test_recording_outcomes(redis_client: Redis, clock: FakeClock) -> None
     assert retrying.next_attempt_at == clock() + timedelta(seconds=5)
     assert retrying.attempt_count == 1
     assert [a.status_code for a in await store.attempts(flaky.id)] == [500]
-    due = await redis_client.zrange(keys.DUE, 0, -1)
+    due = await redis_client.zrange(keyspace.DUE, 0, -1)
     assert sorted(due) == sorted([flaky.id, doomed.id])
     # the last scheduled retry fails too: failed for good, nothing left due
     doomed_now = await store.get_delivery(doomed.id)
@@ -165,7 +165,7 @@ async def test_recording_outcomes(redis_client: Redis, clock: FakeClock) -> None
         doomed_now = await store.get_delivery(doomed.id)
     assert doomed_now.status == DeliveryStatus.failed
     assert doomed_now.attempt_count == 3
-    assert doomed.id not in await redis_client.zrange(keys.DUE, 0, -1)
+    assert doomed.id not in await redis_client.zrange(keyspace.DUE, 0, -1)
     assert [a.status_code for a in await store.attempts(doomed.id)] == [None, 503, 503]
     assert [d.id for d in (await store.list_deliveries(limit=10, cursor=None, status=DeliveryStatus.failed)).items] == [
         doomed.id
@@ -181,9 +181,9 @@ async def test_two_outcomes_of_one_delivery_in_one_batch_apply_in_order(redis_cl
     ok = Outcome(retrying, Attempt(at=clock(), status_code=204, error=None, duration_ms=5), True, 0.0)
     await queue.record([failed, ok], clock())
     assert (await store.get_delivery(delivery.id)).status == DeliveryStatus.succeeded
-    statuses = {s: await redis_client.zrange(keys.status_deliveries(s), 0, -1) for s in DeliveryStatus}
+    statuses = {s: await redis_client.zrange(keyspace.status_deliveries(s), 0, -1) for s in DeliveryStatus}
     assert {s: ids for s, ids in statuses.items() if ids} == {DeliveryStatus.succeeded: [delivery.id]}
-    assert await redis_client.zrange(keys.DUE, 0, -1) == []
+    assert await redis_client.zrange(keyspace.DUE, 0, -1) == []
     assert [a.status_code for a in await store.attempts(delivery.id)] == [500, 204]
 
 
@@ -193,12 +193,17 @@ async def test_a_commit_of_thousands_indexes_every_event_and_delivery(redis_clie
     subs = [sub("s1", ["*"], clock), sub("s2", ["order.*"], clock)]
     created = await queue.commit([event(n) for n in range(1200)], subs, now=clock())
     assert len(created) == 2400
-    assert await redis_client.zcard(keys.EVENTS) == 1200
-    assert await redis_client.zcard(keys.account_events("acme")) == 1200
-    for key in (keys.DELIVERIES, keys.DUE, keys.account_deliveries("acme"), keys.status_deliveries("pending")):
+    assert await redis_client.zcard(keyspace.EVENTS) == 1200
+    assert await redis_client.zcard(keyspace.account_events("acme")) == 1200
+    for key in (
+        keyspace.DELIVERIES,
+        keyspace.DUE,
+        keyspace.account_deliveries("acme"),
+        keyspace.status_deliveries("pending"),
+    ):
         assert await redis_client.zcard(key) == 2400
-    assert await redis_client.zcard(keys.subscription_deliveries("s2")) == 1200
-    assert await redis_client.zcard(keys.event_deliveries("evt_1199")) == 2
+    assert await redis_client.zcard(keyspace.subscription_deliveries("s2")) == 1200
+    assert await redis_client.zcard(keyspace.event_deliveries("evt_1199")) == 2
 
 
 async def test_manual_retry_makes_any_delivery_due(redis_client: Redis, clock: FakeClock) -> None:

@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from subscriptions import keys as names
-from subscriptions.envelope import NewEvent
-from subscriptions.models import SubscriptionRecord
-from subscriptions.queue import scripts
-from subscriptions.queue.transitions import created
+from subscriptions.core.envelope import NewEvent
+from subscriptions.core.models import SubscriptionRecord
+from subscriptions.core.transitions import created
+from subscriptions.store import keyspace
+from subscriptions.store.queue import scripts
 
 NOW_MS = 1_795_687_200_000
 
@@ -154,11 +154,11 @@ def test_arguments_of_a_commit_name_their_keys_and_texts() -> None:
     assert len(script_keys) == len(set(script_keys))  # each key declared once
     assert args["created_ms"] == NOW_MS
     first = args["events"][0]
-    assert script_keys[first["key"] - 1] == names.event("e1")
-    assert script_keys[first["account_events"] - 1] == names.account_events("acme")
+    assert script_keys[first["key"] - 1] == keyspace.event("e1")
+    assert script_keys[first["account_events"] - 1] == keyspace.account_events("acme")
     assert texts[first["record"] - 2].startswith('{"id":"e1"')
     delivery = first["deliveries"][1]
-    assert script_keys[delivery["subscription_deliveries"] - 1] == names.subscription_deliveries("s2")
-    assert script_keys[delivery["joins"] - 1] == names.status_deliveries("pending")
+    assert script_keys[delivery["subscription_deliveries"] - 1] == keyspace.subscription_deliveries("s2")
+    assert script_keys[delivery["joins"] - 1] == keyspace.status_deliveries("pending")
     assert delivery["due_ms"] == NOW_MS
     assert texts[delivery["record"] - 2] == planned[0][1][1].record.model_dump_json()

@@ -5,9 +5,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from subscriptions import quotas
-from subscriptions.lua import Script
-from subscriptions.quotas import SlidingWindow
+from subscriptions.store import quotas
+from subscriptions.store.lua import Script
+from subscriptions.store.quotas import SlidingWindow
 
 TAKE = Script.beside(quotas.__file__, "sliding_window.lua")
 WINDOW = "relay:test:window"

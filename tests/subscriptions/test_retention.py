@@ -4,11 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.ids import delivery_id
-from subscriptions.models import (
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.ids import delivery_id
+from subscriptions.core.models import (
     Attempt,
     DeliveryRecord,
     DeliveryStatus,
@@ -16,9 +14,11 @@ from subscriptions.models import (
     SubscriptionRecord,
     SubscriptionState,
 )
-from subscriptions.queue import DeliveryQueue, Outcome
-from subscriptions.retention import RetentionCounts, sweep
-from subscriptions.store import Store
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue, Outcome
+from subscriptions.store.records import Store
+from subscriptions.store.retention import RetentionCounts, sweep
 
 OLD = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -53,9 +53,9 @@ async def write_event(redis: Redis, event_id: str, at: datetime, account: str = 
         body="{}",
     )
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(keys.event(event_id), record.model_dump_json())
-        pipe.zadd(keys.EVENTS, {event_id: ms(at)})
-        pipe.zadd(keys.account_events(account), {event_id: ms(at)})
+        pipe.set(keyspace.event(event_id), record.model_dump_json())
+        pipe.zadd(keyspace.EVENTS, {event_id: ms(at)})
+        pipe.zadd(keyspace.account_events(account), {event_id: ms(at)})
         await pipe.execute()
 
 
@@ -87,20 +87,20 @@ async def write_delivery(
     )
     score = ms(at)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(keys.delivery(record.id), record.model_dump_json())
+        pipe.set(keyspace.delivery(record.id), record.model_dump_json())
         for n in range(attempts):
             attempt = Attempt(at=at + timedelta(seconds=n), status_code=500, error=None, duration_ms=12)
-            pipe.rpush(keys.attempts(record.id), attempt.model_dump_json())
+            pipe.rpush(keyspace.attempts(record.id), attempt.model_dump_json())
         for index in (
-            keys.DELIVERIES,
-            keys.subscription_deliveries(sub_id),
-            keys.account_deliveries("acme"),
-            keys.event_deliveries(event_id),
-            keys.status_deliveries(status),
+            keyspace.DELIVERIES,
+            keyspace.subscription_deliveries(sub_id),
+            keyspace.account_deliveries("acme"),
+            keyspace.event_deliveries(event_id),
+            keyspace.status_deliveries(status),
         ):
             pipe.zadd(index, {record.id: score})
         if record.next_attempt_at is not None:
-            pipe.zadd(keys.DUE, {record.id: ms(record.next_attempt_at)})
+            pipe.zadd(keyspace.DUE, {record.id: ms(record.next_attempt_at)})
         await pipe.execute()
     return record.id
 
@@ -109,7 +109,7 @@ async def all_keys(redis: Redis) -> set[str]:
     return {key async for key in redis.scan_iter(count=1000)}
 
 
-RECORD_KEYS = (keys.PREFIX + "deliver", keys.PREFIX + "event", keys.DUE)  # records and their indexes
+RECORD_KEYS = (keyspace.PREFIX + "deliver", keyspace.PREFIX + "event", keyspace.DUE)  # records and their indexes
 
 
 async def footprint(redis: Redis) -> tuple[set[str], dict[str, int]]:
@@ -165,25 +165,25 @@ async def test_old_final_deliveries_and_their_events_go_what_is_still_wanted_sta
 
     assert counts == RetentionCounts(deliveries=4, events=3, dangling=0)
     for gone in [*done, skipped, sibling]:
-        assert not await redis_client.exists(keys.delivery(gone), keys.attempts(gone))
+        assert not await redis_client.exists(keyspace.delivery(gone), keyspace.attempts(gone))
     kept = [retrying, retried, pending, fresh]
-    assert sorted(await members(redis_client, keys.DELIVERIES)) == sorted(kept)
-    assert sorted(await members(redis_client, keys.subscription_deliveries("sub_a"))) == sorted(kept)
-    assert sorted(await members(redis_client, keys.account_deliveries("acme"))) == sorted(kept)
-    assert not await redis_client.exists(keys.subscription_deliveries("sub_b"))  # emptied, so gone
-    assert await members(redis_client, keys.event_deliveries("evt_retrying")) == [retrying]
-    assert sorted(await members(redis_client, keys.status_deliveries(DeliveryStatus.succeeded))) == sorted(
+    assert sorted(await members(redis_client, keyspace.DELIVERIES)) == sorted(kept)
+    assert sorted(await members(redis_client, keyspace.subscription_deliveries("sub_a"))) == sorted(kept)
+    assert sorted(await members(redis_client, keyspace.account_deliveries("acme"))) == sorted(kept)
+    assert not await redis_client.exists(keyspace.subscription_deliveries("sub_b"))  # emptied, so gone
+    assert await members(redis_client, keyspace.event_deliveries("evt_retrying")) == [retrying]
+    assert sorted(await members(redis_client, keyspace.status_deliveries(DeliveryStatus.succeeded))) == sorted(
         [retried, fresh]
     )
-    assert not await redis_client.exists(keys.status_deliveries(DeliveryStatus.failed))
-    assert not await redis_client.exists(keys.status_deliveries(DeliveryStatus.skipped))
-    assert sorted(await members(redis_client, keys.DUE)) == sorted([retrying, pending])
-    assert await redis_client.llen(keys.attempts(retrying)) == 1
+    assert not await redis_client.exists(keyspace.status_deliveries(DeliveryStatus.failed))
+    assert not await redis_client.exists(keyspace.status_deliveries(DeliveryStatus.skipped))
+    assert sorted(await members(redis_client, keyspace.DUE)) == sorted([retrying, pending])
+    assert await redis_client.llen(keyspace.attempts(retrying)) == 1
     events = ["evt_pending", "evt_recent", "evt_retried", "evt_retrying"]
-    assert sorted(await members(redis_client, keys.EVENTS)) == events
-    assert sorted(await members(redis_client, keys.account_events("acme"))) == events
+    assert sorted(await members(redis_client, keyspace.EVENTS)) == events
+    assert sorted(await members(redis_client, keyspace.account_events("acme"))) == events
     for gone_event in ("evt_done", "evt_skipped", "evt_unmatched"):
-        assert not await redis_client.exists(keys.event(gone_event), keys.event_deliveries(gone_event))
+        assert not await redis_client.exists(keyspace.event(gone_event), keyspace.event_deliveries(gone_event))
 
     before = await all_keys(redis_client)
     assert await sweep(redis_client, CUTOFF_MS) == RetentionCounts()  # a second sweep is a no-op
@@ -197,8 +197,8 @@ async def test_the_event_goes_once_its_last_delivery_has(redis_client: Redis) ->
     # the last retry fails: the delivery is final now, and expires with its event a retention period later
     failed_at = OLD + timedelta(days=2)
     await write_delivery(redis_client, "evt_1", "sub_a", DeliveryStatus.failed, OLD, last_attempt_at=failed_at)
-    await redis_client.zrem(keys.status_deliveries(DeliveryStatus.retrying), delivery_id("evt_1", "sub_a"))
-    await redis_client.zrem(keys.DUE, delivery_id("evt_1", "sub_a"))
+    await redis_client.zrem(keyspace.status_deliveries(DeliveryStatus.retrying), delivery_id("evt_1", "sub_a"))
+    await redis_client.zrem(keyspace.DUE, delivery_id("evt_1", "sub_a"))
     assert await sweep(redis_client, ms(failed_at)) == RetentionCounts()  # last changed at the cutoff: kept
     assert await sweep(redis_client, ms(failed_at) + 1) == RetentionCounts(deliveries=1, events=1)
     assert await all_keys(redis_client) == {"relay-test:claimed"}
@@ -206,15 +206,15 @@ async def test_the_event_goes_once_its_last_delivery_has(redis_client: Redis) ->
 
 async def test_dangling_index_entries_are_cleaned(redis_client: Redis) -> None:
     await Store(redis_client).create_subscription(subscription("sub_a", ["*"]))
-    await redis_client.zadd(keys.ACCOUNTS, {"acme": ms(OLD)})
+    await redis_client.zadd(keyspace.ACCOUNTS, {"acme": ms(OLD)})
     baseline = await footprint(redis_client)
     # a delivery whose record vanished, left in all its indexes and the due set
     await write_event(redis_client, "evt_1", OLD)
     lost = await write_delivery(redis_client, "evt_1", "sub_a", DeliveryStatus.retrying, OLD)
-    await redis_client.delete(keys.delivery(lost))
+    await redis_client.delete(keyspace.delivery(lost))
     # an event whose record vanished
     await write_event(redis_client, "evt_2", OLD)
-    await redis_client.delete(keys.event("evt_2"))
+    await redis_client.delete(keyspace.event("evt_2"))
 
     counts = await sweep(redis_client, CUTOFF_MS)
 
@@ -227,11 +227,11 @@ async def test_dangling_index_entries_are_cleaned(redis_client: Redis) -> None:
 async def test_unreadable_records_are_kept(redis_client: Redis) -> None:
     await write_event(redis_client, "evt_1", OLD)
     broken = await write_delivery(redis_client, "evt_1", "sub_a", DeliveryStatus.failed, OLD)
-    await redis_client.set(keys.delivery(broken), "{not json")
+    await redis_client.set(keyspace.delivery(broken), "{not json")
     await write_event(redis_client, "evt_2", OLD)
-    await redis_client.set(keys.event("evt_2"), "[]")
+    await redis_client.set(keyspace.event("evt_2"), "[]")
     assert await sweep(redis_client, CUTOFF_MS) == RetentionCounts()
-    assert await redis_client.exists(keys.delivery(broken), keys.event("evt_2")) == 2
+    assert await redis_client.exists(keyspace.delivery(broken), keyspace.event("evt_2")) == 2
 
 
 def new_event(n: int) -> NewEvent:
@@ -275,4 +275,4 @@ async def test_memory_is_bounded_once_the_retention_period_passes(redis_client: 
 
     assert counts == RetentionCounts(deliveries=39 * 3, events=39)
     assert await footprint(redis_client) == baseline  # the same keys, each holding as much as before
-    assert await members(redis_client, keys.EVENTS) == ["evt_0"]
+    assert await members(redis_client, keyspace.EVENTS) == ["evt_0"]

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, max_attempts, next_attempt_delay_s, retry_after_s
+from subscriptions.core.retry import DEFAULT_RETRY_SCHEDULE_S, max_attempts, next_attempt_delay_s, retry_after_s
 
 SCHEDULE = (5, 300, 1800)
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from subscriptions.signing import (
+from subscriptions.core.signing import (
     SignatureError,
     new_secret,
     secret_key,

@@ -5,11 +5,11 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.errors import Conflict, InvalidInput, NotFound
-from subscriptions.models import AccountRecord, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.errors import Conflict, InvalidInput, NotFound
+from subscriptions.core.models import AccountRecord, SubscriptionRecord
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from tests.conftest import FakeClock
 
 

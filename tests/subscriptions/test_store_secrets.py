@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from subscriptions.crypto import TokenCipher, TokenKeyError, generate_key
-from subscriptions.models import SubscriptionRecord, SubscriptionState
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.crypto import TokenCipher, TokenKeyError, generate_key
+from subscriptions.core.models import SubscriptionRecord, SubscriptionState
+from subscriptions.core.signing import new_secret
+from subscriptions.store.records import Store
 from tests.conftest import FakeClock
 
 OLD, NEW, OTHER = generate_key(), generate_key(), generate_key()

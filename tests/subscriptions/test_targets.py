@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from subscriptions.errors import InvalidInput
-from subscriptions.targets import check_url, connect_host, forbidden_host_reason, forbidden_reason, literal_address
+from subscriptions.core.errors import InvalidInput
+from subscriptions.core.targets import check_url, connect_host, forbidden_host_reason, forbidden_reason, literal_address
 
 
 @pytest.mark.parametrize(

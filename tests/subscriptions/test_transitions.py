@@ -4,9 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from subscriptions.models import Attempt, DeliveryRecord, SubscriptionRecord, SubscriptionState
-from subscriptions.models import DeliveryStatus as S
-from subscriptions.queue.transitions import (
+from subscriptions.core.models import Attempt, DeliveryRecord, SubscriptionRecord, SubscriptionState
+from subscriptions.core.models import DeliveryStatus as S
+from subscriptions.core.retry import JITTER_RATIO
+from subscriptions.core.transitions import (
     Attempted,
     Change,
     GiveUp,
@@ -18,7 +19,6 @@ from subscriptions.queue.transitions import (
     created,
     transition,
 )
-from subscriptions.retry import JITTER_RATIO
 
 CREATED = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 NOW = CREATED + timedelta(minutes=5)

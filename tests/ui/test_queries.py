@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 from relay.api.access import ADMIN, Principal
 from relay.ui.chart import hour_starts
 from relay.ui.queries import hourly_counts, merge_pages, visible_deliveries
-from subscriptions.due import ms
-from subscriptions.models import DeliveryRecord, DeliveryStatus
-from subscriptions.paging import Page, Position
+from subscriptions.core.models import DeliveryRecord, DeliveryStatus
+from subscriptions.core.times import ms
+from subscriptions.store.paging import Page, Position
 from tests.ui.world import Relay
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -26,9 +26,9 @@ from relay.api.context import ApiContext
 from relay.receiver import Receiver
 from relay.service import bound_port, running
 from relay.settings import Settings
-from subscriptions.envelope import resource_event
-from subscriptions.models import DeliveryRecord, Resource
-from subscriptions.store import Store
+from subscriptions.core.envelope import resource_event
+from subscriptions.core.models import DeliveryRecord, Resource
+from subscriptions.store.records import Store
 from tests.e2e import account_record, register_unpolled
 
 TOKEN = "ui-admin-token-0123456789abcdefghij"

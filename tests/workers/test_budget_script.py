@@ -1,4 +1,4 @@
-"""The request budget's window at fixed clocks (the sliding window script of ``subscriptions.quotas`` with
+"""The request budget's window at fixed clocks (the sliding window script of ``subscriptions.store.quotas`` with
 Brightpearl's pause as its second key), and :class:`Budgets`, the one place budgets are made."""
 
 from datetime import UTC, datetime
@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.errors import RelayError
+from subscriptions.core.errors import RelayError
+from subscriptions.store import keyspace
 from tests.conftest import FakeClock
 from workers.budget import BudgetExhausted, Budgets, Priority, RequestBudget
 
@@ -37,7 +37,7 @@ async def test_each_priority_fills_its_share_of_one_window(redis_client: Redis, 
     with pytest.raises(BudgetExhausted) as caught:
         await budget.acquire(max_wait_s=0, priority=priority)
     assert caught.value.wait_ms == 60_000  # all taken at the same instant: the oldest leaves a minute later
-    assert await redis_client.zcount(keys.budget("acme"), START_MS, START_MS) == taken
+    assert await redis_client.zcount(keyspace.budget("acme"), START_MS, START_MS) == taken
     assert await budget.used_last_minute() == taken
 
 
@@ -52,7 +52,7 @@ async def test_the_window_slides_with_the_clock(redis_client: Redis) -> None:
     assert caught.value.wait_ms == 30_000
     clock.advance(30)
     await budget.acquire(max_wait_s=0)  # the first left the minute
-    assert 59_000 < await redis_client.pttl(keys.budget("acme")) <= 60_000
+    assert 59_000 < await redis_client.pttl(keyspace.budget("acme")) <= 60_000
 
 
 async def test_a_pause_holds_the_budget_and_ends_by_itself(redis_client: Redis) -> None:
@@ -62,7 +62,7 @@ async def test_a_pause_holds_the_budget_and_ends_by_itself(redis_client: Redis) 
         await budget.acquire(max_wait_s=0)
     assert 1_000 < caught.value.wait_ms <= 2_000
     assert isinstance(caught.value, RelayError)
-    assert not await redis_client.exists(keys.budget("acme"))  # nothing taken while paused
-    await redis_client.delete(keys.budget_pause("acme"))  # as when its time to live runs out
+    assert not await redis_client.exists(keyspace.budget("acme"))  # nothing taken while paused
+    await redis_client.delete(keyspace.budget_pause("acme"))  # as when its time to live runs out
     await budget.acquire(max_wait_s=0)
     assert await budget.used_last_minute() == 1

@@ -1,7 +1,7 @@
 """What each detector makes of a change: the same ids, timestamps and bodies as before issue 13.
 
 ``tests/fixtures/events_before_issue_13.json`` holds, by case, ``[id, type, account, resource id, timestamp,
-body]`` as the detectors built them by hand before :mod:`subscriptions.envelope` took the job over; the cases
+body]`` as the detectors built them by hand before :mod:`subscriptions.core.envelope` took the job over; the cases
 below rebuild them from the same inputs. A change here would make receivers see old changes again as new ones.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from subscriptions.envelope import NewEvent, ping_event
-from subscriptions.events import EVENT_TYPES
+from subscriptions.core.envelope import NewEvent, ping_event
+from subscriptions.core.events import EVENT_TYPES
 from workers import goods_out, records, stock
 
 BEFORE = json.loads((Path(__file__).parents[1] / "fixtures" / "events_before_issue_13.json").read_text())

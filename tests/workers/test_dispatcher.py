@@ -12,12 +12,12 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from relay.receiver import Receiver
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.metrics import Metrics
@@ -203,7 +203,7 @@ async def test_a_burst_is_recorded_in_full_long_before_any_lease_ends(rig: Rig, 
         await rig.queue.commit(events[start : start + 500], [sub], now=now())
 
     async def all_succeeded() -> bool:
-        return await redis_client.zcard(keys.status_deliveries("succeeded")) == len(events)
+        return await redis_client.zcard(keyspace.status_deliveries("succeeded")) == len(events)
 
     await wait_for(all_succeeded, 8, "3,000 deliveries to be recorded as succeeded")
     assert sorted(r.webhook_id for r in rig.receiver.received) == sorted(e.id for e in events)
@@ -267,9 +267,9 @@ async def test_stopping_gives_back_the_deliveries_claimed_but_not_started(redis_
             ready = [r.delivery.id for r in dispatcher._ready]
             await dispatcher.stop(drain_s=0.1)
             # the ready ones are due at once and hold no slot; the two cut off keep their claims until the lease ends
-            due = dict(await redis_client.zrange(keys.DUE, 0, -1, withscores=True))
+            due = dict(await redis_client.zrange(keyspace.DUE, 0, -1, withscores=True))
             assert all(due[d] <= ms(now()) for d in ready)
-            assert await redis_client.zcard(keys.subscription_in_flight(sub.id)) == 0
+            assert await redis_client.zcard(keyspace.subscription_in_flight(sub.id)) == 0
             assert sum(1 for score in due.values() if score > ms(now()) + 20_000) == 2
         finally:
             release.set()
@@ -308,18 +308,18 @@ async def test_deliveries_kept_ready_behind_slow_receivers_keep_their_claims_and
             dispatcher = rig.dispatcher
             await wait_for(lambda: len(dispatcher._sending) == 1 and len(dispatcher._ready) == 1, 5, "1 and 1")
             (waiting,) = [ready.delivery.id for ready in dispatcher._ready]
-            first_lease = await redis_client.zscore(keys.DUE, waiting)
-            first_slot = await redis_client.zscore(keys.subscription_in_flight("sub_slow"), waiting)
+            first_lease = await redis_client.zscore(keyspace.DUE, waiting)
+            first_slot = await redis_client.zscore(keyspace.subscription_in_flight("sub_slow"), waiting)
             assert first_lease is not None
             assert first_slot is not None
 
             async def extended() -> bool:
-                score = await redis_client.zscore(keys.DUE, waiting)
+                score = await redis_client.zscore(keyspace.DUE, waiting)
                 return score is not None and score >= first_lease + 4_000
 
             await wait_for(extended, 8, "the waiting delivery's claim to be extended")
             # and the slot it holds in its subscription's cap, so that no other worker fills it meanwhile
-            slot = await redis_client.zscore(keys.subscription_in_flight("sub_slow"), waiting)
+            slot = await redis_client.zscore(keyspace.subscription_in_flight("sub_slow"), waiting)
             assert slot is not None
             assert slot >= first_slot + 4_000
             release.set()
@@ -354,7 +354,7 @@ async def test_a_receiver_that_hangs_holds_only_its_connections_while_others_are
             await rig.emit(other, "o", 5)
 
             async def delivered() -> bool:
-                return await redis_client.zcard(keys.status_deliveries("succeeded")) == 5
+                return await redis_client.zcard(keyspace.status_deliveries("succeeded")) == 5
 
             await wait_for(delivered, 5, "the other receiver's five webhooks")
             assert most == 2
@@ -378,7 +378,7 @@ async def test_a_subscription_whose_slots_redis_cannot_use_fails_its_own_deliver
     """One bad record used to fail every delivery claimed beside it, batch after batch: other tenants' webhooks
     stayed pending until it was deleted."""
     bad, good = await rig.subscribe(), await rig.subscribe(rig.url + "?good")
-    await redis_client.set(keys.subscription_in_flight(bad.id), "clobbered")
+    await redis_client.set(keyspace.subscription_in_flight(bad.id), "clobbered")
     deliveries = await _fan_out(rig, [bad, good])
     for delivery in deliveries:
         done = await rig.settled(delivery.id)
@@ -411,13 +411,13 @@ async def test_a_delivery_that_cannot_be_attempted_fails_alone_with_its_reason(r
 
 
 async def test_an_unreadable_delivery_record_does_not_stop_the_others(rig: Rig, redis_client: Redis) -> None:
-    await redis_client.set(keys.delivery("dlv_damaged"), "{not json")
-    await redis_client.zadd(keys.DUE, {"dlv_damaged": 0})
+    await redis_client.set(keyspace.delivery("dlv_damaged"), "{not json")
+    await redis_client.zadd(keyspace.DUE, {"dlv_damaged": 0})
     sub = await rig.subscribe()
     (delivery,) = await _fan_out(rig, [sub], n=1)
     assert (await rig.settled(delivery.id)).status == DeliveryStatus.succeeded
 
     async def off_the_queue() -> bool:
-        return await redis_client.zscore(keys.DUE, "dlv_damaged") is None
+        return await redis_client.zscore(keyspace.DUE, "dlv_damaged") is None
 
     await wait_for(off_the_queue, 5, "the damaged one to leave the queue")

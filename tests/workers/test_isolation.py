@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 from tests.e2e import free_port, subscription_to, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.metrics import Metrics

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.models import DeliveryStatus
+from subscriptions.core.models import DeliveryStatus
+from subscriptions.store import keyspace
 from tests.subscriptions.test_retention import write_delivery, write_event
 from workers.janitor import Janitor
 from workers.metrics import Metrics
@@ -36,9 +36,9 @@ async def test_one_worker_sweeps_and_counts_what_it_removed(redis_client: Redis)
     assert (counts.deliveries, counts.events) == (2, 1)
     assert (removed(first, "delivery"), removed(first, "event"), removed(first, "dangling")) == (2, 1, 0)
     # the lock stays until it expires: no other worker sweeps again within the interval
-    assert 0 < await redis_client.ttl(keys.JANITOR_LOCK) <= 60
+    assert 0 < await redis_client.ttl(keyspace.JANITOR_LOCK) <= 60
     assert await janitor(redis_client, second).sweep_once() is None
-    await redis_client.delete(keys.JANITOR_LOCK)
+    await redis_client.delete(keyspace.JANITOR_LOCK)
     counts = await janitor(redis_client, second).sweep_once()
     assert counts is not None
     assert counts.total() == 0
@@ -47,13 +47,13 @@ async def test_one_worker_sweeps_and_counts_what_it_removed(redis_client: Redis)
 
 async def test_the_lock_is_kept_while_a_sweep_runs(redis_client: Redis) -> None:
     sweeper = janitor(redis_client, Metrics(), interval_s=1)
-    assert await redis_client.set(keys.JANITOR_LOCK, "mine", nx=True, ex=1)
+    assert await redis_client.set(keyspace.JANITOR_LOCK, "mine", nx=True, ex=1)
     keeper = asyncio.create_task(sweeper._keep_lock("mine", 1))
     await asyncio.sleep(1.5)  # past the lock's first expiry
-    assert await redis_client.get(keys.JANITOR_LOCK) == "mine"
-    await redis_client.set(keys.JANITOR_LOCK, "another's")
+    assert await redis_client.get(keyspace.JANITOR_LOCK) == "mine"
+    await redis_client.set(keyspace.JANITOR_LOCK, "another's")
     await asyncio.wait_for(keeper, 2)  # someone else holds it now: the keeper gives up
-    assert await redis_client.get(keys.JANITOR_LOCK) == "another's"
+    assert await redis_client.get(keyspace.JANITOR_LOCK) == "another's"
 
 
 async def test_run_sweeps_at_once_and_stops_promptly(redis_client: Redis) -> None:

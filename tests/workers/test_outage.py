@@ -16,12 +16,12 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from relay.receiver import Receiver
-from subscriptions.envelope import NewEvent, event_body
-from subscriptions.models import DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.queue import DeliveryQueue
-from subscriptions.recovery import Recoveries
-from subscriptions.signing import new_secret
-from subscriptions.store import Store
+from subscriptions.core.envelope import NewEvent, event_body
+from subscriptions.core.models import DeliveryStatus, SubscriptionRecord, SubscriptionState
+from subscriptions.core.signing import new_secret
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
+from subscriptions.store.recovery import Recoveries
 from tests.conftest import FakeClock
 from tests.e2e import free_port, wait_for
 from workers.dispatcher import DeliveryPolicy, Dispatcher

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from relay.sandbox.throttle import RollingWindowThrottle
-from subscriptions import keys
-from subscriptions.due import ms
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
 from tests.harness import ACCOUNT, Harness, now
 from workers.brightpearl.timestamps import parse_timestamp
 from workers.poller import PollPolicy
@@ -148,7 +148,7 @@ async def test_expired_credentials_are_reported(harness: Harness) -> None:
     await harness.sandbox_call("POST", "/faults", {"kind": "expire_token"})
     await harness.poll()
     assert "Authorization token expired" in (await harness.status())["last_error"]
-    due = await harness.redis.zscore(keys.POLLS, ACCOUNT)
+    due = await harness.redis.zscore(keyspace.POLLS, ACCOUNT)
     assert due is not None
     assert due > (now() + timedelta(seconds=30)).timestamp() * 1000  # backs off, a person must act
 
@@ -192,7 +192,7 @@ async def test_a_deleted_account_stops_polling(harness: Harness) -> None:
     await harness.register()
     await harness.store.delete_account("acme")
     await harness.poll()
-    assert await harness.redis.zscore(keys.POLLS, ACCOUNT) is None
+    assert await harness.redis.zscore(keyspace.POLLS, ACCOUNT) is None
 
 
 async def test_the_relay_never_throttles_the_account_itself(harness: Harness) -> None:
@@ -262,7 +262,7 @@ async def test_a_poller_whose_claim_was_taken_over_writes_nothing(harness: Harne
     await harness.register()
     ids = await harness.create_orders(3)
     polls, lease_ms = harness.poller.polls, int(harness.poller.policy.lease_s * 1000)
-    cursor_key = keys.cursor(ACCOUNT, "orders.created")
+    cursor_key = keyspace.cursor(ACCOUNT, "orders.created")
     cursor_before = await harness.redis.get(cursor_key)
     plan_before = await polls.plan(ACCOUNT)
     (first,) = await polls.claim(now_ms=ms(now()), lease_ms=lease_ms, limit=1, among=[ACCOUNT])

@@ -5,16 +5,16 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.polls import Claim, Polls
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.polls import Claim, Polls
 from workers.scheduler import PollScheduler
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 
 
 async def test_two_schedulers_turn_each_due_poll_into_one_job(redis_client: Redis) -> None:
-    await redis_client.zadd(keys.POLLS, {f"a{n}": ms(NOW) - n for n in range(30)} | {"later": ms(NOW) + 60_000})
+    await redis_client.zadd(keyspace.POLLS, {f"a{n}": ms(NOW) - n for n in range(30)} | {"later": ms(NOW) + 60_000})
     jobs: list[Claim] = []
 
     async def enqueue(claim: Claim) -> None:
@@ -30,5 +30,5 @@ async def test_two_schedulers_turn_each_due_poll_into_one_job(redis_client: Redi
     await asyncio.gather(*running)
     assert sorted(c.code for c in jobs) == sorted(f"a{n}" for n in range(30))
     for claim in jobs:  # each job carries the token its claim left as the account's owner
-        assert await redis_client.get(keys.poll_owner(claim.code)) == claim.token
-        assert await redis_client.zscore(keys.POLLS, claim.code) == ms(NOW) + 10_000
+        assert await redis_client.get(keyspace.poll_owner(claim.code)) == claim.token
+        assert await redis_client.zscore(keyspace.POLLS, claim.code) == ms(NOW) + 10_000

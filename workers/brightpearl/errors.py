@@ -7,7 +7,7 @@ BrightpearlError          Brightpearl refused or failed a request (carries metho
                           or throttling that outlasted the waits the client allows itself
 """
 
-from subscriptions.errors import RelayError
+from subscriptions.core.errors import RelayError
 
 
 class BrightpearlError(RelayError):

@@ -7,7 +7,7 @@ shortest set, and split many ids into sets that each stay under a cap.
 
 from collections.abc import Iterable
 
-from subscriptions.errors import RelayError
+from subscriptions.core.errors import RelayError
 
 
 class IdSetError(RelayError, ValueError):

@@ -7,8 +7,8 @@ the relay compares or stores is an aware UTC ``datetime``; filters are sent as U
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from subscriptions.envelope import format_timestamp
-from subscriptions.errors import RelayError
+from subscriptions.core.envelope import format_timestamp
+from subscriptions.core.errors import RelayError
 
 
 class TimestampError(RelayError, ValueError):
@@ -41,7 +41,7 @@ def parse_optional_timestamp(value: object) -> datetime | None:
 
 def format_utc(value: datetime) -> str:
     """``2026-11-26T10:15:02Z`` (milliseconds only when there are any), the form the relay sends and shows:
-    :func:`subscriptions.envelope.format_timestamp`, the form of an event's timestamp."""
+    :func:`subscriptions.core.envelope.format_timestamp`, the form of an event's timestamp."""
     return format_timestamp(value)
 
 

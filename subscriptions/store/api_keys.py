@@ -17,12 +17,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.errors import InvalidInput, NotFound
-from subscriptions.ids import random_id
-from subscriptions.models import Record
-from subscriptions.paging import Page, newest_first
+from subscriptions.core.errors import InvalidInput, NotFound
+from subscriptions.core.ids import random_id
+from subscriptions.core.models import Record
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.paging import Page, newest_first
 
 KEY_PREFIX = "rk_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # record use at most this often: no write on every request
@@ -73,14 +73,14 @@ class ApiKeys:
         for _ in range(WATCH_ATTEMPTS):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(keys.account(account))
-                    if not await pipe.exists(keys.account(account)):
+                    await pipe.watch(keyspace.account(account))
+                    if not await pipe.exists(keyspace.account(account)):
                         break
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(keys.api_key(record.id), record.model_dump_json())
-                    pipe.set(keys.api_key_hash(record.hash), record.id)
-                    pipe.zadd(keys.API_KEYS, {record.id: ms(now)})
-                    pipe.zadd(keys.account_api_keys(account), {record.id: ms(now)})
+                    pipe.set(keyspace.api_key(record.id), record.model_dump_json())
+                    pipe.set(keyspace.api_key_hash(record.hash), record.id)
+                    pipe.zadd(keyspace.API_KEYS, {record.id: ms(now)})
+                    pipe.zadd(keyspace.account_api_keys(account), {record.id: ms(now)})
                     await pipe.execute()
                     return record, key
                 except WatchError:
@@ -91,10 +91,10 @@ class ApiKeys:
         """The record of ``key``, or None if it is not a key or has been revoked."""
         if not key.startswith(KEY_PREFIX):
             return None
-        key_id = cast(str | None, await self.redis.get(keys.api_key_hash(key_digest(key))))
+        key_id = cast(str | None, await self.redis.get(keyspace.api_key_hash(key_digest(key))))
         if key_id is None:
             return None
-        text = cast(str | None, await self.redis.get(keys.api_key(key_id)))
+        text = cast(str | None, await self.redis.get(keyspace.api_key(key_id)))
         return ApiKeyRecord.model_validate_json(text) if text else None
 
     async def touch(self, record: ApiKeyRecord, now: datetime) -> None:
@@ -102,10 +102,10 @@ class ApiKeys:
         if record.last_used_at is not None and now - record.last_used_at < LAST_USED_RESOLUTION:
             return
         used = record.model_copy(update={"last_used_at": now})
-        await self.redis.set(keys.api_key(record.id), used.model_dump_json(), xx=True)
+        await self.redis.set(keyspace.api_key(record.id), used.model_dump_json(), xx=True)
 
     async def get(self, key_id: str) -> ApiKeyRecord:
-        text = cast(str | None, await self.redis.get(keys.api_key(key_id)))
+        text = cast(str | None, await self.redis.get(keyspace.api_key(key_id)))
         if text is None:
             raise NotFound(f"API key {key_id!r} does not exist")
         return ApiKeyRecord.model_validate_json(text)
@@ -114,7 +114,7 @@ class ApiKeys:
         """Keys newest first, all of them or one account's."""
         return await newest_first(
             self.redis,
-            keys.account_api_keys(account) if account else keys.API_KEYS,
+            keyspace.account_api_keys(account) if account else keyspace.API_KEYS,
             limit=limit,
             cursor=cursor,
             load=self._load,
@@ -127,14 +127,14 @@ class ApiKeys:
 
     async def revoke_account(self, account: str) -> int:
         """Revoke every key of ``account`` at once; how many there were."""
-        ids = await cast(Awaitable[list[str]], self.redis.zrange(keys.account_api_keys(account), 0, -1))
+        ids = await cast(Awaitable[list[str]], self.redis.zrange(keyspace.account_api_keys(account), 0, -1))
         records = [r for r in await self._load(ids) if r is not None]
         sessions = await self._sessions(records)
         async with self.redis.pipeline(transaction=True) as pipe:
             _queue_delete(pipe, records, sessions)
             if ids:
-                pipe.zrem(keys.API_KEYS, *ids)
-            pipe.delete(keys.account_api_keys(account))
+                pipe.zrem(keyspace.API_KEYS, *ids)
+            pipe.delete(keyspace.account_api_keys(account))
             await pipe.execute()
         return len(records)
 
@@ -150,23 +150,23 @@ class ApiKeys:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for record in records:
-                pipe.smembers(keys.api_key_dashboard_sessions(record.id))
+                pipe.smembers(keyspace.api_key_dashboard_sessions(record.id))
             found = cast(list[set[str]], await pipe.execute())
-        return [keys.dashboard_session(digest) for digests in found for digest in digests]
+        return [keyspace.dashboard_session(digest) for digests in found for digest in digests]
 
     async def _load(self, ids: Sequence[str]) -> list[ApiKeyRecord | None]:
         if not ids:
             return []
-        raw = cast(list[str | None], await self.redis.mget([keys.api_key(i) for i in ids]))
+        raw = cast(list[str | None], await self.redis.mget([keyspace.api_key(i) for i in ids]))
         return [ApiKeyRecord.model_validate_json(text) if text else None for text in raw]
 
 
 def _queue_delete(pipe: Pipeline, records: Sequence[ApiKeyRecord], sessions: Sequence[str]) -> None:
     """Queue the removal of keys: record, hash index entry, list entries and dashboard sessions together."""
     for record in records:
-        pipe.delete(keys.api_key(record.id), keys.api_key_hash(record.hash))
-        pipe.delete(keys.api_key_dashboard_sessions(record.id))
-        pipe.zrem(keys.API_KEYS, record.id)
-        pipe.zrem(keys.account_api_keys(record.account), record.id)
+        pipe.delete(keyspace.api_key(record.id), keyspace.api_key_hash(record.hash))
+        pipe.delete(keyspace.api_key_dashboard_sessions(record.id))
+        pipe.zrem(keyspace.API_KEYS, record.id)
+        pipe.zrem(keyspace.account_api_keys(record.account), record.id)
     if sessions:
         pipe.delete(*sessions)

@@ -1,20 +1,20 @@
 """Accounts in Redis: registering one with its baseline, reading, listing, changing and removing them, and the
-status their polls record (their poll plans are ``subscriptions.polls``)."""
+status their polls record (their poll plans are ``subscriptions.store.polls``)."""
 
 from collections.abc import Awaitable, Sequence
 from typing import cast
 
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.api_keys import ApiKeys
-from subscriptions.crypto import seal, unseal
-from subscriptions.due import ms
-from subscriptions.errors import Conflict, NotFound
-from subscriptions.models import RESOURCES, AccountRecord
-from subscriptions.paging import Page, newest_first
-from subscriptions.polls import PollPlan, Polls, queue_plan, queue_remove
-from subscriptions.sealed import RecordStore, Sealed
+from subscriptions.core.crypto import seal, unseal
+from subscriptions.core.errors import Conflict, NotFound
+from subscriptions.core.models import RESOURCES, AccountRecord
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.api_keys import ApiKeys
+from subscriptions.store.paging import Page, newest_first
+from subscriptions.store.polls import PollPlan, Polls, queue_plan, queue_remove
+from subscriptions.store.sealed import RecordStore, Sealed
 
 
 class AccountStore(RecordStore):
@@ -30,8 +30,8 @@ class AccountStore(RecordStore):
         """Store a new account with the baseline of its resources (cursors by name, stock figures by product)
         and schedule its first poll."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.account(account.code), self._account_json(account), nx=True)
-            pipe.zadd(keys.ACCOUNTS, {account.code: ms(account.created_at)})
+            pipe.set(keyspace.account(account.code), self._account_json(account), nx=True)
+            pipe.zadd(keyspace.ACCOUNTS, {account.code: ms(account.created_at)})
             _write_baseline(pipe, account.code, cursors, stock_figures or {})
             queue_plan(pipe, account.code, PollPlan().due_at(account.resources, first_poll_ms), idle_ms=first_poll_ms)
             created, *_ = await pipe.execute()
@@ -39,23 +39,23 @@ class AccountStore(RecordStore):
             raise Conflict(f"account {account.code!r} is already registered")
 
     async def account_exists(self, code: str) -> bool:
-        return bool(await self.redis.exists(keys.account(code)))
+        return bool(await self.redis.exists(keyspace.account(code)))
 
     async def get_account(self, code: str) -> AccountRecord:
         """One account with its token decrypted; :class:`TokenKeyError` when the configured keys cannot."""
-        return self._open_account(await self._get(AccountRecord, keys.account(code), f"account {code!r}"))
+        return self._open_account(await self._get(AccountRecord, keyspace.account(code), f"account {code!r}"))
 
     async def list_accounts(self, *, limit: int, cursor: str | None) -> Page[AccountRecord]:
         return await newest_first(
             self.redis,
-            keys.ACCOUNTS,
+            keyspace.ACCOUNTS,
             limit=limit,
             cursor=cursor,
             load=self._load_accounts,
         )
 
     async def _load_accounts(self, codes: Sequence[str]) -> list[AccountRecord | None]:
-        return [self._open_account(a) if a else None for a in await self._load(AccountRecord, keys.account, codes)]
+        return [self._open_account(a) if a else None for a in await self._load(AccountRecord, keyspace.account, codes)]
 
     def _account_json(self, account: AccountRecord) -> str:
         """The stored JSON of an account: its token encrypted when there is a key."""
@@ -73,7 +73,12 @@ class AccountStore(RecordStore):
         Safe beside other processes: an account changed meanwhile is left to whoever changed it.
         """
         accounts = Sealed(
-            keys.ACCOUNTS, keys.account, AccountRecord, lambda a: [a.token], self._open_account, self._account_json
+            keyspace.ACCOUNTS,
+            keyspace.account,
+            AccountRecord,
+            lambda a: [a.token],
+            self._open_account,
+            self._account_json,
         )
         return await self._reseal(accounts)
 
@@ -88,32 +93,35 @@ class AccountStore(RecordStore):
         and every resource is due at once (new credentials end a backoff after Brightpearl refused the old)."""
         plan = (await Polls(self.redis).plan(account.code)).due_at(account.resources, first_poll_ms)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.account(account.code), self._account_json(account), xx=True)
+            pipe.set(keyspace.account(account.code), self._account_json(account), xx=True)
             _write_baseline(pipe, account.code, cursors, stock_figures or {})
             dropped = [r for r in RESOURCES if r not in account.resources]
             queue_plan(pipe, account.code, plan, idle_ms=first_poll_ms)
             saved, *_ = await pipe.execute()
         if not saved:
             raise NotFound(f"account {account.code!r} does not exist")
-        await self._unlink_matching([p for r in dropped for p in keys.resource_state(account.code, r)])
+        await self._unlink_matching([p for r in dropped for p in keyspace.resource_state(account.code, r)])
 
     async def delete_account(self, code: str) -> None:
         """Remove an account, stop its polling and remove its subscriptions (their deliveries stay visible)."""
         if not await self.account_exists(code):  # (not get_account: removing needs no key to decrypt the token)
             raise NotFound(f"account {code!r} does not exist")
-        sub_ids = await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code)))
+        sub_ids = await cast(Awaitable[set[str]], self.redis.smembers(keyspace.account_subscriptions(code)))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(
-                keys.account(code), keys.account_status(code), keys.account_subscriptions(code), keys.budget(code)
+                keyspace.account(code),
+                keyspace.account_status(code),
+                keyspace.account_subscriptions(code),
+                keyspace.budget(code),
             )
-            pipe.zrem(keys.ACCOUNTS, code)
+            pipe.zrem(keyspace.ACCOUNTS, code)
             queue_remove(pipe, code)
             for sub_id in sub_ids:
-                pipe.delete(keys.subscription(sub_id))
-                pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
+                pipe.delete(keyspace.subscription(sub_id))
+                pipe.zrem(keyspace.SUBSCRIPTIONS, sub_id)
             await pipe.execute()
         await ApiKeys(self.redis).revoke_account(code)  # after the account is gone: a key made meanwhile is seen
-        await self._unlink_matching([p for r in RESOURCES for p in keys.resource_state(code, r)])
+        await self._unlink_matching([p for r in RESOURCES for p in keyspace.resource_state(code, r)])
 
     async def _unlink_matching(self, patterns: Sequence[str]) -> None:
         """Remove the keys matching ``patterns`` (glob-style), in batches; a plain key matches itself."""
@@ -128,18 +136,18 @@ class AccountStore(RecordStore):
                 await self.redis.unlink(*batch)
 
     async def account_status(self, code: str) -> dict[str, str]:
-        return await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.account_status(code)))
+        return await cast(Awaitable[dict[str, str]], self.redis.hgetall(keyspace.account_status(code)))
 
     async def update_account_status(self, code: str, fields: dict[str, str]) -> None:
-        await cast(Awaitable[int], self.redis.hset(keys.account_status(code), mapping=fields))
+        await cast(Awaitable[int], self.redis.hset(keyspace.account_status(code), mapping=fields))
 
     async def get_cursor(self, code: str, resource: str) -> str | None:
-        return cast(str | None, await self.redis.get(keys.cursor(code, resource)))
+        return cast(str | None, await self.redis.get(keyspace.cursor(code, resource)))
 
 
 def _write_baseline(pipe: Pipeline, code: str, cursors: dict[str, str], stock_figures: dict[int, str]) -> None:
     """Queue the writes of a baseline: cursors by name, stock figures by product."""
     for name, cursor in cursors.items():
-        pipe.set(keys.cursor(code, name), cursor)
+        pipe.set(keyspace.cursor(code, name), cursor)
     if stock_figures:
-        pipe.hset(keys.stock_figures(code), mapping={str(k): v for k, v in stock_figures.items()})
+        pipe.hset(keyspace.stock_figures(code), mapping={str(k): v for k, v in stock_figures.items()})

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.models import DeliveryStatus
+from subscriptions.core.models import DeliveryStatus
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,10 @@ class Backlog:
 async def read_backlog(redis: "Redis", now: datetime) -> Backlog:
     """The backlog as it stands at ``now``: ZCARD of the pending and retrying indexes, and the oldest pending
     delivery's created time (the indexes are scored by it)."""
-    pending = keys.status_deliveries(DeliveryStatus.pending)
+    pending = keyspace.status_deliveries(DeliveryStatus.pending)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcard(pending)
-        pipe.zcard(keys.status_deliveries(DeliveryStatus.retrying))
+        pipe.zcard(keyspace.status_deliveries(DeliveryStatus.retrying))
         pipe.zrange(pending, 0, 0, withscores=True)
         waiting, retrying, oldest = await pipe.execute()
     age_s = max(0.0, (ms(now) - float(oldest[0][1])) / 1000) if oldest else 0.0

@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.fence import Fence
-from subscriptions.lua import Script
+from subscriptions.core.fence import Fence
+from subscriptions.store import keyspace
+from subscriptions.store.lua import Script
 
 CLAIM = Script.beside(__file__, "poll_claim.lua")
 RENEW = Script.beside(__file__, "poll_renew.lua")
@@ -62,7 +62,7 @@ class Claim:
     @property
     def fence(self) -> Fence:
         """What every write of the poll checks: the account's owner key still holds this claim's token."""
-        return Fence(keys.poll_owner(self.code), self.token)
+        return Fence(keyspace.poll_owner(self.code), self.token)
 
 
 def new_token() -> str:
@@ -80,29 +80,31 @@ class Polls:
         ``lease_ms`` under a fresh token."""
         if among is None:
             due = await cast(
-                Awaitable[list[str]], self.redis.zrangebyscore(keys.POLLS, "-inf", now_ms, start=0, num=limit)
+                Awaitable[list[str]], self.redis.zrangebyscore(keyspace.POLLS, "-inf", now_ms, start=0, num=limit)
             )
         else:
             due = list(among)[:limit]
         if not due:
             return []
         args = {"now_ms": now_ms, "lease_ms": lease_ms, "members": due, "tokens": [new_token() for _ in due]}
-        answer = cast(list[str], await CLAIM.run(self.redis, [keys.POLLS, *map(keys.poll_owner, due)], args))
+        answer = cast(list[str], await CLAIM.run(self.redis, [keyspace.POLLS, *map(keyspace.poll_owner, due)], args))
         return [Claim(answer[i], answer[i + 1]) for i in range(0, len(answer), 2)]
 
     async def renew(self, claim: Claim, *, until_ms: int) -> bool:
         """Extend a claim's lease to ``until_ms``; False when it was taken over (or its account removed)."""
         args = {"member": claim.code, "token": claim.token, "until_ms": until_ms}
-        return bool(await RENEW.run(self.redis, [keys.POLLS, keys.poll_owner(claim.code)], args))
+        return bool(await RENEW.run(self.redis, [keyspace.POLLS, keyspace.poll_owner(claim.code)], args))
 
     async def report(self, claim: Claim, fields: dict[str, str]) -> bool:
         """Record a poll's outcome in its account's status (what the API shows), while ``claim`` still owns it."""
         args = {"token": claim.token, "fields": fields}
-        return bool(await REPORT.run(self.redis, [keys.poll_owner(claim.code), keys.account_status(claim.code)], args))
+        return bool(
+            await REPORT.run(self.redis, [keyspace.poll_owner(claim.code), keyspace.account_status(claim.code)], args)
+        )
 
     async def plan(self, code: str) -> PollPlan:
         """The account's plan; an empty one (every resource due, nothing learned) when it has none yet."""
-        text = cast(str | None, await self.redis.get(keys.poll_plan(code)))
+        text = cast(str | None, await self.redis.get(keyspace.poll_plan(code)))
         return PollPlan.model_validate_json(text) if text else PollPlan()
 
     async def save(self, code: str, plan: PollPlan, *, idle_ms: int, claim: Claim | None) -> bool:
@@ -113,7 +115,7 @@ class Polls:
 
     async def next_due_ms(self) -> int | None:
         """When the earliest account is due (or its claim's lease ends), or ``None`` when there is none."""
-        first = cast(list[tuple[str, float]], await self.redis.zrange(keys.POLLS, 0, 0, withscores=True))
+        first = cast(list[tuple[str, float]], await self.redis.zrange(keyspace.POLLS, 0, 0, withscores=True))
         return int(first[0][1]) if first else None
 
     async def remove(self, code: str) -> None:
@@ -131,12 +133,12 @@ def queue_plan(pipe: Pipeline, code: str, plan: PollPlan, *, idle_ms: int) -> No
 
 def queue_remove(pipe: Pipeline, code: str) -> None:
     """Queue, in ``pipe``, the removal of everything kept of an account's polls."""
-    pipe.zrem(keys.POLLS, code)
-    pipe.delete(keys.poll_plan(code), keys.poll_owner(code))
+    pipe.zrem(keyspace.POLLS, code)
+    pipe.delete(keyspace.poll_plan(code), keyspace.poll_owner(code))
 
 
 def _save_call(code: str, plan: PollPlan, idle_ms: int, claim: Claim | None) -> tuple[list[str], dict[str, Any]]:
-    script_keys = [keys.POLLS, keys.poll_plan(code), keys.poll_owner(code), keys.account(code)]
+    script_keys = [keyspace.POLLS, keyspace.poll_plan(code), keyspace.poll_owner(code), keyspace.account(code)]
     args = {
         "member": code,
         "plan": plan.model_dump_json(),

@@ -4,7 +4,7 @@ the keys of ``RELAY_ENCRYPTION_KEY``.
 The setting holds one or more Fernet keys, comma-separated. The first encrypts; every one of them decrypts.
 To rotate, put a new key first and keep the old one after it (``NEW,OLD``); once every process runs with
 both, each process re-encrypts the stored tokens and secrets under the new key when it starts
-(``Store.reseal_account_tokens``, ``Store.reseal_subscription_secrets`` in :mod:`subscriptions.store`), after
+(``Store.reseal_account_tokens``, ``Store.reseal_subscription_secrets`` in :mod:`subscriptions.store.records`), after
 which the old key can go.
 
 A stored value is either ``enc:v1:`` followed by a Fernet token, or, written before a key was set, the plain
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from subscriptions.errors import RelayError
+from subscriptions.core.errors import RelayError
 
 ENCRYPTED_PREFIX = "enc:v1:"
 SETTING = "RELAY_ENCRYPTION_KEY"

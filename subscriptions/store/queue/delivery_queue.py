@@ -2,12 +2,12 @@
 attempts recorded, claims extended and given back.
 
 A delivery waiting for an attempt sits in the ``due`` sorted set, scored by when the attempt is due. A
-dispatcher *claims* due deliveries by pushing their score forward by a lease (``subscriptions.queue.lease``;
+dispatcher *claims* due deliveries by pushing their score forward by a lease (``subscriptions.core.lease``;
 one Lua call, atomic across every worker process), then *admits* them within their subscriptions' and
-accounts' limits (``subscriptions.admission``); when the attempt ends, its outcome removes the delivery from
+accounts' limits (``subscriptions.store.admission``); when the attempt ends, its outcome removes the delivery from
 ``due`` or reschedules it, and frees its slots. A worker that dies mid-attempt never records an outcome, so its
 claims come due again when the lease ends and another worker sends them: nothing is lost, and a repeat carries
-the same ``webhook-id``. What each change does to a delivery is decided by ``subscriptions.queue.transitions``;
+the same ``webhook-id``. What each change does to a delivery is decided by ``subscriptions.core.transitions``;
 the scripts here only apply it.
 """
 
@@ -23,19 +23,19 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from subscriptions import keys
-from subscriptions.admission import Admission, Admissions, Holder, Limits
-from subscriptions.due import ms
-from subscriptions.envelope import NewEvent
-from subscriptions.errors import LostLease
-from subscriptions.events import matches_any
-from subscriptions.fence import Fence
-from subscriptions.health import queue_outcomes, time_of
-from subscriptions.models import DeliveryRecord, SubscriptionRecord
-from subscriptions.queue import scripts
-from subscriptions.queue.backlog import Backlog, read_backlog
-from subscriptions.queue.lease import lease_ms
-from subscriptions.queue.transitions import Change, GiveUp, Outcome, Requeue, Skip, Transition, created, transition
+from subscriptions.core.envelope import NewEvent
+from subscriptions.core.errors import LostLease
+from subscriptions.core.events import matches_any
+from subscriptions.core.fence import Fence
+from subscriptions.core.lease import lease_ms
+from subscriptions.core.models import DeliveryRecord, SubscriptionRecord
+from subscriptions.core.times import ms
+from subscriptions.core.transitions import Change, GiveUp, Outcome, Requeue, Skip, Transition, created, transition
+from subscriptions.store import keyspace
+from subscriptions.store.admission import Admission, Admissions, Holder, Limits
+from subscriptions.store.health import queue_outcomes, time_of
+from subscriptions.store.queue import scripts
+from subscriptions.store.queue.backlog import Backlog, read_backlog
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class DeliveryQueue:
 
     async def claim(self, *, now: datetime, timeout_s: float, limit: int) -> list[tuple[str, DeliveryRecord | None]]:
         """Up to ``limit`` due deliveries, leased to the caller for an attempt of ``timeout_s`` (see
-        ``subscriptions.queue.lease``), each with its record (``None`` when it is no longer kept, or cannot be
+        ``subscriptions.core.lease``), each with its record (``None`` when it is no longer kept, or cannot be
         read), in one round trip."""
         pairs = cast(
             list[Any], await scripts.CLAIM.run(self.redis, *scripts.claim_args(now, lease_ms(timeout_s), limit))
@@ -127,7 +127,7 @@ class DeliveryQueue:
 
     async def admit(self, wanted: Mapping[str, tuple[Limits, Sequence[str]]], now: datetime) -> dict[str, Admission]:
         """Admit claimed deliveries within their subscriptions' and accounts' limits (see
-        ``subscriptions.admission``): for each subscription, the first ``admitted`` may go now, the ``parked``
+        ``subscriptions.store.admission``): for each subscription, the first ``admitted`` may go now, the ``parked``
         after them wait for a slot, and the rest, held back by its rate limit, are each made due when the limit
         lets it go (no sooner than ``RELEASE_DELAY_S``)."""
         admissions = await self._admissions.admit(dict(wanted), now_ms=ms(now))
@@ -138,7 +138,7 @@ class DeliveryQueue:
             held = ids[admission.admitted + admission.parked :] if admission.error is None else []
             dues.update({d: max(soonest, at) for d, at in zip(held, admission.due_ms(len(held)), strict=True)})
         if dues:
-            await self.redis.zadd(keys.DUE, dues, xx=True)
+            await self.redis.zadd(keyspace.DUE, dues, xx=True)
         return admissions
 
     async def extend(self, claims: Mapping[Holder, Mapping[str, float]], now: datetime, *, slots: bool = True) -> None:
@@ -149,14 +149,14 @@ class DeliveryQueue:
         until = {holder: {d: at_ms + lease_ms(t) for d, t in theirs.items()} for holder, theirs in claims.items()}
         leases = {d: at for theirs in until.values() for d, at in theirs.items()}
         if leases:
-            await self.redis.zadd(keys.DUE, leases, xx=True)
+            await self.redis.zadd(keyspace.DUE, leases, xx=True)
         if slots and leases:
             await self._admissions.extend(until)
 
     async def give_back(self, delivery_ids: Sequence[str], now: datetime) -> None:
         """End claims not started (a worker stopping): the deliveries are due again at once."""
         if delivery_ids:
-            await self.redis.zadd(keys.DUE, dict.fromkeys(delivery_ids, ms(now)), xx=True)
+            await self.redis.zadd(keyspace.DUE, dict.fromkeys(delivery_ids, ms(now)), xx=True)
 
     async def release(self, slots: Mapping[Holder, Sequence[str]], now: datetime) -> None:
         """Free slots at once (attempts given up when a worker stops)."""
@@ -165,7 +165,7 @@ class DeliveryQueue:
     async def discard(self, delivery_ids: Sequence[str]) -> None:
         """Take claimed deliveries off the queue: their records are gone, or they need no attempt."""
         if delivery_ids:
-            await self.redis.zrem(keys.DUE, *delivery_ids)
+            await self.redis.zrem(keyspace.DUE, *delivery_ids)
 
     async def unpark(
         self, limits_of: Callable[[list[str]], Awaitable[list[Limits | None]]], account_cap: int, now: datetime
@@ -196,7 +196,7 @@ class DeliveryQueue:
                 holder = (theirs[0].delivery.account, sub_id)
                 self._admissions.queue_release(pipe, holder, [o.delivery.id for o in theirs if o.held_slots], ms(now))
             for sub_id in failed_subs:
-                pipe.hget(keys.subscription_health(sub_id), "failing_since")
+                pipe.hget(keyspace.subscription_health(sub_id), "failing_since")
             results = await pipe.execute()
         since = results[len(results) - len(failed_subs) :] if failed_subs else []
         failing = {sub_id: when for sub_id, value in zip(failed_subs, since, strict=True) if (when := time_of(value))}

@@ -1,5 +1,5 @@
 """The delivery queue's Lua scripts and their arguments: the keys each one touches, declared in ``KEYS`` (named
-by ``subscriptions.keys``), and one JSON document naming the rest, built here from records and transitions.
+by ``subscriptions.store.keyspace``), and one JSON document naming the rest, built here from records and transitions.
 
 Keys used by many items of a batch (a subscription's index, a status index) are declared once; an item names
 each of its keys by its position in ``KEYS``. Stored texts (records' and attempts' JSON) follow the JSON argument
@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.envelope import NewEvent
-from subscriptions.lua import Script
-from subscriptions.models import DeliveryStatus, EventRecord
-from subscriptions.queue.transitions import Transition
+from subscriptions.core.envelope import NewEvent
+from subscriptions.core.models import DeliveryStatus, EventRecord
+from subscriptions.core.times import ms
+from subscriptions.core.transitions import Transition
+from subscriptions.store import keyspace
+from subscriptions.store.lua import Script
 
 CLAIM = Script.beside(__file__, "claim.lua")
 COMMIT = Script.beside(__file__, "commit.lua")
@@ -42,8 +42,8 @@ class KeyList:
 
 def claim_args(now: datetime, lease_ms: int, limit: int) -> tuple[list[str], dict[str, Any]]:
     """Keys and argument of ``claim.lua``."""
-    args = {"now_ms": ms(now), "lease_ms": lease_ms, "limit": limit, "record_prefix": keys.delivery("")}
-    return [keys.DUE], args
+    args = {"now_ms": ms(now), "lease_ms": lease_ms, "limit": limit, "record_prefix": keyspace.delivery("")}
+    return [keyspace.DUE], args
 
 
 def commit_args(
@@ -52,7 +52,7 @@ def commit_args(
     """Keys, argument and texts of ``commit.lua``: events and their new deliveries (see ``transitions.created``), all
     created ``now``. (The hot path of every poll: keys an event or a delivery alone uses are declared without
     looking them up, and the shared ones once per account and per subscription and status.)"""
-    key = KeyList(keys.EVENTS, keys.DELIVERIES, keys.DUE)
+    key = KeyList(keyspace.EVENTS, keyspace.DELIVERIES, keyspace.DUE)
     names, blobs = key.names, [""]  # ARGV[1] is the JSON argument: texts start at ARGV[2]
     by_account: dict[str, tuple[int, int]] = {}
     by_subscription: dict[tuple[str, str], tuple[int, int]] = {}
@@ -70,10 +70,10 @@ def commit_args(
         account = by_account.get(event.account)
         if account is None:
             account = by_account[event.account] = (
-                key(keys.account_events(event.account)),
-                key(keys.account_deliveries(event.account)),
+                key(keyspace.account_events(event.account)),
+                key(keyspace.account_deliveries(event.account)),
             )
-        names += (keys.event(event.id), keys.event_deliveries(event.id))
+        names += (keyspace.event(event.id), keyspace.event_deliveries(event.id))
         event_key = len(names) - 1
         items = [_delivery_item(new, key, blobs, by_subscription) for new in deliveries]
         blobs.append(record.model_dump_json())
@@ -100,10 +100,10 @@ def _delivery_item(
     shared = by_subscription.get((delivery.subscription, status))
     if shared is None:
         shared = by_subscription[delivery.subscription, status] = (
-            key(keys.subscription_deliveries(delivery.subscription)),
-            key(keys.status_deliveries(status)),
+            key(keyspace.subscription_deliveries(delivery.subscription)),
+            key(keyspace.status_deliveries(status)),
         )
-    key.names.append(keys.delivery(delivery.id))
+    key.names.append(keyspace.delivery(delivery.id))
     blobs.append(delivery.model_dump_json())
     item = {
         "id": delivery.id,
@@ -121,17 +121,17 @@ def apply_args(transitions: Sequence[Transition]) -> tuple[list[str], dict[str, 
     """Keys, argument and texts of ``apply.lua``: each transition's attempt, record and moves, in order. (The
     hot path of every recorded attempt: a delivery's own keys are declared without looking them up, the status
     indexes once each.)"""
-    key = KeyList(keys.DUE)
+    key = KeyList(keyspace.DUE)
     names, blobs = key.names, [""]  # ARGV[1] is the JSON argument: texts start at ARGV[2]
-    statuses = {status: key(keys.status_deliveries(status)) for status in DeliveryStatus}
+    statuses = {status: key(keyspace.status_deliveries(status)) for status in DeliveryStatus}
     items = []
     for change in transitions:
         record, moves, attempt = change
-        names.append(keys.delivery(record.id))
+        names.append(keyspace.delivery(record.id))
         blobs.append(record.model_dump_json())
         item: dict[str, Any] = {"id": record.id, "record": len(blobs), "key": len(names)}
         if attempt is not None:
-            names.append(keys.attempts(record.id))
+            names.append(keyspace.attempts(record.id))
             blobs.append(attempt.model_dump_json())
             item["attempt"], item["attempts"] = len(blobs), len(names)
         if moves.joins is not None:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from subscriptions.due import ms
-from subscriptions.ids import delivery_id
-from subscriptions.models import Attempt, DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
-from subscriptions.retry import DEFAULT_RETRY_SCHEDULE_S, GONE, next_attempt_delay_s
+from subscriptions.core.ids import delivery_id
+from subscriptions.core.models import Attempt, DeliveryRecord, DeliveryStatus, SubscriptionRecord, SubscriptionState
+from subscriptions.core.retry import DEFAULT_RETRY_SCHEDULE_S, GONE, next_attempt_delay_s
+from subscriptions.core.times import ms
 
 
 class Moves(NamedTuple):

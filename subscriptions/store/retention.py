@@ -24,13 +24,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.models import FINAL, DeliveryStatus
+from subscriptions.core.models import FINAL, DeliveryStatus
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
 
 log = logging.getLogger(__name__)
 
-STATUS_INDEXES = tuple(keys.status_deliveries(status) for status in DeliveryStatus)
+STATUS_INDEXES = tuple(keyspace.status_deliveries(status) for status in DeliveryStatus)
 WATCH_TRIES = 3  # a page that keeps changing under the sweep is left for the next one
 
 
@@ -57,8 +57,10 @@ class _ExpiredDelivery:
 async def sweep(redis: "Redis", cutoff_ms: int, batch: int = 500) -> RetentionCounts:
     """Remove what expired before ``cutoff_ms`` (Unix ms): final deliveries, then events left with none."""
     counts = RetentionCounts()
-    await _walk(redis, keys.DELIVERIES, cutoff_ms, batch, lambda ids: _retire_deliveries(redis, ids, cutoff_ms, counts))
-    await _walk(redis, keys.EVENTS, cutoff_ms, batch, lambda ids: _retire_events(redis, ids, counts))
+    await _walk(
+        redis, keyspace.DELIVERIES, cutoff_ms, batch, lambda ids: _retire_deliveries(redis, ids, cutoff_ms, counts)
+    )
+    await _walk(redis, keyspace.EVENTS, cutoff_ms, batch, lambda ids: _retire_events(redis, ids, counts))
     return counts
 
 
@@ -97,7 +99,7 @@ def _expired_delivery(delivery_id: str, text: str, cutoff_ms: int) -> _ExpiredDe
 
 
 async def _retire_deliveries(redis: "Redis", ids: Sequence[str], cutoff_ms: int, counts: RetentionCounts) -> int:
-    record_keys = [keys.delivery(i) for i in ids]
+    record_keys = [keyspace.delivery(i) for i in ids]
     for _ in range(WATCH_TRIES):
         try:
             async with redis.pipeline(transaction=True) as pipe:
@@ -127,24 +129,24 @@ async def _retire_deliveries(redis: "Redis", ids: Sequence[str], cutoff_ms: int,
 async def _owner_indexes(redis: "Redis") -> list[str]:
     """The delivery index of every subscription and every account there is."""
     async with redis.pipeline(transaction=False) as read:
-        read.zrange(keys.SUBSCRIPTIONS, 0, -1)
-        read.zrange(keys.ACCOUNTS, 0, -1)
+        read.zrange(keyspace.SUBSCRIPTIONS, 0, -1)
+        read.zrange(keyspace.ACCOUNTS, 0, -1)
         sub_ids, codes = await read.execute()
-    return [keys.subscription_deliveries(s) for s in sub_ids] + [keys.account_deliveries(c) for c in codes]
+    return [keyspace.subscription_deliveries(s) for s in sub_ids] + [keyspace.account_deliveries(c) for c in codes]
 
 
 def _remove_deliveries(
     pipe: Pipeline, expired: Sequence[_ExpiredDelivery], dangling: Sequence[str], owner_indexes: Sequence[str]
 ) -> None:
     ids = [d.id for d in expired] + list(dangling)
-    pipe.delete(*[keys.delivery(i) for i in ids], *[keys.attempts(i) for i in ids])
-    for index in (keys.DELIVERIES, keys.DUE, *STATUS_INDEXES):
+    pipe.delete(*[keyspace.delivery(i) for i in ids], *[keyspace.attempts(i) for i in ids])
+    for index in (keyspace.DELIVERIES, keyspace.DUE, *STATUS_INDEXES):
         pipe.zrem(index, *ids)
     for index, members in _grouped(
         chain(
-            ((keys.subscription_deliveries(d.subscription), d.id) for d in expired),
-            ((keys.account_deliveries(d.account), d.id) for d in expired),
-            ((keys.event_deliveries(d.event_id), d.id) for d in expired),
+            ((keyspace.subscription_deliveries(d.subscription), d.id) for d in expired),
+            ((keyspace.account_deliveries(d.account), d.id) for d in expired),
+            ((keyspace.event_deliveries(d.event_id), d.id) for d in expired),
             ((index, i) for index in owner_indexes for i in dangling),
         )
     ).items():
@@ -152,7 +154,7 @@ def _remove_deliveries(
 
 
 async def _retire_events(redis: "Redis", ids: Sequence[str], counts: RetentionCounts) -> int:
-    watched = [keys.event(i) for i in ids] + [keys.event_deliveries(i) for i in ids]
+    watched = [keyspace.event(i) for i in ids] + [keyspace.event_deliveries(i) for i in ids]
     for _ in range(WATCH_TRIES):
         try:
             async with redis.pipeline(transaction=True) as pipe:
@@ -170,7 +172,7 @@ async def _retire_events(redis: "Redis", ids: Sequence[str], counts: RetentionCo
                 if not removable and not stale:
                     return len(ids)
                 missing_events = [i for i, account in removable.items() if account is None]
-                accounts = cast(list[str], await pipe.zrange(keys.ACCOUNTS, 0, -1)) if missing_events else []
+                accounts = cast(list[str], await pipe.zrange(keyspace.ACCOUNTS, 0, -1)) if missing_events else []
                 pipe.multi()  # type: ignore[no-untyped-call]
                 _remove_events(pipe, removable, stale, accounts)
                 await pipe.execute()
@@ -185,9 +187,9 @@ async def _retire_events(redis: "Redis", ids: Sequence[str], counts: RetentionCo
 async def _event_state(redis: "Redis", ids: Sequence[str]) -> tuple[list[str | None], list[list[str]]]:
     """The stored text of each event (``None`` if gone) and the ids in each one's delivery index."""
     async with redis.pipeline(transaction=False) as read:
-        read.mget([keys.event(i) for i in ids])
+        read.mget([keyspace.event(i) for i in ids])
         for event_id in ids:
-            read.zrange(keys.event_deliveries(event_id), 0, -1)
+            read.zrange(keyspace.event_deliveries(event_id), 0, -1)
         raw, *members = await read.execute()
     return cast(list[str | None], raw), cast(list[list[str]], members)
 
@@ -199,7 +201,7 @@ async def _missing_deliveries(redis: "Redis", delivery_ids: Iterable[str]) -> se
         return set()
     async with redis.pipeline(transaction=False) as read:
         for delivery_id in ordered:
-            read.exists(keys.delivery(delivery_id))
+            read.exists(keyspace.delivery(delivery_id))
         exists = await read.execute()
     return {i for i, found in zip(ordered, exists, strict=True) if not found}
 
@@ -219,17 +221,17 @@ def _remove_events(
 ) -> None:
     for event_id, delivery_ids in stale.items():
         if event_id not in removable:
-            pipe.zrem(keys.event_deliveries(event_id), *delivery_ids)
+            pipe.zrem(keyspace.event_deliveries(event_id), *delivery_ids)
     if not removable:
         return
     ids = list(removable)
-    pipe.delete(*[keys.event(i) for i in ids], *[keys.event_deliveries(i) for i in ids])
-    pipe.zrem(keys.EVENTS, *ids)
+    pipe.delete(*[keyspace.event(i) for i in ids], *[keyspace.event_deliveries(i) for i in ids])
+    pipe.zrem(keyspace.EVENTS, *ids)
     # a gone record's account is unknown: look in every account's index (rare, so cheap)
     by_account = _grouped(
         chain(
-            ((keys.account_events(account), i) for i, account in removable.items() if account is not None),
-            ((keys.account_events(account), i) for account in accounts for i, a in removable.items() if a is None),
+            ((keyspace.account_events(account), i) for i, account in removable.items() if account is not None),
+            ((keyspace.account_events(account), i) for account in accounts for i, a in removable.items() if a is None),
         )
     )
     for index, members in by_account.items():

@@ -31,8 +31,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.lua import Script
+from subscriptions.store import keyspace
+from subscriptions.store.lua import Script
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,13 @@ class Admission:
 def _slot_keys(holder: Holder) -> list[str]:
     account, sub_id = holder
     return [
-        keys.subscription_in_flight(sub_id),
-        keys.subscription_parked(sub_id),
-        keys.DUE,
-        keys.PARKED,
-        keys.account_in_flight(account),
-        keys.account_parked(account),
-        keys.PARKED_ACCOUNTS,
+        keyspace.subscription_in_flight(sub_id),
+        keyspace.subscription_parked(sub_id),
+        keyspace.DUE,
+        keyspace.PARKED,
+        keyspace.account_in_flight(account),
+        keyspace.account_parked(account),
+        keyspace.PARKED_ACCOUNTS,
     ]
 
 
@@ -109,16 +109,16 @@ def admit_call(wanted: Mapping[str, tuple[Limits, Sequence[str]]], now_ms: int) 
     """The keys and argument of the admit script for a batch (see ``admit.lua``): the three shared keys, then
     each subscription's own and its account's (an account's once, however many of its subscriptions ask), each
     subscription naming its keys by their place in ``KEYS`` (counted from 1, as Lua does)."""
-    script_keys: list[str] = [keys.DUE, keys.PARKED, keys.PARKED_ACCOUNTS]
+    script_keys: list[str] = [keyspace.DUE, keyspace.PARKED, keyspace.PARKED_ACCOUNTS]
     accounts: dict[str, tuple[int, int]] = {}
     items: list[dict[str, Any]] = []
     for sub_id, (limits, ids) in wanted.items():
         own = len(script_keys) + 1
-        script_keys += [keys.subscription_in_flight(sub_id), keys.subscription_rate(sub_id)]
-        script_keys.append(keys.subscription_parked(sub_id))
+        script_keys += [keyspace.subscription_in_flight(sub_id), keyspace.subscription_rate(sub_id)]
+        script_keys.append(keyspace.subscription_parked(sub_id))
         if limits.account not in accounts:
             accounts[limits.account] = (len(script_keys) + 1, len(script_keys) + 2)
-            script_keys += [keys.account_in_flight(limits.account), keys.account_parked(limits.account)]
+            script_keys += [keyspace.account_in_flight(limits.account), keyspace.account_parked(limits.account)]
         account_in_flight, account_parked = accounts[limits.account]
         items.append(
             {
@@ -176,8 +176,8 @@ class Admissions:
         account's) until the time given (Unix ms). A slot already freed stays free."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for (account, sub_id), until_ms in slots.items():
-                pipe.zadd(keys.subscription_in_flight(sub_id), dict(until_ms), xx=True)
-                pipe.zadd(keys.account_in_flight(account), dict(until_ms), xx=True)
+                pipe.zadd(keyspace.subscription_in_flight(sub_id), dict(until_ms), xx=True)
+                pipe.zadd(keyspace.account_in_flight(account), dict(until_ms), xx=True)
             await pipe.execute()
 
     async def release(self, slots: Mapping[Holder, Sequence[str]], now_ms: int) -> None:
@@ -188,21 +188,31 @@ class Admissions:
             await pipe.execute()
 
     async def parked_subscriptions(self) -> list[str]:
-        return sorted(await cast(Awaitable[set[str]], self.redis.smembers(keys.PARKED)))
+        return sorted(await cast(Awaitable[set[str]], self.redis.smembers(keyspace.PARKED)))
 
     async def parked_accounts(self) -> list[str]:
-        return sorted(await cast(Awaitable[set[str]], self.redis.smembers(keys.PARKED_ACCOUNTS)))
+        return sorted(await cast(Awaitable[set[str]], self.redis.smembers(keyspace.PARKED_ACCOUNTS)))
 
     async def unpark(self, sub_id: str, limits: Limits | None, now_ms: int) -> int:
         """Bring back deliveries parked for a subscription's cap whose slots freed without a release (a worker
         died, its cap was raised); with no ``limits`` (the subscription is gone), all of them. How many."""
         room = limits.cap if limits else 2**31
-        slot_keys = [keys.subscription_in_flight(sub_id), keys.subscription_parked(sub_id), keys.DUE, keys.PARKED]
+        slot_keys = [
+            keyspace.subscription_in_flight(sub_id),
+            keyspace.subscription_parked(sub_id),
+            keyspace.DUE,
+            keyspace.PARKED,
+        ]
         args = {"holder": sub_id, "now_ms": now_ms, "room": room}
         return int(cast(int, await _UNPARK.run(self.redis, slot_keys, args)))
 
     async def unpark_account(self, account: str, account_concurrency: int, now_ms: int) -> int:
         """Bring back deliveries parked for an account's cap whose slots freed without a release (a worker died)."""
-        slot_keys = [keys.account_in_flight(account), keys.account_parked(account), keys.DUE, keys.PARKED_ACCOUNTS]
+        slot_keys = [
+            keyspace.account_in_flight(account),
+            keyspace.account_parked(account),
+            keyspace.DUE,
+            keyspace.PARKED_ACCOUNTS,
+        ]
         args = {"holder": account, "now_ms": now_ms, "room": min(MAX_CONCURRENCY, max(1, account_concurrency))}
         return int(cast(int, await _UNPARK.run(self.redis, slot_keys, args)))

@@ -11,7 +11,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from subscriptions.lua import Script
+from subscriptions.store.lua import Script
 
 _TAKE = Script.beside(__file__, "sliding_window.lua")
 

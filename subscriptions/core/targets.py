@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
-from subscriptions.errors import InvalidInput
+from subscriptions.core.errors import InvalidInput
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_URL_LENGTH = 2048

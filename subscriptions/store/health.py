@@ -14,9 +14,9 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.models import SubscriptionState
+from subscriptions.core.models import SubscriptionState
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
 
 RECENT_ATTEMPTS = 100  # the success rate is over this many latest attempts
 
@@ -62,7 +62,7 @@ def queue_outcomes(pipe: Pipeline, sub_id: str, outcomes: Sequence[tuple[bool, d
     """Queue the health writes of a subscription's attempts, oldest first: (succeeded, when) each."""
     if not outcomes:
         return
-    health, recent = keys.subscription_health(sub_id), keys.subscription_recent(sub_id)
+    health, recent = keyspace.subscription_health(sub_id), keyspace.subscription_recent(sub_id)
     newest = outcomes[-RECENT_ATTEMPTS:]  # all that the trim below would keep
     pipe.lpush(recent, *("1" if succeeded else "0" for succeeded, _ in newest))
     pipe.ltrim(recent, 0, RECENT_ATTEMPTS - 1)
@@ -85,17 +85,17 @@ def queue_outcomes(pipe: Pipeline, sub_id: str, outcomes: Sequence[tuple[bool, d
 
 def queue_reset(pipe: Pipeline, sub_id: str) -> None:
     """Queue forgetting that a subscription was failing (it was re-enabled by hand)."""
-    pipe.hdel(keys.subscription_health(sub_id), "failing_since")
+    pipe.hdel(keyspace.subscription_health(sub_id), "failing_since")
 
 
 def queue_forget(pipe: Pipeline, sub_id: str) -> None:
     """Queue removing everything kept about a subscription's health (it was deleted)."""
     pipe.delete(
-        keys.subscription_health(sub_id),
-        keys.subscription_recent(sub_id),
-        keys.subscription_in_flight(sub_id),
-        keys.subscription_rate(sub_id),
-        keys.subscription_parked(sub_id),
+        keyspace.subscription_health(sub_id),
+        keyspace.subscription_recent(sub_id),
+        keyspace.subscription_in_flight(sub_id),
+        keyspace.subscription_rate(sub_id),
+        keyspace.subscription_parked(sub_id),
     )
 
 
@@ -105,8 +105,8 @@ async def load_health(redis: "Redis", sub_ids: Sequence[str]) -> list[Health]:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for sub_id in sub_ids:
-            pipe.hgetall(keys.subscription_health(sub_id))
-            pipe.lrange(keys.subscription_recent(sub_id), 0, -1)
+            pipe.hgetall(keyspace.subscription_health(sub_id))
+            pipe.lrange(keyspace.subscription_recent(sub_id), 0, -1)
         raw = await cast(Awaitable[list[object]], pipe.execute())
     healths = []
     for fields, recent in zip(raw[::2], raw[1::2], strict=True):

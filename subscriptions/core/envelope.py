@@ -1,7 +1,7 @@
 """What a webhook says: an event as a detector or a ping makes it, before it is stored and fanned out.
 
 Every event is made by :func:`build_event`, which alone decides the three things a receiver relies on: the id
-(derived from what changed, so the same change detected twice keeps it; see :func:`subscriptions.ids.event_id`),
+(derived from what changed, so the same change detected twice keeps it; see :func:`subscriptions.core.ids.event_id`),
 the timestamp's form (:func:`format_timestamp`) and the body, ``{"type", "timestamp", "data"}`` serialised once
 (:func:`event_body`). Detectors describe a change to a Brightpearl resource with :func:`resource_event`, which
 also writes the ``data`` every such event shares; the API's test event is :func:`ping_event`. Pure: no clock,
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from subscriptions import ids
-from subscriptions.events import EVENT_TYPES
+from subscriptions.core import ids
+from subscriptions.core.events import EVENT_TYPES
 
 PING = "ping"
 PING_MESSAGE = "a test webhook from the relay"
@@ -57,14 +57,14 @@ def build_event(
     state_after: object = None,
     event_id: str | None = None,
 ) -> NewEvent:
-    """The event of ``event_type`` (one of :data:`~subscriptions.events.EVENT_TYPES`) that happened ``at``.
+    """The event of ``event_type`` (one of :data:`~subscriptions.core.events.EVENT_TYPES`) that happened ``at``.
 
     Its id derives from (account, type, resource id) and, when given, ``state_after``: the state after the
     change, whatever tells two changes to one resource apart. Only an event that is no change (a ping) brings
     its own ``event_id``. ``at`` is ``None`` when Brightpearl did not say when; the timestamp is then empty.
     """
     if event_type not in _KNOWN_TYPES:
-        raise ValueError(f"{event_type!r} is not an event the relay sends (subscriptions.events.EVENT_TYPES)")
+        raise ValueError(f"{event_type!r} is not an event the relay sends (subscriptions.core.events.EVENT_TYPES)")
     if event_id is None:
         if resource_id is None:
             raise ValueError(f"a {event_type!r} event without a resource id needs an event id of its own")

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from subscriptions.crypto import TokenCipher, TokenKeyError
-from subscriptions.errors import NotFound
+from subscriptions.core.crypto import TokenCipher, TokenKeyError
+from subscriptions.core.errors import NotFound
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 RESEAL_CHUNK = 500  # records read a command while looking for values to re-encrypt

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 
-from subscriptions.errors import InvalidInput
+from subscriptions.core.errors import InvalidInput
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SECRET_BYTES = 32

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from subscriptions.errors import InvalidInput
+from subscriptions.core.errors import InvalidInput
 
 EVENT_TYPES: tuple[str, ...] = (
     "order.created",

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from redis.asyncio import Redis
 
-from subscriptions.errors import InvalidInput
+from subscriptions.core.errors import InvalidInput
 
 T = TypeVar("T")
 

@@ -13,13 +13,13 @@ from typing import cast
 
 from pydantic import BaseModel
 
-from subscriptions import keys
-from subscriptions.due import ms
-from subscriptions.errors import NotFound
-from subscriptions.ids import random_id
-from subscriptions.models import DeliveryRecord, DeliveryStatus
-from subscriptions.queue import DeliveryQueue
-from subscriptions.store import Store
+from subscriptions.core.errors import NotFound
+from subscriptions.core.ids import random_id
+from subscriptions.core.models import DeliveryRecord, DeliveryStatus
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
 
 BATCH = 500
 KEPT_S = 7 * 86_400  # how long a recovery's record and progress are kept
@@ -57,8 +57,8 @@ class Recoveries:
         """Find the subscription's failed and skipped deliveries created in ``[since, until)`` and keep them
         as a new recovery; the caller then runs :meth:`run` in the background."""
         recovery = Recovery(id=random_id("rec"), subscription=sub_id, since=since, until=until, created_at=now, total=0)
-        ids_key = keys.recovery_deliveries(recovery.id)
-        index = keys.subscription_deliveries(sub_id)
+        ids_key = keyspace.recovery_deliveries(recovery.id)
+        index = keyspace.subscription_deliveries(sub_id)
         offset = 0
         while True:
             page = await cast(
@@ -73,8 +73,8 @@ class Recoveries:
                 await cast(Awaitable[int], self.redis.rpush(ids_key, *found))
                 recovery.total += len(found)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.recovery(recovery.id), mapping={"record": recovery.model_dump_json(), "queued": 0})
-            pipe.expire(keys.recovery(recovery.id), KEPT_S)
+            pipe.hset(keyspace.recovery(recovery.id), mapping={"record": recovery.model_dump_json(), "queued": 0})
+            pipe.expire(keyspace.recovery(recovery.id), KEPT_S)
             pipe.expire(ids_key, KEPT_S)
             await pipe.execute()
         return recovery
@@ -85,18 +85,18 @@ class Recoveries:
         A delivery sent again meanwhile (a manual retry) is left as it is and counted as queued.
         """
         recovery = await self.get(rec_id)
-        ids_key, queued_now = keys.recovery_deliveries(rec_id), 0
+        ids_key, queued_now = keyspace.recovery_deliveries(rec_id), 0
         for start in range(recovery.queued, recovery.total, BATCH):
             ids = await cast(Awaitable[list[str]], self.redis.lrange(ids_key, start, start + BATCH - 1))
             waiting = [d for d in await self.store.load_deliveries(ids) if d and d.status in RECOVERABLE]
             await self.queue.requeue(waiting, now)
-            await cast(Awaitable[int], self.redis.hincrby(keys.recovery(rec_id), "queued", len(ids)))
+            await cast(Awaitable[int], self.redis.hincrby(keyspace.recovery(rec_id), "queued", len(ids)))
             queued_now += len(ids)
         return queued_now
 
     async def get(self, rec_id: str) -> Recovery:
         """A recovery without its progress counts (see :meth:`progress`)."""
-        fields = await cast(Awaitable[dict[str, str]], self.redis.hgetall(keys.recovery(rec_id)))
+        fields = await cast(Awaitable[dict[str, str]], self.redis.hgetall(keyspace.recovery(rec_id)))
         if not fields:
             raise NotFound(f"recovery {rec_id!r} does not exist")
         return Recovery.model_validate_json(fields["record"]).model_copy(update={"queued": int(fields["queued"])})
@@ -105,7 +105,7 @@ class Recoveries:
         """A recovery with how many of its deliveries have been sent again and where they ended."""
         recovery = await self.get(rec_id)
         succeeded = failed = 0
-        ids_key = keys.recovery_deliveries(rec_id)
+        ids_key = keyspace.recovery_deliveries(rec_id)
         for start in range(0, recovery.queued, BATCH):
             ids = await cast(Awaitable[list[str]], self.redis.lrange(ids_key, start, start + BATCH - 1))
             for delivery in await self.store.load_deliveries(ids):

@@ -1,8 +1,8 @@
 """Accounts, subscriptions, events and deliveries in Redis: reading, listing, creating, changing.
 
-Accounts are ``subscriptions.accounts`` (``Store`` is an :class:`AccountStore` with the rest). The hot path
+Accounts are ``subscriptions.store.accounts`` (``Store`` is an :class:`AccountStore` with the rest). The hot path
 (fanning events out into deliveries, claiming due deliveries, recording attempts) lives in
-``subscriptions.queue``; both use the key layout of ``subscriptions.keys``.
+``subscriptions.store.queue``; both use the key layout of ``subscriptions.store.keyspace``.
 """
 
 from collections.abc import Awaitable, Sequence
@@ -12,16 +12,10 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from subscriptions import keys
-from subscriptions.accounts import AccountStore
-from subscriptions.admission import Admissions
-from subscriptions.crypto import TokenCipher, is_encrypted, seal, unseal
-from subscriptions.due import ms
-from subscriptions.errors import NotFound, TooMany
-from subscriptions.events import pattern_matches
-from subscriptions.health import queue_forget, queue_reset
-from subscriptions.lua import Script
-from subscriptions.models import (
+from subscriptions.core.crypto import TokenCipher, is_encrypted, seal, unseal
+from subscriptions.core.errors import NotFound, TooMany
+from subscriptions.core.events import pattern_matches
+from subscriptions.core.models import (
     Attempt,
     DeliveryRecord,
     DeliveryStatus,
@@ -29,8 +23,14 @@ from subscriptions.models import (
     SubscriptionRecord,
     SubscriptionState,
 )
-from subscriptions.paging import Page, newest_first
-from subscriptions.sealed import Sealed
+from subscriptions.core.times import ms
+from subscriptions.store import keyspace
+from subscriptions.store.accounts import AccountStore
+from subscriptions.store.admission import Admissions
+from subscriptions.store.health import queue_forget, queue_reset
+from subscriptions.store.lua import Script
+from subscriptions.store.paging import Page, newest_first
+from subscriptions.store.sealed import Sealed
 
 # A subscription, its place in the lists and in its account's set, unless the account has its limit already.
 _CREATE_SUBSCRIPTION = Script.beside(__file__, "create_subscription.lua")
@@ -80,8 +80,8 @@ class Store(AccountStore):
         Safe beside other processes: a subscription changed meanwhile is left to whoever changed it.
         """
         subscriptions = Sealed(
-            keys.SUBSCRIPTIONS,
-            keys.subscription,
+            keyspace.SUBSCRIPTIONS,
+            keyspace.subscription,
             SubscriptionRecord,
             lambda s: [s.secret, s.previous_secret],
             self._open_subscription,
@@ -92,7 +92,11 @@ class Store(AccountStore):
     async def create_subscription(self, sub: SubscriptionRecord, *, limit: int | None = None) -> None:
         """Store a new subscription; :class:`TooMany` if its account already has ``limit`` (counted and added in
         one step, so that a burst of requests cannot pass the limit together)."""
-        script_keys = [keys.subscription(sub.id), keys.SUBSCRIPTIONS, keys.account_subscriptions(sub.account)]
+        script_keys = [
+            keyspace.subscription(sub.id),
+            keyspace.SUBSCRIPTIONS,
+            keyspace.account_subscriptions(sub.account),
+        ]
         record = self._subscription_json(sub)
         args = {"id": sub.id, "record": record, "created_ms": ms(sub.created_at), "limit": limit or 0}
         created = await _CREATE_SUBSCRIPTION.run(self.redis, script_keys, args)
@@ -104,22 +108,22 @@ class Store(AccountStore):
 
     async def get_subscription(self, sub_id: str) -> SubscriptionRecord:
         """One subscription with its secrets decrypted; :class:`TokenKeyError` when the configured keys cannot."""
-        stored = await self._get(SubscriptionRecord, keys.subscription(sub_id), f"subscription {sub_id!r}")
+        stored = await self._get(SubscriptionRecord, keyspace.subscription(sub_id), f"subscription {sub_id!r}")
         return self._open_subscription(stored)
 
     async def save_subscription(self, sub: SubscriptionRecord) -> None:
-        if not await self.redis.set(keys.subscription(sub.id), self._subscription_json(sub), xx=True):
+        if not await self.redis.set(keyspace.subscription(sub.id), self._subscription_json(sub), xx=True):
             raise NotFound(f"subscription {sub.id!r} does not exist")
 
     async def delete_subscription(self, sub_id: str) -> None:
         # (not get_subscription: removing needs no key to decrypt the secrets)
-        stored = await self._get(SubscriptionRecord, keys.subscription(sub_id), f"subscription {sub_id!r}")
+        stored = await self._get(SubscriptionRecord, keyspace.subscription(sub_id), f"subscription {sub_id!r}")
         # deliveries waiting for a slot go back to the due set, where they end as failed ("subscription deleted")
         await Admissions(self.redis).unpark(sub_id, None, now_ms=0)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.subscription(sub_id))
-            pipe.zrem(keys.SUBSCRIPTIONS, sub_id)
-            pipe.srem(keys.account_subscriptions(stored.account), sub_id)
+            pipe.delete(keyspace.subscription(sub_id))
+            pipe.zrem(keyspace.SUBSCRIPTIONS, sub_id)
+            pipe.srem(keyspace.account_subscriptions(stored.account), sub_id)
             queue_forget(pipe, sub_id)
             await pipe.execute()
 
@@ -129,7 +133,7 @@ class Store(AccountStore):
 
         The stored record is changed as it is: its secrets stay encrypted as they were, and no key is needed.
         """
-        key = keys.subscription(sub_id)
+        key = keyspace.subscription(sub_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(key)
@@ -157,7 +161,7 @@ class Store(AccountStore):
     async def reenable_subscription(self, sub: SubscriptionRecord) -> None:
         """Save a subscription PATCHed back to active, forgetting that it was failing."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.subscription(sub.id), self._subscription_json(sub), xx=True)
+            pipe.set(keyspace.subscription(sub.id), self._subscription_json(sub), xx=True)
             queue_reset(pipe, sub.id)
             saved, *_ = await pipe.execute()
         if not saved:
@@ -168,7 +172,7 @@ class Store(AccountStore):
     ) -> Page[SubscriptionRecord]:
         return await newest_first(
             self.redis,
-            keys.SUBSCRIPTIONS,
+            keyspace.SUBSCRIPTIONS,
             limit=limit,
             cursor=cursor,
             load=self.load_subscriptions,
@@ -177,21 +181,21 @@ class Store(AccountStore):
 
     async def account_subscriptions(self, code: str) -> list[SubscriptionRecord]:
         """Every subscription of one account, the fan-out's audience."""
-        ids = sorted(await cast(Awaitable[set[str]], self.redis.smembers(keys.account_subscriptions(code))))
+        ids = sorted(await cast(Awaitable[set[str]], self.redis.smembers(keyspace.account_subscriptions(code))))
         return [sub for sub in await self.load_subscriptions(ids) if sub is not None]
 
     async def load_subscriptions(self, ids: Sequence[str]) -> list[SubscriptionRecord | None]:
         """Subscriptions by id (None for one that is gone), their secrets decrypted."""
-        loaded = await self._load(SubscriptionRecord, keys.subscription, ids)
+        loaded = await self._load(SubscriptionRecord, keyspace.subscription, ids)
         return [self._open_subscription(sub) if sub is not None else None for sub in loaded]
 
     # events --------------------------------------------------------------------------------------------
 
     async def get_event(self, event_id: str) -> EventRecord:
-        return await self._get(EventRecord, keys.event(event_id), f"event {event_id!r}")
+        return await self._get(EventRecord, keyspace.event(event_id), f"event {event_id!r}")
 
     async def load_events(self, ids: Sequence[str]) -> list[EventRecord | None]:
-        return await self._load(EventRecord, keys.event, ids)
+        return await self._load(EventRecord, keyspace.event, ids)
 
     async def list_events(
         self,
@@ -204,7 +208,7 @@ class Store(AccountStore):
     ) -> Page[EventRecord]:
         return await newest_first(
             self.redis,
-            keys.account_events(account) if account else keys.EVENTS,
+            keyspace.account_events(account) if account else keyspace.EVENTS,
             limit=limit,
             cursor=cursor,
             load=self.load_events,
@@ -215,13 +219,13 @@ class Store(AccountStore):
     # deliveries ----------------------------------------------------------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
-        return await self._get(DeliveryRecord, keys.delivery(delivery_id), f"delivery {delivery_id!r}")
+        return await self._get(DeliveryRecord, keyspace.delivery(delivery_id), f"delivery {delivery_id!r}")
 
     async def load_deliveries(self, ids: Sequence[str]) -> list[DeliveryRecord | None]:
-        return await self._load(DeliveryRecord, keys.delivery, ids)
+        return await self._load(DeliveryRecord, keyspace.delivery, ids)
 
     async def attempts(self, delivery_id: str) -> list[Attempt]:
-        raw = await cast(Awaitable[list[str]], self.redis.lrange(keys.attempts(delivery_id), 0, -1))
+        raw = await cast(Awaitable[list[str]], self.redis.lrange(keyspace.attempts(delivery_id), 0, -1))
         return [Attempt.model_validate_json(text) for text in raw]
 
     async def list_deliveries(
@@ -237,15 +241,15 @@ class Store(AccountStore):
     ) -> Page[DeliveryRecord]:
         """Deliveries newest first; the most selective filter picks the index, the others filter it."""
         if event_id:
-            index = keys.event_deliveries(event_id)
+            index = keyspace.event_deliveries(event_id)
         elif subscription:
-            index = keys.subscription_deliveries(subscription)
+            index = keyspace.subscription_deliveries(subscription)
         elif account:
-            index = keys.account_deliveries(account)
+            index = keyspace.account_deliveries(account)
         elif status:
-            index = keys.status_deliveries(status)
+            index = keyspace.status_deliveries(status)
         else:
-            index = keys.DELIVERIES
+            index = keyspace.DELIVERIES
 
         def keep(delivery: DeliveryRecord) -> bool:
             return (
