@@ -103,7 +103,7 @@ async def register(
     )
     client = client_for(http, record, None)
     baseline = await take_baselines(client, record.resources, sweep_interval_s=10**7, now_ms=ms(now()))
-    await store.create_account(record, baseline.cursors, 0, baseline.stock_figures)
+    await store.create_account(record, baseline.positions, 0, baseline.stock_figures)
     ctx = PollContext(
         client,
         record,

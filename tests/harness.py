@@ -60,7 +60,7 @@ class Harness:
         )
         client = client_for(self.http, record, None)
         baseline = await take_baselines(client, record.resources, sweep_interval_s=3600, now_ms=0)
-        await self.store.create_account(record, baseline.cursors, 0, baseline.stock_figures)
+        await self.store.create_account(record, baseline.positions, 0, baseline.stock_figures)
         await self.store.create_subscription(
             SubscriptionRecord(
                 id=f"sub_{code}",

@@ -162,7 +162,7 @@ async def test_events_are_exactly_the_changes_made(redis_url: str, plan: list[tu
             )
             client = client_for(http, record, None)
             baseline = await take_baselines(client, RESOURCES, sweep_interval_s=10**6, now_ms=0)
-            await store.create_account(record, baseline.cursors, 0, baseline.stock_figures)
+            await store.create_account(record, baseline.positions, 0, baseline.stock_figures)
             await store.create_subscription(
                 SubscriptionRecord(
                     id="sub_all",

@@ -43,7 +43,7 @@ class PollContext:
     async def cursor(self, stream: Stream) -> StampCursor:
         """The stream's cursor; a stream never followed before starts from a baseline taken now, so nothing
         that exists already is reported."""
-        stored = await self.store.get_cursor(self.account.code, stream.key)
+        stored = await self.store.get_position(self.account.code, stream.key)
         if stored is not None:
             return StampCursor.from_json(stored)
         cursor = await take_baseline(self.client, stream)
@@ -66,7 +66,7 @@ class PollContext:
 
     def commit_for(self, stream: Stream) -> Commit:
         """Commit events with the stream's new cursor and the detector's writes, in one fenced transaction."""
-        cursor_key = keyspace.cursor(self.account.code, stream.key)
+        cursor_key = keyspace.position(self.account.code, stream.key)
 
         async def commit(events: list[NewEvent], cursor: StampCursor, writes: list[Write]) -> None:
             def write_cursor(pipe: Pipeline) -> None:

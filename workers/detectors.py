@@ -32,9 +32,10 @@ ORDER_STATUS = "order-service/order-status"
 
 @dataclass
 class Baseline:
-    """Where an account's watched resources stand at registration: cursors (JSON by name), stock figures."""
+    """Where an account's watched resources stand at registration: positions (stream cursors, the sweep's state,
+    the notes followed; JSON by name) and stock figures."""
 
-    cursors: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, str] = field(default_factory=dict)
     stock_figures: dict[int, str] = field(default_factory=dict)
 
 
@@ -51,11 +52,11 @@ async def take_baselines(
     for resource in resources:
         kind = KINDS.get(resource)
         for stream in kind.streams if kind else ():
-            baseline.cursors[stream.key] = (await take_baseline(client, stream)).to_json()
+            baseline.positions[stream.key] = (await take_baseline(client, stream)).to_json()
     if "goods-out-notes" in resources:
-        baseline.cursors[NOTES_CREATED.key] = (await take_baseline(client, NOTES_CREATED)).to_json()
-        baseline.cursors[OPEN_KEY] = open_json(await open_notes_now(client))
+        baseline.positions[NOTES_CREATED.key] = (await take_baseline(client, NOTES_CREATED)).to_json()
+        baseline.positions[OPEN_KEY] = open_json(await open_notes_now(client))
     if "stock" in resources:
-        cursors, baseline.stock_figures = await stock_baseline(client, sweep_interval_s, now_ms)
-        baseline.cursors |= cursors
+        positions, baseline.stock_figures = await stock_baseline(client, sweep_interval_s, now_ms)
+        baseline.positions |= positions
     return baseline

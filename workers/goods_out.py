@@ -68,7 +68,7 @@ def open_json(notes: Open) -> str:
 
 def save_open(code: str, notes: Open) -> Write:
     """A write keeping the open notes as they stand now (committed with the events derived from them)."""
-    text, key = open_json(notes), keyspace.cursor(code, OPEN_KEY)
+    text, key = open_json(notes), keyspace.position(code, OPEN_KEY)
 
     def apply(pipe: Pipeline) -> None:
         pipe.set(key, text)
@@ -96,7 +96,7 @@ async def open_notes_now(client: BrightpearlClient) -> Open:
 async def poll_notes(ctx: PollContext) -> None:
     """One poll: new notes, then the stages of the notes still open."""
     code = ctx.account.code
-    stored = await ctx.store.get_cursor(code, OPEN_KEY)
+    stored = await ctx.store.get_position(code, OPEN_KEY)
     notes: Open = {int(k): v for k, v in json.loads(stored).items()} if stored else await open_notes_now(ctx.client)
 
     def keep_open() -> Write:

@@ -213,9 +213,9 @@ async def stock_baseline(
 ) -> tuple[dict[str, str], dict[int, str]]:
     """What registering an account takes for stock: the movements cursor, and the catalogue's figures (as many
     pages as registration allows; a larger catalogue's sweep goes on in the background)."""
-    cursors = {MOVEMENTS.key: (await take_baseline(client, MOVEMENTS)).to_json()}
+    positions = {MOVEMENTS.key: (await take_baseline(client, MOVEMENTS)).to_json()}
     for stream in ORDERS_FOR_STOCK.streams:
-        cursors[stream.key] = (await take_baseline(client, stream)).to_json()
+        positions[stream.key] = (await take_baseline(client, stream)).to_json()
     figures: dict[int, str] = {}
     state = SweepState()
     for _ in range(BASELINE_PAGES_AT_REGISTRATION):
@@ -225,8 +225,8 @@ async def stock_baseline(
         if page.finished:
             state = SweepState("idle", 1, now_ms + int(interval_s * 1000))
             break
-    cursors[SWEEP_KEY] = state.text()
-    return cursors, figures
+    positions[SWEEP_KEY] = state.text()
+    return positions, figures
 
 
 class Sweep:
@@ -237,10 +237,10 @@ class Sweep:
     def __init__(self, ctx: PollContext, figures: Figures) -> None:
         self.ctx = ctx
         self.figures = figures
-        self.key = keyspace.cursor(ctx.account.code, SWEEP_KEY)
+        self.key = keyspace.position(ctx.account.code, SWEEP_KEY)
 
     async def state(self) -> SweepState:
-        return SweepState.parse(await self.ctx.store.get_cursor(self.ctx.account.code, SWEEP_KEY))
+        return SweepState.parse(await self.ctx.store.get_position(self.ctx.account.code, SWEEP_KEY))
 
     async def step(self, interval_s: float, *, pages: int = 1) -> SweepState:
         """Up to ``pages`` pages of the sweep, when one is under way or due and the budget has room."""

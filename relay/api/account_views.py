@@ -53,7 +53,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         )
     sweep = None
     if "stock" in account.resources:
-        state = SweepState.parse(await ctx.store.get_cursor(account.code, SWEEP_KEY))
+        state = SweepState.parse(await ctx.store.get_position(account.code, SWEEP_KEY))
         sweep = StockSweepStatus(
             mode=state.mode,
             next_product_row=state.next_first,
@@ -124,7 +124,7 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
         created_at=now,
     )
     baseline = await connect(ctx, account, list(account.resources))
-    await ctx.store.create_account(account, baseline.cursors, ms(ctx.clock()), baseline.stock_figures)
+    await ctx.store.create_account(account, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
     return await account_view(ctx, account)
 
 
@@ -191,7 +191,7 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     baseline = Baseline()
     if added or {"base_url", "app_ref", "token", "auth"} & update.keys():
         baseline = await connect(ctx, changed, added)
-    await ctx.store.save_account(changed, baseline.cursors, ms(ctx.clock()), baseline.stock_figures)
+    await ctx.store.save_account(changed, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
     return await account_view(ctx, changed)
 
 

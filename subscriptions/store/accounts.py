@@ -23,16 +23,16 @@ class AccountStore(RecordStore):
     async def create_account(
         self,
         account: AccountRecord,
-        cursors: dict[str, str],
+        positions: dict[str, str],
         first_poll_ms: int,
         stock_figures: dict[int, str] | None = None,
     ) -> None:
-        """Store a new account with the baseline of its resources (cursors by name, stock figures by product)
+        """Store a new account with the baseline of its resources (positions by name, stock figures by product)
         and schedule its first poll."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keyspace.account(account.code), self._account_json(account), nx=True)
             pipe.zadd(keyspace.ACCOUNTS, {account.code: ms(account.created_at)})
-            _write_baseline(pipe, account.code, cursors, stock_figures or {})
+            _write_baseline(pipe, account.code, positions, stock_figures or {})
             queue_plan(pipe, account.code, PollPlan().due_at(account.resources, first_poll_ms), idle_ms=first_poll_ms)
             created, *_ = await pipe.execute()
         if not created:
@@ -85,7 +85,7 @@ class AccountStore(RecordStore):
     async def save_account(
         self,
         account: AccountRecord,
-        cursors: dict[str, str],
+        positions: dict[str, str],
         first_poll_ms: int,
         stock_figures: dict[int, str] | None = None,
     ) -> None:
@@ -94,7 +94,7 @@ class AccountStore(RecordStore):
         plan = (await Polls(self.redis).plan(account.code)).due_at(account.resources, first_poll_ms)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keyspace.account(account.code), self._account_json(account), xx=True)
-            _write_baseline(pipe, account.code, cursors, stock_figures or {})
+            _write_baseline(pipe, account.code, positions, stock_figures or {})
             dropped = [r for r in RESOURCES if r not in account.resources]
             queue_plan(pipe, account.code, plan, idle_ms=first_poll_ms)
             saved, *_ = await pipe.execute()
@@ -141,13 +141,14 @@ class AccountStore(RecordStore):
     async def update_account_status(self, code: str, fields: dict[str, str]) -> None:
         await cast(Awaitable[int], self.redis.hset(keyspace.account_status(code), mapping=fields))
 
-    async def get_cursor(self, code: str, resource: str) -> str | None:
-        return cast(str | None, await self.redis.get(keyspace.cursor(code, resource)))
+    async def get_position(self, code: str, name: str) -> str | None:
+        """Where one of the account's pollings stands (``keyspace.position``), as stored."""
+        return cast(str | None, await self.redis.get(keyspace.position(code, name)))
 
 
-def _write_baseline(pipe: Pipeline, code: str, cursors: dict[str, str], stock_figures: dict[int, str]) -> None:
-    """Queue the writes of a baseline: cursors by name, stock figures by product."""
-    for name, cursor in cursors.items():
-        pipe.set(keyspace.cursor(code, name), cursor)
+def _write_baseline(pipe: Pipeline, code: str, positions: dict[str, str], stock_figures: dict[int, str]) -> None:
+    """Queue the writes of a baseline: positions by name, stock figures by product."""
+    for name, position in positions.items():
+        pipe.set(keyspace.position(code, name), position)
     if stock_figures:
         pipe.hset(keyspace.stock_figures(code), mapping={str(k): v for k, v in stock_figures.items()})

@@ -20,8 +20,10 @@ def account_status(code: str) -> str:
     return f"{PREFIX}account:{code}:status"  # HASH last poll, last error, per-resource figures
 
 
-def cursor(code: str, resource: str) -> str:
-    return f"{PREFIX}cursor:{code}:{resource}"  # STRING JSON, the poller's place in one resource
+def position(code: str, name: str) -> str:
+    """Where one of an account's pollings stands: a stream's cursor (``workers.cursor``), the stock sweep's state,
+    or the goods-out notes still followed. (The key still says ``cursor``: data written by earlier releases.)"""
+    return f"{PREFIX}cursor:{code}:{name}"  # STRING
 
 
 def budget(code: str) -> str:

@@ -82,10 +82,10 @@ async def test_commit_writes_the_cursor_with_the_events(redis_client: Redis, clo
     queue = DeliveryQueue(redis_client)
 
     def cursor(pipe: Pipeline) -> None:
-        pipe.set(keyspace.cursor("acme", "orders"), "C1")
+        pipe.set(keyspace.position("acme", "orders"), "C1")
 
     await queue.commit([event(1)], [], now=clock(), also=cursor)
-    assert await redis_client.get(keyspace.cursor("acme", "orders")) == "C1"
+    assert await redis_client.get(keyspace.position("acme", "orders")) == "C1"
     assert await redis_client.exists(keyspace.event("evt_1"))
 
 
@@ -94,14 +94,14 @@ async def test_a_lost_lock_writes_nothing(redis_client: Redis, clock: FakeClock)
     await redis_client.set("lock", "someone-else")
 
     def cursor(pipe: Pipeline) -> None:
-        pipe.set(keyspace.cursor("acme", "orders"), "stale")
+        pipe.set(keyspace.position("acme", "orders"), "stale")
 
     with pytest.raises(LostLease):
         await queue.commit([event(1)], [sub("s", ["*"], clock)], now=clock(), fence=Fence("lock", "mine"), also=cursor)
-    assert not await redis_client.exists(keyspace.event("evt_1"), keyspace.cursor("acme", "orders"))
+    assert not await redis_client.exists(keyspace.event("evt_1"), keyspace.position("acme", "orders"))
     await redis_client.set("lock", "mine")
     await queue.commit([event(1)], [], now=clock(), fence=Fence("lock", "mine"), also=cursor)
-    assert await redis_client.get(keyspace.cursor("acme", "orders")) == "stale"
+    assert await redis_client.get(keyspace.position("acme", "orders")) == "stale"
 
 
 async def test_claims_are_leased(redis_client: Redis, clock: FakeClock) -> None:

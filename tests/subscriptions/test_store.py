@@ -117,5 +117,5 @@ async def test_deleting_an_account_removes_its_subscriptions(redis_client: Redis
     await store.delete_account("acme")
     with pytest.raises(NotFound):
         await store.get_subscription("sub_001")
-    assert await store.get_cursor("acme", "orders.created") is None
+    assert await store.get_position("acme", "orders.created") is None
     assert (await store.list_subscriptions(limit=10, cursor=None)).items == []

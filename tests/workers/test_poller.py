@@ -293,7 +293,7 @@ async def test_a_poller_whose_claim_was_taken_over_writes_nothing(harness: Harne
     await harness.register()
     ids = await harness.create_orders(3)
     polls, lease_ms = harness.poller.polls, int(harness.poller.policy.lease_s * 1000)
-    cursor_key = keyspace.cursor(ACCOUNT, "orders.created")
+    cursor_key = keyspace.position(ACCOUNT, "orders.created")
     cursor_before = await harness.redis.get(cursor_key)
     plan_before = await polls.plan(ACCOUNT)
     (first,) = await polls.claim(now_ms=ms(now()), lease_ms=lease_ms, limit=1, among=[ACCOUNT])
