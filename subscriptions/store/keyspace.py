@@ -4,8 +4,6 @@ arq's own keys (``arq:*``) have a fixed prefix of arq's choosing, which is why t
 database number rather than by prefix.
 """
 
-from collections.abc import Callable
-
 PREFIX = "relay:"
 
 # accounts
@@ -179,13 +177,6 @@ def resource_state(code: str, resource: str) -> list[str]:
     if resource == "stock":
         patterns += [stock_figures(code), stock_dirty(code), f"{PREFIX}snap:{code}:stock.*"]
     return patterns
-
-
-def template(key_of: "Callable[[str], str]") -> list[str]:
-    """What comes before and after the id in the keys ``key_of`` names, for a Lua script that names them itself:
-    ``template(attempts) == ["relay:delivery:", ":attempts"]``."""
-    head, tail = key_of("\x00").split("\x00")
-    return [head, tail]
 
 
 # dashboard sessions and logins (relay.ui): a session's id is only in the browser's cookie; Redis has its SHA-256

@@ -52,8 +52,3 @@ class Script:
 def encode(args: Any) -> str:
     """The one JSON argument of a script: compact, so that large batches cost as little to send as they can."""
     return json.dumps(args, separators=(",", ":"))
-
-
-def queue_eval(pipe: Pipeline, script: str, keys: Sequence[str], args: Sequence[Any]) -> None:
-    """Queue ``script`` by its text with positional arguments (scripts not yet moved to ``.lua`` files)."""
-    pipe.eval(script, len(keys), *keys, *args)

@@ -111,13 +111,14 @@ class DeliveryQueue:
     async def claim(self, *, now: datetime, timeout_s: float, limit: int) -> list[tuple[str, DeliveryRecord | None]]:
         """Up to ``limit`` due deliveries, leased to the caller for an attempt of ``timeout_s`` (see
         ``subscriptions.core.lease``), each with its record (``None`` when it is no longer kept, or cannot be
-        read), in one round trip."""
-        pairs = cast(
+        read): the claim, then one read of the records it found."""
+        found = cast(
             list[Any], await scripts.CLAIM.run(self.redis, *scripts.claim_args(now, lease_ms(timeout_s), limit))
         )
+        ids = [str(delivery_id) for delivery_id in found]
+        texts = cast(list[Any], await self.redis.mget([keyspace.delivery(i) for i in ids])) if ids else []
         claimed: list[tuple[str, DeliveryRecord | None]] = []
-        for i in range(0, len(pairs), 2):
-            delivery_id, text = str(pairs[i]), pairs[i + 1]
+        for delivery_id, text in zip(ids, texts, strict=True):
             try:
                 claimed.append((delivery_id, DeliveryRecord.model_validate_json(text) if text else None))
             except ValidationError as error:  # one unreadable record must not stop every claim after it

@@ -42,7 +42,7 @@ class KeyList:
 
 def claim_args(now: datetime, lease_ms: int, limit: int) -> tuple[list[str], dict[str, Any]]:
     """Keys and argument of ``claim.lua``."""
-    args = {"now_ms": ms(now), "lease_ms": lease_ms, "limit": limit, "record_prefix": keyspace.delivery("")}
+    args = {"now_ms": ms(now), "lease_ms": lease_ms, "limit": limit}
     return [keyspace.DUE], args
 
 
