@@ -117,15 +117,18 @@ async def follow(
 
     ``recheck_ms`` > 0 reads again the records stamped within that long of the newest stamp read: a record
     changed twice within one stamp's precision keeps its stamp, and only reading it again (and diffing) shows the
-    second change. Such records stay *open* in the cursor and are read once more after a later stamp has been
-    seen on a record changed since the last poll, however much later: only then is their second surely over.
-    Stamps read before are no evidence: Brightpearl's clock may have stepped back since they were made.
+    second change. Such records stay *open* in the cursor: each record changed since the last poll is read once
+    more, and then again at every poll until a record changed since the poll before shows a later stamp (or, on a
+    poll that finds no change, until a later stamp is read at all). Stamps read before are no evidence that a
+    second is over, nor is one read in the same poll: Brightpearl's clock may have stepped back between them.
     """
     rows, raw, stopped_at = await read(client, stream, cursor, max_pages=max_pages)
     committed = cursor
     waiting = cursor.unseen(rows)
-    newest = max((row.stamp_ms for row in rows), default=None)
-    newest_fresh = max((row.stamp_ms for row in waiting), default=None)  # a stamp Brightpearl's clock has passed
+    fresh = {row.id for row in waiting}  # changed since the last poll
+    newest = max((row.stamp_ms for row in waiting), default=None)  # a stamp Brightpearl's clock has passed
+    if newest is None:  # no change: the newest stamp read is the best evidence there is
+        newest = max((row.stamp_ms for row in rows), default=None)
     recheck: list[Row] = []
     if recheck_ms:
         pending = {row.id for row in waiting}
@@ -147,7 +150,7 @@ async def follow(
         still_open = [
             row
             for row in waiting
-            if (row.id in done and (newest_fresh is None or row.stamp_ms >= newest_fresh - recheck_ms))
+            if (row.id in done and (row.id in fresh or newest is None or row.stamp_ms >= newest - recheck_ms))
             or (row.id not in done and row.id in cursor.open)
         ]
         cursor = cursor.with_open(still_open)

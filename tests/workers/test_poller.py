@@ -274,6 +274,32 @@ async def test_a_second_change_within_one_second_is_found_after_brightpearls_clo
     assert changes == sorted([(early, 4), (a, 4), (a, 5)])
 
 
+async def test_a_change_read_beside_one_made_before_the_clock_stepped_back_is_read_again(harness: Harness) -> None:
+    """One poll reads a change stamped before Brightpearl's clock stepped back 20 s and one stamped after: the
+    older stamp is in the second now running, whatever the newer says, so that order is read again and its
+    second change within that second reported."""
+    account = harness.sandbox.account()
+    start = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+    at = {"now": start.replace(second=30)}
+    account.clock = lambda: at["now"]
+    await harness.register()
+    early, a = await harness.create_orders(2)
+    await harness.poll()
+    at["now"] = start.replace(second=30, microsecond=500_000)
+    await harness.sandbox_call("PUT", f"/orders/{early}/status", {"status_id": 4})  # updatedOn 10:00:30
+    at["now"] = start.replace(second=11, microsecond=200_000)  # the clock steps back
+    await harness.sandbox_call("PUT", f"/orders/{a}/status", {"status_id": 4})  # updatedOn 10:00:11
+    await harness.poll()  # reads both changes as new
+    at["now"] = start.replace(second=11, microsecond=700_000)  # the same second: updatedOn does not move
+    await harness.sandbox_call("PUT", f"/orders/{a}/status", {"status_id": 5})
+    await harness.poll()
+    changes = sorted(
+        (body["data"]["id"], body["data"]["changes"]["orderStatus"]["after"]["orderStatusId"])
+        for body in await harness.bodies("order.modified.order-status")
+    )
+    assert changes == sorted([(early, 4), (a, 4), (a, 5)])
+
+
 async def test_more_records_at_one_stamp_than_a_poll_reads_do_not_stall_the_stream(harness: Harness) -> None:
     """Pages of 7 and 20 pages a poll: 140 rows. 200 orders sharing one createdOn, then 3 more: the next polls
     carry on where the last stopped instead of reading the same first 140 for ever."""
