@@ -1,73 +1,76 @@
-"""Goods-out notes: ``created``, then ``printed``, ``picked``, ``packed`` and ``shipped`` as each note gets there.
+"""Goods-out notes: ``created``; each stage reached, undone and reached again; other edits; ``destroyed``.
 
 Notes have no ``updatedOn``. New ones come from a ``createdOn`` stream on ``goods-out-search``; the notes not
-shipped yet are followed by id, read 500 a request (their stages come from ``status``, so the search's columns,
-which Brightpearl does not document in full, are not relied on). Each stage is reported once, even when
-Brightpearl jumps straight to shipped; a shipped note is followed no further.
+shipped yet are followed by id, read 500 a request (their stages come from the notes themselves, so the search's
+columns, which Brightpearl does not document in full, are not relied on). What a note's old and new state give
+is :mod:`workers.note_changes`; here is the reading. A shipped note, or one Brightpearl no longer returns
+(deleted: the GET leaves unknown ids out, and answers 404 when it knows none), is followed no further.
+
+Which notes a poll reads: the newest 500 followed every poll, and of the older ones (stale notes never shipped
+pile up on real accounts) the next 500 in rotation, so each is read within a bounded number of polls and a
+quiet account costs its search and one GET. What is kept: the followed notes' counts (position
+``goods-out-notes.open``), where the rotation stands (``goods-out-notes.rotation``), and each followed note as
+last seen (a snapshot, for the ``before`` of an edit and the data of ``destroyed``).
 """
 
 import json
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio.client import Pipeline
 
-from subscriptions.core.envelope import NewEvent, resource_event
 from subscriptions.store import keyspace
 from workers.brightpearl.client import BrightpearlClient
-from workers.brightpearl.idset import chunk_id_sets
-from workers.changes import happened_at
 from workers.context import PollContext
 from workers.cursor import Row
+from workers.note_changes import (
+    NOTE,
+    STAGES,
+    Followed,
+    created_event,
+    destroyed_event,
+    digest,
+    note_change,
+)
+from workers.snapshots import Snapshots
 from workers.stream import Derived, Stream, Write, follow
+
+__all__ = ["CREATED", "NOTE", "OPEN_KEY", "STAGES", "open_json", "open_notes_now", "poll_notes"]
+
+log = logging.getLogger(__name__)
 
 SEARCH = "warehouse-service/goods-note/goods-out-search"
 GET = "warehouse-service/order/*/goods-note/goods-out/"
-STAGES = ("printed", "picked", "packed", "shipped")
-NOTE = "goods-out-note"  # the resource in its events' names: goods-out-note.created, goods-out-note.modified.printed
 MAX_IDS = 500  # goods-out notes allow 500 ids a request
+FOLLOW_BATCH = MAX_IDS  # followed notes read a poll: the newest this many, and this many older ones in rotation
 OPEN_KEY = "goods-out-notes.open"
+ROTATION_KEY = "goods-out-notes.rotation"
+SNAPSHOTS = "goods-out-notes"
 CREATED = Stream("goods-out-notes.created", SEARCH, "goodsOutNoteId", "createdOn")
-MAX_BASELINE_PAGES = 20
+MAX_BASELINE_PAGES = 20  # the newest 10,000 notes at 500 a page; older ones not shipped are not followed
 
-Open = dict[int, int]  # note id -> how many stages it has reached (0 printed none, 4 shipped)
-
-
-def reached(flags: Mapping[str, Any]) -> int:
-    """How far along a note is: the last stage whose flag is set (a later stage implies the earlier ones)."""
-    level = 0
-    for index, stage in enumerate(STAGES, start=1):
-        if flags.get(stage) in (True, "true"):
-            level = index
-    return level
-
-
-def stage_events(account: str, note_id: int, note: dict[str, Any], before: int, after: int) -> list[NewEvent]:
-    """One event per stage from ``before`` to ``after``, in order; each stage's id depends only on the note."""
-    status = note.get("status")
-    return [
-        resource_event(
-            account,
-            f"{NOTE}.modified.{stage}",
-            note_id,
-            note,
-            happened_at(status.get(f"{stage}On")) if isinstance(status, dict) else None,
-        )
-        for stage in STAGES[before:after]
-    ]
-
-
-def created_event(account: str, note_id: int, note: dict[str, Any]) -> NewEvent:
-    """A note's ``created`` event; its id depends only on the note."""
-    return resource_event(account, f"{NOTE}.created", note_id, note, happened_at(note.get("createdOn")))
+Open = dict[int, Followed]  # note id -> what is kept of it
 
 
 def open_json(notes: Open) -> str:
-    return json.dumps({str(note_id): level for note_id, level in sorted(notes.items())})
+    """The followed notes as kept: ``{"v": 2, "notes": {id: Followed.to_json()}}``."""
+    return json.dumps(
+        {"v": 2, "notes": {str(note_id): notes[note_id].to_json() for note_id in sorted(notes)}},
+        separators=(",", ":"),
+    )
+
+
+def read_open(text: str) -> Open:
+    """The followed notes from :func:`open_json`, or from the format before stages could go back,
+    ``{"id": stages reached}``: an upgrade loses no note and reports no stage twice."""
+    value = json.loads(text)
+    notes = value["notes"] if isinstance(value, dict) and "v" in value else value
+    return {int(note_id): Followed.from_json(kept) for note_id, kept in notes.items()}
 
 
 def save_open(code: str, notes: Open) -> Write:
-    """A write keeping the open notes as they stand now (committed with the events derived from them)."""
+    """A write keeping the followed notes as they stand now (committed with the events derived from them)."""
     text, key = open_json(notes), keyspace.position(code, OPEN_KEY)
 
     def apply(pipe: Pipeline) -> None:
@@ -76,44 +79,69 @@ def save_open(code: str, notes: Open) -> Write:
     return apply
 
 
+def to_read(followed: Sequence[int], after: int | None, batch: int) -> tuple[list[int], list[int], int | None]:
+    """Which followed notes a poll reads: the newest ``batch`` (ids grow with time), and the next ``batch`` of
+    the older ones, newest first, from below ``after`` (the lowest read by the poll before; from the top again
+    when none is below). Also the new ``after``. Pure."""
+    newest_first = sorted(followed, reverse=True)
+    newest, older = newest_first[:batch], newest_first[batch:]
+    if not older:
+        return newest, [], None
+    start = 0 if after is None else next((i for i, note_id in enumerate(older) if note_id < after), 0)
+    chunk = older[start : start + batch]
+    return newest, chunk, chunk[-1]
+
+
 async def open_notes_now(client: BrightpearlClient) -> Open:
-    """The notes not shipped yet and how far each has got: the baseline of an account being registered. The
-    stages are read from the notes themselves, not from search columns Brightpearl may not offer."""
-    ids: list[int] = []
+    """The notes not shipped yet and where each stands: the baseline of an account being registered.
+
+    Read newest first, the ``shipped`` column filtered here rather than in the search (whether Brightpearl
+    filters on it is not known; only what its columns accept is sent), so a cap leaves out only the oldest; the
+    stages come from the notes themselves."""
+    params = {"columns": "goodsOutNoteId,shipped", "sort": "createdOn.DESC", "pageSize": str(client.page_size)}
+    ids: dict[int, None] = {}  # in order, without the repeats a note made while paging causes
     first = 1
-    for _ in range(MAX_BASELINE_PAGES):
-        params = {"shipped": "false", "columns": "goodsOutNoteId", "pageSize": str(client.page_size)}
+    for page_number in range(MAX_BASELINE_PAGES):
         page = await client.search(SEARCH, {**params, "firstResult": str(first)})
-        ids += [int(row["goodsOutNoteId"]) for row in page.rows if row.get("goodsOutNoteId") is not None]
+        for row in page.rows:
+            if row.get("goodsOutNoteId") is not None and row.get("shipped") not in (True, "true"):
+                ids[int(row["goodsOutNoteId"])] = None
         if not page.more_pages or not page.rows:
             break
         first = page.last_result + 1
-    found = await client.get_keyed(GET, ids, max_per_request=MAX_IDS) if ids else {}
-    levels = {note_id: reached(note.get("status") or {}) for note_id, note in found.items()}
-    return {note_id: level for note_id, level in levels.items() if level < len(STAGES)}
+        if page_number == MAX_BASELINE_PAGES - 1:
+            log.warning("goods-out notes: more than %d pages; older notes not shipped are not followed", page_number)
+    found = await client.get_keyed(GET, list(ids), max_per_request=MAX_IDS) if ids else {}
+    kept = {note_id: Followed.first_seen(note) for note_id, note in found.items()}
+    return {note_id: followed for note_id, followed in kept.items() if not followed.shipped}
 
 
 async def poll_notes(ctx: PollContext) -> None:
-    """One poll: new notes, then the stages of the notes still open."""
+    """One poll: new notes, then the notes followed."""
     code = ctx.account.code
     stored = await ctx.store.get_position(code, OPEN_KEY)
-    notes: Open = {int(k): v for k, v in json.loads(stored).items()} if stored else await open_notes_now(ctx.client)
+    notes = read_open(stored) if stored else await open_notes_now(ctx.client)
+    snapshots = Snapshots(ctx.redis, code, SNAPSHOTS)
+    read_now: set[int] = set()
 
     def keep_open() -> Write:
         return save_open(code, notes)
 
     async def derive_created(rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
         found = await ctx.client.get_keyed(GET, [row.id for row in rows], max_per_request=MAX_IDS)
-        events = []
-        for note_id, note in found.items():
+        seen = ctx.clock()
+        events, writes = [], []
+        for note_id in sorted(found):
             if note_id in notes:
                 continue  # already followed (seen open at registration)
-            events.append(created_event(code, note_id, note))
-            level = reached(note.get("status") or {})
-            events += stage_events(code, note_id, note, 0, level)
-            if level < len(STAGES):
-                notes[note_id] = level
-        return Derived(events, [keep_open()], set(found))
+            note = found[note_id]
+            change = note_change(code, note_id, Followed(), None, note, seen)
+            events += [created_event(code, note_id, note, seen), *change.events]
+            if not change.after.shipped:
+                notes[note_id] = change.after
+                writes.append(snapshots.write(note_id, note, None))
+                read_now.add(note_id)
+        return Derived(events, [keep_open(), *writes], set(found))
 
     await follow(
         ctx.client,
@@ -123,24 +151,66 @@ async def poll_notes(ctx: PollContext) -> None:
         derive=derive_created,
         commit=ctx.commit_for(CREATED),
     )
-    await _follow_open(ctx, notes, keep_open)
+    await _follow_open(ctx, notes, snapshots, read_now, keep_open)
 
 
-async def _follow_open(ctx: PollContext, notes: Open, keep_open: Callable[[], Write]) -> None:
-    """Read the open notes, 500 a request, and report the stages each has reached since."""
+async def _follow_open(
+    ctx: PollContext, notes: Open, snapshots: Snapshots, read_now: set[int], keep_open: Callable[[], Write]
+) -> None:
+    """Read the followed notes due this poll (not those just read as new) and report what changed."""
     code = ctx.account.code
-    for id_set in chunk_id_sets(list(notes), MAX_IDS):
-        found = await ctx.client.get(GET + id_set)
-        events = []
-        for key, note in found.items() if isinstance(found, dict) else []:
-            note_id = int(key)
-            level = reached(note.get("status") or {}) if isinstance(note, dict) else 0
-            if note_id not in notes or level <= notes[note_id]:
-                continue
-            events += stage_events(code, note_id, note, notes[note_id], level)
-            if level >= len(STAGES):
-                del notes[note_id]
-            else:
-                notes[note_id] = level
-        if events:
-            await ctx.commit(events, [keep_open()])
+    rotation_text = await ctx.store.get_position(code, ROTATION_KEY)
+    after = json.loads(rotation_text).get("after") if rotation_text else None
+    newest, older, new_after = to_read([i for i in notes if i not in read_now], after, FOLLOW_BATCH)
+    for batch in (newest, older):
+        if batch:
+            await _read_batch(ctx, notes, snapshots, batch, keep_open)
+    if new_after != after:
+        await ctx.commit([], [_save_rotation(code, new_after)])
+
+
+async def _read_batch(
+    ctx: PollContext, notes: Open, snapshots: Snapshots, batch: list[int], keep_open: Callable[[], Write]
+) -> None:
+    code = ctx.account.code
+    found = await ctx.client.get_keyed(GET, batch, max_per_request=MAX_IDS)  # 404: none of them exists any more
+    seen = ctx.clock()
+    looked_at = [i for i in batch if i not in found or digest(found[i]) != notes[i].digest]
+    if not looked_at:
+        return  # nothing changed: no Redis write either
+    last_seen = await snapshots.load(looked_at)
+    events, writes = [], []
+    for note_id in looked_at:
+        note = found.get(note_id)
+        if note is None:
+            events.append(destroyed_event(code, note_id, last_seen.get(note_id, {}), seen))
+            del notes[note_id]
+            writes.append(_forget(snapshots, note_id))
+            continue
+        change = note_change(code, note_id, notes[note_id], last_seen.get(note_id), note, seen)
+        events += change.events
+        if change.after.shipped:
+            del notes[note_id]
+            writes.append(_forget(snapshots, note_id))
+        else:
+            notes[note_id] = change.after
+            writes.append(snapshots.write(note_id, note, None))
+    await ctx.commit(events, [keep_open(), *writes])
+
+
+def _forget(snapshots: Snapshots, note_id: int) -> Write:
+    key = snapshots.key(note_id)
+
+    def apply(pipe: Pipeline) -> None:
+        pipe.delete(key)
+
+    return apply
+
+
+def _save_rotation(code: str, after: int | None) -> Write:
+    key, text = keyspace.position(code, ROTATION_KEY), json.dumps({"after": after})
+
+    def apply(pipe: Pipeline) -> None:
+        pipe.set(key, text)
+
+    return apply

@@ -1,10 +1,10 @@
-"""A sandbox account's goods-out notes: making one for a sales order (allocating the order first if need be)
-and taking it through its stages; shipping logs goods movements, takes the goods out of allocated stock and
-changes the order's shipping status."""
+"""A sandbox account's goods-out notes: making one for a sales order (allocating the order first if need be),
+taking it through its stages and back, editing and deleting it; shipping logs goods movements, takes the goods
+out of allocated stock and changes the order's shipping status."""
 
 from relay.sandbox.account_errors import OrderStateConflict, UnknownGoodsOutNote
 from relay.sandbox.account_orders import AccountOrders
-from relay.sandbox.goods_out import GoodsOutNote, NoteLine, Stage
+from relay.sandbox.goods_out import GoodsOutNote, NoteLine, NoteShipped, ShippingChange, Stage
 from relay.sandbox.orders import whole_second
 from relay.sandbox.stock import GoodsMovement
 
@@ -62,3 +62,26 @@ class AccountGoodsOut(AccountOrders):
         ]
         self.order(note.order_id).mark_shipped((line.row_id for line in note.lines), now)
         return note, movements
+
+    def unset_note_stage(self, note_id: int, stage: Stage) -> GoodsOutNote:
+        """Undo a stage of a note not shipped yet (``UPR``, ``UPI`` or ``UPA`` logged); it can be reached again."""
+        note = self.goods_out_note(note_id)
+        note.unset_stage(stage, whole_second(self.now()), self._next_event_version)
+        return note
+
+    def edit_goods_out_note(
+        self, note_id: int, *, priority: bool | None = None, shipping: ShippingChange | None = None
+    ) -> GoodsOutNote:
+        """Change a note's priority or shipping details (what Brightpearl's ``goods-out-note.modified`` names)."""
+        note = self.goods_out_note(note_id)
+        note.edit(priority=priority, shipping=shipping)
+        return note
+
+    def delete_goods_out_note(self, note_id: int) -> None:
+        """Delete a note not shipped yet: GETs and searches no longer show it, and its order's rows may go on a
+        new note. (A shipped note has moved stock; the sandbox does not take that back.)"""
+        note = self.goods_out_note(note_id)
+        if note.shipped:
+            raise NoteShipped(f"goods-out note {note_id} has shipped; the sandbox does not delete shipped notes")
+        del self.goods_out_notes[note_id]
+        self.order(note.order_id).noted_row_ids.difference_update(line.row_id for line in note.lines)

@@ -8,7 +8,8 @@ does not allow (allocating twice, a shipped note) 409, values the account cannot
 have) 422.
 
 Under ``/_sandbox/accounts/{code}``: ``orders`` (made, with rows; changed; allocated; given goods-out notes),
-``products``, ``stock/receive`` and ``stock/correct``, ``goods-out-notes`` and their stages, ``contacts``,
+``products``, ``stock/receive`` and ``stock/correct``, ``goods-out-notes`` (their stages set and undone, edited,
+deleted), ``contacts``,
 ``faults``, ``spend`` and ``requests``. The routes are all listed in :func:`add_control_routes`; their bodies and
 handlers live by resource:
 
@@ -51,6 +52,9 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post(account + "/orders/{order_id}/goods-out-notes", orders.create_goods_out_note)
     app.router.add_get(account + "/goods-out-notes", orders.list_goods_out_notes)
     app.router.add_post(account + "/goods-out-notes/{note_id}/stage", orders.set_note_stage)
+    app.router.add_post(account + "/goods-out-notes/{note_id}/unstage", orders.unset_note_stage)
+    app.router.add_patch(account + "/goods-out-notes/{note_id}", orders.change_goods_out_note)
+    app.router.add_delete(account + "/goods-out-notes/{note_id}", orders.delete_goods_out_note)
     app.router.add_get(account + "/products", products.list_products)
     app.router.add_post(account + "/products", products.create_products)
     app.router.add_patch(account + "/products/{product_id}", products.change_product)

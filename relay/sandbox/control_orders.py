@@ -1,5 +1,6 @@
 """The control API's orders and goods-out notes: making orders (with rows, allocated or not, late), changing
-their status, reference, delivery date and rows, allocating them, and making and shipping their notes."""
+their status, reference, delivery date and rows, allocating them, and making their notes, taking them through
+their stages and back, editing and deleting them."""
 
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from relay.sandbox.control_requests import (
     timestamp,
     utc_or_none,
 )
-from relay.sandbox.goods_out import GoodsOutNote, Stage
+from relay.sandbox.goods_out import GoodsOutNote, ShippingChange, Stage
 from relay.sandbox.orders import SandboxOrder
 
 
@@ -61,6 +62,17 @@ class StageChange(ControlBody):
     stage: Annotated[Stage, Field(strict=False)]  # the stage's name, as JSON gives it
 
 
+class NoteChange(ControlBody):
+    """An edit of a note: its priority and shipping details (each optional; at least one)."""
+
+    priority: bool | None = None
+    shipping_method_id: int | None = Field(None, ge=0)
+    reference: str | None = Field(None, max_length=200)
+    boxes: int | None = Field(None, ge=0, le=10_000)
+    weight: float | None = Field(None, ge=0, le=1_000_000)
+    label_uri: str | None = Field(None, max_length=2000)
+
+
 def _order_summary(order: SandboxOrder) -> dict[str, Any]:
     return {
         "id": order.id,
@@ -82,6 +94,9 @@ def _note_summary(note: GoodsOutNote) -> dict[str, Any]:
         "sequence": note.sequence,
         "stages": [stage.value for stage in Stage if stage in note.stages],
         "shipped": note.shipped,
+        "event_codes": [event.code for event in note.events],
+        "priority": note.priority,
+        "shipping": note.shipping.describe(),
     }
 
 
@@ -159,3 +174,32 @@ async def set_note_stage(request: web.Request) -> web.Response:
     body = await read_body(request, StageChange)
     note, movements = account.set_note_stage(note_id, body.stage)
     return web.json_response({**_note_summary(note), "movements": [movement_summary(account, m) for m in movements]})
+
+
+async def unset_note_stage(request: web.Request) -> web.Response:
+    account = account_of(request)
+    note_id = path_id(request, "note_id", "goods-out note")
+    body = await read_body(request, StageChange)
+    return web.json_response(_note_summary(account.unset_note_stage(note_id, body.stage)))
+
+
+async def change_goods_out_note(request: web.Request) -> web.Response:
+    account = account_of(request)
+    note_id = path_id(request, "note_id", "goods-out note")
+    body = await read_body(request, NoteChange)
+    nothing_to_change(body)
+    shipping_fields = body.model_fields_set - {"priority"}
+    shipping = (
+        ShippingChange(body.shipping_method_id, body.reference, body.boxes, body.weight, body.label_uri)
+        if shipping_fields
+        else None
+    )
+    note = account.edit_goods_out_note(note_id, priority=body.priority, shipping=shipping)
+    return web.json_response(_note_summary(note))
+
+
+async def delete_goods_out_note(request: web.Request) -> web.Response:
+    account = account_of(request)
+    note_id = path_id(request, "note_id", "goods-out note")
+    account.delete_goods_out_note(note_id)
+    return web.json_response({"id": note_id, "deleted": True})

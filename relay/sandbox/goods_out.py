@@ -2,11 +2,14 @@
 ``goods-out-search`` row.
 
 A note is made for an order's allocated rows, with one ``PLA`` event (recorded on new notes; "placed"). It is
-then printed (``PRI``), picked (``PIC``), packed (``PAC``) and shipped (``SHW``), each stage once, each logging
-an event. Setting *shipped* also sets every earlier stage still missing, their events logged after ``SHW``, as
-the recorded note shows; once shipped nothing more can change. Notes have no ``updatedOn``: a relay sees new
+then printed (``PRI``), picked (``PIC``), packed (``PAC``) and shipped (``SHW``), each stage logging an event.
+Printed, picked and packed can be undone (``UPR``, ``UPI``, ``UPA``: the flag, its ``*On`` and ``*ById`` are
+cleared) and reached again (API.md 6.6, 8.1). Setting *shipped* also sets every earlier stage still missing,
+their events logged after ``SHW``, as the recorded note shows; once shipped nothing more can change. Other
+fields can be edited: ``priority`` and ``shipping`` (method, reference, boxes, weight, label URI; the fields of
+Brightpearl's ``goods-out-note.modified`` webhook, API.md 7.3). Notes have no ``updatedOn``: a relay sees new
 notes by ``createdOn`` and progress by re-reading them (or by ``shippedOn``). The stage rules are pure
-(:func:`stages_to_set`); stock and goods movements are the account's business.
+(:func:`stages_to_set`, :func:`stage_to_unset`); stock and goods movements are the account's business.
 """
 
 from collections.abc import Callable, Collection
@@ -22,9 +25,10 @@ from workers.brightpearl.timestamps import format_in_offset
 
 GOODS_OUT_SEARCH_TABLE = SearchTable(
     columns=(
-        Column("goodsOutNoteId", DataType.IDSET),
-        Column("orderId", DataType.IDSET),
-        Column("warehouseId", DataType.IDSET),
+        # INTEGER, not IDSET: one value, no ranges or lists (API.md 8.1, from the goods-out-note search docs)
+        Column("goodsOutNoteId", DataType.INTEGER),
+        Column("orderId", DataType.INTEGER),
+        Column("warehouseId", DataType.INTEGER),
         Column("transfer", DataType.BOOLEAN),
         Column("printed", DataType.BOOLEAN),
         Column("picked", DataType.BOOLEAN),
@@ -51,8 +55,14 @@ class Stage(StrEnum):
     def event_code(self) -> str:
         return _EVENT_CODES[self]
 
+    @property
+    def undo_code(self) -> str:
+        """The event logged when the stage is undone (shipping cannot be)."""
+        return _UNDO_CODES[self]
+
 
 _EVENT_CODES = {Stage.PRINTED: "PRI", Stage.PICKED: "PIC", Stage.PACKED: "PAC", Stage.SHIPPED: "SHW"}
+_UNDO_CODES = {Stage.PRINTED: "UPR", Stage.PICKED: "UPI", Stage.PACKED: "UPA"}
 _BEFORE_SHIPPING = (Stage.PRINTED, Stage.PICKED, Stage.PACKED)
 
 
@@ -62,6 +72,14 @@ class NoteShipped(Conflict):
 
 class StageAlreadySet(Conflict):
     """A stage the note has already reached."""
+
+
+class StageNotSet(Conflict):
+    """Undoing a stage the note has not reached (or is not at any more)."""
+
+
+class NotUndoable(Conflict):
+    """Undoing shipping: Brightpearl has no event for it."""
 
 
 def stages_to_set(done: Collection[Stage], stage: Stage) -> list[Stage]:
@@ -74,6 +92,18 @@ def stages_to_set(done: Collection[Stage], stage: Stage) -> list[Stage]:
     if stage is Stage.SHIPPED:
         return [Stage.SHIPPED, *(earlier for earlier in _BEFORE_SHIPPING if earlier not in done)]
     return [stage]
+
+
+def stage_to_unset(done: Collection[Stage], stage: Stage) -> Stage:
+    """The stage that undoing ``stage`` clears on a note that has reached ``done``: ``stage`` itself, each stage
+    on its own (undoing *picked* leaves *packed* as it is: Brightpearl's flags are independent)."""
+    if Stage.SHIPPED in done:
+        raise NoteShipped("the goods-out note has shipped; it cannot change any more")
+    if stage is Stage.SHIPPED:
+        raise NotUndoable("shipping cannot be undone")
+    if stage not in done:
+        raise StageNotSet(f"the goods-out note is not {stage.value}")
+    return stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +132,43 @@ class NoteLine:
     location_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Shipping:
+    """A note's ``shipping``: the recorded note shows ``reference`` and ``shippingMethodId``; the documented
+    ``boxes``, ``weight`` and ``labelUri`` appear once set (Brightpearl omits null fields)."""
+
+    shipping_method_id: int = 0
+    reference: str = ""
+    boxes: int | None = None
+    weight: float | None = None
+    label_uri: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"reference": self.reference, "shippingMethodId": self.shipping_method_id}
+        optional = {"boxes": self.boxes, "weight": self.weight, "labelUri": self.label_uri}
+        return shown | {name: value for name, value in optional.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingChange:
+    """The shipping fields an edit sets; ``None`` leaves a field as it is."""
+
+    shipping_method_id: int | None = None
+    reference: str | None = None
+    boxes: int | None = None
+    weight: float | None = None
+    label_uri: str | None = None
+
+    def applied_to(self, shipping: Shipping) -> Shipping:
+        return Shipping(
+            shipping.shipping_method_id if self.shipping_method_id is None else self.shipping_method_id,
+            shipping.reference if self.reference is None else self.reference,
+            shipping.boxes if self.boxes is None else self.boxes,
+            shipping.weight if self.weight is None else self.weight,
+            shipping.label_uri if self.label_uri is None else self.label_uri,
+        )
+
+
 @dataclass
 class GoodsOutNote:
     """One goods-out note of an order."""
@@ -115,6 +182,8 @@ class GoodsOutNote:
     last_event_version: int
     stages: dict[Stage, datetime] = field(default_factory=dict)
     events: list[NoteEvent] = field(default_factory=list)
+    priority: bool = False
+    shipping: Shipping = field(default_factory=Shipping)
 
     def __post_init__(self) -> None:
         if not self.events:
@@ -137,6 +206,22 @@ class GoodsOutNote:
             self.events.append(NoteEvent(now, reached.event_code))
             self.last_event_version = next_event_version()
         return newly_set
+
+    def unset_stage(self, stage: Stage, now: datetime, next_event_version: Callable[[], int]) -> None:
+        """Undo ``stage`` at ``now``: its flag and times are cleared and a ``UPR``/``UPI``/``UPA`` is logged."""
+        undone = stage_to_unset(self.stages.keys(), stage)
+        del self.stages[undone]
+        self.events.append(NoteEvent(now, undone.undo_code))
+        self.last_event_version = next_event_version()
+
+    def edit(self, *, priority: bool | None = None, shipping: ShippingChange | None = None) -> None:
+        """Change the note's priority or shipping details; a shipped note takes no more changes."""
+        if self.shipped:
+            raise NoteShipped("the goods-out note has shipped; it cannot change any more")
+        if priority is not None:
+            self.priority = priority
+        if shipping is not None:
+            self.shipping = shipping.applied_to(self.shipping)
 
 
 def render_note(note: GoodsOutNote, offset_minutes: int) -> dict[str, Any]:
@@ -161,9 +246,9 @@ def render_note(note: GoodsOutNote, offset_minutes: int) -> dict[str, Any]:
         "orderId": note.order_id,
         "warehouseId": note.warehouse_id,
         "transfer": False,
-        "priority": False,
+        "priority": note.priority,
         "status": status,
-        "shipping": {"reference": "", "shippingMethodId": 0},
+        "shipping": note.shipping.describe(),
         "releaseDate": when(note.created_on),
         "createdOn": when(note.created_on),
         "createdBy": catalogue.STAFF_ID,

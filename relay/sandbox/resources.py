@@ -240,7 +240,8 @@ def get_availability(call: Call) -> Answer:
 
 def get_goods_out_notes(call: Call) -> Answer:
     """``GET order/{ORDER-ID-SET or *}/goods-note/goods-out[/{NOTE-ID-SET}]``: a map of the notes, by id, of
-    those orders (all notes of them when no note set is given); ``{}`` when none match."""
+    those orders (all notes of them when no note set is given), those that do not exist left out; 404
+    ``CMNC-404`` "No goods out notes found" when none match (API.md 8.1: notes get deleted)."""
     account = call.account
     orders_text = call.params["orders"].strip()
     order_ids = None if orders_text == "*" else frozenset(request_ids(orders_text, None))
@@ -250,6 +251,8 @@ def get_goods_out_notes(call: Call) -> Answer:
     else:
         notes = list(account.goods_out_notes.values())
     found = [note for note in notes if order_ids is None or note.order_id in order_ids]
+    if not found:
+        raise ApiError(404, envelope.NOT_FOUND_CODE, "No goods out notes found")
     offset = account.offset_minutes
     return envelope.ok({str(note.id): render_note(note, offset) for note in unordered(found)})
 

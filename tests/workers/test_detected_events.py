@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from subscriptions.core.envelope import NewEvent, ping_event
+from subscriptions.core.envelope import NewEvent, format_timestamp, ping_event
 from subscriptions.core.events import EVENT_TYPES
-from workers import goods_out, records, stock
+from workers import note_changes, records, stock
+from workers.note_changes import Followed, Occurrence
 
 BEFORE = json.loads((Path(__file__).parents[1] / "fixtures" / "events_before_issue_13.json").read_text())
 ORDER = {
@@ -32,6 +33,8 @@ NOTE: dict[str, Any] = {
     "createdOn": "2026-11-26T09:00:00.000+00:00",
     "status": {"printed": True, "printedOn": "2026-11-26T09:30:00.500+00:00", "picked": "true", "pickedOn": None},
 }
+LOG = [{"eventCode": code} for code in ("PLA", "PRI", "UPR", "SHW", "PRI", "PIC", "PAC")]
+STAGES = ("printed", "picked", "packed", "shipped")
 FIGURES = {"total": {"onHand": 5}, "warehouses": {"2": {"onHand": 5}}}
 SEEN = datetime(2026, 11, 26, 10, 15, 2, 970_000, tzinfo=UTC)
 
@@ -50,11 +53,11 @@ def detected() -> dict[str, NewEvent]:
         "contact.modified.null-updatedOn": records.modified_events(
             "beta", records.CONTACTS, CONTACT | {"firstName": "Anne"}, CONTACT
         )[0],
-        "goods-out-note.created": goods_out.created_event("acme", 31, NOTE),
-        "goods-out-note.created.no-createdOn": goods_out.created_event("acme", 32, {"status": {}}),
-        "goods-out-note.modified.packed.status-not-dict": goods_out.stage_events("acme", 33, {"status": "odd"}, 2, 3)[
-            0
-        ],
+        "goods-out-note.created": note_changes.created_event("acme", 31, NOTE, SEEN),
+        "goods-out-note.created.no-createdOn": note_changes.created_event("acme", 32, {"status": {}}, SEEN),
+        "goods-out-note.modified.packed.status-not-dict": note_changes.stage_events(
+            "acme", 33, {"status": "odd"}, Followed({"PAC": 1}), [Occurrence("PAC", 1)], SEEN
+        )[0],
         "stock.first": stock.stock_event("acme", 44, None, FIGURES, 1, SEEN),
         "stock.second": stock.stock_event(
             "acme", 44, {"total": {"onHand": 4}}, FIGURES, 2, datetime(2026, 11, 26, 10, 15, 2, tzinfo=UTC)
@@ -62,7 +65,9 @@ def detected() -> dict[str, NewEvent]:
     }
     split = records.modified_events("acme", records.ORDERS, OLD_ORDER, ORDER)
     cases |= {f"order.modified.split{n}": event for n, event in enumerate(split)}
-    cases |= {event.type: event for event in goods_out.stage_events("acme", 31, NOTE, 0, 4)}
+    every_stage = Followed({"PRI": 1, "PIC": 1, "PAC": 1, "SHW": 1})
+    firsts = [Occurrence(code, 1) for code in ("PRI", "PIC", "PAC", "SHW")]
+    cases |= {event.type: event for event in note_changes.stage_events("acme", 31, NOTE, every_stage, firsts, SEEN)}
     known = {45: stock.Known({"total": 1, "warehouses": None}, 3)}
     moved, _ = stock.compare("acme", known, {45: {"total": 2, "warehouses": {}, "other": 1}, 46: {"total": 0}}, SEEN)
     cases |= {f"stock.compare.{event.resource_id}": event for event in moved}
@@ -75,6 +80,11 @@ DETECTED = detected()
 @pytest.mark.parametrize("case", sorted(name for name in BEFORE if name != "ping"))
 def test_detectors_make_the_events_they_always_made(case: str) -> None:
     event_id, event_type, account, resource_id, timestamp, body = BEFORE[case]
+    if timestamp == "" and case.startswith("goods-out-note."):
+        # Issue 14: no empty timestamp. Where Brightpearl gives no time, the time the relay read the note;
+        # the id and everything else stay as they were.
+        timestamp = format_timestamp(SEEN)
+        body = body.replace('"timestamp":""', f'"timestamp":"{timestamp}"', 1)
     assert DETECTED[case] == NewEvent(event_id, event_type, account, resource_id, timestamp, body)
 
 
@@ -91,6 +101,11 @@ def test_the_events_detectors_make_are_the_events_the_relay_lists() -> None:
         made.add(records.record_event("acme", kind, "created", record).type)
         before = record | {"orderStatus": 1, "name": "old"}
         made |= {event.type for event in records.modified_events("acme", kind, before, record)}
-    made.add(goods_out.created_event("acme", 1, NOTE).type)
-    made |= {event.type for event in goods_out.stage_events("acme", 1, NOTE, 0, len(goods_out.STAGES))}
+    made.add(note_changes.created_event("acme", 1, NOTE, SEEN).type)
+    made.add(note_changes.destroyed_event("acme", 1, NOTE, SEEN).type)
+    shipped = note_changes.progress_events("acme", 1, Followed(), NOTE | {"events": LOG}, SEEN)
+    unset = {"status": dict.fromkeys(STAGES, False)}
+    undone = note_changes.progress_events("acme", 1, Followed.from_json(3), unset, SEEN)
+    edited = note_changes.note_change("acme", 1, Followed(), {"priority": False}, {"priority": True}, SEEN).events
+    made |= {event.type for event in [*shipped, *undone, *edited]}
     assert sorted(made) == sorted(EVENT_TYPES)
