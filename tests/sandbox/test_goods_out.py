@@ -7,15 +7,21 @@ from itertools import count
 import pytest
 
 from relay.sandbox.goods_out import (
+    GOODS_OUT_SEARCH_TABLE,
     GoodsOutNote,
     NoteLine,
     NoteShipped,
+    NotUndoable,
+    ShippingChange,
     Stage,
     StageAlreadySet,
+    StageNotSet,
     render_note,
     search_row,
+    stage_to_unset,
     stages_to_set,
 )
+from relay.sandbox.search import DataType
 
 CREATED = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 PR, PI, PA, SH = Stage.PRINTED, Stage.PICKED, Stage.PACKED, Stage.SHIPPED
@@ -123,3 +129,72 @@ def test_a_partly_done_note_shows_only_its_stage_times() -> None:
         "pickedOn": "2026-11-26T10:00:00.000+00:00",
         "pickedById": 4,
     }
+
+
+@pytest.mark.parametrize(
+    ("done", "stage", "expected"),
+    [
+        ({PR}, PR, PR),
+        ({PR, PI, PA}, PI, PI),  # each stage on its own: packed stays
+        ({PR}, PI, StageNotSet),
+        ({PR}, SH, NotUndoable),
+        ({PR, PI, PA, SH}, PR, NoteShipped),
+    ],
+)
+def test_stage_to_unset(done: set[Stage], stage: Stage, expected: Stage | type[Exception]) -> None:
+    if isinstance(expected, Stage):
+        assert stage_to_unset(done, stage) is expected
+    else:
+        with pytest.raises(expected):
+            stage_to_unset(done, stage)
+
+
+def test_a_stage_undone_and_reached_again() -> None:
+    note, versions = new_note()
+    note.set_stage(PI, CREATED, versions)
+    note.set_stage(PA, CREATED, versions)
+    note.unset_stage(PI, CREATED + timedelta(minutes=1), versions)
+    rendered = render_note(note, 0)
+    assert rendered["status"] == {
+        "shipped": False,
+        "packed": True,
+        "picked": False,
+        "printed": False,
+        "packedOn": "2026-11-26T10:00:00.000+00:00",
+        "packedById": 4,
+    }
+    assert search_row(note)["picked"] is False
+    note.set_stage(PI, CREATED + timedelta(minutes=2), versions)
+    rendered = render_note(note, 0)
+    assert [event["eventCode"] for event in rendered["events"]] == ["PLA", "PIC", "PAC", "UPI", "PIC"]
+    assert rendered["status"]["pickedOn"] == "2026-11-26T10:02:00.000+00:00"
+    assert rendered["lastEventVersion"] == 15
+    note.set_stage(SH, CREATED + timedelta(minutes=3), versions)  # printed filled in, picked and packed were set
+    assert [e.code for e in note.events][-2:] == ["SHW", "PRI"]
+    with pytest.raises(NoteShipped):
+        note.unset_stage(PA, CREATED, versions)
+
+
+def test_an_edited_note_shows_its_shipping_details() -> None:
+    note, _ = new_note()
+    assert render_note(note, 0)["shipping"] == {"reference": "", "shippingMethodId": 0}  # as recorded
+    note.edit(priority=True, shipping=ShippingChange(shipping_method_id=49, boxes=2, label_uri="https://l/1"))
+    note.edit(shipping=ShippingChange(reference="BOX-1", weight=1.5))
+    rendered = render_note(note, 0)
+    assert rendered["priority"] is True
+    assert rendered["shipping"] == {
+        "reference": "BOX-1",
+        "shippingMethodId": 49,
+        "boxes": 2,
+        "weight": 1.5,
+        "labelUri": "https://l/1",
+    }
+    note.set_stage(SH, CREATED, lambda: 1)
+    with pytest.raises(NoteShipped):
+        note.edit(priority=False)
+
+
+def test_the_search_ids_are_integer_columns() -> None:
+    """API.md 8.1: one integer each, no ranges or lists."""
+    types = {column.name: column.data_type for column in GOODS_OUT_SEARCH_TABLE.columns}
+    assert [types[name] for name in ("goodsOutNoteId", "orderId", "warehouseId")] == [DataType.INTEGER] * 3

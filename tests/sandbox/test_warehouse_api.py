@@ -286,6 +286,40 @@ async def test_goods_out_note_gets(client: Client, wall_clock: WallClock) -> Non
     assert listed == {"ids": notes}
 
 
+async def test_notes_undone_edited_and_deleted(client: Client, wall_clock: WallClock) -> None:
+    orders, notes = await make_notes(client, wall_clock)
+    shipped, printed, new = notes
+    undone = await client.ok("POST", f"/goods-out-notes/{printed}/unstage", {"stage": "printed"})
+    assert (undone["stages"], undone["event_codes"]) == ([], ["PLA", "PRI", "UPR"])
+    assert [row["goodsOutNoteId"] for row in await client.rows(NOTES, printed="true")] == [shipped]
+    edited = await client.ok("PATCH", f"/goods-out-notes/{new}", {"priority": True, "reference": "BOX-1", "boxes": 2})
+    assert (edited["priority"], edited["shipping"]) == (True, {"reference": "BOX-1", "shippingMethodId": 0, "boxes": 2})
+    body = await client.get(f"warehouse-service/order/*/goods-note/goods-out/{new}")
+    assert body["response"][str(new)]["shipping"]["boxes"] == 2
+    assert await client.ok("DELETE", f"/goods-out-notes/{new}") == {"id": new, "deleted": True}
+    gone = await client.bp("GET", f"warehouse-service/order/*/goods-note/goods-out/{new}")
+    assert (gone.status, gone.body) == (404, {"errors": [{"code": "CMNC-404", "message": "No goods out notes found"}]})
+    left = await client.get(f"warehouse-service/order/*/goods-note/goods-out/{new},{printed}")
+    assert list(left["response"]) == [str(printed)]  # the unknown id left out
+    assert [row["goodsOutNoteId"] for row in await client.rows(NOTES)] == [shipped, printed]
+    again = await client.ok("POST", f"/orders/{orders[2]}/goods-out-notes", status=201)  # its rows are free again
+    assert again["id"] > new
+    refused = [
+        ("POST", f"/goods-out-notes/{printed}/unstage", {"stage": "printed"}, 409),  # not printed any more
+        ("POST", f"/goods-out-notes/{printed}/unstage", {"stage": "shipped"}, 409),
+        ("POST", f"/goods-out-notes/{shipped}/unstage", {"stage": "picked"}, 409),
+        ("POST", "/goods-out-notes/999/unstage", {"stage": "picked"}, 404),
+        ("PATCH", f"/goods-out-notes/{printed}", {}, 400),
+        ("PATCH", f"/goods-out-notes/{printed}", {"boxes": -1}, 400),
+        ("PATCH", f"/goods-out-notes/{shipped}", {"priority": True}, 409),
+        ("DELETE", f"/goods-out-notes/{shipped}", None, 409),
+        ("DELETE", f"/goods-out-notes/{new}", None, 404),
+    ]
+    for method, path, change, status in refused:
+        reply = await client.control(method, f"/accounts/acme{path}", change)
+        assert reply.status == status, (method, path, change)
+
+
 BAD_INPUT: list[tuple[str, str, Any, int]] = [
     ("POST", "/stock/receive", {"product_id": 10001, "warehouse_id": 2, "quantity": 0}, 400),
     ("POST", "/stock/receive", {"product_id": 10001, "warehouse_id": 2}, 400),
