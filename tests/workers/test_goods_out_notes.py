@@ -210,3 +210,35 @@ async def test_an_upgrade_from_the_old_stored_format(harness: Harness) -> None:
         ("goods-out-note.modified.printed", other),
     ]
     assert set(json.loads(await position(harness, goods_out.OPEN_KEY))["notes"]) == {str(note_id), str(other)}
+
+
+async def test_notes_from_before_registration_are_followed_without_their_past(harness: Harness) -> None:
+    shipped, printed, fresh = await new_note(harness), await new_note(harness), await new_note(harness)
+    await stage(harness, shipped, "shipped")
+    await stage(harness, printed, "printed")
+    await harness.register(resources=("goods-out-notes",))
+    followed = json.loads(await position(harness, goods_out.OPEN_KEY))["notes"]
+    assert sorted(int(note_id) for note_id in followed) == sorted([printed, fresh])  # not the shipped one
+    await harness.poll()
+    assert await harness.bodies() == []
+    await stage(harness, printed, "printed", undo=True)
+    await stage(harness, fresh, "picked")
+    await harness.poll()
+    assert sorted((b["type"], b["data"]["id"]) for b in await harness.bodies()) == [
+        ("goods-out-note.modified.picked", fresh),
+        ("goods-out-note.modified.un-printed", printed),
+    ]
+
+
+async def test_a_quiet_poll_costs_the_search_and_one_note_get(harness: Harness) -> None:
+    await harness.register(resources=("goods-out-notes",))
+    await new_note(harness)
+    await new_note(harness)
+    await harness.poll()
+    await harness.poll()  # the notes as first seen are kept
+    for _ in range(2):
+        await harness.sandbox_call("DELETE", "/requests")
+        await harness.poll()
+        requests = await harness.sandbox_call("GET", "/requests")
+        assert requests["total"] == 2, requests["by_path"]
+        assert len(await note_reads(harness)) == 1
