@@ -110,7 +110,7 @@ async def open_notes_now(client: BrightpearlClient) -> Open:
             break
         first = page.last_result + 1
         if page_number == MAX_BASELINE_PAGES - 1:
-            log.warning("goods-out notes: more than %d pages; older notes not shipped are not followed", page_number)
+            log.warning("goods-out notes: more than %d pages; older ones not shipped are not followed", page_number + 1)
     found = await client.get_keyed(GET, list(ids), max_per_request=MAX_IDS) if ids else {}
     kept = {note_id: Followed.first_seen(note) for note_id, note in found.items()}
     return {note_id: followed for note_id, followed in kept.items() if not followed.shipped}
