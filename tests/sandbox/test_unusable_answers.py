@@ -48,7 +48,8 @@ async def test_availability_answers_400_for_the_whole_request_naming_an_untracke
     reply = await client.bp("GET", f"{AVAILABILITY}{first},{second},{untracked}")
     assert reply.status == 400
     (error,) = reply.body["errors"]
-    assert error["code"].startswith("WHS") and str(untracked) in error["message"]
+    assert error["code"].startswith("WHS")
+    assert str(untracked) in error["message"]
     good = await client.get(f"{AVAILABILITY}{first},{second}")
     assert sorted(good["response"]) == sorted([str(first), str(second)])
     assert await client.get(f"{AVAILABILITY}1007") == {"response": {}}  # an id never held is left out
