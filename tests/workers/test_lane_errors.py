@@ -83,7 +83,9 @@ async def test_a_refused_token_still_backs_off(harness: Harness) -> None:
     assert plan.due_ms["orders"] >= ms(now()) + 50_000  # a person must act: no use asking every second
 
 
-async def test_a_deleted_product_in_a_changed_order_does_not_stop_stock(harness: Harness) -> None:
+@pytest.mark.parametrize("bad_ids", ["reject", "ignore"])  # API.md 8.1 (R-MCP) and 6.5 (the docs)
+async def test_a_deleted_product_in_a_changed_order_does_not_stop_stock(harness: Harness, bad_ids: str) -> None:
+    await harness.sandbox_call("PATCH", "", {"availability_bad_ids": bad_ids})
     kept, deleted, other = (await harness.sandbox_call("POST", "/products", {"count": 3, "stock": {"2": 10}}))["ids"]
     await harness.register(resources=("orders", "stock"))
     await harness.poll()
@@ -100,9 +102,14 @@ async def test_a_deleted_product_in_a_changed_order_does_not_stop_stock(harness:
     assert [(b["data"]["id"], b["data"]["after"]["total"]["inStock"]) for b in moved] == [(kept, 15)]
     status = await harness.status()
     assert not status.get("stock:error_since")
-    assert status["stock:dropped_ids"] == "1"
-    assert status["stock:last_dropped_ids"] == str(deleted)
-    assert harness.poller.metrics.brightpearl_dropped_ids.labels("stock")._value.get() == 1
+    dropped = harness.poller.metrics.brightpearl_dropped_ids.labels("stock")._value.get()
+    if bad_ids == "reject":
+        assert status["stock:dropped_ids"] == "1"
+        assert status["stock:last_dropped_ids"] == str(deleted)
+        assert dropped == 1
+    else:  # simply left out: nothing to drop
+        assert "stock:dropped_ids" not in status
+        assert dropped == 0
     assert await harness.redis.scard(keyspace.stock_dirty("acme")) == 0  # the batch was settled, bad id and all
 
     # the lane keeps going: later changes of the other products are seen
@@ -125,3 +132,17 @@ async def test_registration_survives_a_product_deleted_under_its_catalogue_read(
     await registering
     figures = await harness.redis.hkeys(keyspace.stock_figures("acme"))
     assert sorted(int(i) for i in figures) == [i for i in ids if i != ids[2]]
+
+
+async def test_an_untracked_product_on_an_order_does_not_stop_stock(harness: Harness) -> None:
+    (tracked,) = (await harness.sandbox_call("POST", "/products", {"count": 1, "stock": {"2": 4}}))["ids"]
+    (untracked,) = (await harness.sandbox_call("POST", "/products", {"count": 1, "stock_tracked": False}))["ids"]
+    await harness.register(resources=("orders", "stock"))
+    await harness.poll()
+    rows = [{"product_id": tracked, "quantity": 3}, {"product_id": untracked, "quantity": 1}]
+    await harness.create_orders(1, rows=rows, allocate=True)
+    await harness.poll()
+    (allocated,) = await harness.bodies("product.modified.on-hand-modified")
+    assert (allocated["data"]["id"], allocated["data"]["after"]["total"]["allocated"]) == (tracked, 3)
+    status = await harness.status()
+    assert (status["stock:last_dropped_ids"], status.get("stock:error_since")) == (str(untracked), "")
