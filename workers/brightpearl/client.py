@@ -237,8 +237,8 @@ class BrightpearlClient:
         for start in range(0, len(ordered), max_per_request):
             chunk = ordered[start : start + max_per_request]
             found.update(await self._keyed_set(path, chunk, suffix, dropped if split_on_rejection else None))
-        for product_id in dropped:
-            log.warning("Brightpearl refused %s%s for id %d alone: dropped, the rest read", path, suffix, product_id)
+        for bad_id in dropped:
+            log.warning("Brightpearl refused %s%s for id %d alone: dropped, the rest read", path, suffix, bad_id)
         self.dropped_ids += dropped
         return found
 
