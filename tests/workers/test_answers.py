@@ -186,3 +186,34 @@ async def test_the_timeout_is_the_client_s() -> None:
         assert caught.value.kind == "timeout"
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("split", [False, True])
+async def test_a_404_naming_none_of_the_ids_is_an_empty_answer_and_an_html_404_is_not(split: bool) -> None:
+    """Goods-out notes answer 404 ``CMNC-404`` when none of the ids exist (API.md 8.1): nothing found. A 404
+    page from Cloudflare is no such answer: it is not taken for "none exist"."""
+    answers = [
+        web.json_response({"errors": [{"code": "CMNC-404", "message": "No goods out notes found"}]}, status=404),
+        web.Response(status=404, text="<html><title>404 Not Found</title></html>", content_type="text/html"),
+    ]
+
+    async def handle(_: web.Request) -> web.Response:
+        return answers.pop(0)
+
+    app = web.Application()
+    app.router.add_get("/x/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/x"
+            bp = BrightpearlClient(session, Credentials(base_url, "a", "b"))
+            notes = "warehouse-service/order/*/goods-note/goods-out/"
+            assert await bp.get_keyed(notes, [7, 8], split_on_rejection=split) == {}
+            with pytest.raises(Unavailable) as caught:
+                await bp.get_keyed(notes, [7, 8], split_on_rejection=split)
+            assert caught.value.kind == "html"
+            assert bp.dropped_ids == []
+    finally:
+        await runner.cleanup()
