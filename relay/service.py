@@ -96,6 +96,7 @@ def api_context(
         clock=utc_now,
         metrics=metrics,
         sweep_interval_s=settings.stock_sweep_interval_s,
+        brightpearl_timeout_s=settings.brightpearl_timeout_s,
         cipher=cipher,
         jobs=connections.arq,
         secret_grace_s=settings.secret_grace_s,
@@ -121,6 +122,7 @@ def worker_runtime(
             overlap_s=settings.poll_overlap_s,
             budget_per_minute=requests_per_minute(settings.budget_share),
             sweep_interval_s=settings.stock_sweep_interval_s,
+            brightpearl_timeout_s=settings.brightpearl_timeout_s,
         ),
         delivery_policy=DeliveryPolicy(
             retry_schedule_s=settings.retry_schedule_s,

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     stock_sweep_interval_s: float = Field(
         3600.0, ge=60, le=7 * 86400, description="how often the stock reconciliation sweep starts"
     )
+    brightpearl_timeout_s: float = Field(
+        30.0, ge=1, le=300, description="how long one Brightpearl request may take before it counts as unanswered"
+    )
     max_in_flight: int = Field(512, ge=1, le=10_000, description="delivery attempts under way per worker process")
     account_max_in_flight: int | None = Field(
         None,

@@ -31,6 +31,18 @@ class Metrics:
         self.brightpearl_throttles = Counter(
             "relay_brightpearl_throttles", "Throttled answers from Brightpearl", registry=r
         )
+        self.brightpearl_errors = Counter(
+            "relay_brightpearl_errors",
+            "Polls of a resource that Brightpearl's answer failed, by lane and kind (html, timeout, auth...)",
+            ["resource", "kind"],
+            registry=r,
+        )
+        self.brightpearl_dropped_ids = Counter(
+            "relay_brightpearl_dropped_ids",
+            "Ids Brightpearl refused alone (product-availability's 400), dropped so the rest was read",
+            ["resource"],
+            registry=r,
+        )
         self.events = Counter("relay_events", "Events detected and stored, by type", ["type"], registry=r)
         self.attempts = Counter("relay_delivery_attempts", "Delivery attempts, by outcome", ["outcome"], registry=r)
         self.attempt_seconds = Histogram(

@@ -8,10 +8,10 @@ over a newer one, nor the account's plan.
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 import aiohttp
 from redis.asyncio import Redis
@@ -20,6 +20,7 @@ from subscriptions.core.crypto import TokenKeyError
 from subscriptions.core.errors import LostLease, NotFound
 from subscriptions.core.models import RESOURCES, AccountRecord
 from subscriptions.core.times import ms
+from subscriptions.store import keyspace
 from subscriptions.store.polls import Claim, PollPlan, Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
@@ -44,6 +45,7 @@ class PollPolicy:
     auth_failure_backoff_s: float = 60.0
     page_size: int = MAX_PAGE_SIZE
     sweep_interval_s: float = 3600.0
+    brightpearl_timeout_s: float = 30.0  # RELAY_BRIGHTPEARL_TIMEOUT_S: one request's longest wait
 
 
 def client_for(
@@ -52,11 +54,17 @@ def client_for(
     budget: RequestBudget | None,
     page_size: int = MAX_PAGE_SIZE,
     priority: Priority = "high",
+    *,
+    timeout_s: float = 30.0,
 ) -> BrightpearlClient:
     """A Brightpearl client for a stored account."""
     credentials = Credentials(account.base_url, account.app_ref, account.token, account.auth)
-    return BrightpearlClient(session, credentials, budget=budget, page_size=page_size, priority=priority)
+    return BrightpearlClient(
+        session, credentials, budget=budget, page_size=page_size, priority=priority, timeout_s=timeout_s
+    )
 
+
+MAX_DROPPED_SHOWN = 20  # ids a lane's status lists of its last drops
 
 PRIORITIES: dict[str, Priority] = {"orders": "high"}  # the rest "normal"; the stock sweep "low"
 
@@ -166,6 +174,35 @@ class Poller:
         plan = (await self.polls.plan(claim.code)).postponed(retry_ms)
         await self.polls.save(claim.code, plan, idle_ms=retry_ms, claim=claim)
 
+    async def _lane_error(self, code: str, resource: str, error: BrightpearlError) -> dict[str, str]:
+        """The status fields of a lane's failed poll: its error, its kind, when, and since when the lane has
+        failed without a success between (kept from the run's first error; a success clears it)."""
+        at = format_utc(self.clock())
+        since = await cast(
+            Awaitable[str | None], self.redis.hget(keyspace.account_status(code), f"{resource}:error_since")
+        )
+        fields = {
+            "last_error": str(error),
+            "last_error_at": at,
+            f"{resource}:last_error": str(error),
+            f"{resource}:last_error_kind": error.kind,
+            f"{resource}:last_error_at": at,
+        }
+        if not since:
+            fields[f"{resource}:error_since"] = at
+        return fields
+
+    async def _lane_dropped(self, code: str, resource: str, dropped: list[int]) -> dict[str, str]:
+        """The status fields of ids Brightpearl refused alone: how many so far, the last ones, when."""
+        before = await cast(
+            Awaitable[str | None], self.redis.hget(keyspace.account_status(code), f"{resource}:dropped_ids")
+        )
+        return {
+            f"{resource}:dropped_ids": str(int(before or 0) + len(dropped)),
+            f"{resource}:last_dropped_ids": ",".join(map(str, sorted(set(dropped))[:MAX_DROPPED_SHOWN])),
+            f"{resource}:last_dropped_at": format_utc(self.clock()),
+        }
+
     async def _poll_resource(
         self, account: AccountRecord, resource: str, detector: Detector, claim: Claim, plan: PollPlan
     ) -> Literal["ok", "error", "unauthorized", "lost"]:
@@ -173,8 +210,10 @@ class Poller:
         cost in ``plan``."""
         started = self.clock()
         budget = self.budgets.of(account.code)
-        client = client_for(self.session, account, budget, self.policy.page_size, PRIORITIES.get(resource, "normal"))
-        sweep_client = client_for(self.session, account, budget, self.policy.page_size, "low")
+        timeout_s = self.policy.brightpearl_timeout_s
+        priority = PRIORITIES.get(resource, "normal")
+        client = client_for(self.session, account, budget, self.policy.page_size, priority, timeout_s=timeout_s)
+        sweep_client = client_for(self.session, account, budget, self.policy.page_size, "low", timeout_s=timeout_s)
         status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
         outcome: Literal["ok", "error", "unauthorized", "lost"] = "ok"
         ctx = PollContext(
@@ -198,18 +237,24 @@ class Poller:
                 "last_success_at": format_utc(started),
                 f"{resource}:caught_up_at": format_utc(started),
                 "last_error": "",
+                f"{resource}:error_since": "",
             }
         except LostLease:
             log.warning("poll of %s lost its claim; another poller carries on", account.code)
             outcome = "lost"
         except BrightpearlError as error:
-            log.warning("poll of %s %s failed: %s", account.code, resource, error)
-            status |= {"last_error": str(error), "last_error_at": format_utc(self.clock())}
+            log.warning("poll of %s %s failed (%s): %s", account.code, resource, error.kind, error)
+            status |= await self._lane_error(account.code, resource, error)
+            self.metrics.brightpearl_errors.labels(resource, error.kind).inc()
             outcome = "unauthorized" if isinstance(error, AuthenticationFailed) else "error"
         finally:
             requests = client.requests_made + sweep_client.requests_made
             self.metrics.brightpearl_requests.labels(resource).inc(requests)
             self.metrics.brightpearl_throttles.inc(client.throttles_met + sweep_client.throttles_met)
+        dropped = client.dropped_ids + sweep_client.dropped_ids
+        if dropped:
+            self.metrics.brightpearl_dropped_ids.labels(resource).inc(len(dropped))
+            status |= await self._lane_dropped(account.code, resource, dropped)
         plan.requests_per_poll[resource] = average_cost(plan.requests_per_poll.get(resource), requests)
         self.metrics.polls.labels(resource, outcome).inc()
         if outcome != "lost":

@@ -136,8 +136,10 @@ class Figures:
 
 
 async def availability(client: BrightpearlClient, product_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Current figures of the stock-tracked products among ``product_ids`` (the others are absent)."""
-    return await client.get_keyed(AVAILABILITY, product_ids)
+    """Current figures of the stock-tracked products among ``product_ids`` (the others are absent). A product
+    Brightpearl refuses alone (deleted, not stock-tracked: the whole request answers 400, API.md 8.1) is dropped,
+    in ``client.dropped_ids``, so that one bad id never stops the others' figures."""
+    return await client.get_keyed(AVAILABILITY, product_ids, split_on_rejection=True)
 
 
 async def poll_stock(ctx: PollContext) -> None:

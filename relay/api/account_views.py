@@ -35,6 +35,10 @@ from workers.stock import SWEEP_KEY, SweepState
 TAG = "accounts"
 
 
+def ids_of(text: str | None) -> list[int] | None:
+    return [int(part) for part in text.split(",") if part] if text else None
+
+
 async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     status = await ctx.store.account_status(account.code)
     plan = await Polls(ctx.redis).plan(account.code)
@@ -50,6 +54,13 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
             caught_up_at=caught_up,
             lag_s=round((now - parse_timestamp(caught_up)).total_seconds(), 3) if caught_up else None,
             requests_per_poll=plan.requests_per_poll.get(resource),
+            last_error=status.get(f"{resource}:last_error") or None,
+            last_error_kind=status.get(f"{resource}:last_error_kind") or None,
+            last_error_at=status.get(f"{resource}:last_error_at") or None,
+            error_since=status.get(f"{resource}:error_since") or None,
+            dropped_ids=int(status[f"{resource}:dropped_ids"]) if status.get(f"{resource}:dropped_ids") else None,
+            last_dropped_ids=ids_of(status.get(f"{resource}:last_dropped_ids")),
+            last_dropped_at=status.get(f"{resource}:last_dropped_at") or None,
         )
     sweep = None
     if "stock" in account.resources:
@@ -85,7 +96,9 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
 async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> Baseline:
     """Check the account's credentials against Brightpearl and take the baseline of ``resources``; a refusal is
     a :class:`~workers.brightpearl.errors.BrightpearlError` (a 422 naming the account, see ``relay.api.problems``)."""
-    client = client_for(ctx.brightpearl_session, account, ctx.budgets.of(account.code))
+    client = client_for(
+        ctx.brightpearl_session, account, ctx.budgets.of(account.code), timeout_s=ctx.brightpearl_timeout_s
+    )
     await check_credentials(client)
     return await take_baselines(client, resources, sweep_interval_s=ctx.sweep_interval_s, now_ms=ms(ctx.clock()))
 

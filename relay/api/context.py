@@ -40,6 +40,7 @@ class ApiContext:
     clock: Callable[[], datetime]
     metrics: Metrics = field(default_factory=Metrics)
     sweep_interval_s: float = 3600.0
+    brightpearl_timeout_s: float = 30.0  # RELAY_BRIGHTPEARL_TIMEOUT_S: registration's requests too
     on_deliveries: Callable[[], None] = lambda: None  # wakes a dispatcher in this process, if there is one
     resolve: Resolve = resolve_host
     cipher: TokenCipher | None = None  # encrypts Brightpearl tokens at rest; None: stored unencrypted

@@ -135,6 +135,21 @@ class ResourceStatus(BaseModel):
     caught_up_at: str | None = Field(None, description="every change before this time has been seen")
     lag_s: float | None = Field(None, description="seconds between caught_up_at and now")
     requests_per_poll: float | None = Field(None, description="Brightpearl requests a poll costs, on average")
+    last_error: str | None = Field(None, description="the lane's last failed poll: which request, what came back")
+    last_error_kind: str | None = Field(
+        None,
+        description="its kind: auth, rejected, not_found, throttled, budget, timeout, network, html, empty, "
+        "malformed, unavailable",
+    )
+    last_error_at: str | None = None
+    error_since: str | None = Field(
+        None, description="the first error of the lane's current run of failures; none once a poll succeeds"
+    )
+    dropped_ids: int | None = Field(
+        None, description="ids Brightpearl refused alone (a deleted or untracked product), dropped so far"
+    )
+    last_dropped_ids: list[int] | None = None
+    last_dropped_at: str | None = None
 
 
 class StockSweepStatus(BaseModel):

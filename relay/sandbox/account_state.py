@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from relay.sandbox import catalogue
 from relay.sandbox.account_errors import UnknownStatus, UnknownWarehouse
@@ -29,6 +29,10 @@ from relay.sandbox.throttle import RollingWindowThrottle
 
 DEFAULT_OFFSET_MINUTES = -360  # the recorded account renders times at -06:00
 DEFAULT_WAREHOUSE_IDS = (2, 3)  # the recorded account's warehouses
+# What product-availability does with a deleted or not stock-tracked product among its ids (API.md 6.1, 8.1,
+# UNCONFIRMED): "reject" answers 400 for the whole request, as a production integration observed (R-MCP);
+# "ignore" leaves it out, as the documentation says.
+BadIds = Literal["reject", "ignore"]
 
 
 def utc_now() -> datetime:
@@ -68,6 +72,8 @@ class AccountState:
     stock: StockLedger = field(default_factory=StockLedger)
     goods_out_notes: dict[int, GoodsOutNote] = field(default_factory=dict)
     contacts: dict[int, SandboxContact] = field(default_factory=dict)
+    availability_bad_ids: BadIds = "reject"
+    deleted_product_ids: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.app_ref = self.app_ref or f"{self.code}_relay"
@@ -111,4 +117,5 @@ class AccountState:
             "staff_token": self.staff_token,
             "offset_minutes": self.offset_minutes,
             "clock_skew_s": self.clock_skew_s,
+            "availability_bad_ids": self.availability_bad_ids,
         }

@@ -58,6 +58,7 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get(account + "/products", products.list_products)
     app.router.add_post(account + "/products", products.create_products)
     app.router.add_patch(account + "/products/{product_id}", products.change_product)
+    app.router.add_delete(account + "/products/{product_id}", products.delete_product)
     app.router.add_post(account + "/stock/receive", products.receive_stock)
     app.router.add_post(account + "/stock/correct", products.correct_stock)
     app.router.add_get(account + "/contacts", contacts.list_contacts)

@@ -7,7 +7,7 @@ from aiohttp import web
 from pydantic import Field
 
 from relay.sandbox.account import SandboxAccount
-from relay.sandbox.account_state import DEFAULT_OFFSET_MINUTES
+from relay.sandbox.account_state import DEFAULT_OFFSET_MINUTES, BadIds
 from relay.sandbox.control_requests import (
     PREFIX,
     ControlBody,
@@ -28,6 +28,7 @@ class NewAccount(ControlBody):
     app_ref: Credential | None = None
     account_token: Credential | None = None
     staff_token: Credential | None = None
+    availability_bad_ids: BadIds = "reject"  # product-availability with a deleted/untracked id: 400, or left out
 
 
 class AccountChange(ControlBody):
@@ -38,6 +39,7 @@ class AccountChange(ControlBody):
     # a token replaced in Brightpearl: the old one answers 401 from now on
     account_token: Credential | None = None
     staff_token: Credential | None = None
+    availability_bad_ids: BadIds | None = None
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
@@ -66,7 +68,9 @@ async def list_accounts(request: web.Request) -> web.Response:
 async def create_account(request: web.Request) -> web.Response:
     body = await read_body(request, NewAccount)
     tokens = {name: value for name in ("app_ref", "account_token", "staff_token") if (value := getattr(body, name))}
-    account = SandboxAccount(code=body.code, offset_minutes=body.offset_minutes, **tokens)
+    account = SandboxAccount(
+        code=body.code, offset_minutes=body.offset_minutes, availability_bad_ids=body.availability_bad_ids, **tokens
+    )
     request.app[SANDBOX_STATE].add(account)
     return web.json_response(_listed(request, account), status=201)
 
@@ -88,4 +92,6 @@ async def change_account(request: web.Request) -> web.Response:
         account.account_token = body.account_token
     if body.staff_token is not None:
         account.staff_token = body.staff_token
+    if body.availability_bad_ids is not None:
+        account.availability_bad_ids = body.availability_bad_ids
     return web.json_response(_described(request, account))

@@ -7,7 +7,7 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from relay.sandbox.control_requests import ControlBody, account_of, read_body
-from relay.sandbox.faults import FaultKind
+from relay.sandbox.faults import FaultKind, HtmlStatus
 
 
 class NewFault(ControlBody):
@@ -17,6 +17,7 @@ class NewFault(ControlBody):
     delay_ms: int = Field(0, ge=0, le=60_000)
     path_contains: str = ""
     next_throttle_period_ms: int | None = Field(None, ge=1, le=59_999)  # a throttle fault's announced period
+    status: HtmlStatus = 502  # an html fault's status: Cloudflare's 403, 502, 520-524
 
     @model_validator(mode="after")
     def slow_needs_a_delay(self) -> Self:
@@ -40,6 +41,7 @@ async def add_fault(request: web.Request) -> web.Response:
         delay_ms=body.delay_ms,
         path_contains=body.path_contains,
         throttle_period_ms=body.next_throttle_period_ms,
+        status=body.status,
     )
     return web.json_response({"id": fault.id}, status=201)
 

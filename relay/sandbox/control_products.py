@@ -103,6 +103,13 @@ async def change_product(request: web.Request) -> web.Response:
     )
 
 
+async def delete_product(request: web.Request) -> web.Response:
+    account = account_of(request)
+    product_id = path_id(request, "product_id", "product")
+    account.delete_product(product_id)
+    return web.json_response({"deleted": product_id})
+
+
 async def receive_stock(request: web.Request) -> web.Response:
     account = account_of(request)
     body = await read_body(request, StockReceipt)

@@ -29,6 +29,7 @@ NO_ORDER_TYPE_CODE = "ORDC-005"
 BAD_ORDER_TYPE_CODE = "ORDC-006"
 NO_SUPPLIER_CODE = "ORDC-022"
 UNKNOWN_STATUS_CODE = "ORDC-011"  # not recorded
+BAD_AVAILABILITY_IDS_CODE = "WHSC-097"  # not recorded: ours, for availability's 400 on a bad id (API.md 8.1)
 
 PROXY_MESSAGE_TYPE = "api-proxy"  # recorded on auth failures: the proxy answered, not a service
 
@@ -103,6 +104,40 @@ def encode(body: Any) -> bytes:
 def truncated(body: bytes) -> bytes:
     """The first half of ``body``: JSON that stops mid-way, as a connection cut short would leave it."""
     return body[: max(1, len(body) // 2)] if len(body) > 1 else b"{"
+
+
+# Cloudflare's own pages (not Brightpearl's): its 5xx pages name the error in the title, "<host> | 522:
+# Connection timed out"; its 403 is the firewall's "Attention Required!" page.
+CLOUDFLARE_TITLES = {
+    403: "Attention Required! | Cloudflare",
+    502: "{host} | 502: Bad gateway",
+    520: "{host} | 520: Web server is returning an unknown error",
+    521: "{host} | 521: Web server is down",
+    522: "{host} | 522: Connection timed out",
+    523: "{host} | 523: Origin is unreachable",
+    524: "{host} | 524: A timeout occurred",
+}
+
+
+def cloudflare_page(status: int, host: str) -> web.Response:
+    """The HTML error page Cloudflare, in front of the API (API.md 4, 8.1), answers with ``status``."""
+    title = CLOUDFLARE_TITLES.get(status, "{host} | " + str(status)).format(host=host)
+    html = (
+        '<!DOCTYPE html>\n<html lang="en-US">\n<head>\n<title>'
+        + title
+        + '</title>\n<meta charset="UTF-8" />\n</head>\n<body>\n<div id="cf-wrapper"><h1>'
+        + title
+        + "</h1><p>Cloudflare Ray ID: "
+        + uuid.uuid4().hex[:16]
+        + "</p></div>\n</body>\n</html>\n"
+    )
+    headers = {"Server": "cloudflare", "Cf-Ray": uuid.uuid4().hex[:16] + "-LHR", "Cache-Control": "no-store"}
+    return web.Response(status=status, text=html, content_type="text/html", charset="UTF-8", headers=headers)
+
+
+def empty(message_type: str, throttle: ThrottleDecision) -> web.Response:
+    """A 200 with Brightpearl's headers and no body at all, where a body was needed."""
+    return web.Response(status=200, body=b"", headers=headers(message_type, throttle))
 
 
 def respond(answer: Answer, message_type: str, throttle: ThrottleDecision, *, malformed: bool = False) -> web.Response:

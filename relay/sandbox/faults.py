@@ -9,8 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-FaultKind = Literal["throttle", "error_500", "unavailable", "slow", "malformed", "expire_token"]
+# malformed: JSON cut short (a 200); html: Cloudflare's HTML error page instead of JSON (API.md 4, 8.1); empty: a
+# 200 with no body at all
+FaultKind = Literal["throttle", "error_500", "unavailable", "slow", "malformed", "expire_token", "html", "empty"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+# The statuses Cloudflare answers with its own HTML page in front of Brightpearl (API.md 8.1)
+HtmlStatus = Literal[403, 502, 520, 521, 522, 523, 524]
+HTML_STATUSES: tuple[int, ...] = get_args(HtmlStatus)
 DEFAULT_THROTTLE_PERIOD_MS = 1_000  # a throttle fault bounded by count alone says "wait a second"
 
 
@@ -25,6 +30,7 @@ class Fault:
     until_ms: int | None = None  # None: until cleared (or the count runs out)
     delay_ms: int = 0  # for "slow"
     throttle_period_ms: int | None = None  # for "throttle": the period to announce when not bounded in time
+    status: int = 502  # for "html": the status of the page
 
     def active(self, now_ms: int) -> bool:
         """Whether the fault still applies at ``now_ms``."""
@@ -48,7 +54,7 @@ class Fault:
 
     def describe(self, now_ms: int) -> dict[str, object]:
         """The fault as the control API lists it."""
-        return {
+        described: dict[str, object] = {
             "id": self.id,
             "kind": self.kind,
             "path_contains": self.path_contains,
@@ -56,6 +62,9 @@ class Fault:
             "remaining_ms": None if self.until_ms is None else max(0, self.until_ms - now_ms),
             "delay_ms": self.delay_ms,
         }
+        if self.kind == "html":
+            described["status"] = self.status
+        return described
 
 
 class FaultBook:
@@ -75,10 +84,13 @@ class FaultBook:
         delay_ms: int = 0,
         path_contains: str = "",
         throttle_period_ms: int | None = None,
+        status: int = 502,
     ) -> Fault:
         """Add a fault starting at ``now_ms``."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
+        if kind == "html" and status not in HTML_STATUSES:
+            raise ValueError(f"an html fault answers one of {HTML_STATUSES}, not {status}")
         fault = Fault(
             id=f"fault_{self._next_id}",
             kind=kind,
@@ -87,6 +99,7 @@ class FaultBook:
             until_ms=None if for_ms is None else now_ms + for_ms,
             delay_ms=delay_ms,
             throttle_period_ms=throttle_period_ms,
+            status=status,
         )
         self._next_id += 1
         self._faults.append(fault)

@@ -66,6 +66,23 @@ def fault_answer(
     return None  # slow and malformed
 
 
+def injected_response(
+    faults: list[Fault], account: SandboxAccount, decision: ThrottleDecision, message_type: str, host: str
+) -> web.Response | None:
+    """The answer the first of ``faults`` that replaces the resource's gives, or ``None``."""
+    for fault in faults:
+        if fault.kind == "html":  # Cloudflare answered: no Brightpearl headers
+            return envelope.cloudflare_page(fault.status, host)
+        if fault.kind == "empty":
+            return envelope.empty(message_type, decision)
+        injected = fault_answer(fault, decision, account.monotonic_ms(), message_type)
+        if injected is not None:
+            if fault.kind == "throttle":
+                account.requests.throttled += 1
+            return respond(*injected)
+    return None
+
+
 async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
     """Answer one request to ``/public-api/{account}/{path}`` as Brightpearl would."""
     state = request.app[SANDBOX_STATE]
@@ -89,12 +106,9 @@ async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
     delay_ms = sum(fault.delay_ms for fault in faults if fault.kind == "slow")
     if delay_ms:
         await asyncio.sleep(delay_ms / 1000)
-    for fault in faults:
-        injected = fault_answer(fault, decision, account.monotonic_ms(), message_type)
-        if injected is not None:
-            if fault.kind == "throttle":
-                account.requests.throttled += 1
-            return respond(*injected)
+    injected = injected_response(faults, account, decision, message_type, request.host)
+    if injected is not None:
+        return injected
     malformed = any(fault.kind == "malformed" for fault in faults)
 
     failure = authentication_failure(request.headers, account)

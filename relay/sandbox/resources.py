@@ -232,9 +232,15 @@ def get_products(call: Call) -> Answer:
 
 
 def get_availability(call: Call) -> Answer:
-    """``GET product-availability/{ID-SET}``: a map of the stock-tracked products that exist, by id; the others
-    are left out, as documented."""
-    found = call.account.availability(sorted(set(request_ids(call.params["ids"], MAX_AVAILABILITY_IDS))))
+    """``GET product-availability/{ID-SET}``: a map of the stock-tracked products that exist, by id. A deleted
+    or not stock-tracked product among the ids makes the whole request answer 400 (an account set to "ignore"
+    leaves it out instead, as documented; API.md 6.1, 8.1)."""
+    ids = sorted(set(request_ids(call.params["ids"], MAX_AVAILABILITY_IDS)))
+    bad = call.account.bad_availability_ids(ids)
+    if bad:
+        named = ", ".join(map(str, bad))
+        raise ApiError(400, envelope.BAD_AVAILABILITY_IDS_CODE, f"Invalid or not stock tracked product ids: {named}")
+    found = call.account.availability(ids)
     return envelope.ok(dict(unordered(list(found.items()))))
 
 

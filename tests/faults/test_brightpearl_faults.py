@@ -61,18 +61,26 @@ async def test_a_throttling_storm_draining_the_minute(ledger: Ledger, redis_url:
 
 
 @pytest.mark.parametrize(
-    ("kind", "error"),
+    ("kind", "error", "options"),
     [
-        pytest.param("error_500", "CMNU-003", id="500"),
-        pytest.param("malformed", "not JSON", id="malformed JSON"),
-        pytest.param("unavailable", "503", id="503 unavailable", marks=pytest.mark.slow_fault),
+        pytest.param("error_500", "CMNU-003", {}, id="500"),
+        pytest.param("malformed", "not JSON", {}, id="malformed JSON"),
+        pytest.param("unavailable", "503", {}, id="503 unavailable", marks=pytest.mark.slow_fault),
+        pytest.param("html", "522: Connection timed out", {"status": 522}, id="Cloudflare 522 page"),
+        pytest.param(
+            "html", "Attention Required", {"status": 403}, id="Cloudflare 403 page", marks=pytest.mark.slow_fault
+        ),
+        pytest.param("empty", "empty body", {}, id="empty body", marks=pytest.mark.slow_fault),
     ],
 )
-async def test_failing_answers(ledger: Ledger, redis_url: str, tmp_path: Path, kind: str, error: str) -> None:
-    """Every request answered 500, 503 (not throttling) or with JSON cut short, for 2.5 s."""
+async def test_failing_answers(
+    ledger: Ledger, redis_url: str, tmp_path: Path, kind: str, error: str, options: dict[str, int]
+) -> None:
+    """Every request answered 500, 503 (not throttling), with JSON cut short, with Cloudflare's HTML page instead
+    of JSON (403, 52x) or with no body at all, for 2.5 s."""
     async with fault_rig(ledger, redis_url, tmp_path) as rig:
         changing = await during(rig, fault_s=2.5)
-        await rig.fault(kind, for_s=2.5)
+        await rig.fault(kind, for_s=2.5, **options)
         await wait_for(lambda: last_error(rig), 3, "the relay to meet the fault")
         assert error in await last_error(rig)
         await changing

@@ -7,7 +7,6 @@ instead of failing the poll.
 """
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,8 +14,9 @@ from typing import Any, Literal
 
 import aiohttp
 
-from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError, RequestRejected, Unavailable
-from workers.brightpearl.idset import chunk_id_sets
+from workers.brightpearl.answers import messages_of, read_body, response_of, unwrap
+from workers.brightpearl.errors import BrightpearlError, RequestRejected, Unavailable
+from workers.brightpearl.idset import chunk_id_sets, compress_ids
 from workers.brightpearl.search import MAX_PAGE_SIZE, SearchPage, parse_search
 from workers.budget import BudgetExhausted, Priority, RequestBudget
 
@@ -26,6 +26,7 @@ AuthKind = Literal["account_token", "staff_token"]
 DEFAULT_THROTTLE_WAIT_MS = 5_000  # when a throttled answer does not say how long to wait
 MAX_THROTTLE_WAIT_MS = 60_000  # Brightpearl's periods are under a minute
 MAX_IDS_PER_GET = 200
+MAX_DROPPED_PER_CALL = 10  # more ids refused alone in one get_keyed: the request is refused, not its ids
 
 
 def datacenter_base_url(datacenter: str, account_code: str) -> str:
@@ -63,17 +64,6 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def _messages(body: Any) -> list[str]:
-    """The human-readable parts of an error answer: ``errors[].message`` or a string ``response``."""
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            return [f"{e.get('code')}: {e.get('message')}" if isinstance(e, dict) else str(e) for e in errors]
-        if isinstance(body.get("response"), str):
-            return [body["response"]]
-    return []
-
-
 class BrightpearlClient:
     """Requests to one account over a shared ``aiohttp.ClientSession``."""
 
@@ -102,6 +92,7 @@ class BrightpearlClient:
         self.rate = RateInfo(None, None)
         self.requests_made = 0
         self.throttles_met = 0  # answers that were Brightpearl's throttle
+        self.dropped_ids: list[int] = []  # ids get_keyed dropped because Brightpearl refused them alone
 
     def url(self, path: str) -> str:
         return f"{self.credentials.base_url.rstrip('/')}/{path.lstrip('/')}"
@@ -116,7 +107,7 @@ class BrightpearlClient:
                 try:
                     await self.budget.acquire(max_wait_s=self.max_budget_wait_s, priority=self.priority)
                 except BudgetExhausted as error:
-                    raise Unavailable(method, url, None, [str(error)]) from error
+                    raise Unavailable(method, url, None, [str(error)], kind="budget") from error
             status, headers, payload = await self._send(method, url, params, body)
             wait_ms = self._throttle_wait_ms(status, payload, headers)
             if wait_ms is None:
@@ -136,7 +127,9 @@ class BrightpearlClient:
                 await self.budget.pause(wait_ms)  # every process holds off; acquire() waits it out
             else:
                 await self.sleep(wait_ms / 1000)
-        raise Unavailable(method, url, 503, [f"still throttled after {self.max_throttle_waits} waits"])
+        raise Unavailable(
+            method, url, 503, [f"still throttled after {self.max_throttle_waits} waits"], kind="throttled"
+        )
 
     async def _send(
         self, method: str, url: str, params: Mapping[str, str] | None, body: Any
@@ -156,28 +149,22 @@ class BrightpearlClient:
                 headers = response.headers
                 status = response.status
         except TimeoutError as error:
-            raise Unavailable(method, url, None, [f"no answer within {self.timeout.total} s"]) from error
+            raise Unavailable(
+                method, url, None, [f"no answer within {self.timeout.total} s"], kind="timeout"
+            ) from error
         except aiohttp.ClientError as error:
-            raise Unavailable(method, url, None, [f"{type(error).__name__}: {error}"]) from error
+            raise Unavailable(method, url, None, [f"{type(error).__name__}: {error}"], kind="network") from error
         self.rate = RateInfo(
             _int_header(headers, "brightpearl-requests-remaining"),
             _int_header(headers, "brightpearl-next-throttle-period"),
         )
-        if not text.strip():
-            return status, headers, {}
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            if status >= 400:
-                return status, headers, {"response": text[:200]}
-            raise Unavailable(method, url, status, [f"answer is not JSON: {text[:80]!r}"]) from None
-        return status, headers, payload
+        return status, headers, read_body(method, url, status, headers.get("Content-Type", ""), text)
 
     def _throttle_wait_ms(self, status: int, payload: Any, headers: Mapping[str, str]) -> int | None:
         """How long to wait if this answer is Brightpearl's throttle, else ``None``."""
         if status not in (503, 429):
             return None
-        if status == 503 and not any("too many requests" in m.lower() for m in _messages(payload)):
+        if status == 503 and not any("too many requests" in m.lower() for m in messages_of(payload)):
             return None  # a 503 that is not throttling is an outage: Unavailable, not a wait
         wait_ms = self.rate.next_throttle_period_ms
         retry_after = _int_header(headers, "retry-after")
@@ -187,29 +174,23 @@ class BrightpearlClient:
 
     @staticmethod
     def _unwrap(method: str, url: str, status: int, payload: Any) -> Any:
-        if 200 <= status < 300:
-            return payload
-        messages = _messages(payload) or [str(payload)[:200]]
-        if status in (401, 403):
-            raise AuthenticationFailed(method, url, status, messages)
-        if 400 <= status < 500 or (status == 500 and isinstance(payload, dict) and "errors" in payload):
-            raise RequestRejected(method, url, status, messages)
-        raise Unavailable(method, url, status, messages)
+        return unwrap(method, url, status, payload)
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """``GET`` a resource: the value of the answer's ``response``."""
         payload = await self.request("GET", path, params=params)
-        if not isinstance(payload, dict) or "response" not in payload:
-            raise Unavailable("GET", self.url(path), 200, ["answer has no 'response'"])
-        return payload["response"]
+        return response_of("GET", self.url(path), payload)
 
     async def search(self, path: str, params: Mapping[str, str]) -> SearchPage:
         """One page of a ``*-search``."""
         payload = await self.request("GET", path, params=params)
+        response_of("GET", self.url(path), payload)  # an empty body is "empty", not "malformed"
         try:
             return parse_search(payload)
         except (ValueError, TypeError, KeyError) as error:
-            raise Unavailable("GET", self.url(path), 200, [f"not a search answer: {error}"]) from error
+            raise Unavailable(
+                "GET", self.url(path), 200, [f"not a search answer: {error}"], kind="malformed"
+            ) from error
 
     async def get_many(
         self, path: str, ids: Sequence[int], *, max_per_request: int = MAX_IDS_PER_GET
@@ -225,27 +206,66 @@ class BrightpearlClient:
                     continue
                 raise
             if not isinstance(response, list):
-                raise Unavailable("GET", self.url(path + id_set), 200, ["answer's 'response' is not a list"])
+                raise Unavailable(
+                    "GET", self.url(path + id_set), 200, ["answer's 'response' is not a list"], kind="malformed"
+                )
             found += [item for item in response if isinstance(item, dict)]
         return found
 
     async def get_keyed(
-        self, path: str, ids: Sequence[int], *, max_per_request: int = MAX_IDS_PER_GET, suffix: str = ""
+        self,
+        path: str,
+        ids: Sequence[int],
+        *,
+        max_per_request: int = MAX_IDS_PER_GET,
+        suffix: str = "",
+        split_on_rejection: bool = False,
     ) -> dict[int, dict[str, Any]]:
         """Resources by id from services that answer an object keyed by id (goods-out notes, product
-        availability): ``path`` + id set + ``suffix``. Unknown ids are absent."""
+        availability): ``path`` + id set + ``suffix``. Unknown ids are absent; a 404 (none of them exist) is
+        an empty answer.
+
+        ``split_on_rejection``: product-availability may answer 400 for the whole request when one id in it is
+        bad (a deleted or not stock-tracked product; API.md 6.1, 8.1). The set is then split in halves until
+        each bad id stands alone; it is dropped (kept in :attr:`dropped_ids`, logged once) and the rest is
+        read. One bad id among n costs about 2*log2(n) more requests. A request refused for more than
+        :data:`MAX_DROPPED_PER_CALL` ids alone is refused for something else than its ids: that refusal is
+        raised and nothing is dropped."""
         found: dict[int, dict[str, Any]] = {}
-        for id_set in chunk_id_sets(ids, max_per_request):
-            try:
-                response = await self.get(path + id_set + suffix)
-            except RequestRejected as error:
-                if error.status == 404:
-                    continue
-                raise
-            if not isinstance(response, dict):
-                raise Unavailable("GET", self.url(path + id_set), 200, ["answer's 'response' is not an object"])
-            found.update((int(key), item) for key, item in response.items() if isinstance(item, dict))
+        ordered = sorted(set(ids))
+        dropped: list[int] = []
+        for start in range(0, len(ordered), max_per_request):
+            chunk = ordered[start : start + max_per_request]
+            found.update(await self._keyed_set(path, chunk, suffix, dropped if split_on_rejection else None))
+        for bad_id in dropped:
+            log.warning("Brightpearl refused %s%s for id %d alone: dropped, the rest read", path, suffix, bad_id)
+        self.dropped_ids += dropped
         return found
+
+    async def _keyed_set(
+        self, path: str, ids: list[int], suffix: str, dropped: list[int] | None
+    ) -> dict[int, dict[str, Any]]:
+        url_path = path + compress_ids(ids) + suffix
+        try:
+            response = await self.get(url_path)
+        except RequestRejected as error:
+            if error.status == 404:  # "none of these exist" (goods-out notes answer so)
+                return {}
+            if dropped is None or error.status != 400:
+                raise
+            if len(ids) == 1:
+                dropped.append(ids[0])
+                if len(dropped) > MAX_DROPPED_PER_CALL:
+                    raise
+                return {}
+            half = len(ids) // 2
+            first = await self._keyed_set(path, ids[:half], suffix, dropped)
+            return first | await self._keyed_set(path, ids[half:], suffix, dropped)
+        if not isinstance(response, dict):
+            raise Unavailable(
+                "GET", self.url(url_path), 200, ["answer's 'response' is not an object"], kind="malformed"
+            )
+        return {int(key): item for key, item in response.items() if isinstance(item, dict)}
 
 
 __all__ = [
