@@ -19,7 +19,7 @@ from relay.sandbox.control_requests import (
 )
 from relay.sandbox.drift import MAX_DRIFT_S_PER_MIN, drift_of, drifting
 from relay.sandbox.state import SANDBOX_STATE, base_url
-from workers.brightpearl.timestamps import format_utc
+from relay.sandbox.times import format_utc
 
 
 class NewAccount(ControlBody):

@@ -23,10 +23,10 @@ from relay.sandbox.account_errors import UnknownOrder, UnknownStatus
 from relay.sandbox.contacts import CONTACT_SEARCH_TABLE, render_contact
 from relay.sandbox.envelope import Answer, ApiError
 from relay.sandbox.goods_out import GOODS_OUT_SEARCH_TABLE, render_note
+from relay.sandbox.idsets import MAX_EXPANDED_IDS, IdSetError, chunked, parse_id_set
 from relay.sandbox.orders import ORDER_SEARCH_TABLE, render_order
 from relay.sandbox.products import PRODUCT_SEARCH_TABLE, render_product
 from relay.sandbox.search import (
-    MAX_EXPANDED_IDS,
     SearchError,
     SearchTable,
     parse_count,
@@ -35,7 +35,6 @@ from relay.sandbox.search import (
     run_search,
 )
 from relay.sandbox.stock import GOODS_MOVEMENT_SEARCH_TABLE
-from workers.brightpearl.idset import IdSetError, chunk_id_sets, parse_id_set
 
 MAX_ORDERS_PER_GET = 200
 MAX_PRODUCTS_PER_GET = 200
@@ -162,7 +161,7 @@ def get_orders(call: Call) -> Answer:
 def order_options(call: Call) -> Answer:
     """``OPTIONS order/{ID-SET}``: the fewest GET URIs (each within the id cap) naming the orders that exist."""
     existing = [order.id for order in call.account.find_orders(request_ids(call.params["ids"], None))]
-    uris = [f"/order/{id_set}" for id_set in chunk_id_sets(existing, MAX_ORDERS_PER_GET)]
+    uris = [f"/order/{id_set}" for id_set in chunked(existing, MAX_ORDERS_PER_GET)]
     return envelope.ok({"getUris": uris})
 
 
