@@ -28,6 +28,7 @@ class NewAccount(ControlBody):
     app_ref: Credential | None = None
     account_token: Credential | None = None
     staff_token: Credential | None = None
+    strict: bool = False  # refuse everything doubtful (relay.sandbox.strictness)
 
 
 class AccountChange(ControlBody):
@@ -38,6 +39,7 @@ class AccountChange(ControlBody):
     # a token replaced in Brightpearl: the old one answers 401 from now on
     account_token: Credential | None = None
     staff_token: Credential | None = None
+    strict: bool | None = None
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
@@ -66,7 +68,7 @@ async def list_accounts(request: web.Request) -> web.Response:
 async def create_account(request: web.Request) -> web.Response:
     body = await read_body(request, NewAccount)
     tokens = {name: value for name in ("app_ref", "account_token", "staff_token") if (value := getattr(body, name))}
-    account = SandboxAccount(code=body.code, offset_minutes=body.offset_minutes, **tokens)
+    account = SandboxAccount(code=body.code, offset_minutes=body.offset_minutes, strict=body.strict, **tokens)
     request.app[SANDBOX_STATE].add(account)
     return web.json_response(_listed(request, account), status=201)
 
@@ -88,4 +90,6 @@ async def change_account(request: web.Request) -> web.Response:
         account.account_token = body.account_token
     if body.staff_token is not None:
         account.staff_token = body.staff_token
+    if body.strict is not None:
+        account.strict = body.strict
     return web.json_response(_described(request, account))

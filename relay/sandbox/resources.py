@@ -14,7 +14,7 @@ follow the recordings: arrays for orders, products and contacts; maps keyed by i
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from relay.sandbox import catalogue, envelope, goods_out, orders, products
@@ -35,6 +35,7 @@ from relay.sandbox.search import (
     run_search,
 )
 from relay.sandbox.stock import GOODS_MOVEMENT_SEARCH_TABLE
+from relay.sandbox.strictness import guarded
 
 MAX_ORDERS_PER_GET = 200
 MAX_PRODUCTS_PER_GET = 200
@@ -139,7 +140,7 @@ def search_handler(
         account = call.account
         offset = account.offset_minutes
         try:
-            query = parse_query(table, call.query, offset)
+            query = parse_query(table, call.query, offset, strict=account.strict)
         except SearchError as error:
             raise ApiError(500, error.code, error.message) from error
         ids = query.ids
@@ -359,3 +360,5 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "contact-service/contact/{ids}", "get-contact", get_contacts),
 )
+# Every route records its refusals, and a strict account's GETs are checked first (relay.sandbox.strictness).
+ROUTES = tuple(replace(route, handler=guarded(route.method, route.template, route.handler)) for route in ROUTES)

@@ -20,6 +20,7 @@ async def test_accounts_are_listed_with_what_a_client_needs(client: Client) -> N
         "staff_token": account.staff_token,
         "offset_minutes": -360,
         "clock_skew_s": 0.0,
+        "strict": False,
     }
     assert (kiwi["code"], kiwi["offset_minutes"]) == ("kiwi", 660)
     assert account.account_token != client.sandbox.account("kiwi").account_token
