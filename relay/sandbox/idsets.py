@@ -18,7 +18,7 @@ from subscriptions.core.errors import RelayError
 
 # An ID set naming more ids than this (``1-999999999`` does) is refused as unparseable rather than expanded.
 MAX_EXPANDED_IDS = 100_000
-_ELEMENT = re.compile(r"(\d+)(?:-(\d+))?")
+_ELEMENT = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)  # ASCII: other scripts' digits are digits to Python alone
 
 
 class IdSetError(RelayError, ValueError):

@@ -32,8 +32,8 @@ from relay.sandbox.times import TimestampError, format_in_offset, parse_timestam
 from subscriptions.core.errors import RelayError
 
 MAX_PAGE_SIZE = 500
-_INTEGER = re.compile(r"[+-]?\d+")
-_STRICT_INTEGER = re.compile(r"-?\d+")
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_STRICT_INTEGER = re.compile(r"-?\d+", re.ASCII)
 # What a search takes besides filters (API.md 5); a strict account refuses any other name that is not a column.
 PAGING_PARAMETERS = frozenset({"columns", "sort", "pageSize", "firstResult"})
 

@@ -16,7 +16,8 @@ from subscriptions.core.errors import RelayError
 _INSTANT = re.compile(
     r"(?P<date>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,6}))?)?)?"
-    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?",
+    re.ASCII,
 )
 
 
