@@ -187,7 +187,8 @@ async def test_every_request_the_relay_makes_is_one_a_strict_brightpearl_takes(s
     harness = stage.harness
     await harness.sandbox_call("PATCH", "", {"strict": True})
     await harness.create_orders(3)  # something for every baseline to find
-    await harness.sandbox_call("POST", "/products", {"count": 9, "stock": {"2": 2}})  # more than a page
+    # more than a page of the poller's, and more than a product-availability request may name (100, strict)
+    await harness.sandbox_call("POST", "/products", {"count": 120, "stock": {"2": 2}})
     await harness.sandbox_call("POST", "/contacts", {"count": 2})
     await conforming(harness, "registration", harness.register(resources=ALL))
     scene = Scene(harness)
