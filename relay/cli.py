@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=9100, help="port to listen on (default 9100)")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sandbox.add_argument("--account", default="acme", help="account code (default acme)")
+    sandbox.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse, as Brightpearl refuses, everything it is not known to take (ranges in IDSET filters, "
+        "several sort keys, unknown filters...); refusals are listed at /_sandbox/accounts/{code}/requests",
+    )
     return parser
 
 
@@ -100,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from relay.sandbox.app import serve_sandbox_forever  # noqa: PLC0415
 
-            asyncio.run(serve_sandbox_forever(args.host, args.port, args.account))
+            asyncio.run(serve_sandbox_forever(args.host, args.port, args.account, strict=args.strict))
             return 0
         if args.command == "demo":
             from relay.demo import run_demo  # noqa: PLC0415

@@ -4,7 +4,7 @@ Finding changes costs requests in proportion to the changes, not to the catalogu
 figures: goods movements (receipts, shipments, corrections; a ``goods-movement-search`` stream) and changes to
 orders (allocations move figures without any movement; the orders detector marks the products on changed
 orders, or stock follows orders itself when orders are not watched). The products touched are kept in a
-*dirty* set; each poll reads ``product-availability`` for them alone, 200 a request, and compares with the
+*dirty* set; each poll reads ``product-availability`` for them alone, 100 a request, and compares with the
 figures kept from last time. A slow reconciliation *sweep* over the whole catalogue, paced at low priority,
 catches whatever the incremental path missed, and also takes the first figures of a large catalogue.
 """
@@ -32,6 +32,9 @@ from workers.stream import Derived, Stream, Write, follow, take_baseline
 log = logging.getLogger(__name__)
 
 AVAILABILITY = "warehouse-service/product-availability/"
+# Ids a product-availability request names: the endpoint's cap is UNCONFIRMED (clients use 100-200, R-MCP 100;
+# API.md 6.1, 8.1), so the relay stays within the smallest (a strict sandbox account refuses more).
+AVAILABILITY_IDS = 100
 PRODUCT_SEARCH = "product-service/product-search"
 MOVEMENTS = Stream(
     "stock.movements",
@@ -136,10 +139,10 @@ class Figures:
 
 
 async def availability(client: BrightpearlClient, product_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Current figures of the stock-tracked products among ``product_ids`` (the others are absent). A product
-    Brightpearl refuses alone (deleted, not stock-tracked: the whole request answers 400, API.md 8.1) is dropped,
-    in ``client.dropped_ids``, so that one bad id never stops the others' figures."""
-    return await client.get_keyed(AVAILABILITY, product_ids, split_on_rejection=True)
+    """Current figures of the stock-tracked products among ``product_ids`` (the others are absent), 100 ids a
+    request. A product Brightpearl refuses alone (deleted, not stock-tracked: the whole request answers 400,
+    API.md 8.1) is dropped, in ``client.dropped_ids``, so that one bad id never stops the others' figures."""
+    return await client.get_keyed(AVAILABILITY, product_ids, max_per_request=AVAILABILITY_IDS, split_on_rejection=True)
 
 
 async def poll_stock(ctx: PollContext) -> None:
@@ -161,8 +164,8 @@ async def poll_stock(ctx: PollContext) -> None:
         commit=ctx.commit_for(MOVEMENTS),
     )
     dirty = await figures.dirty()
-    for start in range(0, len(dirty), 200):
-        batch = dirty[start : start + 200]
+    for start in range(0, len(dirty), AVAILABILITY_IDS):
+        batch = dirty[start : start + AVAILABILITY_IDS]
         current = await availability(ctx.client, batch)
         events, known = compare(ctx.account.code, await figures.load(batch), current, ctx.clock())
         await ctx.commit(events, [figures.store(known, batch)])

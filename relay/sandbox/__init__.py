@@ -4,7 +4,11 @@ app.py        the aiohttp app, ``start_sandbox`` (port 0 on loopback) and ``rela
 gateway.py    the way in: account, throttle, faults, authentication, then the resource
 resources.py  Brightpearl's routes and their handlers (orders, products, availability, goods movements,
               goods-out notes, contacts)
-search.py     resource search for any column table: filters, columns, sort, paging, reference
+search.py     resource search for any column table: filters, columns, sort, paging, reference; what a strict
+              account refuses of a search
+strictness.py what a strict account refuses of a GET; every refusal kept in the request log
+idsets.py     ID sets (``1-5,7``) read and written by the sandbox's own code, not the client's
+times.py      date-times read and rendered by the sandbox's own code, not the client's
 orders.py     an order and its rows, its GET rendering and its search row
 products.py   a product, its GET rendering and its search row
 stock.py      stock figures per product and warehouse, and the goods movements that log changes
@@ -19,7 +23,7 @@ account_orders.py    its orders and their allocation
 account_goods_out.py its goods-out notes, and shipping them
 account_contacts.py  its contacts
 account_errors.py    what an account refuses: unknown ids, changes its state does not allow
-request_log.py       the requests an account answered, counted
+request_log.py       the requests an account answered, counted, and those it refused, with the reason
 state.py      the accounts by code and the app key they live under
 throttle.py   200 requests per rolling minute
 faults.py     injected faults: throttling, outages, slowness, bad bodies, expired tokens

@@ -56,6 +56,9 @@ class AccountState:
     account_token: str = field(default_factory=new_token)
     staff_token: str = field(default_factory=new_token)
     offset_minutes: int = DEFAULT_OFFSET_MINUTES
+    # refuse everything doubtful the way Brightpearl refuses (relay.sandbox.strictness), not only what is known
+    # to be refused: a relay that passes a strict account sends only what Brightpearl is known to take
+    strict: bool = False
     clock: Callable[[], datetime] = utc_now
     clock_skew_s: float = 0.0
     monotonic_ms: Callable[[], int] = monotonic_ms  # the throttle's and the faults' clock
@@ -116,6 +119,7 @@ class AccountState:
             "account_token": self.account_token,
             "staff_token": self.staff_token,
             "offset_minutes": self.offset_minutes,
+            "strict": self.strict,
             "clock_skew_s": self.clock_skew_s,
             "availability_bad_ids": self.availability_bad_ids,
         }

@@ -88,9 +88,15 @@ async def start_sandbox(
 
 
 async def serve_sandbox_forever(
-    host: str = "127.0.0.1", port: int = 9100, account_code: str = DEFAULT_ACCOUNT_CODE, *, out: TextIO | None = None
+    host: str = "127.0.0.1",
+    port: int = 9100,
+    account_code: str = DEFAULT_ACCOUNT_CODE,
+    *,
+    strict: bool = False,
+    out: TextIO | None = None,
 ) -> None:
-    """Serve a sandbox with one account until cancelled, after printing what a client needs to reach it.
+    """Serve a sandbox with one account (``strict``: refusing everything doubtful) until cancelled, after printing
+    what a client needs to reach it.
 
     A value that cannot work (an account code Brightpearl would not have, a port out of range, an address this
     machine cannot listen on) is a :class:`~relay.service.StartupError` naming the option to change."""
@@ -105,7 +111,7 @@ async def serve_sandbox_forever(
     if not host.strip():
         raise StartupError("--host is empty; give an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
     try:
-        server = await start_sandbox(host, port, [SandboxAccount(account_code)])
+        server = await start_sandbox(host, port, [SandboxAccount(account_code, strict=strict)])
     except OSError as error:
         raise cannot_listen(error, host, port, "sandbox", host_setting="--host", port_setting="--port") from None
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from relay.sandbox.orders import whole_second
 from relay.sandbox.search import Column, DataType, SearchTable
-from workers.brightpearl.timestamps import format_in_offset
+from relay.sandbox.times import format_in_offset
 
 CONTACT_SEARCH_TABLE = SearchTable(
     columns=(

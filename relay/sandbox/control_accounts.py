@@ -19,7 +19,7 @@ from relay.sandbox.control_requests import (
 )
 from relay.sandbox.drift import MAX_DRIFT_S_PER_MIN, drift_of, drifting
 from relay.sandbox.state import SANDBOX_STATE, base_url
-from workers.brightpearl.timestamps import format_utc
+from relay.sandbox.times import format_utc
 
 
 class NewAccount(ControlBody):
@@ -29,6 +29,7 @@ class NewAccount(ControlBody):
     account_token: Credential | None = None
     staff_token: Credential | None = None
     availability_bad_ids: BadIds = "reject"  # product-availability with a deleted/untracked id: 400, or left out
+    strict: bool = False  # refuse everything doubtful (relay.sandbox.strictness)
 
 
 class AccountChange(ControlBody):
@@ -40,6 +41,7 @@ class AccountChange(ControlBody):
     account_token: Credential | None = None
     staff_token: Credential | None = None
     availability_bad_ids: BadIds | None = None
+    strict: bool | None = None
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
@@ -69,7 +71,11 @@ async def create_account(request: web.Request) -> web.Response:
     body = await read_body(request, NewAccount)
     tokens = {name: value for name in ("app_ref", "account_token", "staff_token") if (value := getattr(body, name))}
     account = SandboxAccount(
-        code=body.code, offset_minutes=body.offset_minutes, availability_bad_ids=body.availability_bad_ids, **tokens
+        code=body.code,
+        offset_minutes=body.offset_minutes,
+        availability_bad_ids=body.availability_bad_ids,
+        strict=body.strict,
+        **tokens,
     )
     request.app[SANDBOX_STATE].add(account)
     return web.json_response(_listed(request, account), status=201)
@@ -94,4 +100,6 @@ async def change_account(request: web.Request) -> web.Response:
         account.staff_token = body.staff_token
     if body.availability_bad_ids is not None:
         account.availability_bad_ids = body.availability_bad_ids
+    if body.strict is not None:
+        account.strict = body.strict
     return web.json_response(_described(request, account))

@@ -4,7 +4,7 @@ from aiohttp import web
 from pydantic import Field
 
 from relay.sandbox.control_requests import ControlBody, account_of, made, nothing_to_change, path_id, read_body
-from workers.brightpearl.timestamps import format_utc
+from relay.sandbox.times import format_utc
 
 
 class NewContacts(ControlBody):

@@ -18,7 +18,7 @@ from relay.sandbox.control_requests import (
 )
 from relay.sandbox.products import ProductStatus
 from relay.sandbox.stock import GoodsMovement
-from workers.brightpearl.timestamps import format_utc
+from relay.sandbox.times import format_utc
 
 
 class NewProducts(ControlBody):

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.state import SANDBOX_STATE
+from relay.sandbox.times import TimestampError, format_utc, parse_timestamp
 from subscriptions.core.errors import NotFound, RelayError
-from workers.brightpearl.timestamps import TimestampError, format_utc, parse_timestamp
 
 PREFIX = "/_sandbox"
 M = TypeVar("M", bound=BaseModel)

@@ -20,8 +20,8 @@ from typing import Any
 
 from relay.sandbox import catalogue
 from relay.sandbox.search import Column, DataType, SearchTable
+from relay.sandbox.times import format_in_offset
 from subscriptions.core.errors import Conflict
-from workers.brightpearl.timestamps import format_in_offset
 
 GOODS_OUT_SEARCH_TABLE = SearchTable(
     columns=(

@@ -19,7 +19,7 @@ from typing import Any
 
 from relay.sandbox import catalogue
 from relay.sandbox.search import Column, DataType, SearchTable
-from workers.brightpearl.timestamps import format_in_offset
+from relay.sandbox.times import format_in_offset
 
 ORDER_SEARCH_TABLE = SearchTable(
     columns=(

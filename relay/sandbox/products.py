@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from relay.sandbox.orders import whole_second
 from relay.sandbox.search import Column, DataType, SearchTable
-from workers.brightpearl.timestamps import format_in_offset, to_ms
+from relay.sandbox.times import format_in_offset, to_ms
 
 PRODUCT_SEARCH_TABLE = SearchTable(
     columns=(

@@ -14,7 +14,7 @@ follow the recordings: arrays for orders, products and contacts; maps keyed by i
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from relay.sandbox import catalogue, envelope, goods_out, orders, products
@@ -23,10 +23,10 @@ from relay.sandbox.account_errors import UnknownOrder, UnknownStatus
 from relay.sandbox.contacts import CONTACT_SEARCH_TABLE, render_contact
 from relay.sandbox.envelope import Answer, ApiError
 from relay.sandbox.goods_out import GOODS_OUT_SEARCH_TABLE, render_note
+from relay.sandbox.idsets import MAX_EXPANDED_IDS, IdSetError, chunked, parse_id_set
 from relay.sandbox.orders import ORDER_SEARCH_TABLE, render_order
 from relay.sandbox.products import PRODUCT_SEARCH_TABLE, render_product
 from relay.sandbox.search import (
-    MAX_EXPANDED_IDS,
     SearchError,
     SearchTable,
     parse_count,
@@ -35,7 +35,7 @@ from relay.sandbox.search import (
     run_search,
 )
 from relay.sandbox.stock import GOODS_MOVEMENT_SEARCH_TABLE
-from workers.brightpearl.idset import IdSetError, chunk_id_sets, parse_id_set
+from relay.sandbox.strictness import guarded
 
 MAX_ORDERS_PER_GET = 200
 MAX_PRODUCTS_PER_GET = 200
@@ -140,7 +140,7 @@ def search_handler(
         account = call.account
         offset = account.offset_minutes
         try:
-            query = parse_query(table, call.query, offset)
+            query = parse_query(table, call.query, offset, strict=account.strict)
         except SearchError as error:
             raise ApiError(500, error.code, error.message) from error
         ids = query.ids
@@ -162,7 +162,7 @@ def get_orders(call: Call) -> Answer:
 def order_options(call: Call) -> Answer:
     """``OPTIONS order/{ID-SET}``: the fewest GET URIs (each within the id cap) naming the orders that exist."""
     existing = [order.id for order in call.account.find_orders(request_ids(call.params["ids"], None))]
-    uris = [f"/order/{id_set}" for id_set in chunk_id_sets(existing, MAX_ORDERS_PER_GET)]
+    uris = [f"/order/{id_set}" for id_set in chunked(existing, MAX_ORDERS_PER_GET)]
     return envelope.ok({"getUris": uris})
 
 
@@ -369,3 +369,5 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "contact-service/contact/{ids}", "get-contact", get_contacts),
 )
+# Every route records its refusals, and a strict account's GETs are checked first (relay.sandbox.strictness).
+ROUTES = tuple(replace(route, handler=guarded(route.method, route.template, route.handler)) for route in ROUTES)

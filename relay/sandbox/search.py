@@ -10,25 +10,32 @@ answer, shaped exactly as recorded, ``reference`` beside ``response``.
 Searches must stay fast over 100,000 products: filters run one pass each over plain row dicts, rows that come
 in id order need no sorting by id, and a filter on the id column lets the resource look its rows up by id
 (:attr:`SearchQuery.ids`) instead of handing over every row.
+
+A *strict* account (``strict`` on :func:`parse_query`) refuses everything doubtful the way Brightpearl refuses a
+bad filter: a parameter naming no column, a filter on a column that cannot be filtered or whose filtering is
+UNCONFIRMED (:attr:`Column.filter_confirmed`), an empty filter, a range in an ``IDSET`` filter (documented as
+accepted, reported rejected: API.md 5, 8.1), a sort other than one ``column.ASC|DESC``, ``pageSize`` outside
+1-500 and ``firstResult`` below 1. A lenient account takes the documented forms and the doubtful ones alike
+(several sort keys, ``column|DESC``, ranges), ignores what Brightpearl is recorded to ignore and clamps paging.
 """
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from relay.sandbox.envelope import COLUMN_ERROR_CODE, FILTER_ERROR_CODE, response
+from relay.sandbox.idsets import MAX_EXPANDED_IDS, IdSetError, expand, parse_parts
+from relay.sandbox.times import TimestampError, format_in_offset, parse_timestamp
 from subscriptions.core.errors import RelayError
-from workers.brightpearl.idset import IdSetError, parse_id_set
-from workers.brightpearl.timestamps import TimestampError, format_in_offset, parse_timestamp
 
 MAX_PAGE_SIZE = 500
-# An ID set (in a path or an IDSET filter) is expanded; one naming more ids than this is refused as unparseable
-# (``1-999999999`` is), not expanded.
-MAX_EXPANDED_IDS = 100_000
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_STRICT_INTEGER = re.compile(r"-?\d+", re.ASCII)
+# What a search takes besides filters (API.md 5); a strict account refuses any other name that is not a column.
+PAGING_PARAMETERS = frozenset({"columns", "sort", "pageSize", "firstResult"})
 
 
 class DataType(StrEnum):
@@ -51,6 +58,9 @@ class Column:
     reference_data: str | None = None  # the ``reference`` map naming this column's ids, if any
     sortable: bool = True  # recorded false for a few columns (``brightpearlCategoryCode``, ``isSupplier``)
     filterable: bool = True  # recorded false for ``salesChannelName``: such a parameter is ignored
+    # False where no source shows Brightpearl filtering on the column (API.md 5.2 lists it, nothing more): a
+    # lenient account filters on it, a strict one refuses the filter so that the relay does not come to rely on it
+    filter_confirmed: bool = True
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -98,24 +108,17 @@ class Period:
         return (self.start is None or self.start <= value) and (self.end is None or value <= self.end)
 
 
-def _parse_instant(text: str, offset_minutes: int) -> datetime:
-    try:
-        return parse_timestamp(text)
-    except TimestampError:
-        local = datetime.fromisoformat(text)  # ValueError when it is not ISO-8601 at all
-        if local.tzinfo is not None:
-            raise
-        # A date or time without an offset is read in the account's own zone, as the account's users would mean.
-        return local.replace(tzinfo=timezone(timedelta(minutes=offset_minutes))).astimezone(UTC)
-
-
-def parse_period(text: str, offset_minutes: int = 0) -> Period:
-    """``2026-01-01T00:00:00Z/``, ``/2026-01-31T23:59:59+11:00``, ``a/b``; ``ValueError`` otherwise."""
+def parse_period(text: str, offset_minutes: int = 0, *, strict: bool = False) -> Period:
+    """``2026-01-01T00:00:00Z/``, ``/2026-01-31T23:59:59+11:00``, ``a/b``; ``ValueError`` otherwise. A date or
+    time without an offset is read in the account's own zone, as the account's users would mean it; blanks
+    around either side are tolerated unless ``strict``."""
     start_text, sep, end_text = text.partition("/")
     if not sep or "/" in end_text:
         raise ValueError(f"a period is 'from/to', not {text!r}")
-    start = _parse_instant(start_text.strip(), offset_minutes) if start_text.strip() else None
-    end = _parse_instant(end_text.strip(), offset_minutes) if end_text.strip() else None
+    if not strict:
+        start_text, end_text = start_text.strip(), end_text.strip()
+    start = parse_timestamp(start_text, offset_minutes) if start_text else None
+    end = parse_timestamp(end_text, offset_minutes) if end_text else None
     return Period(start, end)
 
 
@@ -133,12 +136,26 @@ class IdSetFilter:
         return value in self.ids
 
 
-def parse_boolean(text: str) -> bool:
-    """``true`` or ``false`` (any case); ``ValueError`` for anything else, ``1`` and ``yes`` included."""
+def parse_boolean(text: str, *, strict: bool = False) -> bool:
+    """``true`` or ``false`` (any case and blanks around it unless ``strict``); ``ValueError`` for anything else,
+    ``1`` and ``yes`` included."""
     try:
-        return _BOOLEANS[text.strip().lower()]
+        return _BOOLEANS[text if strict else text.strip().lower()]
     except KeyError:
         raise ValueError(f"{text!r} is neither true nor false") from None
+
+
+def _id_set(text: str, strict: bool) -> IdSetFilter:
+    parts = parse_parts(text, strict=strict)
+    if strict and any(part.is_range for part in parts):
+        raise ValueError(f"{text!r} holds a range; ranges in IDSET filters are reported rejected (API.md 8.1)")
+    return IdSetFilter(frozenset(expand(parts, max_ids=MAX_EXPANDED_IDS)))
+
+
+def _integer(text: str, strict: bool) -> int:
+    if not (_STRICT_INTEGER if strict else _INTEGER).fullmatch(text if strict else text.strip()):
+        raise ValueError(f"{text!r} is not one integer")
+    return int(text)
 
 
 def _contains(text: str) -> Predicate:
@@ -146,22 +163,22 @@ def _contains(text: str) -> Predicate:
     return lambda value: isinstance(value, str) and wanted in value.casefold()
 
 
-def parse_filter(column: Column, text: str, offset_minutes: int = 0) -> Predicate:
-    """A test of a row's value for ``column={text}``; :class:`SearchError` when ``text`` is not of its type."""
+def parse_filter(column: Column, text: str, offset_minutes: int = 0, *, strict: bool = False) -> Predicate:
+    """A test of a row's value for ``column={text}``; :class:`SearchError` (``CMNC-018``, as recorded) when
+    ``text`` is not of its type: an ``INTEGER`` takes one integer, never a range or a list; only a ``PERIOD`` takes
+    ``from/to``."""
     try:
         if column.data_type is DataType.IDSET:
-            return IdSetFilter(frozenset(parse_id_set(text, max_ids=MAX_EXPANDED_IDS)))
+            return _id_set(text, strict)
         if column.data_type is DataType.INTEGER:
-            if not _INTEGER.fullmatch(text.strip()):
-                raise ValueError(text)
-            number = int(text)
+            number = _integer(text, strict)
             return lambda value: value == number
         if column.data_type is DataType.BOOLEAN:
-            flag = parse_boolean(text)
+            flag = parse_boolean(text, strict=strict)
             return lambda value: value is flag
         if column.data_type is DataType.PERIOD:
-            return parse_period(text, offset_minutes).contains
-    except (ValueError, IdSetError) as error:
+            return parse_period(text, offset_minutes, strict=strict).contains
+    except (ValueError, IdSetError, TimestampError) as error:
         message = f"The filter {column.name}={text} cannot be parsed as: {column.data_type.value}"
         raise SearchError(FILTER_ERROR_CODE, message) from error
     if column.data_type is DataType.SEARCH_STRING:
@@ -186,28 +203,45 @@ def _known(table: SearchTable, name: str) -> Column:
     return column
 
 
-def parse_sort(table: SearchTable, text: str | None) -> list[SortKey]:
-    """``createdOn.DESC`` (several comma-separated); the id column ascending when absent or empty."""
+_DIRECTIONS = ("ASC", "DESC")
+
+
+def _sort_key(table: SearchTable, part: str, strict: bool) -> SortKey:
+    """One sort key: ``column.ASC|DESC`` as documented; leniently also ``column|DESC`` (R-JAVA's form, whether
+    Brightpearl takes it is UNCONFIRMED), any case, or a column alone (ascending)."""
+    name, sep, direction = part.rpartition(".")
+    if not sep and not strict:
+        name, sep, direction = part.rpartition("|")
+    if not sep:
+        if strict:
+            raise SearchError(COLUMN_ERROR_CODE, f"The sort {part} is not column.ASC or column.DESC")
+        name, direction = direction, "ASC"
+    if (direction if strict else direction.upper()) not in _DIRECTIONS:
+        raise SearchError(COLUMN_ERROR_CODE, f"The sort {part} is not column.ASC or column.DESC")
+    column = _known(table, name)
+    if not column.sortable:
+        raise SearchError(COLUMN_ERROR_CODE, f"The column {name} is not sortable")
+    return SortKey(column, direction.upper() == "DESC")
+
+
+def parse_sort(table: SearchTable, text: str | None, *, strict: bool = False) -> list[SortKey]:
+    """``createdOn.DESC``; the id column ascending when absent or empty. Leniently several keys may be given,
+    comma-separated; a strict account takes one, since how Brightpearl sorts by several is UNCONFIRMED."""
     if not text or not text.strip():
         return [SortKey(_known(table, table.id_column))]
-    keys = []
-    for part in text.split(","):
-        name, sep, direction = part.strip().rpartition(".")
-        if not sep:
-            name, direction = direction, "ASC"
-        if direction.upper() not in ("ASC", "DESC"):
-            raise SearchError(COLUMN_ERROR_CODE, f"The sort {part.strip()} is not column.ASC or column.DESC")
-        column = _known(table, name)
-        if not column.sortable:
-            raise SearchError(COLUMN_ERROR_CODE, f"The column {name} is not sortable")
-        keys.append(SortKey(column, direction.upper() == "DESC"))
-    return keys
+    parts = text.split(",") if strict else [part.strip() for part in text.split(",")]
+    if strict and len(parts) > 1:
+        raise SearchError(COLUMN_ERROR_CODE, f"The sort {text} names more than one column")
+    return [_sort_key(table, part, strict) for part in parts]
 
 
-def parse_columns(table: SearchTable, text: str | None) -> list[Column]:
-    """The columns named by ``columns=a,b,c`` in that order; all of them, in default order, when absent."""
+def parse_columns(table: SearchTable, text: str | None, *, strict: bool = False) -> list[Column]:
+    """The columns named by ``columns=a,b,c`` in that order; all of them, in default order, when absent. An
+    unknown name is refused; leniently blanks and empty names are passed over, strictly they are refused too."""
     if not text or not text.strip():
         return list(table.columns)
+    if strict:
+        return [_known(table, name) for name in text.split(",")]
     return [_known(table, name.strip()) for name in text.split(",") if name.strip()]
 
 
@@ -241,20 +275,53 @@ class SearchQuery:
         return allowed
 
 
-def parse_query(table: SearchTable, params: Mapping[str, str], offset_minutes: int = 0) -> SearchQuery:
-    """A :class:`SearchQuery` from query parameters; parameters naming no column are ignored, as are empty ones
-    and those naming a column that cannot be filtered."""
+def _refuse_doubtful_filters(table: SearchTable, params: Mapping[str, str]) -> None:
+    """A strict account's refusals of parameters that a lenient one ignores."""
+    for name, text in params.items():
+        if name in PAGING_PARAMETERS:
+            continue
+        column = table.column(name)
+        if column is None:
+            raise SearchError(COLUMN_ERROR_CODE, f"The filter {name} is not a column of this search")
+        if not column.filterable:
+            raise SearchError(COLUMN_ERROR_CODE, f"The column {name} cannot be filtered")
+        if not column.filter_confirmed:
+            raise SearchError(COLUMN_ERROR_CODE, f"The column {name} is not known to be filterable")
+        if not text:
+            raise SearchError(FILTER_ERROR_CODE, f"The filter {name}= cannot be parsed as: {column.data_type.value}")
+
+
+def _paging(params: Mapping[str, str], strict: bool) -> tuple[int, int]:
+    """``pageSize`` and ``firstResult``: leniently clamped to 1-500 and 1 on; strictly refused outside them."""
+    page_size = parse_count("pageSize", params.get("pageSize"), MAX_PAGE_SIZE)
+    first_result = parse_count("firstResult", params.get("firstResult"), 1)
+    if not strict:
+        return max(1, min(MAX_PAGE_SIZE, page_size)), max(1, first_result)
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise SearchError(FILTER_ERROR_CODE, f"The parameter pageSize={page_size} is not from 1 to {MAX_PAGE_SIZE}")
+    if first_result < 1:
+        raise SearchError(FILTER_ERROR_CODE, f"The parameter firstResult={first_result} is below 1")
+    return page_size, first_result
+
+
+def parse_query(
+    table: SearchTable, params: Mapping[str, str], offset_minutes: int = 0, *, strict: bool = False
+) -> SearchQuery:
+    """A :class:`SearchQuery` from query parameters. Leniently, parameters naming no column are ignored, as are
+    empty ones and those naming a column that cannot be filtered; a ``strict`` account refuses them (see the
+    module's docstring)."""
+    if strict:
+        _refuse_doubtful_filters(table, params)
     filters = tuple(
-        (column.name, parse_filter(column, params[column.name], offset_minutes))
+        (column.name, parse_filter(column, params[column.name], offset_minutes, strict=strict))
         for column in table.columns
         if column.filterable and params.get(column.name, "").strip()
     )
-    page_size = max(1, min(MAX_PAGE_SIZE, parse_count("pageSize", params.get("pageSize"), MAX_PAGE_SIZE)))
-    first_result = max(1, parse_count("firstResult", params.get("firstResult"), 1))
+    page_size, first_result = _paging(params, strict)
     return SearchQuery(
         filters,
-        tuple(parse_columns(table, params.get("columns"))),
-        tuple(parse_sort(table, params.get("sort"))),
+        tuple(parse_columns(table, params.get("columns"), strict=strict)),
+        tuple(parse_sort(table, params.get("sort"), strict=strict)),
         page_size,
         first_result,
         table.id_column,
@@ -265,7 +332,7 @@ def _sort_value(value: Any) -> tuple[bool, Any]:
     return (value is not None, value)  # nulls first when ascending, last when descending
 
 
-def _sort_key(name: str) -> Callable[[Mapping[str, Any]], tuple[bool, Any]]:
+def _row_key(name: str) -> Callable[[Mapping[str, Any]], tuple[bool, Any]]:
     return lambda row: _sort_value(row.get(name))
 
 
@@ -289,9 +356,9 @@ def run_search(
     for name, test in query.filters:  # one pass per filter: far cheaper than a generator per row
         matching = [row for row in matching if test(row.get(name))]
     if not in_id_order:
-        matching.sort(key=_sort_key(table.id_column))
+        matching.sort(key=_row_key(table.id_column))
     for key in reversed(query.sort):  # stable sorts, last key first; ties stay in id order
-        matching.sort(key=_sort_key(key.column.name), reverse=key.descending)
+        matching.sort(key=_row_key(key.column.name), reverse=key.descending)
     page = matching[query.first_result - 1 : query.first_result - 1 + query.page_size]
     results = [[_render(row.get(column.name), offset_minutes) for column in query.columns] for row in page]
     first = query.first_result if page else 0

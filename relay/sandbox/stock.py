@@ -25,13 +25,13 @@ from subscriptions.core.errors import InvalidInput
 
 GOODS_MOVEMENT_SEARCH_TABLE = SearchTable(
     columns=(
-        Column("goodsMovementId", DataType.IDSET),
-        Column("goodsNoteId", DataType.INTEGER),
+        Column("goodsMovementId", DataType.IDSET, filter_confirmed=False),
+        Column("goodsNoteId", DataType.IDSET),  # types as documented (API.md 8.1)
         Column("goodsNoteTypeCode", DataType.STRING),
-        Column("productId", DataType.IDSET),
-        Column("warehouseId", DataType.IDSET),
-        Column("quantity", DataType.INTEGER),
-        Column("createdOn", DataType.PERIOD),
+        Column("productId", DataType.INTEGER),
+        Column("warehouseId", DataType.INTEGER),
+        Column("quantity", DataType.INTEGER, filter_confirmed=False),
+        Column("createdOn", DataType.PERIOD, filter_confirmed=False),
         Column("updatedOn", DataType.PERIOD),
     ),
     id_column="goodsMovementId",

@@ -21,6 +21,7 @@ async def test_accounts_are_listed_with_what_a_client_needs(client: Client) -> N
         "offset_minutes": -360,
         "clock_skew_s": 0.0,
         "availability_bad_ids": "reject",
+        "strict": False,
     }
     assert (kiwi["code"], kiwi["offset_minutes"]) == ("kiwi", 660)
     assert account.account_token != client.sandbox.account("kiwi").account_token

@@ -128,13 +128,14 @@ def test_parse_filter_refuses_with_brightpearls_message(column: str, text: str, 
         ("createdOn.asc", [("createdOn", False)]),
         ("updatedOn", [("updatedOn", False)]),
         ("orderStatusId.DESC,orderId.ASC", [("orderStatusId", True), ("orderId", False)]),
+        ("createdOn|DESC", [("createdOn", True)]),  # R-JAVA's form: UNCONFIRMED, so a lenient account takes it
     ],
 )
 def test_parse_sort(text: str | None, expected: list[tuple[str, bool]]) -> None:
     assert [(key.column.name, key.descending) for key in parse_sort(ORDER_SEARCH_TABLE, text)] == expected
 
 
-@pytest.mark.parametrize("text", ["nope.ASC", "createdOn.UP", "createdOn|DESC", ".ASC"])
+@pytest.mark.parametrize("text", ["nope.ASC", "createdOn.UP", "createdOn|UP", ".ASC"])
 def test_parse_sort_refuses(text: str) -> None:
     with pytest.raises(SearchError):
         parse_sort(ORDER_SEARCH_TABLE, text)
@@ -407,3 +408,44 @@ def test_reference_data_may_be_lists_and_only_the_pages_ids_are_looked_up() -> N
         table, rows, parse_query(table, {"pageSize": "2"}), offset_minutes=0, reference={"membership": lookup}
     )
     assert answer["reference"] == {"membership": {"1": [296], "2": [296]}}
+
+
+@pytest.mark.parametrize(
+    ("text", "lenient", "strict"),
+    [
+        ("createdOn.DESC", [("createdOn", True)], [("createdOn", True)]),
+        ("createdOn.desc", [("createdOn", True)], None),
+        ("createdOn", [("createdOn", False)], None),
+        ("createdOn|DESC", [("createdOn", True)], None),
+        ("createdOn.ASC,orderId.DESC", [("createdOn", False), ("orderId", True)], None),
+        (" createdOn.ASC", [("createdOn", False)], None),
+    ],
+)
+def test_a_strict_sort_is_one_column_dot_direction(
+    text: str, lenient: list[tuple[str, bool]], strict: list[tuple[str, bool]] | None
+) -> None:
+    assert [(key.column.name, key.descending) for key in parse_sort(ORDER_SEARCH_TABLE, text)] == lenient
+    if strict is None:
+        with pytest.raises(SearchError):
+            parse_sort(ORDER_SEARCH_TABLE, text, strict=True)
+    else:
+        assert [(k.column.name, k.descending) for k in parse_sort(ORDER_SEARCH_TABLE, text, strict=True)] == strict
+
+
+@pytest.mark.parametrize(
+    ("params", "page_size", "first_result"),
+    [({}, 500, 1), ({"pageSize": "900", "firstResult": "0"}, 500, 1), ({"pageSize": "-3"}, 1, 1)],
+)
+def test_lenient_paging_is_clamped(params: dict[str, str], page_size: int, first_result: int) -> None:
+    query = parse_query(ORDER_SEARCH_TABLE, params)
+    assert (query.page_size, query.first_result) == (page_size, first_result)
+
+
+def test_a_lenient_search_ignores_what_a_strict_one_refuses() -> None:
+    params = {"nosuch": "1", "customerRef": "", "orderId": "1-3"}
+    query = parse_query(ORDER_SEARCH_TABLE, params)
+    assert [name for name, _ in query.filters] == ["orderId"]
+    assert query.ids == frozenset({1, 2, 3})
+    for doubtful in ({"nosuch": "1"}, {"customerRef": ""}, {"orderId": "1-3"}):
+        with pytest.raises(SearchError):
+            parse_query(ORDER_SEARCH_TABLE, doubtful, strict=True)

@@ -1,0 +1,206 @@
+"""Conformance: every request the relay makes, against a strict sandbox account, which refuses everything
+Brightpearl is not known to take (relay.sandbox.strictness, relay.sandbox.search).
+
+One account watches all five resources; registration takes its baselines, then each lifecycle the sandbox
+supports is played and polled, and at the end the sandbox must have refused nothing. Each lifecycle also names
+the events it must produce, so that a lifecycle that stopped making requests cannot pass by silence.
+
+A new lifecycle is one more :class:`Lifecycle` in :data:`LIFECYCLES`: a name, the events it must produce, and
+what it does to the sandbox (``Scene`` gives it the harness and what earlier lifecycles made).
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from relay.sandbox.account import SandboxAccount
+from relay.sandbox.app import start_sandbox
+from relay.sandbox.request_log import Refusal
+from subscriptions.store import keyspace
+from subscriptions.store.queue import DeliveryQueue
+from subscriptions.store.records import Store
+from tests.harness import Harness, now
+from tests.sandbox.conftest import FakeMonotonic
+from workers.metrics import Metrics
+from workers.poller import Poller, PollPolicy
+from workers.stock import SWEEP_KEY, SweepState
+
+ALL = ("orders", "stock", "goods-out-notes", "products", "contacts")
+ON_HAND = "product.modified.on-hand-modified"
+
+
+@dataclass
+class Scene:
+    """The harness, and the ids the lifecycles made so far (by name), for the ones after them."""
+
+    harness: Harness
+    made: dict[str, int] = field(default_factory=dict)
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        return await self.harness.sandbox_call(method, path, body)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    name: str
+    events: tuple[str, ...]  # each must be among the events stored after the lifecycle's polls
+    play: Callable[[Scene], Awaitable[None]]
+    polls: int = 1
+
+
+async def orders_created(scene: Scene) -> None:
+    (scene.made["order"],) = await scene.harness.create_orders(1, status_id=1)
+
+
+async def order_status_changed(scene: Scene) -> None:
+    await scene.call("PUT", f"/orders/{scene.made['order']}/status", {"status_id": 4})
+
+
+async def order_edited(scene: Scene) -> None:
+    await scene.call("PATCH", f"/orders/{scene.made['order']}", {"reference": "PO-77"})
+
+
+async def products_created(scene: Scene) -> None:
+    (scene.made["product"], _) = (await scene.call("POST", "/products", {"count": 2, "stock": {"2": 5}}))["ids"]
+
+
+async def product_changed(scene: Scene) -> None:
+    await scene.call("PATCH", f"/products/{scene.made['product']}", {"name": "Winter coat"})
+
+
+async def contacts_created(scene: Scene) -> None:
+    (scene.made["contact"],) = (await scene.call("POST", "/contacts", {"count": 1}))["ids"]
+
+
+async def contact_changed(scene: Scene) -> None:
+    await scene.call("PATCH", f"/contacts/{scene.made['contact']}", {"last_name": "Smith"})
+
+
+async def stock_received(scene: Scene) -> None:
+    receipt = {"product_id": scene.made["product"], "warehouse_id": 2, "quantity": 10}
+    await scene.call("POST", "/stock/receive", receipt)
+
+
+async def stock_corrected(scene: Scene) -> None:
+    correction = {"product_id": scene.made["product"], "warehouse_id": 2, "quantity": -3}
+    await scene.call("POST", "/stock/correct", correction)
+
+
+async def stock_allocated(scene: Scene) -> None:
+    rows = [{"product_id": scene.made["product"], "quantity": 4}]
+    (scene.made["allocated_order"],) = await scene.harness.create_orders(1, rows=rows, allocate=True)
+
+
+async def goods_out_note_created(scene: Scene) -> None:
+    note = await scene.call("POST", f"/orders/{scene.made['allocated_order']}/goods-out-notes")
+    scene.made["note"] = note["id"]
+
+
+def staged(stage: str) -> Callable[[Scene], Awaitable[None]]:
+    async def play(scene: Scene) -> None:
+        await scene.call("POST", f"/goods-out-notes/{scene.made['note']}/stage", {"stage": stage})
+
+    return play
+
+
+async def stock_sweep_due(scene: Scene) -> None:
+    """The sweep made due now; the stock figures of one product moved behind the relay's back, for it to catch."""
+    harness = scene.harness
+    harness.sandbox.account().stock.stock_existing([scene.made["product"]], {3: 7})
+    await harness.redis.set(keyspace.position("acme", SWEEP_KEY), SweepState("idle", 1, due_ms=0).text())
+
+
+LIFECYCLES: list[Lifecycle] = [
+    Lifecycle("orders created", ("order.created",), orders_created),
+    Lifecycle("an order's status changed", ("order.modified.order-status",), order_status_changed),
+    Lifecycle("an order edited", ("order.modified",), order_edited),
+    Lifecycle("products created", ("product.created",), products_created),
+    Lifecycle("a product changed", ("product.modified",), product_changed),
+    Lifecycle("contacts created", ("contact.created",), contacts_created),
+    Lifecycle("a contact changed", ("contact.modified",), contact_changed),
+    Lifecycle("stock received", (ON_HAND,), stock_received),
+    Lifecycle("stock corrected", (ON_HAND,), stock_corrected),
+    Lifecycle("stock allocated to an order", (ON_HAND,), stock_allocated),
+    Lifecycle("a goods-out note created", ("goods-out-note.created",), goods_out_note_created),
+    Lifecycle("a note printed", ("goods-out-note.modified.printed",), staged("printed")),
+    Lifecycle("a note picked", ("goods-out-note.modified.picked",), staged("picked")),
+    Lifecycle("a note packed", ("goods-out-note.modified.packed",), staged("packed")),
+    Lifecycle("a note shipped", ("goods-out-note.modified.shipped",), staged("shipped")),
+    # the sweep reads a page a poll (the harness's pages are 7 rows): enough polls to read the whole catalogue
+    Lifecycle("the stock sweep", (ON_HAND,), stock_sweep_due, polls=4),
+]
+
+
+@dataclass
+class Stage:
+    """The harness, and the sandbox's throttle clock: a minute passes between lifecycles, so that the relay is
+    neither paced nor throttled (the harness's 7-row pages cost some 300 requests in all)."""
+
+    harness: Harness
+    throttle_clock: FakeMonotonic
+
+
+@pytest.fixture
+async def stage(redis_client: Redis) -> AsyncIterator[Stage]:
+    throttle_clock = FakeMonotonic()
+    sandbox = await start_sandbox(accounts=[SandboxAccount("acme", monotonic_ms=throttle_clock)])
+    async with aiohttp.ClientSession() as http:
+        store = Store(redis_client)
+        policy = PollPolicy(overlap_s=60, budget_per_minute=10_000, page_size=7)
+        poller = Poller(
+            store,
+            DeliveryQueue(redis_client),
+            redis_client,
+            http,
+            policy,
+            Metrics(),
+            clock=now,
+            on_deliveries=lambda: None,
+        )
+        yield Stage(Harness(redis_client, sandbox, http, store, poller), throttle_clock)
+    await sandbox.close()
+
+
+def refusals(harness: Harness) -> list[Refusal]:
+    return list(harness.sandbox.account().requests.refusals)
+
+
+def listed(found: list[Refusal]) -> str:
+    return "the strict sandbox refused:\n" + "\n".join(f"  {refusal}" for refusal in found)
+
+
+async def conforming(harness: Harness, what: str, action: Awaitable[None]) -> None:
+    """Run ``action`` (registration, a poll); fail listing the refusals if it fails or the sandbox refused."""
+    try:
+        await action
+    except Exception as error:
+        raise AssertionError(f"{what} failed ({error}); {listed(refusals(harness))}") from error
+    found = refusals(harness)
+    assert not found, f"after {what}, {listed(found)}"
+
+
+async def test_every_request_the_relay_makes_is_one_a_strict_brightpearl_takes(stage: Stage) -> None:
+    harness = stage.harness
+    await harness.sandbox_call("PATCH", "", {"strict": True})
+    await harness.create_orders(3)  # something for every baseline to find
+    # more than a page of the poller's, and more than a product-availability request may name (100, strict)
+    await harness.sandbox_call("POST", "/products", {"count": 120, "stock": {"2": 2}})
+    await harness.sandbox_call("POST", "/contacts", {"count": 2})
+    await conforming(harness, "registration", harness.register(resources=ALL))
+    scene = Scene(harness)
+    for lifecycle in LIFECYCLES:
+        before = len(await harness.bodies())
+        stage.throttle_clock.advance(60_000)
+        await lifecycle.play(scene)
+        for _ in range(lifecycle.polls):
+            await conforming(harness, lifecycle.name, harness.poll())
+        produced = {body["type"] for body in (await harness.bodies())[before:]}
+        missing = set(lifecycle.events) - produced
+        assert not missing, f"{lifecycle.name} produced {sorted(produced)}, not {sorted(missing)}"
+    requests = harness.sandbox.account().requests
+    assert (requests.refused, requests.throttled) == (0, 0)
+    assert requests.total > 200  # every lifecycle was read
