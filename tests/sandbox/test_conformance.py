@@ -50,6 +50,9 @@ class Lifecycle:
     events: tuple[str, ...]  # each must be among the events stored after the lifecycle's polls
     play: Callable[[Scene], Awaitable[None]]
     polls: int = 1
+    # answers about the data, not the request's form, that the lifecycle is meant to cause (a deleted product's
+    # availability 400): the relay must cope with them, and they are no refusal of how it asks
+    answers: tuple[str, ...] = ()
 
 
 async def orders_created(scene: Scene) -> None:
@@ -107,6 +110,44 @@ def staged(stage: str) -> Callable[[Scene], Awaitable[None]]:
     return play
 
 
+def unstaged(stage: str) -> Callable[[Scene], Awaitable[None]]:
+    async def play(scene: Scene) -> None:
+        await scene.call("POST", f"/goods-out-notes/{scene.made['open_note']}/unstage", {"stage": stage})
+
+    return play
+
+
+async def second_note_printed(scene: Scene) -> None:
+    """A second note, printed, to be undone, edited and deleted (the first one is shipped)."""
+    rows = [{"product_id": scene.made["product"], "quantity": 1}]
+    (order,) = await scene.harness.create_orders(1, rows=rows, allocate=True)
+    scene.made["open_note"] = (await scene.call("POST", f"/orders/{order}/goods-out-notes"))["id"]
+    await scene.call("POST", f"/goods-out-notes/{scene.made['open_note']}/stage", {"stage": "printed"})
+
+
+async def note_reprinted(scene: Scene) -> None:
+    await scene.call("POST", f"/goods-out-notes/{scene.made['open_note']}/stage", {"stage": "printed"})
+
+
+async def note_edited(scene: Scene) -> None:
+    await scene.call("PATCH", f"/goods-out-notes/{scene.made['open_note']}", {"priority": True, "boxes": 2})
+
+
+async def note_deleted(scene: Scene) -> None:
+    await scene.call("DELETE", f"/goods-out-notes/{scene.made['open_note']}")
+
+
+async def product_deleted_on_a_changed_order(scene: Scene) -> None:
+    """An order holding two products changes after one of them is deleted: product-availability answers 400 for
+    the pair, and the other product's figures must still be reported."""
+    doomed, kept = (await scene.call("POST", "/products", {"count": 2, "stock": {"2": 5}}))["ids"]
+    rows = [{"product_id": doomed, "quantity": 1}, {"product_id": kept, "quantity": 1}]
+    (order,) = await scene.harness.create_orders(1, rows=rows)
+    await scene.harness.poll()
+    await scene.call("DELETE", f"/products/{doomed}")
+    await scene.call("POST", f"/orders/{order}/allocate")
+
+
 async def stock_sweep_due(scene: Scene) -> None:
     """The sweep made due now; the stock figures of one product moved behind the relay's back, for it to catch."""
     harness = scene.harness
@@ -132,6 +173,17 @@ LIFECYCLES: list[Lifecycle] = [
     Lifecycle("a note shipped", ("goods-out-note.modified.shipped",), staged("shipped")),
     # the sweep reads a page a poll (the harness's pages are 7 rows): enough polls to read the whole catalogue
     Lifecycle("the stock sweep", (ON_HAND,), stock_sweep_due, polls=4),
+    Lifecycle("a second note printed", ("goods-out-note.modified.printed",), second_note_printed),
+    Lifecycle("a note un-printed", ("goods-out-note.modified.un-printed",), unstaged("printed")),
+    Lifecycle("a note printed again", ("goods-out-note.modified.printed",), note_reprinted),
+    Lifecycle("a note edited", ("goods-out-note.modified",), note_edited),
+    Lifecycle("a note deleted", ("goods-out-note.destroyed",), note_deleted),
+    Lifecycle(
+        "a product deleted, on an order that then changes",
+        ("order.modified", ON_HAND),
+        product_deleted_on_a_changed_order,
+        answers=("WHSC-097",),
+    ),
 ]
 
 
@@ -173,14 +225,16 @@ def listed(found: list[Refusal]) -> str:
     return "the strict sandbox refused:\n" + "\n".join(f"  {refusal}" for refusal in found)
 
 
-async def conforming(harness: Harness, what: str, action: Awaitable[None]) -> None:
-    """Run ``action`` (registration, a poll); fail listing the refusals if it fails or the sandbox refused."""
+async def conforming(harness: Harness, what: str, action: Awaitable[None], answers: tuple[str, ...] = ()) -> None:
+    """Run ``action`` (registration, a poll); fail listing the refusals if it fails or the sandbox refused, except
+    the ``answers`` the lifecycle is meant to cause."""
     try:
         await action
     except Exception as error:
         raise AssertionError(f"{what} failed ({error}); {listed(refusals(harness))}") from error
-    found = refusals(harness)
+    found = [refusal for refusal in refusals(harness) if refusal.code not in answers]
     assert not found, f"after {what}, {listed(found)}"
+    harness.sandbox.account().requests.refusals.clear()
 
 
 async def test_every_request_the_relay_makes_is_one_a_strict_brightpearl_takes(stage: Stage) -> None:
@@ -192,15 +246,17 @@ async def test_every_request_the_relay_makes_is_one_a_strict_brightpearl_takes(s
     await harness.sandbox_call("POST", "/contacts", {"count": 2})
     await conforming(harness, "registration", harness.register(resources=ALL))
     scene = Scene(harness)
+    allowed: tuple[str, ...] = ()  # once a product is deleted, any later read of its figures may meet the 400
     for lifecycle in LIFECYCLES:
+        allowed += lifecycle.answers
         before = len(await harness.bodies())
         stage.throttle_clock.advance(60_000)
         await lifecycle.play(scene)
         for _ in range(lifecycle.polls):
-            await conforming(harness, lifecycle.name, harness.poll())
+            await conforming(harness, lifecycle.name, harness.poll(), allowed)
         produced = {body["type"] for body in (await harness.bodies())[before:]}
         missing = set(lifecycle.events) - produced
         assert not missing, f"{lifecycle.name} produced {sorted(produced)}, not {sorted(missing)}"
     requests = harness.sandbox.account().requests
-    assert (requests.refused, requests.throttled) == (0, 0)
+    assert requests.throttled == 0
     assert requests.total > 200  # every lifecycle was read
