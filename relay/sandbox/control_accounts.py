@@ -1,5 +1,5 @@
-"""The control API's accounts: listing and making them, and changing an account's clock (offset, skew, drift)
-and credentials."""
+"""The control API's accounts: listing and making them, and changing an account's clock (offset, skew, drift),
+credentials and whether a status change moves an order's ``updatedOn``."""
 
 from typing import Any
 
@@ -28,6 +28,8 @@ class NewAccount(ControlBody):
     app_ref: Credential | None = None
     account_token: Credential | None = None
     staff_token: Credential | None = None
+    # False: a status change leaves updatedOn and version alone (API.md 8: unconfirmed whether Brightpearl's do)
+    status_moves_updated_on: bool = True
 
 
 class AccountChange(ControlBody):
@@ -38,6 +40,7 @@ class AccountChange(ControlBody):
     # a token replaced in Brightpearl: the old one answers 401 from now on
     account_token: Credential | None = None
     staff_token: Credential | None = None
+    status_moves_updated_on: bool | None = None
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
@@ -50,6 +53,7 @@ def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
     return _listed(request, account) | {
         "clock_drift_s_per_min": drift_of(account.clock),
         "now": format_utc(account.now()),
+        "status_moves_updated_on": account.status_moves_updated_on,
     }
 
 
@@ -66,7 +70,12 @@ async def list_accounts(request: web.Request) -> web.Response:
 async def create_account(request: web.Request) -> web.Response:
     body = await read_body(request, NewAccount)
     tokens = {name: value for name in ("app_ref", "account_token", "staff_token") if (value := getattr(body, name))}
-    account = SandboxAccount(code=body.code, offset_minutes=body.offset_minutes, **tokens)
+    account = SandboxAccount(
+        code=body.code,
+        offset_minutes=body.offset_minutes,
+        status_moves_updated_on=body.status_moves_updated_on,
+        **tokens,
+    )
     request.app[SANDBOX_STATE].add(account)
     return web.json_response(_listed(request, account), status=201)
 
@@ -88,4 +97,6 @@ async def change_account(request: web.Request) -> web.Response:
         account.account_token = body.account_token
     if body.staff_token is not None:
         account.staff_token = body.staff_token
+    if body.status_moves_updated_on is not None:
+        account.status_moves_updated_on = body.status_moves_updated_on
     return web.json_response(_described(request, account))

@@ -1,5 +1,5 @@
 """The control API's orders and goods-out notes: making orders (with rows, allocated or not, late), changing
-their status, reference, delivery date and rows, allocating them, and making and shipping their notes."""
+their status, reference, delivery date, custom fields and rows, allocating them, and making and shipping their notes."""
 
 from typing import Annotated, Any
 
@@ -7,7 +7,7 @@ from aiohttp import web
 from pydantic import Field
 
 from relay.sandbox.catalogue import OrderTypeCode
-from relay.sandbox.control_products import movement_summary
+from relay.sandbox.control_products import CustomFields, movement_summary
 from relay.sandbox.control_requests import (
     ControlBody,
     account_of,
@@ -55,6 +55,7 @@ class OrderChange(ControlBody):
     reference: str | None = None
     delivery_date: str | None = None  # ISO-8601 with an offset
     add_rows: Rows | None = None
+    custom_fields: CustomFields | None = None  # code -> value; null unsets it
 
 
 class StageChange(ControlBody):
@@ -71,6 +72,7 @@ def _order_summary(order: SandboxOrder) -> dict[str, Any]:
         "row_ids": [row.id for row in order.rows],
         "allocation_status": order.allocation_status_code,
         "shipping_status_id": order.shipping_status_id,
+        "custom_fields": dict(order.custom_fields),
     }
 
 
@@ -133,6 +135,7 @@ async def change_order(request: web.Request) -> web.Response:
         reference=body.reference,
         delivery_date=timestamp("delivery_date", body.delivery_date),
         add_rows=_pairs(body.add_rows),
+        custom_fields=body.custom_fields,
     )
     return web.json_response(_order_summary(order))
 
