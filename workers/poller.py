@@ -44,6 +44,7 @@ class PollPolicy:
     auth_failure_backoff_s: float = 60.0
     page_size: int = MAX_PAGE_SIZE
     sweep_interval_s: float = 3600.0
+    status_sweep_interval_s: float = 300.0
 
 
 def client_for(
@@ -191,6 +192,7 @@ class Poller:
             budget,
             sweep_client,
             self.policy.sweep_interval_s,
+            self.policy.status_sweep_interval_s,
         )
         try:
             await detector(ctx)
