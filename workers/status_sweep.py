@@ -6,9 +6,11 @@ and the orders poll sees only what does. Once an interval, at low priority and o
 alone (``orderId``, ``orderStatusId``, newest id first: no range filter, which the IDSET column may refuse,
 API.md 8.1), 500 a request, and compares each with what the relay knows: the order's snapshot, or for an order
 without one, the status this sweep saw last time (a hash, rewritten at the end of every sweep, so it holds only
-the newest orders). Only the orders whose status differs are read in full; each is diffed with its snapshot and
-reported through :func:`workers.records.modified_events`, its snapshot written in the same fenced commit, so a
-change the orders poll also sees is delivered once: whichever path comes second diffs to nothing.
+the newest orders). The first sweep starts an interval after the account's first poll.
+
+Only the orders whose status differs are read in full; each is diffed with its snapshot and reported through
+:func:`workers.records.modified_events`, its snapshot written in the same fenced commit, so a change the orders
+poll also sees is delivered once: whichever path comes second diffs to nothing.
 """
 
 import json
@@ -92,13 +94,15 @@ class StatusSweep:
         self.state_key = keyspace.position(ctx.account.code, STATE_KEY)
         self.seen_key = keyspace.order_statuses(ctx.account.code)
 
-    async def state(self) -> StatusSweepState:
-        return StatusSweepState.parse(await self.ctx.store.get_position(self.ctx.account.code, STATE_KEY))
-
     async def step(self, interval_s: float) -> StatusSweepState:
         """A whole sweep when one is due and the budget has room; otherwise nothing (a later poll tries again)."""
-        state = await self.state()
+        stored = await self.ctx.store.get_position(self.ctx.account.code, STATE_KEY)
+        state = StatusSweepState.parse(stored)
         now = self.ctx.clock()
+        if stored is None:  # the account's first poll spends nothing on it: the first sweep is an interval away
+            state.due_ms = ms(now + timedelta(seconds=interval_s))
+            await self.ctx.commit([], [self._save(state)])
+            return state
         if ms(now) < state.due_ms:
             return state
         listing = await self._list()

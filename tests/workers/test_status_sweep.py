@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from subscriptions.store import keyspace
-from tests.harness import Harness
+from tests.harness import Harness, now
 from workers.brightpearl.timestamps import parse_timestamp
 from workers.status_sweep import STATE_KEY, StatusSweepState, assumed_before, changed_statuses
 
@@ -84,7 +84,8 @@ async def test_a_status_change_that_moves_updated_on_is_the_polls_and_the_sweep_
     assert parse_timestamp(event["timestamp"]) == parse_timestamp(changed["updated_on"])  # Brightpearl's stamp
     assert corrections(harness) == 0
     state = StatusSweepState.parse(await harness.store.get_position("acme", STATE_KEY))
-    assert state.last_corrections == 0 and state.last_completed_at is not None
+    assert state.last_corrections == 0
+    assert state.last_completed_at is not None
 
 
 async def test_an_order_from_before_registration_is_known_by_its_listed_status(harness: Harness) -> None:
@@ -92,6 +93,8 @@ async def test_an_order_from_before_registration_is_known_by_its_listed_status(h
     await status_moves_updated_on(harness, False)
     (order_id,) = await harness.create_orders(1)
     await harness.register()
+    await harness.poll()  # the first poll: the first sweep is an interval (here none) away
+    assert await harness.redis.hgetall(keyspace.order_statuses("acme")) == {}
     await harness.poll()  # no snapshot of it: the sweep remembers its status
     assert await harness.redis.hgetall(keyspace.order_statuses("acme")) == {str(order_id): "3"}
     changed = await put_status(harness, order_id, 4)
@@ -110,9 +113,10 @@ async def test_the_sweep_waits_its_interval_and_lets_the_poll_have_the_budget(ha
     await status_moves_updated_on(harness, False)
     await harness.register()
     (order_id,) = await harness.create_orders(1)
-    await harness.poll()  # the first sweep: due at once
+    await harness.poll()
     state = StatusSweepState.parse(await harness.store.get_position("acme", STATE_KEY))
-    assert state.last_completed_at is not None
+    assert state.last_completed_at is None
+    assert state.due_ms // 1000 - int(now().timestamp()) in range(298, 301)  # the first sweep: 300 s after
     await put_status(harness, order_id, 4)
     await harness.poll()
     assert await harness.bodies(STATUS) == []  # the next sweep is 300 s away
