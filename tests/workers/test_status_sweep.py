@@ -2,6 +2,7 @@
 with a real Redis: the status sweep delivers what the orders poll cannot see, and adds nothing to what it can."""
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from subscriptions.store import keyspace
 from tests.harness import Harness, now
 from workers.brightpearl.timestamps import parse_timestamp
+from workers.records import ORDERS, modified_events
 from workers.status_sweep import STATE_KEY, StatusSweepState, assumed_before, changed_statuses
 
 STATUS = "order.modified.order-status"
@@ -155,3 +157,19 @@ def test_assumed_before_names_the_old_status_when_the_search_did() -> None:
     named = assumed_before(order, 1, {"1": "Draft / Quote", "4": "Invoiced"})
     assert named == order | {"orderStatus": {"orderStatusId": 1, "name": "Draft / Quote"}}
     assert assumed_before(order, 9, {})["orderStatus"] == {"orderStatusId": 9}
+
+
+def test_a_silent_status_change_has_an_id_of_its_own_and_the_time_it_was_seen() -> None:
+    seen = datetime(2026, 12, 3, 18, 0, 5, tzinfo=UTC)
+    order = {"id": 5, "version": 2, "updatedOn": "2026-12-03T17:00:00Z", "orderStatus": {"orderStatusId": 3}}
+    moved = modified_events("acme", ORDERS, order | {"version": 1, "orderStatus": {"orderStatusId": 1}}, order)
+    silent = modified_events("acme", ORDERS, order | {"orderStatus": {"orderStatusId": 4}}, order, seen_at=seen)
+    back = modified_events("acme", ORDERS, order, order | {"orderStatus": {"orderStatusId": 4}}, seen_at=seen)
+    assert [e.type for e in moved + silent + back] == [STATUS] * 3
+    assert len({e.id for e in moved + silent + back}) == 3  # one version, three changes
+    assert moved[0].timestamp == "2026-12-03T17:00:00Z"  # Brightpearl's stamp, where it moved
+    assert silent[0].timestamp == back[0].timestamp == "2026-12-03T18:00:05Z"  # else when the relay saw it
+    again = modified_events(
+        "acme", ORDERS, order | {"version": 1, "orderStatus": {"orderStatusId": 1}}, order, seen_at=seen
+    )
+    assert again[0].id == moved[0].id  # a change that moved the version keeps the id it always had
