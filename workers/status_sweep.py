@@ -116,9 +116,10 @@ class StatusSweep:
         for start in range(0, len(changed), BATCH):
             if not await self.ctx.budget_has_room(SWEEP_ROOM):
                 return state  # the rest at a later poll: the statuses still differ then
-            corrections += await self._correct(changed[start : start + BATCH], seen, names, now)
+            caught = await self._correct(changed[start : start + BATCH], seen, names, now)
+            self.ctx.metrics.status_sweep_corrections.inc(caught)  # counted as committed
+            corrections += caught
         if corrections:
-            self.ctx.metrics.status_sweep_corrections.inc(corrections)
             log.info("status sweep of %s caught %d status changes", self.ctx.account.code, corrections)
         state = StatusSweepState(ms(now + timedelta(seconds=interval_s)), format_utc(now), corrections)
         await self.ctx.commit([], [self._remember(listed), self._save(state)])
