@@ -123,6 +123,7 @@ def worker_runtime(
             budget_per_minute=requests_per_minute(settings.budget_share),
             sweep_interval_s=settings.stock_sweep_interval_s,
             brightpearl_timeout_s=settings.brightpearl_timeout_s,
+            status_sweep_interval_s=settings.status_sweep_interval_s,
         ),
         delivery_policy=DeliveryPolicy(
             retry_schedule_s=settings.retry_schedule_s,

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     brightpearl_timeout_s: float = Field(
         30.0, ge=1, le=300, description="how long one Brightpearl request may take before it counts as unanswered"
     )
+    status_sweep_interval_s: float = Field(
+        300.0,
+        ge=10,
+        le=7 * 86400,
+        description="how often the newest orders' statuses are swept for changes that did not move updatedOn",
+    )
     max_in_flight: int = Field(512, ge=1, le=10_000, description="delivery attempts under way per worker process")
     account_max_in_flight: int | None = Field(
         None,

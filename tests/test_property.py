@@ -32,6 +32,7 @@ from workers.changes import IGNORED_FIELDS
 from workers.detectors import take_baselines
 from workers.metrics import Metrics
 from workers.poller import Poller, PollPolicy, client_for
+from workers.records import WITH_CUSTOM_FIELDS
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -210,7 +211,9 @@ async def check(events: list[dict[str, Any]], world: World, client: Any) -> None
         assert key not in seen, f"reported twice: {key}"
         seen.add(key)
     # orders: the status chain is unbroken and ends where Brightpearl's order is
-    orders = {o["id"]: o for o in await client.get_many("order-service/order/", world.orders)} if world.orders else {}
+    read = {"includeOptional": WITH_CUSTOM_FIELDS}  # as the relay reads them
+    found = await client.get_many("order-service/order/", world.orders, params=read) if world.orders else []
+    orders = {o["id"]: o for o in found}
     for order_id, order in orders.items():
         story = sorted(
             (
@@ -259,7 +262,8 @@ async def check(events: list[dict[str, Any]], world: World, client: Any) -> None
         ("product", "product-service/product/", world.created_products, "id"),
         ("contact", "contact-service/contact/", world.contacts, "contactId"),
     ]:
-        now_records = {r[id_key]: r for r in await client.get_many(path, ids)} if ids else {}
+        asked = read if event_prefix == "product" else None
+        now_records = {r[id_key]: r for r in await client.get_many(path, ids, params=asked)} if ids else {}
         for record_id, record in now_records.items():
             story = [
                 d

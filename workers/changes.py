@@ -6,17 +6,38 @@ from typing import Any
 from workers.brightpearl.timestamps import TimestampError, parse_timestamp
 
 IGNORED_FIELDS = frozenset({"updatedOn", "version"})  # they change with every change: not changes themselves
+CUSTOM_FIELDS = "customFields"  # read with includeOptional: each field a change of its own, customFields.{CODE}
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{field: {"before": ..., "after": ...}}`` for every top-level field whose value differs, a field
-    absent on one side counting as ``None``; ``updatedOn`` and ``version`` are left out."""
-    changes = {}
+    absent on one side counting as ``None``; ``updatedOn`` and ``version`` are left out.
+
+    ``customFields`` is one entry per custom field that differs, ``customFields.{CODE}`` (an unset field and a
+    null one alike). A side without the key at all is not "no custom fields" but unknown (a snapshot taken
+    before the relay read them, or a GET that did not ask): nothing is said about them then."""
+    changes: dict[str, dict[str, Any]] = {}
     for name in sorted((before.keys() | after.keys()) - IGNORED_FIELDS):
+        if name == CUSTOM_FIELDS:
+            changes |= _custom_field_changes(before, after)
+            continue
         old, new = before.get(name), after.get(name)
         if old != new:
             changes[name] = {"before": old, "after": new}
     return changes
+
+
+def _custom_field_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    if CUSTOM_FIELDS not in before or CUSTOM_FIELDS not in after:
+        return {}
+    old, new = before[CUSTOM_FIELDS], after[CUSTOM_FIELDS]
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return {CUSTOM_FIELDS: {"before": old, "after": new}} if old != new else {}
+    return {
+        f"{CUSTOM_FIELDS}.{code}": {"before": old.get(code), "after": new.get(code)}
+        for code in sorted(old.keys() | new.keys())
+        if old.get(code) != new.get(code)
+    }
 
 
 def stamp_of(record: dict[str, Any]) -> object:

@@ -35,6 +35,7 @@ class PollContext:
     budget: RequestBudget
     sweep_client: BrightpearlClient  # the same account at low priority
     sweep_interval_s: float = 3600.0
+    status_sweep_interval_s: float = 300.0  # how often the newest orders' statuses are swept (workers.status_sweep)
 
     async def budget_has_room(self, share: float) -> bool:
         """Whether the relay used less than ``share`` of its budget in the last minute."""

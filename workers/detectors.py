@@ -7,7 +7,8 @@ from workers.brightpearl.client import BrightpearlClient
 from workers.context import PollContext
 from workers.goods_out import CREATED as NOTES_CREATED
 from workers.goods_out import OPEN_KEY, open_json, open_notes_now, poll_notes
-from workers.records import KINDS, RecordKind, poll_records
+from workers.records import KINDS, ORDERS, RecordKind, poll_records
+from workers.status_sweep import sweep_statuses
 from workers.stock import poll_stock, stock_baseline
 from workers.stream import take_baseline
 
@@ -21,8 +22,15 @@ def _records(kind: RecordKind) -> Detector:
     return detect
 
 
+async def poll_orders(ctx: PollContext) -> None:
+    """Orders: their streams, then (when due, at low priority) the sweep of status changes they may not show."""
+    await poll_records(ctx, ORDERS)
+    await sweep_statuses(ctx, ctx.status_sweep_interval_s)
+
+
 DETECTORS: dict[str, Detector] = {
     **{resource: _records(kind) for resource, kind in KINDS.items()},
+    "orders": poll_orders,
     "goods-out-notes": poll_notes,
     "stock": poll_stock,
 }

@@ -59,6 +59,12 @@ class Metrics:
             "Stock changes the reconciliation sweep caught (the incremental path missed them)",
             registry=r,
         )
+        self.status_sweep_corrections = Counter(
+            "relay_status_sweep_corrections",
+            "Order status changes the status sweep caught (they moved neither updatedOn nor version, or the orders "
+            "poll had not read them yet)",
+            registry=r,
+        )
         self.in_flight = Gauge("relay_deliveries_in_flight", "Delivery attempts under way in this process", registry=r)
         # The backlog is shared by every process: read from Redis at scrape time (refresh_backlog), not counted.
         self.deliveries_waiting = Gauge(

@@ -46,6 +46,7 @@ class PollPolicy:
     page_size: int = MAX_PAGE_SIZE
     sweep_interval_s: float = 3600.0
     brightpearl_timeout_s: float = 30.0  # RELAY_BRIGHTPEARL_TIMEOUT_S: one request's longest wait
+    status_sweep_interval_s: float = 300.0
 
 
 def client_for(
@@ -230,6 +231,7 @@ class Poller:
             budget,
             sweep_client,
             self.policy.sweep_interval_s,
+            self.policy.status_sweep_interval_s,
         )
         try:
             await detector(ctx)

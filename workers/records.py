@@ -3,16 +3,20 @@
 Each kind of record is followed by two streams. New records come from a ``createdOn`` stream (always set,
 unlike ``updatedOn``, which Brightpearl leaves null on new orders). Changed records come from an ``updatedOn``
 stream; each is read in full and compared with its snapshot, and ``data.changes`` names every top-level field
-that differs. For orders, a change of ``orderStatus`` is its own event, ``order.modified.order-status``; the
-other fields of the same change make an ``order.modified``.
+that differs (custom fields one by one, ``customFields.{CODE}``: orders and products are read with them). For
+orders, a change of ``orderStatus`` is its own event, ``order.modified.order-status``; the other fields of the same
+change make an ``order.modified``. Status changes that leave ``updatedOn`` alone are caught by
+:mod:`workers.status_sweep`, which reports them through :func:`modified_events` too.
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from subscriptions.core.envelope import NewEvent, resource_event
+from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.timestamps import to_ms
 from workers.changes import diff, happened_at, stamp_of
 from workers.context import PollContext
@@ -24,6 +28,8 @@ DAY_S = 86_400
 RECHECK_MS = 1_000  # changes within one second share an updatedOn: read the newest second again
 
 Changes = dict[str, dict[str, Any]]
+# custom fields come only when asked (API.md 6.1, 8.1); with the unset ones as null, a field being unset is a change
+WITH_CUSTOM_FIELDS = "customFields,nullCustomFields"
 
 
 def one_event(changes: Changes) -> list[tuple[str, Changes]]:
@@ -71,6 +77,7 @@ class RecordKind:
     snapshot_ttl_s: Callable[[dict[str, Any]], int | None] = lambda _: None
     products: Callable[[dict[str, Any]], set[int]] | None = None
     emit: bool = True  # False: followed only to learn which products' stock may have moved
+    include_optional: str = ""  # what every GET asks to include (custom fields)
 
     @property
     def streams(self) -> tuple[Stream, Stream]:
@@ -91,9 +98,16 @@ ORDERS = RecordKind(
     split=split_order_status,
     snapshot_ttl_s=order_snapshot_ttl_s,
     products=order_products,
+    include_optional=WITH_CUSTOM_FIELDS,
 )
 PRODUCTS = RecordKind(
-    "products", "product", "product-service/product-search", "product-service/product/", "productId", "id"
+    "products",
+    "product",
+    "product-service/product-search",
+    "product-service/product/",
+    "productId",
+    "id",
+    include_optional=WITH_CUSTOM_FIELDS,
 )
 CONTACTS = RecordKind(
     "contacts", "contact", "contact-service/contact-search", "contact-service/contact/", "contactId", "contactId"
@@ -104,33 +118,58 @@ ORDERS_FOR_STOCK = replace(ORDERS, resource="stock.orders", emit=False)
 
 
 def record_event(
-    account: str, kind: RecordKind, lifecycle: str, record: dict[str, Any], changes: Changes | None = None
+    account: str,
+    kind: RecordKind,
+    lifecycle: str,
+    record: dict[str, Any],
+    changes: Changes | None = None,
+    *,
+    seen_at: datetime | None = None,
+    silent_status: object = None,
 ) -> NewEvent:
     """A ``created`` or ``modified`` event; ``created`` ids depend on the record's id alone, ``modified`` ids
-    also on its state after the change."""
+    also on its state after the change. The time is Brightpearl's stamp, or ``seen_at`` (when the relay saw the
+    change) where there is none. ``silent_status`` is the new status of a change that moved neither ``updatedOn``
+    nor ``version``: only it tells this change's id from the last one's, and only then is it part of the id."""
     event_type, record_id = f"{kind.resource_type}.{lifecycle}", record[kind.id_field]
     if lifecycle == "created":
-        return resource_event(account, event_type, record_id, record, happened_at(record.get("createdOn")))
+        return resource_event(account, event_type, record_id, record, happened_at(record.get("createdOn")) or seen_at)
+    state: dict[str, object] = {"state": stamp_of(record)}
+    at = happened_at(record.get("updatedOn"))
+    if silent_status is not None:
+        state["orderStatus"] = silent_status
+        at = seen_at or at  # updatedOn is the last change's time, not this one's
     return resource_event(
-        account,
-        event_type,
-        record_id,
-        record,
-        happened_at(record.get("updatedOn")),
-        state_after={"state": stamp_of(record)},
-        more={"changes": changes},
+        account, event_type, record_id, record, at or seen_at, state_after=state, more={"changes": changes}
     )
 
 
+def silent_status_change(old: dict[str, Any], record: dict[str, Any], changes: Changes) -> object:
+    """The new ``orderStatus`` of a status change that moved neither ``updatedOn`` nor ``version`` (API.md 8: it
+    is unconfirmed that every status change moves them), else ``None``."""
+    if "orderStatus" in changes and stamp_of(old) == stamp_of(record):
+        return changes["orderStatus"]["after"]
+    return None
+
+
 def modified_events(
-    account: str, kind: RecordKind, old: dict[str, Any] | None, record: dict[str, Any]
+    account: str,
+    kind: RecordKind,
+    old: dict[str, Any] | None,
+    record: dict[str, Any],
+    *,
+    seen_at: datetime | None = None,
 ) -> list[NewEvent]:
     """The events of a change from ``old`` to ``record``; with no ``old`` (a record that existed before the relay
-    watched it, and has not changed since), one ``modified`` event whose ``changes`` is null."""
+    watched it, and has not changed since), one ``modified`` event whose ``changes`` is null. ``seen_at``: when
+    the relay read ``record``, the events' time where Brightpearl gives none."""
     if old is None:
-        return [record_event(account, kind, "modified", record, None)]
+        return [record_event(account, kind, "modified", record, None, seen_at=seen_at)]
+    changes = diff(old, record)
+    silent = silent_status_change(old, record, changes)
     return [
-        record_event(account, kind, lifecycle, record, changes) for lifecycle, changes in kind.split(diff(old, record))
+        record_event(account, kind, lifecycle, record, part, seen_at=seen_at, silent_status=silent)
+        for lifecycle, part in kind.split(changes)
     ]
 
 
@@ -143,9 +182,11 @@ class RecordPoll:
         self.snapshots = Snapshots(ctx.redis, ctx.account.code, kind.resource)
         self.mark_products = kind.products is not None and "stock" in ctx.account.resources
 
-    async def fetch(self, rows: list[Row]) -> dict[int, dict[str, Any]]:
-        """The records of ``rows``, read in full, by id."""
-        found = await self.ctx.client.get_many(self.kind.get_path, [row.id for row in rows])
+    async def fetch(self, rows: list[Row], client: BrightpearlClient | None = None) -> dict[int, dict[str, Any]]:
+        """The records of ``rows``, read in full (by ``client``; the poll's own unless given), by id."""
+        client = client or self.ctx.client
+        params = {"includeOptional": self.kind.include_optional} if self.kind.include_optional else None
+        found = await client.get_many(self.kind.get_path, [row.id for row in rows], params=params)
         return {int(record[self.kind.id_field]): record for record in found if self.kind.id_field in record}
 
     def remember(self, record_id: int, record: dict[str, Any], old: dict[str, Any] | None = None) -> list[Write]:
@@ -163,7 +204,10 @@ class RecordPoll:
         derived = Derived(done=set(records))
         for record_id, record in records.items():
             if self.kind.emit:
-                derived.events.append(record_event(self.ctx.account.code, self.kind, "created", record))
+                seen_at = self.ctx.clock()
+                derived.events.append(
+                    record_event(self.ctx.account.code, self.kind, "created", record, seen_at=seen_at)
+                )
             derived.writes.extend(self.remember(record_id, record))
         return derived
 
@@ -183,7 +227,8 @@ class RecordPoll:
             if old is None and not updated.is_new(stamps[record_id]):
                 pass  # read again only to catch a second change in one second: no change known, just remember it
             elif self.kind.emit:
-                derived.events.extend(modified_events(self.ctx.account.code, self.kind, old, record))
+                events = modified_events(self.ctx.account.code, self.kind, old, record, seen_at=self.ctx.clock())
+                derived.events.extend(events)
             derived.writes.extend(self.remember(record_id, record, old))
             derived.done.add(record_id)
         return derived

@@ -18,6 +18,7 @@ from relay.api.schemas import (
     AccountView,
     ListQuery,
     ResourceStatus,
+    StatusSweepStatus,
     StockSweepStatus,
 )
 from subscriptions.core.errors import Conflict, NotFound
@@ -27,9 +28,11 @@ from subscriptions.core.times import ms
 from subscriptions.store.paging import Position
 from subscriptions.store.polls import Polls
 from workers.brightpearl.client import datacenter_base_url
-from workers.brightpearl.timestamps import parse_timestamp
+from workers.brightpearl.timestamps import format_utc, from_ms, parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines
 from workers.poller import client_for
+from workers.status_sweep import STATE_KEY as STATUS_SWEEP_KEY
+from workers.status_sweep import StatusSweepState
 from workers.stock import SWEEP_KEY, SweepState
 
 TAG = "accounts"
@@ -71,6 +74,14 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
             last_completed_at=state.last_completed_at,
             last_corrections=state.last_corrections,
         )
+    status_sweep = None
+    if "orders" in account.resources:
+        swept = StatusSweepState.parse(await ctx.store.get_position(account.code, STATUS_SWEEP_KEY))
+        status_sweep = StatusSweepStatus(
+            next_sweep_at=format_utc(from_ms(swept.due_ms)) if swept.due_ms else None,
+            last_completed_at=swept.last_completed_at,
+            last_corrections=swept.last_corrections,
+        )
     return AccountView(
         code=account.code,
         base_url=account.base_url,
@@ -89,6 +100,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
             budget_per_minute=ctx.budget_per_minute,
             resources=resources,
             stock_sweep=sweep,
+            status_sweep=status_sweep,
         ),
     )
 

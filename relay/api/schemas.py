@@ -161,6 +161,14 @@ class StockSweepStatus(BaseModel):
     last_corrections: int | None = Field(description="changes the last sweep caught that polling had missed")
 
 
+class StatusSweepStatus(BaseModel):
+    next_sweep_at: str | None = Field(description="when the next sweep of the newest orders' statuses is due")
+    last_completed_at: str | None
+    last_corrections: int | None = Field(
+        description="status changes the last sweep caught that the orders poll had not (they did not move updatedOn)"
+    )
+
+
 class AccountStatus(BaseModel):
     last_poll_at: str | None = None
     last_success_at: str | None = None
@@ -170,6 +178,7 @@ class AccountStatus(BaseModel):
     budget_per_minute: int = Field(description="the relay's share of the account's 200 requests a minute")
     resources: dict[str, ResourceStatus]
     stock_sweep: StockSweepStatus | None = None
+    status_sweep: StatusSweepStatus | None = None
 
 
 class AccountView(BaseModel):

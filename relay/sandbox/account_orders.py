@@ -2,13 +2,21 @@
 their status, reference, delivery date and rows, and allocating them, which moves stock from on hand to
 allocated."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from relay.sandbox import catalogue
 from relay.sandbox.account_errors import OrderStateConflict, UnknownOrder, UnknownOrderType, UnknownProduct
 from relay.sandbox.account_products import AccountProducts
-from relay.sandbox.orders import OrderRow, SandboxOrder, recorded_row, whole_second
+from relay.sandbox.orders import (
+    ORDER_CUSTOM_FIELDS,
+    CustomValue,
+    OrderRow,
+    SandboxOrder,
+    check_custom_fields,
+    recorded_row,
+    whole_second,
+)
 from relay.sandbox.products import SandboxProduct
 from subscriptions.core.errors import InvalidInput
 
@@ -95,9 +103,10 @@ class AccountOrders(AccountProducts):
         ]
 
     def set_status(self, order_id: int, status_id: int) -> SandboxOrder:
-        """Change an order's status: a new version, ``updatedOn`` now."""
+        """Change an order's status: a new version, ``updatedOn`` now (unless the account's status changes do not
+        move them)."""
         order = self.order(order_id)
-        order.change_status(self.status(status_id).status_id, self.now())
+        order.change_status(self.status(status_id).status_id, self.now(), moves_updated_on=self.status_moves_updated_on)
         return order
 
     def change_order(
@@ -107,10 +116,12 @@ class AccountOrders(AccountProducts):
         reference: str | None = None,
         delivery_date: datetime | None = None,
         add_rows: Sequence[tuple[int, int]] = (),
+        custom_fields: Mapping[str, CustomValue] | None = None,
     ) -> SandboxOrder:
-        """Change an order's reference or delivery date, or add rows (allocated at once if the order is): one new
-        version. Rows cannot be added once the order has a goods-out note."""
+        """Change an order's reference, delivery date or custom fields (null unsets one), or add rows (allocated
+        at once if the order is): one new version. Rows cannot be added once the order has a goods-out note."""
         order = self.order(order_id)
+        check_custom_fields(ORDER_CUSTOM_FIELDS, custom_fields or {})
         products = [(self._row_product(product_id), quantity) for product_id, quantity in add_rows]
         if products and order.noted_row_ids:
             raise OrderStateConflict(f"order {order_id} has a goods-out note; its rows can no longer change")
@@ -118,7 +129,7 @@ class AccountOrders(AccountProducts):
         if order.allocated:
             self._allocate_rows(order, rows)
         order.rows.extend(rows)
-        order.change(self.now(), reference=reference, delivery_date=delivery_date)
+        order.change(self.now(), reference=reference, delivery_date=delivery_date, custom_fields=custom_fields)
         return order
 
     def _allocate_rows(self, order: SandboxOrder, rows: Iterable[OrderRow]) -> None:

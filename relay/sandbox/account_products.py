@@ -6,7 +6,7 @@ from typing import Any
 
 from relay.sandbox.account_errors import NotStockTracked, UnknownProduct
 from relay.sandbox.account_state import AccountState
-from relay.sandbox.orders import whole_second
+from relay.sandbox.orders import CustomValue, whole_second
 from relay.sandbox.products import SandboxProduct, new_products
 from relay.sandbox.stock import GoodsMovement
 from subscriptions.core.errors import InvalidInput
@@ -59,10 +59,11 @@ class AccountProducts(AccountState):
         sku: str | None = None,
         barcode: str | None = None,
         status: str | None = None,
+        custom_fields: Mapping[str, CustomValue] | None = None,
     ) -> SandboxProduct:
-        """Change a product's fields: ``updatedOn`` now, a new ``version``."""
+        """Change a product's fields and custom fields (null unsets one): ``updatedOn`` now, a new ``version``."""
         product = self.product(product_id)
-        product.change(self.now(), name=name, sku=sku, barcode=barcode, status=status)
+        product.change(self.now(), name=name, sku=sku, barcode=barcode, status=status, custom_fields=custom_fields)
         return product
 
     def _tracked(self, product_id: int, warehouse_id: int) -> SandboxProduct:

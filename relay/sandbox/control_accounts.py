@@ -1,5 +1,5 @@
-"""The control API's accounts: listing and making them, and changing an account's clock (offset, skew, drift)
-and credentials."""
+"""The control API's accounts: listing and making them, and changing an account's clock (offset, skew, drift),
+credentials and whether a status change moves an order's ``updatedOn``."""
 
 from typing import Any
 
@@ -30,6 +30,8 @@ class NewAccount(ControlBody):
     staff_token: Credential | None = None
     availability_bad_ids: BadIds = "reject"  # product-availability with a deleted/untracked id: 400, or left out
     strict: bool = False  # refuse everything doubtful (relay.sandbox.strictness)
+    # False: a status change leaves updatedOn and version alone (API.md 8: unconfirmed whether Brightpearl's do)
+    status_moves_updated_on: bool = True
 
 
 class AccountChange(ControlBody):
@@ -42,6 +44,7 @@ class AccountChange(ControlBody):
     staff_token: Credential | None = None
     availability_bad_ids: BadIds | None = None
     strict: bool | None = None
+    status_moves_updated_on: bool | None = None
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
@@ -54,6 +57,7 @@ def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
     return _listed(request, account) | {
         "clock_drift_s_per_min": drift_of(account.clock),
         "now": format_utc(account.now()),
+        "status_moves_updated_on": account.status_moves_updated_on,
     }
 
 
@@ -75,6 +79,7 @@ async def create_account(request: web.Request) -> web.Response:
         offset_minutes=body.offset_minutes,
         availability_bad_ids=body.availability_bad_ids,
         strict=body.strict,
+        status_moves_updated_on=body.status_moves_updated_on,
         **tokens,
     )
     request.app[SANDBOX_STATE].add(account)
@@ -102,4 +107,6 @@ async def change_account(request: web.Request) -> web.Response:
         account.availability_bad_ids = body.availability_bad_ids
     if body.strict is not None:
         account.strict = body.strict
+    if body.status_moves_updated_on is not None:
+        account.status_moves_updated_on = body.status_moves_updated_on
     return web.json_response(_described(request, account))

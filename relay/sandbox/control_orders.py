@@ -1,6 +1,6 @@
 """The control API's orders and goods-out notes: making orders (with rows, allocated or not, late), changing
-their status, reference, delivery date and rows, allocating them, and making their notes, taking them through
-their stages and back, editing and deleting them."""
+their status, reference, delivery date, custom fields and rows, allocating them, and making their notes,
+taking them through their stages and back, editing and deleting them."""
 
 from typing import Annotated, Any
 
@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import Field
 
 from relay.sandbox.catalogue import OrderTypeCode
-from relay.sandbox.control_products import movement_summary
+from relay.sandbox.control_products import CustomFields, movement_summary
 from relay.sandbox.control_requests import (
     ControlBody,
     account_of,
@@ -56,6 +56,7 @@ class OrderChange(ControlBody):
     reference: str | None = None
     delivery_date: str | None = None  # ISO-8601 with an offset
     add_rows: Rows | None = None
+    custom_fields: CustomFields | None = None  # code -> value; null unsets it
 
 
 class StageChange(ControlBody):
@@ -83,6 +84,7 @@ def _order_summary(order: SandboxOrder) -> dict[str, Any]:
         "row_ids": [row.id for row in order.rows],
         "allocation_status": order.allocation_status_code,
         "shipping_status_id": order.shipping_status_id,
+        "custom_fields": dict(order.custom_fields),
     }
 
 
@@ -148,6 +150,7 @@ async def change_order(request: web.Request) -> web.Response:
         reference=body.reference,
         delivery_date=timestamp("delivery_date", body.delivery_date),
         add_rows=_pairs(body.add_rows),
+        custom_fields=body.custom_fields,
     )
     return web.json_response(_order_summary(order))
 

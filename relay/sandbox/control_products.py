@@ -1,7 +1,7 @@
 """The control API's products and stock: making and changing products, and receiving and correcting stock,
 each answered with the goods movement it logged and the stock level after it."""
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from aiohttp import web
 from pydantic import Field, model_validator
@@ -16,9 +16,12 @@ from relay.sandbox.control_requests import (
     path_id,
     read_body,
 )
+from relay.sandbox.orders import CustomValue
 from relay.sandbox.products import ProductStatus
 from relay.sandbox.stock import GoodsMovement
 from relay.sandbox.times import format_utc
+
+CustomFields = Annotated[dict[str, CustomValue], Field(min_length=1, max_length=50)]  # code -> value (null: unset)
 
 
 class NewProducts(ControlBody):
@@ -34,6 +37,7 @@ class ProductChange(ControlBody):
     sku: str | None = None
     barcode: str | None = None
     status: ProductStatus | None = None
+    custom_fields: CustomFields | None = None  # code -> value; null unsets it
 
 
 class StockReceipt(ControlBody):
@@ -97,9 +101,21 @@ async def change_product(request: web.Request) -> web.Response:
     product_id = path_id(request, "product_id", "product")
     body = await read_body(request, ProductChange)
     nothing_to_change(body)
-    product = account.change_product(product_id, name=body.name, sku=body.sku, barcode=body.barcode, status=body.status)
+    product = account.change_product(
+        product_id,
+        name=body.name,
+        sku=body.sku,
+        barcode=body.barcode,
+        status=body.status,
+        custom_fields=body.custom_fields,
+    )
     return web.json_response(
-        {"id": product.id, "version": product.version, "updated_on": format_utc(product.updated_on)}
+        {
+            "id": product.id,
+            "version": product.version,
+            "updated_on": format_utc(product.updated_on),
+            "custom_fields": dict(product.custom_fields),
+        }
     )
 
 

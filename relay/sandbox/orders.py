@@ -3,7 +3,9 @@
 Times are kept as aware UTC datetimes with second precision (Brightpearl's are ``.000``) and rendered in the
 account's offset only on the way out. A new order has no ``updatedOn``: a GET omits the key (Brightpearl omits
 null fields) and a search row has ``null``, as recorded. Every change (status, allocation, reference, delivery
-date, rows, shipping) is a new ``version`` and stamps ``updatedOn``.
+date, rows, shipping, custom fields) is a new ``version`` and stamps ``updatedOn``, except a status change on an
+account whose ``status_moves_updated_on`` is off (API.md 8: unconfirmed either way). Custom fields are rendered
+only when ``includeOptional`` asks for them (API.md 6.1, 8.1).
 
 An order made without rows has the recorded order's one row (product 1007, a shirt at 10.00 including 10 %
 tax), which no sandbox product backs: it is not stock-tracked, so such orders keep the recorded "no stock
@@ -15,11 +17,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from relay.sandbox import catalogue
 from relay.sandbox.search import Column, DataType, SearchTable
 from relay.sandbox.times import format_in_offset
+from subscriptions.core.errors import InvalidInput
 
 ORDER_SEARCH_TABLE = SearchTable(
     columns=(
@@ -45,6 +48,49 @@ ORDER_SEARCH_TABLE = SearchTable(
     ),
     id_column="orderId",
 )
+
+ORDER_CUSTOM_FIELDS = ("PCF_GIFTWRAP", "PCF_DELIVNOTE")  # the order custom fields every sandbox account defines
+CustomFieldsAsked = Literal["none", "set", "all"]  # none: no customFields key; set: the set ones; all: with nulls
+CustomValue = bool | int | float | str | None
+
+
+def custom_fields_asked(include_optional: str | None) -> CustomFieldsAsked:
+    """What ``includeOptional`` asks of an order's or product's custom fields (API.md 6.1, 8.1): ``customFields``
+    adds the set ones, ``nullCustomFields`` with it the unset ones as null; without it there is no key at all."""
+    asked = {part.strip() for part in (include_optional or "").split(",")}
+    if "customFields" not in asked:
+        return "none"
+    return "all" if "nullCustomFields" in asked else "set"
+
+
+def render_custom_fields(
+    defined: Iterable[str], values: Mapping[str, CustomValue], asked: CustomFieldsAsked
+) -> dict[str, CustomValue]:
+    """``customFields`` as asked: ``{"PCF_CODE": value}`` of the set fields, and the unset ones as null for "all"."""
+    if asked == "all":
+        return {code: values.get(code) for code in defined}
+    return {code: values[code] for code in defined if values.get(code) is not None}
+
+
+def check_custom_fields(defined: Iterable[str], changes: Mapping[str, CustomValue]) -> None:
+    """:class:`InvalidInput` for a custom field code that is not defined."""
+    known = tuple(defined)
+    unknown = sorted(set(changes) - set(known))
+    if unknown:
+        raise InvalidInput(f"no custom field {', '.join(unknown)}: the account defines {', '.join(known)}")
+
+
+def set_custom_fields(
+    defined: Iterable[str], values: dict[str, CustomValue], changes: Mapping[str, CustomValue]
+) -> None:
+    """Set (or, with null, unset) custom fields in ``values``; :class:`InvalidInput` for a code not defined."""
+    check_custom_fields(defined, changes)
+    for code, value in changes.items():
+        if value is None:
+            values.pop(code, None)
+        else:
+            values[code] = value
+
 
 PURCHASE_DELIVERY_DAYS = 7  # recorded: a new PO's deliveryDate is a week after it was made
 UNIT_PRICE = Decimal("10.00")  # including tax, as the recorded row
@@ -101,6 +147,7 @@ class SandboxOrder:
     delivery_date_set: datetime | None = None  # a delivery date given after the order was made
     noted_row_ids: set[int] = field(default_factory=set)  # rows on a goods-out note
     shipped_row_ids: set[int] = field(default_factory=set)
+    custom_fields: dict[str, CustomValue] = field(default_factory=dict)  # the set ones, by code
 
     @property
     def supplier_side(self) -> bool:
@@ -146,13 +193,24 @@ class SandboxOrder:
         self.version += 1
         self.updated_on = whole_second(now)
 
-    def change_status(self, status_id: int, now: datetime) -> None:
-        """A status change: a new version, ``updatedOn`` now."""
+    def change_status(self, status_id: int, now: datetime, *, moves_updated_on: bool = True) -> None:
+        """A status change: a new version, ``updatedOn`` now; or, on an account where status changes do not move
+        them (whether Brightpearl's do is unconfirmed, API.md 8), the status alone."""
         self.status_id = status_id
-        self.touch(now)
+        if moves_updated_on:
+            self.touch(now)
 
-    def change(self, now: datetime, *, reference: str | None = None, delivery_date: datetime | None = None) -> None:
-        """Change the reference and/or delivery date."""
+    def change(
+        self,
+        now: datetime,
+        *,
+        reference: str | None = None,
+        delivery_date: datetime | None = None,
+        custom_fields: Mapping[str, CustomValue] | None = None,
+    ) -> None:
+        """Change the reference, delivery date and/or custom fields (null unsets one): like any edit, a new
+        version and ``updatedOn`` now."""
+        set_custom_fields(ORDER_CUSTOM_FIELDS, self.custom_fields, custom_fields or {})
         self.reference = self.reference if reference is None else reference
         self.delivery_date_set = self.delivery_date_set if delivery_date is None else whole_second(delivery_date)
         self.touch(now)
@@ -248,8 +306,14 @@ def total_value(rows: Iterable[OrderRow]) -> dict[str, str]:
     }
 
 
-def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minutes: int) -> dict[str, Any]:
-    """The order as ``GET /order-service/order/{id}`` returns it, key for key in the recorded order."""
+def render_order(
+    order: SandboxOrder,
+    status: catalogue.OrderStatus,
+    offset_minutes: int,
+    custom_fields: CustomFieldsAsked = "none",
+) -> dict[str, Any]:
+    """The order as ``GET /order-service/order/{id}`` returns it, key for key in the recorded order; with
+    ``customFields`` last when ``includeOptional`` asked for them."""
 
     def when(value: datetime) -> str:
         return format_in_offset(value, offset_minutes)
@@ -288,6 +352,8 @@ def render_order(order: SandboxOrder, status: catalogue.OrderStatus, offset_minu
     if supplier_side:
         body["isDropship"] = False
     body["orderWeighting"] = 100
+    if custom_fields != "none":
+        body["customFields"] = render_custom_fields(ORDER_CUSTOM_FIELDS, order.custom_fields, custom_fields)
     return body
 
 

@@ -2,16 +2,17 @@
 
 A product has ``updatedOn`` from the start (equal to ``createdOn``) and a ``version`` that is the epoch
 milliseconds of its last update, as recorded; the sandbox moves ``version`` on by at least one on every update
-so that two changes within one second still differ. Catalogues run to 100,000 products, so a product keeps its
+so that two changes within one second still differ (a custom field's edit too; custom fields are rendered only when
+``includeOptional`` asks, API.md 6.1). Catalogues run to 100,000 products, so a product keeps its
 search row once made until it changes, and nothing here walks the whole catalogue per request.
 """
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from relay.sandbox.orders import whole_second
+from relay.sandbox.orders import CustomFieldsAsked, CustomValue, render_custom_fields, set_custom_fields, whole_second
 from relay.sandbox.search import Column, DataType, SearchTable
 from relay.sandbox.times import format_in_offset, to_ms
 
@@ -44,6 +45,7 @@ BRAND_ID = 74  # the recorded product 1007's
 PRODUCT_TYPE_ID = 1
 CATEGORY_ID = 296  # the recorded product 1007's only category
 ProductStatus = Literal["LIVE", "DISCONTINUED"]
+PRODUCT_CUSTOM_FIELDS = ("PCF_COLOUR", "PCF_WARRANTY")  # the product custom fields every sandbox account defines
 
 
 @dataclass(slots=True)
@@ -60,6 +62,7 @@ class SandboxProduct:
     status: str = "LIVE"
     barcode: str = ""
     cached_row: dict[str, Any] | None = None  # the search row, until the product changes
+    custom_fields: dict[str, CustomValue] = field(default_factory=dict)  # the set ones, by code
 
     def change(
         self,
@@ -69,8 +72,10 @@ class SandboxProduct:
         sku: str | None = None,
         barcode: str | None = None,
         status: str | None = None,
+        custom_fields: Mapping[str, CustomValue] | None = None,
     ) -> None:
-        """Change the fields given: ``updatedOn`` now, a new ``version``."""
+        """Change the fields given (a null custom field is unset): ``updatedOn`` now, a new ``version``."""
+        set_custom_fields(PRODUCT_CUSTOM_FIELDS, self.custom_fields, custom_fields or {})
         self.name = self.name if name is None else name
         self.sku = self.sku if sku is None else sku
         self.barcode = self.barcode if barcode is None else barcode
@@ -149,9 +154,15 @@ _DESCRIPTION = {"languageCode": "en", "text": "", "format": "HTML_FRAGMENT"}
 _WAREHOUSE_SETTINGS = {"defaultLocationId": 0, "overflowLocationId": 0, "reorderLevel": 0, "reorderQuantity": 0}
 
 
-def render_product(product: SandboxProduct, warehouse_ids: tuple[int, ...], offset_minutes: int) -> dict[str, Any]:
-    """The product as ``GET /product-service/product/{id}`` returns it, key for key in the recorded order."""
-    return {
+def render_product(
+    product: SandboxProduct,
+    warehouse_ids: tuple[int, ...],
+    offset_minutes: int,
+    custom_fields: CustomFieldsAsked = "none",
+) -> dict[str, Any]:
+    """The product as ``GET /product-service/product/{id}`` returns it, key for key in the recorded order; with
+    ``customFields`` last when ``includeOptional`` asked for them."""
+    body = {
         "id": product.id,
         "brandId": BRAND_ID,
         "productTypeId": PRODUCT_TYPE_ID,
@@ -187,3 +198,6 @@ def render_product(product: SandboxProduct, warehouse_ids: tuple[int, ...], offs
         "warehousePopupMessage": "",
         "version": product.version,
     }
+    if custom_fields != "none":
+        body["customFields"] = render_custom_fields(PRODUCT_CUSTOM_FIELDS, product.custom_fields, custom_fields)
+    return body

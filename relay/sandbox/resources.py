@@ -24,7 +24,7 @@ from relay.sandbox.contacts import CONTACT_SEARCH_TABLE, render_contact
 from relay.sandbox.envelope import Answer, ApiError
 from relay.sandbox.goods_out import GOODS_OUT_SEARCH_TABLE, render_note
 from relay.sandbox.idsets import MAX_EXPANDED_IDS, IdSetError, chunked, parse_id_set
-from relay.sandbox.orders import ORDER_SEARCH_TABLE, render_order
+from relay.sandbox.orders import ORDER_SEARCH_TABLE, custom_fields_asked, render_order
 from relay.sandbox.products import PRODUCT_SEARCH_TABLE, render_product
 from relay.sandbox.search import (
     SearchError,
@@ -152,10 +152,12 @@ def search_handler(
 
 
 def get_orders(call: Call) -> Answer:
-    """``GET order/{ID-SET}``: the orders that exist, in no particular order; ``[]`` (200) when none do."""
+    """``GET order/{ID-SET}``: the orders that exist, in no particular order; ``[]`` (200) when none do. Custom
+    fields only as ``includeOptional`` asks (``customFields``, ``nullCustomFields``)."""
     account = call.account
     found = account.find_orders(request_ids(call.params["ids"], MAX_ORDERS_PER_GET))
-    rendered = [render_order(order, account.status(order.status_id), account.offset_minutes) for order in found]
+    asked = custom_fields_asked(call.query.get("includeOptional"))
+    rendered = [render_order(order, account.status(order.status_id), account.offset_minutes, asked) for order in found]
     return envelope.ok(unordered(rendered))
 
 
@@ -222,12 +224,14 @@ def get_order_statuses(call: Call) -> Answer:
 
 def get_products(call: Call) -> Answer:
     """``GET product/{ID-SET}``: the products that exist, in no particular order; 404 when none do (as the
-    product service answers for prices; a product GET finding nothing was not recorded)."""
+    product service answers for prices; a product GET finding nothing was not recorded). Custom fields only as
+    ``includeOptional`` asks."""
     account = call.account
     found = account.find_products(request_ids(call.params["ids"], MAX_PRODUCTS_PER_GET))
     if not found:
         raise ApiError(404, envelope.NOT_FOUND_CODE, "No Products Found")
-    rendered = [render_product(product, account.warehouse_ids, account.offset_minutes) for product in found]
+    asked = custom_fields_asked(call.query.get("includeOptional"))
+    rendered = [render_product(product, account.warehouse_ids, account.offset_minutes, asked) for product in found]
     return envelope.ok(unordered(rendered))
 
 

@@ -171,9 +171,15 @@ def stock_dirty(code: str) -> str:
     return f"{PREFIX}stock:{code}:dirty"  # SET product ids whose figures may have moved (orders changed)
 
 
+def order_statuses(code: str) -> str:
+    return f"{PREFIX}statuses:{code}"  # HASH order id -> status id: the newest orders' statuses, as the sweep saw them
+
+
 def resource_state(code: str, resource: str) -> list[str]:
     """Patterns of every key a resource's poller keeps for one account (what dropping the resource removes)."""
     patterns = [f"{PREFIX}cursor:{code}:{resource}.*", f"{PREFIX}snap:{code}:{resource}:*"]
+    if resource == "orders":
+        patterns.append(order_statuses(code))
     if resource == "stock":
         patterns += [stock_figures(code), stock_dirty(code), f"{PREFIX}snap:{code}:stock.*"]
     return patterns

@@ -78,6 +78,8 @@ async def test_registration_takes_stock_figures_and_shows_polling(api: Api, redi
     assert resources["contacts"]["effective_poll_interval_s"] >= 300
     assert resources["products"]["effective_poll_interval_s"] > 5
     assert resources["orders"]["requests_per_poll"] > 0
+    status_sweep = account["status"]["status_sweep"]  # the first sweep of order statuses: an interval after
+    assert (status_sweep["last_completed_at"], status_sweep["next_sweep_at"] is not None) == (None, True)
     assert account["status"]["requests_last_minute"] > 0
 
 

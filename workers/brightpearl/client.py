@@ -193,14 +193,20 @@ class BrightpearlClient:
             ) from error
 
     async def get_many(
-        self, path: str, ids: Sequence[int], *, max_per_request: int = MAX_IDS_PER_GET
+        self,
+        path: str,
+        ids: Sequence[int],
+        *,
+        max_per_request: int = MAX_IDS_PER_GET,
+        params: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Resources by id, ``path`` ending in ``/`` (``order-service/order/``), in as few requests as the
-        id cap allows. Ids Brightpearl does not know are simply absent; the answer's order means nothing."""
+        id cap allows, each with the query ``params`` (``includeOptional``). Ids Brightpearl does not know are
+        simply absent; the answer's order means nothing."""
         found: list[dict[str, Any]] = []
         for id_set in chunk_id_sets(ids, max_per_request):
             try:
-                response = await self.get(path + id_set)
+                response = await self.get(path + id_set, params)
             except RequestRejected as error:
                 if error.status == 404:  # some services answer "none of these exist" with 404
                     continue
