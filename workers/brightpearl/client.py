@@ -11,6 +11,8 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -53,6 +55,21 @@ class RateInfo:
 
     requests_remaining: int | None
     next_throttle_period_ms: int | None
+    # Brightpearl's clock when it answered (the ``Date`` header, whole seconds), ``None`` without one: what
+    # closes a second for good (see workers.stream.follow)
+    server_time: datetime | None = None
+
+
+def _date_header(headers: Mapping[str, str]) -> datetime | None:
+    """The ``Date`` header as an aware UTC time; ``None`` when absent or unreadable."""
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -118,6 +135,7 @@ class BrightpearlClient:
                 except BudgetExhausted as error:
                     raise Unavailable(method, url, None, [str(error)]) from error
             status, headers, payload = await self._send(method, url, params, body)
+            await self._pace()
             wait_ms = self._throttle_wait_ms(status, payload, headers)
             if wait_ms is None:
                 return self._unwrap(method, url, status, payload)
@@ -162,6 +180,7 @@ class BrightpearlClient:
         self.rate = RateInfo(
             _int_header(headers, "brightpearl-requests-remaining"),
             _int_header(headers, "brightpearl-next-throttle-period"),
+            _date_header(headers),
         )
         if not text.strip():
             return status, headers, {}
@@ -172,6 +191,12 @@ class BrightpearlClient:
                 return status, headers, {"response": text[:200]}
             raise Unavailable(method, url, status, [f"answer is not JSON: {text[:80]!r}"]) from None
         return status, headers, payload
+
+    async def _pace(self) -> None:
+        """Slow every process down when other apps drain the account's shared pool, before Brightpearl answers
+        503 (see :func:`~workers.budget.pacing_pause_ms`)."""
+        if self.budget is not None and self.rate.requests_remaining is not None:
+            await self.budget.pace(self.rate.requests_remaining, self.rate.next_throttle_period_ms)
 
     def _throttle_wait_ms(self, status: int, payload: Any, headers: Mapping[str, str]) -> int | None:
         """How long to wait if this answer is Brightpearl's throttle, else ``None``."""
