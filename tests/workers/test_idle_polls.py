@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from tests.harness import Harness
+from workers.brightpearl.client import BrightpearlClient, Credentials
 
 ALL = ("orders", "stock", "goods-out-notes", "products", "contacts")
 START = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -112,13 +113,18 @@ async def test_without_a_date_header_the_newest_records_are_read_again_as_before
 
 
 async def test_the_sandbox_dates_answers_by_the_accounts_clock_or_not_at_all(harness: Harness) -> None:
-    Clock(harness, START + timedelta(seconds=90.7))
-    url = f"{harness.sandbox.base_url()}/order-service/order-status"
+    """The client reads Brightpearl's clock from every answer; the sandbox's is the account's (skew included)."""
+    clock = Clock(harness, START + timedelta(seconds=90.7))
     account = harness.sandbox.account()
-    headers = {"brightpearl-app-ref": account.app_ref, "brightpearl-account-token": account.account_token}
-    async with harness.http.get(url, headers=headers) as answer:
-        assert answer.headers["Date"] == "Thu, 26 Nov 2026 10:01:30 GMT"
+    credentials = Credentials(harness.sandbox.base_url(), account.app_ref, account.account_token)
+    client = BrightpearlClient(harness.http, credentials)
+    await client.get("order-service/order-status")
+    assert client.rate.server_time == datetime(2026, 11, 26, 10, 1, 30, tzinfo=UTC)
+    await harness.sandbox_call("PATCH", "", {"clock_skew_s": -20})
+    clock.step(1)
+    await client.get("order-service/order-status")
+    assert client.rate.server_time == datetime(2026, 11, 26, 10, 1, 11, tzinfo=UTC)
     shown = await harness.sandbox_call("PATCH", "", {"sends_date": False})
     assert shown["sends_date"] is False
-    async with harness.http.get(url, headers=headers) as answer:
-        assert "Date" not in answer.headers
+    await client.get("order-service/order-status")
+    assert client.rate.server_time is None

@@ -60,7 +60,7 @@ class RateInfo:
     server_time: datetime | None = None
 
 
-def _date_header(headers: Mapping[str, str]) -> datetime | None:
+def parse_date_header(headers: Mapping[str, str]) -> datetime | None:
     """The ``Date`` header as an aware UTC time; ``None`` when absent or unreadable."""
     value = headers.get("date")
     if not value:
@@ -180,7 +180,7 @@ class BrightpearlClient:
         self.rate = RateInfo(
             _int_header(headers, "brightpearl-requests-remaining"),
             _int_header(headers, "brightpearl-next-throttle-period"),
-            _date_header(headers),
+            parse_date_header(headers),
         )
         if not text.strip():
             return status, headers, {}
