@@ -3,7 +3,7 @@
 Each poll of a resource costs some requests even when nothing changed (its searches), more when things did
 (the GETs). When the intervals asked for would cost more than the relay's share of the account's minute, the
 budget is shared by weighted water-filling over polls: each resource gets its asked rate of polls, or a share of
-what is left in proportion to its priority weight (orders 4, stock 3, goods-out notes 2, products and contacts
+what is left in proportion to its priority weight (orders 16, stock 4, goods-out notes 2, products and contacts
 1), whichever is less, and what a resource does not need goes to the others. So priorities decide who waits when
 there is not enough, not who gets nothing. A part of the budget is held back for the GETs that changes bring and
 for the stock reconciliation sweep.
@@ -18,7 +18,7 @@ from subscriptions.core.models import RESOURCES
 RESTING_COST = {"orders": 2.0, "stock": 1.0, "goods-out-notes": 1.0, "products": 2.0, "contacts": 2.0}
 STOCK_FOLLOWING_ORDERS = 2.0  # when stock must follow orders itself
 # polls a minute each resource gets, relative to the others, when the budget is short
-PRIORITY_WEIGHT = {"orders": 4.0, "stock": 3.0, "goods-out-notes": 2.0, "products": 1.0, "contacts": 1.0}
+PRIORITY_WEIGHT = {"orders": 16.0, "stock": 4.0, "goods-out-notes": 2.0, "products": 1.0, "contacts": 1.0}
 HELD_BACK = 0.25  # of the budget, for GETs and the sweep
 FLOOR = 0.02  # of the budget: even the last resource keeps polling, however slowly
 
