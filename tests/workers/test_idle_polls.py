@@ -128,3 +128,29 @@ async def test_the_sandbox_dates_answers_by_the_accounts_clock_or_not_at_all(har
     assert shown["sends_date"] is False
     await client.get("order-service/order-status")
     assert client.rate.server_time is None
+
+
+async def test_a_second_passed_again_after_the_clock_stepped_back_is_read_again(harness: Harness) -> None:
+    """An order read after Brightpearl's clock passed its second is closed; then the clock steps back 20 s (an
+    NTP correction) and passes that second again, and the order changes within it, keeping its stamp. The
+    ``Date`` shows the step: what the clock has not passed again is read again, so the change is still caught."""
+    clock = Clock(harness, START + timedelta(seconds=28))
+    await harness.register(resources=("orders",))
+    (order,) = await harness.create_orders(1)
+    await harness.poll()
+    clock.step(2.2)
+    await harness.sandbox_call("PUT", f"/orders/{order}/status", {"status_id": 4})  # updatedOn 10:00:30
+    clock.step(3)
+    await harness.poll()  # read at 10:00:33: final for 10:00:30, closed
+    assert (await requests_of_polls(harness, clock, 1, every_s=1)) == {"order-service/order-search": 2}
+    clock.at = START + timedelta(seconds=14)  # stepped back
+    await harness.poll()
+    clock.at = START + timedelta(seconds=30, milliseconds=500)  # 10:00:30 again
+    await harness.sandbox_call("PUT", f"/orders/{order}/status", {"status_id": 5})  # updatedOn 10:00:30 again
+    clock.step(4)
+    await harness.poll()
+    statuses = [
+        body["data"]["changes"]["orderStatus"]["after"]["orderStatusId"]
+        for body in await harness.bodies("order.modified.order-status")
+    ]
+    assert statuses == [4, 5]
