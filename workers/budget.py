@@ -7,6 +7,12 @@ the account), the client records a pause here that every process honours until t
 
 The budget is a :class:`~subscriptions.store.quotas.SlidingWindow` of the account's requests in the last minute (the
 one sliding window tenants' quotas use too), with the pause as the window's pause key.
+
+Other apps share Brightpearl's pool (every private app of an account draws on the same 200), so the relay's own
+pacing is not enough: every answer says how many requests the pool has left (``brightpearl-requests-remaining``)
+and when the next throttle period begins (``brightpearl-next-throttle-period``). When fewer than
+:data:`PACING_RESERVE` are left, :func:`pacing_pause_ms` spreads what is left over the time until the period
+ends, and the client records that as a pause every process honours, before Brightpearl answers 503.
 """
 
 import asyncio
@@ -23,6 +29,10 @@ from subscriptions.store.quotas import SlidingWindow
 BRIGHTPEARL_REQUESTS_PER_MINUTE = 200
 WINDOW_MS = 60_000
 
+PACING_RESERVE = 30  # tap-brightpearl sleeps when fewer than 30 remain (API.md section 3)
+DEFAULT_PERIOD_MS = 5_000  # when an answer gives the remaining count without the period
+MAX_PERIOD_MS = 60_000  # Brightpearl's periods are under a minute
+
 Priority = Literal["high", "normal", "low"]
 PRIORITY_SHARE: dict[Priority, float] = {"high": 1.0, "normal": 0.9, "low": 0.5}  # of the relay's own budget
 
@@ -30,6 +40,21 @@ PRIORITY_SHARE: dict[Priority, float] = {"high": 1.0, "normal": 0.9, "low": 0.5}
 def requests_per_minute(share: float) -> int:
     """The relay's requests a minute for a share of Brightpearl's 200 (at least one)."""
     return max(1, int(BRIGHTPEARL_REQUESTS_PER_MINUTE * share))
+
+
+def pacing_pause_ms(requests_remaining: int, next_throttle_period_ms: int | None, own_left: int) -> int:
+    """How long every process holds off after an answer that says ``requests_remaining`` are left in the account's
+    pool until ``next_throttle_period_ms``, when the relay's own budget still has ``own_left`` this minute.
+
+    Nothing while at least :data:`PACING_RESERVE` are left, or while the pool holds at least what the relay may
+    still spend (its own budget stops it first: others are not draining the pool). Otherwise the period is
+    shared among the requests left (one more than left, so the last is not spent the moment the pool would refuse
+    it), the whole period when none are left."""
+    if requests_remaining >= PACING_RESERVE or requests_remaining >= own_left:
+        return 0
+    period_ms = DEFAULT_PERIOD_MS if next_throttle_period_ms is None else next_throttle_period_ms
+    period_ms = min(MAX_PERIOD_MS, max(0, period_ms))
+    return period_ms // (max(0, requests_remaining) + 1)
 
 
 class BudgetExhausted(RelayError):
@@ -89,6 +114,25 @@ class RequestBudget:
         """Hold every process's requests for ``wait_ms`` (Brightpearl throttled the account)."""
         if wait_ms > 0:
             await self.redis.set(keyspace.budget_pause(self.account), "1", px=wait_ms)
+
+    async def pace(self, requests_remaining: int, next_throttle_period_ms: int | None) -> int:
+        """Hold every process off as :func:`pacing_pause_ms` says after an answer showing the account's pool;
+        the pause in ms. Reads the relay's own use only when the pool runs low."""
+        if requests_remaining >= PACING_RESERVE:
+            return 0
+        own_left = self.per_minute - await self.used_last_minute()
+        pause_ms = pacing_pause_ms(requests_remaining, next_throttle_period_ms, own_left)
+        await self.pause_at_least(pause_ms)
+        return pause_ms
+
+    async def pause_at_least(self, wait_ms: int) -> None:
+        """Hold every process's requests for ``wait_ms`` unless a longer pause already holds them (pacing must not
+        cut short a throttle's pause)."""
+        if wait_ms <= 0:
+            return
+        key = keyspace.budget_pause(self.account)
+        if cast(int, await self.redis.pttl(key)) < wait_ms:
+            await self.redis.set(key, "1", px=wait_ms)
 
     async def used_last_minute(self) -> int:
         """Requests the relay made on this account in the last minute."""

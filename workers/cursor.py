@@ -24,6 +24,9 @@ from typing import Any
 from workers.brightpearl.idset import compress_ids, parse_id_set
 
 QUERY_SLACK_MS = 1_000
+# how far Brightpearl's clock (an answer's Date, whole seconds) must be past a stamp's second before no change
+# can carry that stamp any more: room for the host that dates answers and the one that stamps records to differ
+CLOSE_MARGIN_MS = 1_000
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,14 @@ class StampCursor:
         since = data.get("since_ms")
         open_rows = {int(row_id): int(stamp) for row_id, stamp in data.get("open", {}).items()}
         return cls(int(since) if since is not None else None, seen, open_rows, int(data.get("skip", 0)))
+
+
+def second_over(stamp_ms: int, clock_ms: int, margin_ms: int = CLOSE_MARGIN_MS) -> bool:
+    """Whether Brightpearl's clock at ``clock_ms`` is past the whole second of ``stamp_ms`` by ``margin_ms``: then
+    a record read after it is final for that stamp (a later change gets a later stamp, unless the clock steps
+    back, which a later ``Date`` shows)."""
+    second_end_ms = (stamp_ms // 1000 + 1) * 1000
+    return clock_ms >= second_end_ms + margin_ms
 
 
 def baseline(newest: Iterable[Row]) -> StampCursor:

@@ -224,7 +224,11 @@ class RecordPoll:
             old = before.get(record_id)
             if old is None and created.is_new(Row(record_id, _created_ms(record))):
                 continue  # the created stream has not reached it yet: it will, and snapshot it
-            if old is None and not updated.is_new(stamps[record_id]):
+            read_again = not updated.is_new(stamps[record_id])  # only to catch a second change in one second
+            if read_again and old == record:
+                derived.done.add(record_id)  # unchanged: nothing to write, and its products' stock did not move
+                continue
+            if old is None and read_again:
                 pass  # read again only to catch a second change in one second: no change known, just remember it
             elif self.kind.emit:
                 events = modified_events(self.ctx.account.code, self.kind, old, record, seen_at=self.ctx.clock())

@@ -19,7 +19,7 @@ from subscriptions.core.envelope import NewEvent
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.search import SearchPage
 from workers.brightpearl.timestamps import TimestampError, format_utc, from_ms, parse_timestamp, to_ms
-from workers.cursor import Row, StampCursor, baseline
+from workers.cursor import Row, StampCursor, baseline, second_over
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,16 @@ async def follow(
     more, and then again at every poll until a record changed since the poll before shows a later stamp (or, on a
     poll that finds no change, until a later stamp is read at all). Stamps read before are no evidence that a
     second is over, nor is one read in the same poll: Brightpearl's clock may have stepped back between them.
+
+    Brightpearl's own clock is better evidence, when the answers carry it (the ``Date`` header, see
+    :func:`~workers.cursor.second_over`): a record read after a search whose ``Date`` is past its stamp's second
+    (by :data:`~workers.cursor.CLOSE_MARGIN_MS`) was read in its final state for that stamp, and is closed. Then
+    the records read again are those still open and those whose second the clock has not passed, and an idle
+    account's poll makes only its searches. A clock stepped back shows in the ``Date`` too: the records it has
+    not passed again are read again, until it has.
     """
     rows, raw, stopped_at = await read(client, stream, cursor, max_pages=max_pages)
+    clock_ms = _clock_ms(client)  # Brightpearl's clock at the search (or later), before any GET below
     committed = cursor
     waiting = cursor.unseen(rows)
     fresh = {row.id for row in waiting}  # changed since the last poll
@@ -133,7 +141,9 @@ async def follow(
     if recheck_ms:
         pending = {row.id for row in waiting}
         again = {row.id: row for row in cursor.open_rows()}
-        if newest is not None:
+        if clock_ms is not None:  # what Brightpearl's clock has not yet passed may still change within its stamp
+            again.update((row.id, row) for row in _latest(rows) if not second_over(row.stamp_ms, clock_ms))
+        elif newest is not None:
             again.update((row.id, row) for row in _latest(rows) if row.stamp_ms >= newest - recheck_ms)
         recheck = [row for row in again.values() if row.id not in pending]
         waiting += recheck
@@ -150,7 +160,7 @@ async def follow(
         still_open = [
             row
             for row in waiting
-            if (row.id in done and (row.id in fresh or newest is None or row.stamp_ms >= newest - recheck_ms))
+            if (row.id in done and _may_change_again(row, clock_ms, fresh, newest, recheck_ms))
             or (row.id not in done and row.id in cursor.open)
         ]
         cursor = cursor.with_open(still_open)
@@ -164,6 +174,20 @@ async def follow(
     if cursor != committed:
         await commit([], cursor, [])
     return cursor
+
+
+def _may_change_again(row: Row, clock_ms: int | None, fresh: set[int], newest: int | None, recheck_ms: int) -> bool:
+    """Whether a record just read may yet change within its stamp: by Brightpearl's clock when known, else (no
+    ``Date``) unless a record changed since the last poll shows a later stamp."""
+    if clock_ms is not None:
+        return not second_over(row.stamp_ms, clock_ms)
+    return row.id in fresh or newest is None or row.stamp_ms >= newest - recheck_ms
+
+
+def _clock_ms(client: BrightpearlClient) -> int | None:
+    """Brightpearl's clock (Unix ms) as the last answer's ``Date`` showed it, ``None`` without one."""
+    server_time = client.rate.server_time
+    return None if server_time is None else to_ms(server_time)
 
 
 def _latest(rows: Sequence[Row]) -> list[Row]:

@@ -30,6 +30,7 @@ from subscriptions.store.polls import Polls
 from workers.brightpearl.client import datacenter_base_url
 from workers.brightpearl.timestamps import format_utc, from_ms, parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines
+from workers.plan import effective_intervals, interval_warnings
 from workers.poller import client_for
 from workers.status_sweep import STATE_KEY as STATUS_SWEEP_KEY
 from workers.status_sweep import StatusSweepState
@@ -47,12 +48,14 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     plan = await Polls(ctx.redis).plan(account.code)
     now = ctx.clock()
     asked = account.intervals_s(account.resources)
+    # the poller's own sum, from the same inputs: right from registration on, and at once after a PATCH
+    effective = effective_intervals(asked, ctx.budget_per_minute, plan.requests_per_poll)
     resources = {}
     for resource in account.resources:
         caught_up = status.get(f"{resource}:caught_up_at") or None
         resources[resource] = ResourceStatus(
             poll_interval_s=asked[resource],
-            effective_poll_interval_s=plan.interval_s.get(resource, asked[resource]),
+            effective_poll_interval_s=effective.get(resource, asked[resource]),
             last_poll_at=status.get(f"{resource}:last_poll_at") or None,
             caught_up_at=caught_up,
             lag_s=round((now - parse_timestamp(caught_up)).total_seconds(), 3) if caught_up else None,
@@ -91,6 +94,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         poll_intervals_s=account.poll_intervals_s,
         resources=account.resources,
         created_at=account.created_at,
+        warnings=interval_warnings(asked, effective, ctx.budget_per_minute),
         status=AccountStatus(
             last_poll_at=status.get("last_poll_at") or None,
             last_success_at=status.get("last_success_at") or None,

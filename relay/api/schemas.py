@@ -190,6 +190,10 @@ class AccountView(BaseModel):
     poll_intervals_s: dict[Resource, float]
     resources: list[Resource]
     created_at: datetime
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what a person should know: each resource the budget polls less often than asked, and what to do",
+    )
     status: AccountStatus
 
 

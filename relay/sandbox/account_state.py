@@ -62,6 +62,7 @@ class AccountState:
     clock: Callable[[], datetime] = utc_now
     clock_skew_s: float = 0.0
     status_moves_updated_on: bool = True  # False: a status change leaves updatedOn and version as they were
+    sends_date: bool = True  # every recorded answer has a Date header; False: a proxy stripped it
     monotonic_ms: Callable[[], int] = monotonic_ms  # the throttle's and the faults' clock
     first_order_id: int = 1
     first_product_id: int = 10_001  # well clear of product 1007, which orders made without rows name

@@ -16,7 +16,7 @@ from aiohttp import web
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.control import add_control_routes, control_errors
 from relay.sandbox.control_requests import PREFIX
-from relay.sandbox.gateway import handle_brightpearl
+from relay.sandbox.gateway import date_by_account_clock, handle_brightpearl
 from relay.sandbox.state import ACCOUNT_CODE, SANDBOX_STATE, SandboxState, base_url
 from relay.service import StartupError, cannot_listen
 
@@ -32,6 +32,7 @@ def create_sandbox_app(accounts: Sequence[SandboxAccount]) -> web.Application:
     app.router.add_route("*", "/public-api/{account}", handle_brightpearl)
     app.router.add_route("*", "/public-api/{account}/{path:.*}", handle_brightpearl)
     add_control_routes(app)
+    app.on_response_prepare.append(date_by_account_clock)
     return app
 
 

@@ -39,6 +39,8 @@ class AccountChange(ControlBody):
     clock_skew_s: float | None = Field(None, ge=-366 * 86400, le=366 * 86400)
     # seconds the account's clock gains a minute from now on (negative: loses); 0 stops the drift
     clock_drift_s_per_min: float | None = Field(None, ge=-MAX_DRIFT_S_PER_MIN, le=MAX_DRIFT_S_PER_MIN)
+    # False: answers come without a Date header (a proxy stripping it), so the relay cannot read Brightpearl's clock
+    sends_date: bool | None = None
     # a token replaced in Brightpearl: the old one answers 401 from now on
     account_token: Credential | None = None
     staff_token: Credential | None = None
@@ -58,6 +60,7 @@ def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
         "clock_drift_s_per_min": drift_of(account.clock),
         "now": format_utc(account.now()),
         "status_moves_updated_on": account.status_moves_updated_on,
+        "sends_date": account.sends_date,
     }
 
 
@@ -99,6 +102,8 @@ async def change_account(request: web.Request) -> web.Response:
         account.clock_skew_s = body.clock_skew_s
     if body.clock_drift_s_per_min is not None:
         account.clock = drifting(account.clock, body.clock_drift_s_per_min)
+    if body.sends_date is not None:
+        account.sends_date = body.sends_date
     if body.account_token is not None:
         account.account_token = body.account_token
     if body.staff_token is not None:

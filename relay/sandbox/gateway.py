@@ -9,8 +9,10 @@ included, carries the recorded headers.
 import asyncio
 import hmac
 import logging
+from datetime import UTC
+from email.utils import format_datetime
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import CIMultiDictProxy
 
 from relay.sandbox import envelope
@@ -131,3 +133,19 @@ async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
         log.exception("sandbox handler for %s %s failed", request.method, path)
         answer = Answer(500, envelope.INTERNAL_ERROR)
     return respond(answer, message_type, decision, malformed=malformed)
+
+
+async def date_by_account_clock(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer's ``Date`` (recorded on every Brightpearl answer) by the account's own clock, so that a skewed,
+    drifting or stepped clock shows in it as it does in the account's stamps; none at all from an account set not
+    to send one (a proxy that strips it), where the client must do without."""
+    code = request.match_info.get("account")
+    if code is None or not request.path.startswith("/public-api/"):
+        return
+    account = request.app[SANDBOX_STATE].get(code)
+    if account is None:
+        return
+    if account.sends_date:
+        response.headers[hdrs.DATE] = format_datetime(account.now().astimezone(UTC), usegmt=True)
+    else:
+        response.headers.popall(hdrs.DATE, None)

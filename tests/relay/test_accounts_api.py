@@ -65,6 +65,15 @@ async def test_registration_takes_stock_figures_and_shows_polling(api: Api, redi
     assert created["status"]["stock_sweep"]["mode"] == "idle"  # a small catalogue is read at registration
     assert await redis_client.hlen("relay:stock:acme") == 30  # the figures every first change is compared with
     assert created["status"]["budget_per_minute"] == 50
+    # the registration answer already says what the budget allows, and what to do about it
+    shown = {r: v["effective_poll_interval_s"] for r, v in created["status"]["resources"].items()}
+    assert shown == {"orders": 5, "stock": 9.16, "goods-out-notes": 18.321, "products": 36.641, "contacts": 300}
+    assert created["warnings"][0] == (
+        "stock is polled every 9.16 s, not every 5 s as asked: the relay's 50 requests a minute on this account "
+        "do not cover every resource at the intervals asked. Ask longer intervals (poll_intervals_s), watch fewer "
+        "resources, or raise RELAY_BUDGET_SHARE."
+    )
+    assert len(created["warnings"]) == 3  # orders keep 5 s, and contacts are polled every 300 s, as asked
 
     async def polled() -> bool:
         account = await api.call("GET", "/v1/accounts/acme")
@@ -73,14 +82,24 @@ async def test_registration_takes_stock_figures_and_shows_polling(api: Api, redi
     await wait_for(polled, 20, "every resource to be polled")
     account = await api.call("GET", "/v1/accounts/acme")
     resources = account["status"]["resources"]
-    # 50 requests a minute cannot pay for five resources every 5 s: the lower priorities stretch, orders keep 5 s
+    # 50 requests a minute cannot pay for five resources every 5 s: the lower priorities wait, orders keep 5 s
     assert resources["orders"]["effective_poll_interval_s"] == 5
     assert resources["contacts"]["effective_poll_interval_s"] >= 300
-    assert resources["products"]["effective_poll_interval_s"] > 5
+    assert 5 < resources["stock"]["effective_poll_interval_s"] < resources["products"]["effective_poll_interval_s"]
+    assert [w.split(" ")[0] for w in account["warnings"]] == ["stock", "goods-out-notes", "products"]
     assert resources["orders"]["requests_per_poll"] > 0
     status_sweep = account["status"]["status_sweep"]  # the first sweep of order statuses: an interval after
     assert (status_sweep["last_completed_at"], status_sweep["next_sweep_at"] is not None) == (None, True)
     assert account["status"]["requests_last_minute"] > 0
+
+
+async def test_intervals_the_budget_covers_give_no_warning(api: Api) -> None:
+    created = await api.call("POST", "/v1/accounts", api.account_body(resources=["orders", "stock"]), 201)
+    assert created["warnings"] == []
+    assert created["status"]["resources"]["orders"]["effective_poll_interval_s"] == 5
+    assert (await api.call("GET", "/v1/accounts/acme"))["warnings"] == []
+    changed = await api.call("PATCH", "/v1/accounts/acme", {"poll_interval_s": 1})  # 2 + 1 searches a second
+    assert [w.split(" ")[0] for w in changed["warnings"]] == ["orders", "stock"]
 
 
 async def test_dropping_a_resource_forgets_its_state(api: Api, redis_client: Redis) -> None:

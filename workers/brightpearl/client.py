@@ -10,6 +10,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -54,6 +56,21 @@ class RateInfo:
 
     requests_remaining: int | None
     next_throttle_period_ms: int | None
+    # Brightpearl's clock when it answered (the ``Date`` header, whole seconds), ``None`` without one: what
+    # closes a second for good (see workers.stream.follow)
+    server_time: datetime | None = None
+
+
+def parse_date_header(headers: Mapping[str, str]) -> datetime | None:
+    """The ``Date`` header as an aware UTC time; ``None`` when absent or unreadable."""
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -109,6 +126,7 @@ class BrightpearlClient:
                 except BudgetExhausted as error:
                     raise Unavailable(method, url, None, [str(error)], kind="budget") from error
             status, headers, payload = await self._send(method, url, params, body)
+            await self._pace()
             wait_ms = self._throttle_wait_ms(status, payload, headers)
             if wait_ms is None:
                 return self._unwrap(method, url, status, payload)
@@ -157,8 +175,15 @@ class BrightpearlClient:
         self.rate = RateInfo(
             _int_header(headers, "brightpearl-requests-remaining"),
             _int_header(headers, "brightpearl-next-throttle-period"),
+            parse_date_header(headers),
         )
         return status, headers, read_body(method, url, status, headers.get("Content-Type", ""), text)
+
+    async def _pace(self) -> None:
+        """Slow every process down when other apps drain the account's shared pool, before Brightpearl answers
+        503 (see :func:`~workers.budget.pacing_pause_ms`)."""
+        if self.budget is not None and self.rate.requests_remaining is not None:
+            await self.budget.pace(self.rate.requests_remaining, self.rate.next_throttle_period_ms)
 
     def _throttle_wait_ms(self, status: int, payload: Any, headers: Mapping[str, str]) -> int | None:
         """How long to wait if this answer is Brightpearl's throttle, else ``None``."""
