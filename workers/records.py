@@ -124,7 +124,7 @@ def record_event(
     record: dict[str, Any],
     changes: Changes | None = None,
     *,
-    seen_at: datetime | None = None,
+    seen_at: datetime,
     silent_status: object = None,
 ) -> NewEvent:
     """A ``created`` or ``modified`` event; ``created`` ids depend on the record's id alone, ``modified`` ids
@@ -138,7 +138,7 @@ def record_event(
     at = happened_at(record.get("updatedOn"))
     if silent_status is not None:
         state["orderStatus"] = silent_status
-        at = seen_at or at  # updatedOn is the last change's time, not this one's
+        at = seen_at  # updatedOn is the last change's time, not this one's
     return resource_event(
         account, event_type, record_id, record, at or seen_at, state_after=state, more={"changes": changes}
     )
@@ -158,7 +158,7 @@ def modified_events(
     old: dict[str, Any] | None,
     record: dict[str, Any],
     *,
-    seen_at: datetime | None = None,
+    seen_at: datetime,
 ) -> list[NewEvent]:
     """The events of a change from ``old`` to ``record``; with no ``old`` (a record that existed before the relay
     watched it, and has not changed since), one ``modified`` event whose ``changes`` is null. ``seen_at``: when

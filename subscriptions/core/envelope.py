@@ -52,7 +52,7 @@ def build_event(
     account: str,
     event_type: str,
     resource_id: int | str | None,
-    at: datetime | None,
+    at: datetime,
     data: dict[str, Any],
     state_after: object = None,
     event_id: str | None = None,
@@ -61,7 +61,9 @@ def build_event(
 
     Its id derives from (account, type, resource id) and, when given, ``state_after``: the state after the
     change, whatever tells two changes to one resource apart. Only an event that is no change (a ping) brings
-    its own ``event_id``. ``at`` is ``None`` when Brightpearl did not say when; the timestamp is then empty.
+    its own ``event_id``. ``at`` is always a real time: Brightpearl's stamp of the change, or, where Brightpearl
+    gives none, the time the relay saw it; a receiver parses ``timestamp`` as the UTC time it documents, so it is
+    never empty.
     """
     if event_type not in _KNOWN_TYPES:
         raise ValueError(f"{event_type!r} is not an event the relay sends (subscriptions.core.events.EVENT_TYPES)")
@@ -69,7 +71,9 @@ def build_event(
         if resource_id is None:
             raise ValueError(f"a {event_type!r} event without a resource id needs an event id of its own")
         event_id = ids.event_id(account, event_type, resource_id, state_after)
-    timestamp = format_timestamp(at) if at is not None else ""
+    if not isinstance(at, datetime):
+        raise TypeError(f"a {event_type!r} event needs the time it happened, not {at!r}")
+    timestamp = format_timestamp(at)
     return NewEvent(event_id, event_type, account, resource_id, timestamp, event_body(event_type, timestamp, data))
 
 
@@ -78,7 +82,7 @@ def resource_event(
     event_type: str,
     resource_id: int | str,
     resource: dict[str, Any],
-    at: datetime | None,
+    at: datetime,
     *,
     state_after: object = None,
     more: Mapping[str, Any] | None = None,

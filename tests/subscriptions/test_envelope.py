@@ -69,18 +69,6 @@ CASES: list[tuple[str, Callable[[], NewEvent], str, str, str, int | None, str, s
         + f',"resource":{ORDER_JSON}}}}}',
     ),
     (
-        "created, Brightpearl not saying when",
-        lambda: resource_event("acme", "order.created", 8, {"id": 8}, None),
-        "evt_gnma39nethva4jtfq2qcfvgcc8",
-        "order.created",
-        "acme",
-        8,
-        "",
-        '{"type":"order.created","timestamp":"",'
-        + _header("acme", "order", 8, "created", "order.created")
-        + ',"resource":{"id":8}}}',
-    ),
-    (
         "order status changed",
         lambda: resource_event(
             "acme",
@@ -263,6 +251,12 @@ def test_two_states_after_give_two_ids() -> None:
 
     assert stock(1).id != stock(2).id
     assert stock(1).id == stock(1).id
+
+
+def test_an_event_without_the_time_it_happened_is_refused() -> None:
+    """A receiver parses ``timestamp`` as the documented UTC time: an empty one would crash it (issue 14)."""
+    with pytest.raises(TypeError, match="needs the time it happened"):
+        resource_event("acme", "order.created", 8, {"id": 8}, None)  # type: ignore[arg-type]
 
 
 def test_an_event_the_relay_does_not_send_is_refused() -> None:

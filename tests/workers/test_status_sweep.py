@@ -162,7 +162,9 @@ def test_assumed_before_names_the_old_status_when_the_search_did() -> None:
 def test_a_silent_status_change_has_an_id_of_its_own_and_the_time_it_was_seen() -> None:
     seen = datetime(2026, 12, 3, 18, 0, 5, tzinfo=UTC)
     order = {"id": 5, "version": 2, "updatedOn": "2026-12-03T17:00:00Z", "orderStatus": {"orderStatusId": 3}}
-    moved = modified_events("acme", ORDERS, order | {"version": 1, "orderStatus": {"orderStatusId": 1}}, order)
+    moved = modified_events(
+        "acme", ORDERS, order | {"version": 1, "orderStatus": {"orderStatusId": 1}}, order, seen_at=seen
+    )
     silent = modified_events("acme", ORDERS, order | {"orderStatus": {"orderStatusId": 4}}, order, seen_at=seen)
     back = modified_events("acme", ORDERS, order, order | {"orderStatus": {"orderStatusId": 4}}, seen_at=seen)
     assert [e.type for e in moved + silent + back] == [STATUS] * 3
