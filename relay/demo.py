@@ -4,9 +4,10 @@ A Brightpearl sandbox, the relay (API and worker in this process, on the embedde
 ``RELAY_REDIS_URL`` is set) and a receiver, all on free loopback ports. The demo registers the sandbox
 account and a subscription to ``*`` through the relay's own HTTP API, sends the subscription a test ping, then
 makes a shop's back office happen in the sandbox: first an opening act that makes every kind of event happen
-once (a product, a customer and an order appear, then change, and the order's goods-out note goes from printed
-to shipped), then random activity. It prints every webhook as it arrives with the reference library's verdict
-on its signature, and at the end how many of each event type arrived.
+at least once (a product, a customer and orders appear, then change; an order's goods-out note reaches each stage,
+has it undone and reaches it again, then ships; another note is edited, then deleted), then random activity.
+It prints every webhook as it arrives with the reference library's verdict on its signature, and at the end how
+many of each event type arrived.
 """
 
 import asyncio
@@ -54,9 +55,27 @@ SHOWN_EVENT_TYPES = (
     "goods-out-note.modified.printed",
     "goods-out-note.modified.picked",
     "goods-out-note.modified.packed",
+    "goods-out-note.modified.un-printed",
+    "goods-out-note.modified.un-picked",
+    "goods-out-note.modified.un-packed",
     "goods-out-note.modified.shipped",
+    "goods-out-note.modified",
+    "goods-out-note.destroyed",
 )
 STAGES = ("printed", "picked", "packed", "shipped")
+# the opening act's note: each stage reached, undone and reached again (a new event, under a new id), then shipped
+NOTE_WALK = (
+    ("stage", "printed"),
+    ("unstage", "printed"),
+    ("stage", "printed"),
+    ("stage", "picked"),
+    ("unstage", "picked"),
+    ("stage", "picked"),
+    ("stage", "packed"),
+    ("unstage", "packed"),
+    ("stage", "packed"),
+    ("stage", "shipped"),
+)
 ACCOUNT = DEFAULT_ACCOUNT_CODE  # the sandbox's one account
 WAREHOUSE_ID = 2  # the sandbox account's first warehouse, where the catalogue's stock is
 INVOICED, NEW_WEB_ORDER = 4, 2  # sales order statuses of the sandbox
@@ -169,32 +188,53 @@ class BackOffice:
         body = {"product_id": product_id, "warehouse_id": WAREHOUSE_ID, "quantity": quantity}
         await self.act("POST", "/stock/receive", body)
 
-    async def opening_act(self, stop: asyncio.Event, seen: Callable[[str], Awaitable[None]]) -> None:
+    async def opening_act(self, stop: asyncio.Event, seen: Callable[[str, int], Awaitable[None]]) -> None:
         """Every kind of event once, early in the run, whatever the random activity later does: a product, a
         customer and an order appear (and goods arrive); once the relay has seen them, each changes, and the
-        order's goods-out note goes through every stage. ``seen(event_type)`` waits until that event arrived:
+        order's goods-out note goes through every stage, back and forth, while another note is edited and deleted.
+        ``seen(event_type, n)`` waits until ``n`` of that event arrived:
         what changes before its ``created`` was polled would be part of that ``created``, not a change."""
         product = await self.new_product("Demo hoodie")
         contact = await self.new_contact("Ada", "Lovelace")
-        orders = await self.new_orders(1, 2)
+        orders = await self.new_orders(2, 2)
         await self.receive(self.products[0], 12)
-        await asyncio.gather(*(seen(kind) for kind in ("product.created", "contact.created", "order.created")))
+        await asyncio.gather(*(seen(kind, 1) for kind in ("product.created", "contact.created", "order.created")))
         if stop.is_set():
             return
         if product is not None:
             await self.act("PATCH", f"/products/{product}", {"name": "Demo hoodie, navy"})
         if contact is not None:
             await self.act("PATCH", f"/contacts/{contact}", {"last_name": "King"})
-        if not orders:
+        if len(orders) < 2:
             return
-        order = orders[0]
+        order, other = orders
         await self.act("PUT", f"/orders/{order}/status", {"status_id": INVOICED})
         await _pause(stop, 1.0)
         await self.act("PATCH", f"/orders/{order}", {"reference": "PO-1843"})
-        note = await self.new_note(order)
-        while note in self.notes and not stop.is_set():  # printed, picked, packed, shipped: a second apart
-            await _pause(stop, 1.0)
-            await self.next_stage(note)
+        note, spare = await self.new_note(order), await self.new_note(other)
+        await seen("goods-out-note.created", 2)  # a note changed before the relay saw it would just be created so
+        await asyncio.gather(self._walk(note, stop), self._edit_then_delete(spare, stop, seen))
+
+    async def _walk(self, note: int | None, stop: asyncio.Event) -> None:
+        """A note's stages reached, undone and reached again, half a second apart, then shipped."""
+        for action, stage in NOTE_WALK if note is not None else ():
+            if stop.is_set():
+                return
+            await self.act("POST", f"/goods-out-notes/{note}/{action}", {"stage": stage})
+            await _pause(stop, 0.5)
+        self.notes.pop(note or 0, None)
+
+    async def _edit_then_delete(
+        self, note: int | None, stop: asyncio.Event, seen: Callable[[str, int], Awaitable[None]]
+    ) -> None:
+        """A note given priority and a box count, then, once that edit was seen, deleted."""
+        if note is None or stop.is_set():
+            return
+        await self.act("PATCH", f"/goods-out-notes/{note}", {"priority": True, "boxes": 2})
+        await seen("goods-out-note.modified", 1)
+        self.notes.pop(note, None)
+        if not stop.is_set():
+            await self.act("DELETE", f"/goods-out-notes/{note}")
 
     async def random_step(self) -> None:
         """One thing a back office might do next."""
@@ -228,7 +268,7 @@ class BackOffice:
                 "PATCH", f"/contacts/{rng.choice(self.contacts)}", {"telephone": f"0{rng.randint(10**9, 10**10 - 1)}"}
             )
 
-    async def run(self, stop: asyncio.Event, seen: Callable[[str], Awaitable[None]]) -> int:
+    async def run(self, stop: asyncio.Event, seen: Callable[[str, int], Awaitable[None]]) -> int:
         """The opening act, then random activity until ``stop``; returns how many orders it made."""
         await self.opening_act(stop, seen)
         while not stop.is_set():
@@ -323,9 +363,9 @@ def _introduce(out: TextIO, relay: RelayApi, sandbox: SandboxServer, receiver_ur
     print(f"sandbox      {sandbox.base_url(ACCOUNT)}   (control: {sandbox.control_url})", file=out)
     print(f"receiver     {receiver_url}   subscribed to '*' as {subscription_id}", file=out)
     print(
-        "a test ping first; then a product, a customer and an order appear and change, and the order's "
-        "goods-out note\ngoes from printed to shipped (every kind of event once); then random back-office "
-        "activity. Each webhook\nappears here as it arrives\n",
+        "a test ping first; then a product, a customer and orders appear and change, a goods-out note goes\n"
+        "through its stages back and forth to shipped, another is edited and deleted (every kind of event);\n"
+        "then random back-office activity. Each webhook appears here as it arrives\n",
         file=out,
         flush=True,
     )
@@ -336,8 +376,8 @@ async def _show(office: BackOffice, receiver: Receiver, stop: asyncio.Event, dur
     the webhooks still to come; how many orders it made."""
     generator_stop = asyncio.Event()
 
-    async def seen(event_type: str) -> None:
-        await _arrived(receiver, generator_stop, {event_type: 1}, deadline_s=ACT_WAIT_S)
+    async def seen(event_type: str, count: int) -> None:
+        await _arrived(receiver, generator_stop, {event_type: count}, deadline_s=ACT_WAIT_S)
 
     generator = asyncio.create_task(office.run(generator_stop, seen))
     with contextlib.suppress(TimeoutError):
