@@ -8,7 +8,8 @@ watched; the stock baseline is completed first (with the sandbox's throttle lift
 wait minutes for it), then every cycle makes 10 stock changes (5 goods received, 5 sales orders allocating
 stock) and runs one poll of the account. The table counts the requests the sandbox served during the cycles,
 by route: what the relay spends to find and report those changes. A full scan is the product search and the
-availability reads one sweep of the catalogue costs (catalogue / 500 + catalogue / 200).
+availability reads one sweep of the catalogue costs (catalogue / 500 + catalogue / 100: availability is read
+100 ids a request).
 
 Then one idle cycle of all five resources: an account with an order on a product, a contact and a goods-out-free
 catalogue, one change settled, Brightpearl's clock moved 3 s between polls; what one poll of everything costs
@@ -44,7 +45,7 @@ from workers.detectors import take_baselines
 from workers.metrics import Metrics
 from workers.plan import effective_intervals, interval_warnings
 from workers.poller import Poller, PollPolicy, client_for
-from workers.stock import Figures, Sweep
+from workers.stock import AVAILABILITY_IDS, Figures, Sweep
 
 CHANGES_PER_CYCLE = 10
 ACCOUNT = "acme"
@@ -88,7 +89,7 @@ async def measure(size: int, cycles: int, rng: random.Random) -> tuple[float, Co
         await sandbox.close()
         await connections.close()
     by_route = Counter(served["by_route"])
-    full_scan = math.ceil(size / 500) + math.ceil(size / 200)
+    full_scan = math.ceil(size / 500) + math.ceil(size / AVAILABILITY_IDS)
     return served["total"] / cycles, by_route, full_scan, stock_events
 
 
@@ -205,7 +206,7 @@ async def main() -> None:
     print(f"\none idle cycle of all five resources ({args.idle_cycles} cycles): {per_idle_cycle:g} requests")
     for route, count in sorted(idle.items()):
         print(f"  {route:<48} {count / args.idle_cycles:g}")
-    asked = dict.fromkeys(RESOURCES, 5.0)
+    asked: dict[str, float] = dict.fromkeys(RESOURCES, 5.0)
     per_minute = requests_per_minute(0.5)
     effective = effective_intervals(asked, per_minute)
     print(f"\neffective intervals at the defaults (poll_interval_s 5, {per_minute} requests a minute):")
