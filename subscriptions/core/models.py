@@ -34,6 +34,9 @@ class AccountRecord(Record):
     poll_intervals_s: dict[Resource, float] = Field(default_factory=dict)  # per resource, over poll_interval_s
     resources: list[Resource]
     created_at: datetime
+    hints: bool = False  # Brightpearl's native webhooks subscribed as hints (needs RELAY_PUBLIC_URL)
+    safety_poll_interval_s: float = 60.0  # how often hinted resources are polled while their hints are healthy
+    hint_token: str = ""  # the secret in the hint URL (Brightpearl signs nothing); sealed like the token when stored
 
     def intervals_s(self, resources: Iterable[Resource]) -> dict[str, float]:
         """The poll interval asked for each of ``resources``."""

@@ -175,6 +175,38 @@ def order_statuses(code: str) -> str:
     return f"{PREFIX}statuses:{code}"  # HASH order id -> status id: the newest orders' statuses, as the sweep saw them
 
 
+# hints: Brightpearl's native webhooks saying "look at these ids now" (subscriptions.store.hints)
+
+
+def hint_ids(code: str, resource: str) -> str:
+    return f"{PREFIX}hints:{code}:{resource}:ids"  # SET ids hinted and not read yet
+
+
+def hint_pending(code: str) -> str:
+    return f"{PREFIX}hints:{code}:pending"  # SET resources with hinted ids not read yet
+
+
+def hint_overflow(code: str) -> str:
+    return f"{PREFIX}hints:{code}:overflow"  # SET resources a hint asked to poll whole (it named too many ids)
+
+
+def hinted(code: str, resource: str) -> str:
+    return f"{PREFIX}hints:{code}:{resource}:seen"  # ZSET id -> ms of its last hint (the last 15 minutes)
+
+
+def hint_rate(code: str) -> str:
+    return f"{PREFIX}hints:{code}:rate"  # ZSET hint -> ms: the account's hints in the last minute
+
+
+def hint_requests(code: str) -> str:
+    return f"{PREFIX}hints:{code}:requests"  # ZSET request -> ms: Brightpearl requests spent on hints, last minute
+
+
+def hint_keys(code: str) -> str:
+    """The pattern of every hint key of one account (what removing the account or turning hints off removes)."""
+    return f"{PREFIX}hints:{code}:*"
+
+
 def resource_state(code: str, resource: str) -> list[str]:
     """Patterns of every key a resource's poller keeps for one account (what dropping the resource removes)."""
     patterns = [f"{PREFIX}cursor:{code}:{resource}.*", f"{PREFIX}snap:{code}:{resource}:*"]

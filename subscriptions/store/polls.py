@@ -107,10 +107,13 @@ class Polls:
         text = cast(str | None, await self.redis.get(keyspace.poll_plan(code)))
         return PollPlan.model_validate_json(text) if text else PollPlan()
 
-    async def save(self, code: str, plan: PollPlan, *, idle_ms: int, claim: Claim | None) -> bool:
+    async def save(
+        self, code: str, plan: PollPlan, *, idle_ms: int, claim: Claim | None, now_ms: int | None = None
+    ) -> bool:
         """Store ``plan`` and schedule the account's next poll from it. With ``claim``, only while that claim still
-        owns the poll, which then ends. False when nothing was written (taken over, or the account is gone)."""
-        script_keys, args = _save_call(code, plan, idle_ms, claim)
+        owns the poll, which then ends. With ``now_ms``, an account whose hints wait is due again then. False when
+        nothing was written (taken over, or the account is gone)."""
+        script_keys, args = _save_call(code, plan, idle_ms, claim, now_ms)
         return bool(await SAVE_PLAN.run(self.redis, script_keys, args))
 
     async def next_due_ms(self) -> int | None:
@@ -137,12 +140,22 @@ def queue_remove(pipe: Pipeline, code: str) -> None:
     pipe.delete(keyspace.poll_plan(code), keyspace.poll_owner(code))
 
 
-def _save_call(code: str, plan: PollPlan, idle_ms: int, claim: Claim | None) -> tuple[list[str], dict[str, Any]]:
-    script_keys = [keyspace.POLLS, keyspace.poll_plan(code), keyspace.poll_owner(code), keyspace.account(code)]
+def _save_call(
+    code: str, plan: PollPlan, idle_ms: int, claim: Claim | None, now_ms: int | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    script_keys = [
+        keyspace.POLLS,
+        keyspace.poll_plan(code),
+        keyspace.poll_owner(code),
+        keyspace.account(code),
+        keyspace.hint_pending(code),
+        keyspace.hint_overflow(code),
+    ]
     args = {
         "member": code,
         "plan": plan.model_dump_json(),
         "next_ms": plan.next_poll_ms(idle_ms),
         "token": claim.token if claim else None,
+        "now_ms": now_ms,
     }
     return script_keys, args

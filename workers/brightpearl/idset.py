@@ -14,11 +14,15 @@ class IdSetError(RelayError, ValueError):
     """An ID set string that is not a comma-separated list of ids and ascending ``a-b`` ranges."""
 
 
+class IdSetTooLarge(IdSetError):
+    """An ID set naming more ids than the reader allows."""
+
+
 def parse_id_set(text: str, *, max_ids: int | None = None) -> list[int]:
     """The ids an ID set names, in the order written, without duplicates.
 
     ``max_ids`` bounds the expansion so that ``1-999999999`` cannot exhaust memory; a set naming more ids
-    raises :class:`IdSetError`.
+    raises :class:`IdSetTooLarge`.
     """
     ids: dict[int, None] = {}
     for raw_part in text.split(","):
@@ -31,7 +35,7 @@ def parse_id_set(text: str, *, max_ids: int | None = None) -> list[int]:
         if last < first:
             raise IdSetError(f"range {part!r} in ID set {text!r} does not ascend")
         if max_ids is not None and len(ids) + (last - first + 1) > max_ids:
-            raise IdSetError(f"ID set {text!r} names more than {max_ids} ids")
+            raise IdSetTooLarge(f"ID set {text!r} names more than {max_ids} ids")
         for value in range(first, last + 1):
             ids[value] = None
     return list(ids)
