@@ -16,7 +16,7 @@ the interval it gets); the ZSET score is derived from the plan and written with 
 import secrets
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
@@ -32,12 +32,30 @@ SAVE_PLAN = Script.beside(__file__, "poll_plan.lua")
 REPORT = Script.beside(__file__, "poll_status.lua")
 
 
+class HintLane(BaseModel):
+    """How one resource's hints are doing (``workers.hint_health`` judges them; kept in the account's plan).
+
+    ``healthy``: hints announce the changes polls find, so the resource is polled every safety interval.
+    ``degraded``: polls found changes no hint announced; the asked interval applies until ``recover_at_ms``.
+    ``suspects``: ids of changes a poll found before any hint named them, with when (Unix ms), judged at a later
+    poll: a hint that came meanwhile was only slower than the poll; none, and the change was missed."""
+
+    state: Literal["healthy", "degraded"] = "healthy"
+    since_ms: int = 0
+    recover_at_ms: int | None = None
+    misses: int = 0
+    last_miss_ms: int | None = None
+    degradations: int = 0  # in a row, without a healthy hour between: how long the next degradation lasts
+    suspects: dict[str, int] = Field(default_factory=dict)
+
+
 class PollPlan(BaseModel):
     """What the planner knows of one account, kept between its polls."""
 
     due_ms: dict[str, int] = Field(default_factory=dict)  # resource -> Unix ms of its next poll; absent: due now
     requests_per_poll: dict[str, float] = Field(default_factory=dict)  # running average of a poll's requests
     interval_s: dict[str, float] = Field(default_factory=dict)  # the interval each resource got at its last poll
+    hints: dict[str, HintLane] = Field(default_factory=dict)  # resource -> how its hints are doing (hinted ones)
 
     def next_poll_ms(self, idle_ms: int) -> int:
         """When the account is next due: at its earliest resource's poll, or ``idle_ms`` when it has none."""
