@@ -299,7 +299,7 @@ class HintSender:
                 async with self._session.request(call.method, call.url, data=data, headers=headers) as response:
                     await response.read()
                     status = response.status
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, TimeoutError, ValueError):  # ValueError: a URL aiohttp cannot call
                 status = None
             outcome = "error" if status is None else "delivered" if 200 <= status < 300 else "failed"
             self._record(call, status, attempt, outcome, duplicate)

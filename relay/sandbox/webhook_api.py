@@ -5,7 +5,8 @@ Handlers take what :class:`relay.sandbox.resources.Call` carries and answer an
 :class:`~relay.sandbox.envelope.Answer`; they go through the gateway like every other Brightpearl request
 (throttle, faults, authentication, request log). Errors are the recorded ones: 404 ``CMNC-404`` "No webhooks
 available in ID Set {ids}" and "Cannot find webhook: {id}", 400 ``INTC-064`` for an event that does not exist
-or that the account refuses. A missing field is a 400 ``CMNC-400`` (not recorded).
+or that the account refuses. A missing field is a 400 ``CMNC-400`` (not recorded), and so, on a strict account,
+is a field the documentation does not name.
 """
 
 from collections.abc import Mapping
@@ -21,6 +22,10 @@ from relay.sandbox.webhook_events import UNSUBSCRIBABLE_CODE, subscribable, unsu
 
 MAX_SIMULATED = 10  # webhook-simulate takes at most 10 ids (API.md 6.1)
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE")
+# The documented fields (API.md 7.1); a strict account refuses any other.
+FIELDS = frozenset(
+    {"subscribeTo", "httpMethod", "uriTemplate", "bodyTemplate", "contentType", "idSetAccepted", "qualityOfService"}
+)
 
 
 class WebhookCall(Protocol):
@@ -51,6 +56,9 @@ def _text(body: dict[str, Any], name: str, required: bool = True) -> str | None:
 def post_webhook(call: WebhookCall) -> Answer:
     """``POST webhook``: ``{"response": <new id>}``."""
     body = call.json_object()
+    unknown = sorted(set(body) - FIELDS)
+    if unknown and call.account.strict:
+        raise _bad(f"Unknown fields: {', '.join(unknown)}")
     subscribe_to = _text(body, "subscribeTo") or ""
     method = (_text(body, "httpMethod") or "").upper()
     if method not in HTTP_METHODS:

@@ -550,3 +550,22 @@ async def test_simulate_fires_the_webhook_with_the_test_data(client: Client, rec
     assert missing.status == 404
     too_many = await client.bp("POST", f"{WEBHOOK}/1-11/simulate", json={"testData": {}})
     assert too_many.status == 400
+
+
+async def test_a_strict_account_refuses_what_is_not_documented(client: Client, receiver: Receiver) -> None:
+    await client.ok("PATCH", "", {"strict": True})
+    webhook_id = await subscribe(client, receiver, "product")
+    assert (await client.bp("GET", f"{WEBHOOK}/{webhook_id}", params={"fields": "id"})).status == 400
+    extra = await client.bp("POST", WEBHOOK, json={"subscribeTo": "product", "secret": "x"})
+    assert (extra.status, extra.body["errors"][0]["message"]) == (400, "Unknown fields: secret")
+    assert (await client.ok("GET", "/requests"))["refused"] == 2
+
+
+async def test_a_full_queue_loses_events_and_says_so(client: Client, receiver: Receiver) -> None:
+    account = client.sandbox.account("acme")
+    account.hints.policy.queue_size = 1
+    await subscribe(client, receiver, "product.created")
+    account.create_products(1)
+    account.create_products(1)  # the queue is not read until this test yields
+    calls = await settle(client)
+    assert sorted(call["outcome"] for call in calls) == ["delivered", "overflow"]
