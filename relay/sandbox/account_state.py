@@ -104,8 +104,10 @@ class AccountState:
         if event in self.refused_webhook_events:
             return
         hooks = self.webhooks.covering(event)
+        if not hooks:
+            return
         named = tuple(sorted(set(ids)))
-        if not hooks or not named:
+        if not named:
             return
         when = self.now()
         for hook in hooks:
