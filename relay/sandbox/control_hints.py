@@ -2,11 +2,13 @@
 account's budget), the log of calls fired, waiting for calls on their way, and the faults and policy hints are
 sent with.
 
-``GET /webhooks``; ``GET /hints`` (the log and whether calls are on their way), ``DELETE /hints`` (clear the
-log), ``POST /hints/settle`` (wait until nothing is on its way); ``GET``/``PUT``/``DELETE /hints/faults``
-(``PUT`` replaces every fault: those not given are off; ``seed`` reseeds the account's random source);
-``GET``/``PATCH /hints/policy`` (retries, timeout, queue bound, remote hosts)."""
+``GET /webhooks``; ``GET /hints`` (the log, its count by outcome, and whether calls are on their way),
+``DELETE /hints`` (clear the log), ``POST /hints/settle`` (wait until nothing is on its way);
+``GET``/``PUT``/``DELETE /hints/faults`` (``PUT`` replaces every fault: those not given are off; ``seed``
+reseeds the account's random source); ``GET``/``PATCH /hints/policy`` (retries, timeout, queue bound, remote
+hosts)."""
 
+from collections import Counter
 from dataclasses import asdict
 
 from aiohttp import web
@@ -50,7 +52,9 @@ async def list_webhooks(request: web.Request) -> web.Response:
 
 async def get_hints(request: web.Request) -> web.Response:
     sender = account_of(request).hints
-    return web.json_response({"calls": [record.describe() for record in sender.log], "busy": sender.busy})
+    calls = [record.describe() for record in sender.log]
+    counts = Counter(str(call["outcome"]) for call in calls)
+    return web.json_response({"calls": calls, "counts": dict(sorted(counts.items())), "busy": sender.busy})
 
 
 async def clear_hints(request: web.Request) -> web.Response:

@@ -177,7 +177,8 @@ class HintSender:
     def enqueue(self, hint: Hint) -> None:
         """Queue ``hint`` without waiting; sent once an event loop runs (the next enqueue starts the task)."""
         if len(self._pending) >= self.policy.queue_size:
-            self._record(calls_for(hint)[0], None, 0, "overflow")
+            for call in calls_for(hint):
+                self._record(call, None, 0, "overflow")
             return
         self._pending.append(hint)
         try:

@@ -569,3 +569,4 @@ async def test_a_full_queue_loses_events_and_says_so(client: Client, receiver: R
     account.create_products(1)  # the queue is not read until this test yields
     calls = await settle(client)
     assert sorted(call["outcome"] for call in calls) == ["delivered", "overflow"]
+    assert (await client.ok("GET", "/hints"))["counts"] == {"delivered": 1, "overflow": 1}
