@@ -243,7 +243,7 @@ class RecordPoll:
             elif old is None and created.is_new(Row(record_id, _created_ms(record))):
                 derived.events.extend(self.new_record_events(None, record))
             elif old is None and not _updated_since(updated, record_id, record):
-                pass  # no change the updated stream has not passed: the poll would send nothing either
+                continue  # no change the updated stream has not passed: the poll would neither send nor keep it
             else:
                 seen_at = self.ctx.clock()
                 derived.events.extend(modified_events(self.ctx.account.code, self.kind, old, record, seen_at=seen_at))
