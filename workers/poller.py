@@ -225,7 +225,8 @@ class Poller:
             outcome = await self._run(account, resource, read, claim, plan, kind="hint")
             if outcome == "lost":
                 return "lost"
-            if outcome == "unauthorized":
+            if outcome == "unauthorized":  # the poll's backoff applies; hints kept would make it due at once
+                await self._drop_hints(account.code)
                 break
         return "ok"
 

@@ -271,3 +271,21 @@ async def test_hints_of_an_account_with_hints_off_are_dropped(harness: Harness) 
     await job(harness)
     waiting, whole = await Hints(harness.redis).pending("acme")
     assert (waiting, whole) == (set(), set())
+
+
+async def test_a_failed_hint_read_is_recorded_as_a_lane_error(harness: Harness) -> None:
+    await register_hinted(harness, ["orders", "products"])
+    await harness.poll()
+    (order_id,) = await harness.create_orders(1)
+    (product_id,) = (await harness.sandbox_call("POST", "/products", {"count": 1}))["ids"]
+    await harness.sandbox_call("POST", "/faults", {"kind": "expire_token"})
+    await hint(harness, "orders", [order_id])
+    await hint(harness, "products", [product_id])
+    await job(harness)
+    status = await harness.status()
+    assert "Authorization token expired" in status["orders:last_error"]
+    assert status["orders:last_hint_read_at"]
+    assert await Hints(harness.redis).pending("acme") == (set(), set())  # not read again and again: the poll backs off
+    due = await harness.redis.zscore(keyspace.POLLS, "acme")
+    assert due is not None
+    assert due > ms(now()) + 10_000
