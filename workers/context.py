@@ -1,7 +1,7 @@
 """What a detector works with during one poll of one account: the client, the account, and a fenced commit."""
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from redis.asyncio import Redis
@@ -36,6 +36,10 @@ class PollContext:
     sweep_client: BrightpearlClient  # the same account at low priority
     sweep_interval_s: float = 3600.0
     status_sweep_interval_s: float = 300.0  # how often the newest orders' statuses are swept (workers.status_sweep)
+    # a poll of a resource whose hints are judged (workers.hint_health) collects the events it stores first, which
+    # no hint's read stored before it: one round trip before each commit that has events
+    collect_found: bool = False
+    found: list[NewEvent] = field(default_factory=list)
 
     async def budget_has_room(self, share: float) -> bool:
         """Whether the relay used less than ``share`` of its budget in the last minute."""
@@ -54,6 +58,7 @@ class PollContext:
     async def commit(self, events: list[NewEvent], writes: list[Write]) -> None:
         """Commit events with the detector's writes, in one fenced transaction (no cursor moves)."""
         subscriptions = await self.store.account_subscriptions(self.account.code) if events else []
+        new = await self._not_stored(events) if self.collect_found else []
 
         def also(pipe: Pipeline) -> None:
             for write in writes:
@@ -64,6 +69,18 @@ class PollContext:
             self.metrics.events.labels(event.type).inc()
         if created:
             self.on_deliveries()
+        self.found += new
+
+    async def _not_stored(self, events: list[NewEvent]) -> list[NewEvent]:
+        """Those of ``events`` not stored yet (read before the commit that stores them; this poll's claim fences
+        every writer of the account's events, so none can come between)."""
+        if not events:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.exists(keyspace.event(event.id))
+            stored = await pipe.execute()
+        return [event for event, exists in zip(events, stored, strict=True) if not exists]
 
     def commit_for(self, stream: Stream) -> Commit:
         """Commit events with the stream's new cursor and the detector's writes, in one fenced transaction."""

@@ -16,14 +16,18 @@ last seen (a snapshot, for the ``before`` of an edit and the data of ``destroyed
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio.client import Pipeline
 
+from subscriptions.core.envelope import NewEvent
 from subscriptions.store import keyspace
 from workers.brightpearl.client import BrightpearlClient
+from workers.brightpearl.timestamps import to_ms
+from workers.changes import happened_at
 from workers.context import PollContext
-from workers.cursor import Row
+from workers.cursor import Row, StampCursor
 from workers.note_changes import (
     NOTE,
     STAGES,
@@ -36,7 +40,7 @@ from workers.note_changes import (
 from workers.snapshots import Snapshots
 from workers.stream import Derived, Stream, Write, follow
 
-__all__ = ["CREATED", "NOTE", "OPEN_KEY", "STAGES", "open_json", "open_notes_now", "poll_notes"]
+__all__ = ["CREATED", "NOTE", "OPEN_KEY", "STAGES", "open_json", "open_notes_now", "poll_notes", "read_hinted_notes"]
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +133,7 @@ async def poll_notes(ctx: PollContext) -> None:
 
     async def derive_created(rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
         found = await ctx.client.get_keyed(GET, [row.id for row in rows], max_per_request=MAX_IDS)
-        seen = ctx.clock()
-        events, writes = [], []
-        for note_id in sorted(found):
-            if note_id in notes:
-                continue  # already followed (seen open at registration)
-            note = found[note_id]
-            change = note_change(code, note_id, Followed(), None, note, seen)
-            events += [created_event(code, note_id, note, seen), *change.events]
-            if not change.after.shipped:
-                notes[note_id] = change.after
-                writes.append(snapshots.write(note_id, note, None))
-                read_now.add(note_id)
+        events, writes = _take_new(code, notes, snapshots, found, ctx.clock(), read_now)
         return Derived(events, [keep_open(), *writes], set(found))
 
     await follow(
@@ -152,6 +145,66 @@ async def poll_notes(ctx: PollContext) -> None:
         commit=ctx.commit_for(CREATED),
     )
     await _follow_open(ctx, notes, snapshots, read_now, keep_open)
+
+
+def _take_new(
+    code: str,
+    notes: Open,
+    snapshots: Snapshots,
+    found: Mapping[int, dict[str, Any]],
+    seen: datetime,
+    read_now: set[int],
+) -> tuple[list[NewEvent], list[Write]]:
+    """New notes read (by the ``createdOn`` stream, or by id for a hint): a ``created`` event each, the stages
+    they reached already, and the notes not shipped followed from now on (``notes`` and ``read_now`` updated)."""
+    events: list[NewEvent] = []
+    writes: list[Write] = []
+    for note_id in sorted(found):
+        if note_id in notes:
+            continue  # already followed (seen open at registration, or read through a hint)
+        note = found[note_id]
+        change = note_change(code, note_id, Followed(), None, note, seen)
+        events += [created_event(code, note_id, note, seen), *change.events]
+        if not change.after.shipped:
+            notes[note_id] = change.after
+            writes.append(snapshots.write(note_id, note, None))
+            read_now.add(note_id)
+    return events, writes
+
+
+async def read_hinted_notes(ctx: PollContext, ids: Sequence[int]) -> None:
+    """The notes a hint named, read as a poll reads them: those followed as :func:`_read_batch` reads them
+    (stages, undoings, edits; destroyed when the GET no longer returns them), those not followed whose
+    ``createdOn`` the ``createdOn`` stream's cursor has not passed as new ones (its cursor is not moved: the stream
+    finds them followed already). Others the poll would ignore too. Nothing, before the first poll."""
+    code = ctx.account.code
+    stored = await ctx.store.get_position(code, OPEN_KEY)
+    stored_cursor = await ctx.store.get_position(code, CREATED.key)
+    if stored is None or stored_cursor is None:
+        return
+    notes = read_open(stored)
+    snapshots = Snapshots(ctx.redis, code, SNAPSHOTS)
+
+    def keep_open() -> Write:
+        return save_open(code, notes)
+
+    followed = sorted(i for i in set(ids) if i in notes)
+    for start in range(0, len(followed), MAX_IDS):
+        await _read_batch(ctx, notes, snapshots, followed[start : start + MAX_IDS], keep_open)
+    others = sorted(i for i in set(ids) if i not in notes)
+    if not others:
+        return
+    cursor = StampCursor.from_json(stored_cursor)
+    found = await ctx.client.get_keyed(GET, others, max_per_request=MAX_IDS)  # a 404: none of them exists
+    new = {i: note for i, note in found.items() if cursor.is_new(Row(i, _created_ms(note)))}
+    events, writes = _take_new(code, notes, snapshots, new, ctx.clock(), set())
+    if events or writes:
+        await ctx.commit(events, [keep_open(), *writes])
+
+
+def _created_ms(note: Mapping[str, Any]) -> int:
+    at = happened_at(note.get("createdOn"))
+    return to_ms(at) if at else 0
 
 
 async def _follow_open(

@@ -43,6 +43,21 @@ class Metrics:
             ["resource"],
             registry=r,
         )
+        self.hint_reads = Counter(
+            "relay_hint_reads", "Targeted reads of the ids hints named, by resource", ["resource"], registry=r
+        )
+        self.hint_misses = Counter(
+            "relay_hint_misses",
+            "Changes a poll found that no hint announced (judged a grace after the poll), by resource",
+            ["resource"],
+            registry=r,
+        )
+        self.hint_degradations = Counter(
+            "relay_hint_degradations",
+            "Times a resource's hints were judged degraded (its asked poll interval applies again), by resource",
+            ["resource"],
+            registry=r,
+        )
         self.events = Counter("relay_events", "Events detected and stored, by type", ["type"], registry=r)
         self.attempts = Counter("relay_delivery_attempts", "Delivery attempts, by outcome", ["outcome"], registry=r)
         self.attempt_seconds = Histogram(

@@ -9,7 +9,7 @@ there is not enough, not who gets nothing. A part of the budget is held back for
 for the stock reconciliation sweep.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from subscriptions.core.models import RESOURCES
 
@@ -99,3 +99,9 @@ def average_cost(previous: float | None, requests: int) -> float:
     two decimals, as it is shown)."""
     average = requests if previous is None else COST_SMOOTHING * requests + (1 - COST_SMOOTHING) * previous
     return round(average, 2)
+
+
+def with_safety_net(asked_s: Mapping[str, float], healthy: Collection[str], safety_s: float) -> dict[str, float]:
+    """The intervals asked once hints are trusted: a resource whose hints are healthy is polled only as the safety
+    net, every ``safety_s`` (or as asked, when that is slower); the others (degraded, or not hinted) as asked."""
+    return {r: max(interval, safety_s) if r in healthy else interval for r, interval in asked_s.items()}

@@ -7,8 +7,9 @@ over a newer one, nor the account's plan.
 """
 
 import asyncio
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, cast
@@ -21,18 +22,23 @@ from subscriptions.core.errors import LostLease, NotFound
 from subscriptions.core.models import RESOURCES, AccountRecord
 from subscriptions.core.times import ms
 from subscriptions.store import keyspace
-from subscriptions.store.polls import Claim, PollPlan, Polls
+from subscriptions.store.hints import Hints
+from subscriptions.store.polls import Claim, HintLane, PollPlan, Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE
-from workers.brightpearl.timestamps import format_utc
+from workers.brightpearl.timestamps import format_utc, from_ms
 from workers.budget import Budgets, Priority, RequestBudget
 from workers.context import PollContext
 from workers.detectors import DETECTORS, Detector
+from workers.hint_health import due_suspects, suspected
+from workers.hint_health import judged as judged_lane
+from workers.hint_reads import MAX_HINTED_IDS, read_hinted
+from workers.hints import covered_resources
 from workers.metrics import Metrics
-from workers.plan import average_cost, effective_intervals, next_due_ms
+from workers.plan import average_cost, effective_intervals, next_due_ms, with_safety_net
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +73,9 @@ def client_for(
 
 MAX_DROPPED_SHOWN = 20  # ids a lane's status lists of its last drops
 
-PRIORITIES: dict[str, Priority] = {"orders": "high"}  # the rest "normal"; the stock sweep "low"
+PRIORITIES: dict[str, Priority] = {"orders": "high"}  # the rest "normal"; the stock sweep "low"; hints' reads "high"
+MAX_PENDING_DROPPED = 1_000_000  # ids of a resource not watched any more, dropped at once
+Outcome = Literal["ok", "error", "unauthorized", "lost"]
 
 
 class Poller:
@@ -89,6 +97,7 @@ class Poller:
         self.queue = queue
         self.redis = redis
         self.polls = Polls(redis)
+        self.hints = Hints(redis)
         self.session = session
         self.policy = policy
         self.metrics = metrics
@@ -145,26 +154,115 @@ class Poller:
             return
         watched = [r for r in RESOURCES if r in account.resources and r in DETECTORS]
         plan = await self.polls.plan(code)
-        plan.interval_s = effective_intervals(
-            account.intervals_s(watched), self.policy.budget_per_minute, plan.requests_per_poll
-        )
+        judged = await self._judged_resources(account, watched, plan)
+        healthy = [r for r in judged if plan.hints[r].state == "healthy"]
+        asked = with_safety_net(account.intervals_s(watched), healthy, account.safety_poll_interval_s)
+        plan.interval_s = effective_intervals(asked, self.policy.budget_per_minute, plan.requests_per_poll)
         due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}
+        if account.hints:  # hints come above polling: read what waits first, and again after each resource
+            due |= dict.fromkeys((r for r in await self.hints.take_overflow(code) if r in due), 0)
+            if await self._read_hints(account, watched, claim, plan) == "lost":
+                return
+        else:
+            await self._drop_hints(code)
         for resource in watched:  # in priority order: orders first
             now_ms = ms(self.clock())
             if due[resource] > now_ms:
                 continue
             due[resource] = next_due_ms(due[resource], now_ms, int(plan.interval_s[resource] * 1000))
-            outcome = await self._poll_resource(account, resource, DETECTORS[resource], claim, plan)
+            outcome = await self._poll_resource(
+                account, resource, DETECTORS[resource], claim, plan, judge=resource in judged
+            )
             if outcome == "lost":
                 return
             if outcome == "unauthorized":  # a person must act: no use asking every second
                 backoff = timedelta(seconds=max(account.poll_interval_s, self.policy.auth_failure_backoff_s))
                 due = dict.fromkeys(watched, ms(self.clock() + backoff))
                 break
+            if account.hints and await self._read_hints(account, watched, claim, plan) == "lost":
+                return
+        if judged:
+            await self._judge_hints(claim, plan, judged)
         plan.due_ms = due
         idle_ms = ms(self.clock() + timedelta(seconds=account.poll_interval_s))
-        if not await self.polls.save(code, plan, idle_ms=idle_ms, claim=claim):
+        if not await self.polls.save(code, plan, idle_ms=idle_ms, claim=claim, now_ms=ms(self.clock())):
             log.warning("poll of %s lost its claim before it ended; the poller holding it schedules it", code)
+
+    async def _judged_resources(self, account: AccountRecord, watched: Sequence[str], plan: PollPlan) -> list[str]:
+        """The watched resources whose hints are judged (and, while healthy, polled as the safety net): with hints
+        on, those the events Brightpearl accepted cover (``hints:subscribed``), each given a lane in ``plan``."""
+        if not account.hints:
+            return []
+        text = await cast(
+            Awaitable[str | None], self.redis.hget(keyspace.account_status(account.code), "hints:subscribed")
+        )
+        try:
+            subscribed = json.loads(text) if text else []
+        except ValueError:
+            subscribed = []
+        names = [name for name in subscribed if isinstance(name, str)] if isinstance(subscribed, list) else []
+        covered = covered_resources(names, watched)
+        for resource in covered:
+            plan.hints.setdefault(resource, HintLane(since_ms=ms(self.clock())))
+        return covered
+
+    async def _read_hints(
+        self, account: AccountRecord, watched: Sequence[str], claim: Claim, plan: PollPlan
+    ) -> Literal["ok", "lost"]:
+        """Read the ids hints named that wait, each watched resource's (up to :data:`MAX_HINTED_IDS`) in priority
+        order; those of a resource not watched any more are dropped."""
+        waiting, _ = await self.hints.pending(account.code)
+        for resource in sorted(waiting - set(watched)):
+            await self.hints.take(account.code, resource, MAX_PENDING_DROPPED)
+        for resource in (r for r in watched if r in waiting):
+            ids = await self.hints.take(account.code, resource, MAX_HINTED_IDS)
+            if not ids:
+                continue
+
+            async def read(ctx: PollContext, resource: str = resource, ids: list[int] = ids) -> None:
+                await read_hinted(ctx, resource, ids)
+
+            outcome = await self._run(account, resource, read, claim, plan, kind="hint")
+            if outcome == "lost":
+                return "lost"
+            if outcome == "unauthorized":  # the poll's backoff applies; hints kept would make it due at once
+                await self._drop_hints(account.code)
+                break
+        return "ok"
+
+    async def _drop_hints(self, code: str) -> None:
+        """Hints of an account whose hints are off are not read (they would keep its poll due at once)."""
+        waiting, whole = await self.hints.pending(code)
+        for resource in waiting:
+            await self.hints.take(code, resource, MAX_PENDING_DROPPED)
+        if whole:
+            await self.hints.take_overflow(code)
+
+    async def _judge_hints(self, claim: Claim, plan: PollPlan, judged: list[str]) -> None:
+        """Judge each hinted lane's suspects old enough, move its state, log and count a change of state."""
+        now_ms = ms(self.clock())
+        for resource in judged:
+            lane = plan.hints[resource]
+            due = due_suspects(lane, now_ms)
+            hinted = await self.hints.last_hinted(claim.code, resource, due) if due else {}
+            verdict = judged_lane(lane, hinted, now_ms)
+            plan.hints[resource] = verdict.lane
+            if verdict.misses:
+                self.metrics.hint_misses.labels(resource).inc(verdict.misses)
+            if verdict.change == "degraded":
+                self.metrics.hint_degradations.labels(resource).inc()
+                until = format_utc(from_ms(verdict.lane.recover_at_ms or now_ms))
+                log.warning(
+                    "hints of %s %s degraded: polls found %d change(s) no hint announced; polled as asked until %s",
+                    claim.code,
+                    resource,
+                    verdict.misses,
+                    until,
+                )
+            elif verdict.change == "recovered":
+                log.info("hints of %s %s healthy again: polled as the safety net", claim.code, resource)
+        states = {plan.hints[r].state for r in judged}
+        await self.polls.report(claim, {"hints:state": "degraded" if "degraded" in states else "healthy"})
 
     async def _report_unreadable_token(self, claim: Claim, error: TokenKeyError) -> None:
         """Say why an account cannot be polled where the API shows its state, and try it again later, not at once."""
@@ -205,18 +303,42 @@ class Poller:
         }
 
     async def _poll_resource(
-        self, account: AccountRecord, resource: str, detector: Detector, claim: Claim, plan: PollPlan
-    ) -> Literal["ok", "error", "unauthorized", "lost"]:
+        self, account: AccountRecord, resource: str, detector: Detector, claim: Claim, plan: PollPlan, *, judge: bool
+    ) -> Outcome:
         """Poll one resource, recording the outcome in the account's status and the metrics, and what the poll
-        cost in ``plan``."""
+        cost in ``plan``; with ``judge``, the changes it found that no hint's read stored first are suspects of its
+        hints' lane (``workers.hint_health``)."""
+        return await self._run(account, resource, detector, claim, plan, kind="poll", judge=judge)
+
+    async def _run(
+        self,
+        account: AccountRecord,
+        resource: str,
+        work: Detector,
+        claim: Claim,
+        plan: PollPlan,
+        *,
+        kind: Literal["poll", "hint"],
+        judge: bool = False,
+    ) -> Outcome:
+        """Run a poll of a resource, or a read of its hinted ids (``kind``), recording the outcome in the
+        account's status and the metrics. A hint's read asks at high priority and its requests are counted as
+        spent on hints; a poll's cost is kept in ``plan``."""
         started = self.clock()
         budget = self.budgets.of(account.code)
         timeout_s = self.policy.brightpearl_timeout_s
-        priority = PRIORITIES.get(resource, "normal")
+        priority = "high" if kind == "hint" else PRIORITIES.get(resource, "normal")
         client = client_for(self.session, account, budget, self.policy.page_size, priority, timeout_s=timeout_s)
-        sweep_client = client_for(self.session, account, budget, self.policy.page_size, "low", timeout_s=timeout_s)
-        status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
-        outcome: Literal["ok", "error", "unauthorized", "lost"] = "ok"
+        sweep_client = (
+            client
+            if kind == "hint"
+            else client_for(self.session, account, budget, self.policy.page_size, "low", timeout_s=timeout_s)
+        )
+        if kind == "hint":
+            status = {f"{resource}:last_hint_read_at": format_utc(started)}
+        else:
+            status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
+        outcome: Outcome = "ok"
         ctx = PollContext(
             client,
             account,
@@ -232,33 +354,46 @@ class Poller:
             sweep_client,
             self.policy.sweep_interval_s,
             self.policy.status_sweep_interval_s,
+            collect_found=judge,
         )
         try:
-            await detector(ctx)
-            status |= {
-                "last_success_at": format_utc(started),
-                f"{resource}:caught_up_at": format_utc(started),
-                "last_error": "",
-                f"{resource}:error_since": "",
-            }
+            await work(ctx)
+            if kind == "poll":
+                status |= {
+                    "last_success_at": format_utc(started),
+                    f"{resource}:caught_up_at": format_utc(started),
+                    "last_error": "",
+                    f"{resource}:error_since": "",
+                }
         except LostLease:
             log.warning("poll of %s lost its claim; another poller carries on", account.code)
             outcome = "lost"
         except BrightpearlError as error:
-            log.warning("poll of %s %s failed (%s): %s", account.code, resource, error.kind, error)
+            what = "hinted ids of" if kind == "hint" else "poll of"
+            log.warning("%s %s %s failed (%s): %s", what, account.code, resource, error.kind, error)
             status |= await self._lane_error(account.code, resource, error)
             self.metrics.brightpearl_errors.labels(resource, error.kind).inc()
             outcome = "unauthorized" if isinstance(error, AuthenticationFailed) else "error"
         finally:
-            requests = client.requests_made + sweep_client.requests_made
+            requests = client.requests_made + (sweep_client.requests_made if sweep_client is not client else 0)
             self.metrics.brightpearl_requests.labels(resource).inc(requests)
-            self.metrics.brightpearl_throttles.inc(client.throttles_met + sweep_client.throttles_met)
-        dropped = client.dropped_ids + sweep_client.dropped_ids
+            self.metrics.brightpearl_throttles.inc(
+                client.throttles_met + (sweep_client.throttles_met if sweep_client is not client else 0)
+            )
+        dropped = client.dropped_ids + (sweep_client.dropped_ids if sweep_client is not client else [])
         if dropped:
             self.metrics.brightpearl_dropped_ids.labels(resource).inc(len(dropped))
             status |= await self._lane_dropped(account.code, resource, dropped)
-        plan.requests_per_poll[resource] = average_cost(plan.requests_per_poll.get(resource), requests)
-        self.metrics.polls.labels(resource, outcome).inc()
+        if kind == "hint":
+            await self.hints.spent(account.code, requests, now_ms=ms(self.clock()))
+            self.metrics.hint_reads.labels(resource).inc()
+        else:
+            plan.requests_per_poll[resource] = average_cost(plan.requests_per_poll.get(resource), requests)
+            self.metrics.polls.labels(resource, outcome).inc()
+        if ctx.found and outcome != "lost":
+            found_ms = ms(started)
+            ids = {int(e.resource_id): found_ms for e in ctx.found if isinstance(e.resource_id, int | str)}
+            plan.hints[resource] = suspected(plan.hints.get(resource) or HintLane(since_ms=found_ms), ids)
         if outcome != "lost":
             await self.polls.report(claim, status)
         return outcome

@@ -199,16 +199,55 @@ class RecordPoll:
         return writes
 
     async def derive_created(self, rows: list[Row], _: Mapping[int, dict[str, Any]]) -> Derived:
-        """New records: a ``created`` event each, and their first snapshots."""
+        """New records: a ``created`` event each, and their first snapshots. A new record that has a snapshot
+        already was read through a hint first (which sent its ``created``): what changed since that read is its
+        ``modified`` events, else a change between the hint's read and this one would be lost."""
         records = await self.fetch(rows)
+        before = await self.snapshots.load(list(records))
         derived = Derived(done=set(records))
         for record_id, record in records.items():
+            old = before.get(record_id)
+            if old == record:
+                continue  # read through a hint, unchanged since: nothing to send or write
             if self.kind.emit:
+                derived.events.extend(self.new_record_events(old, record))
+            derived.writes.extend(self.remember(record_id, record, old))
+        return derived
+
+    def new_record_events(self, old: dict[str, Any] | None, record: dict[str, Any]) -> list[NewEvent]:
+        """The events of a record its ``createdOn`` says is new: ``created`` and, when a snapshot of it exists (a
+        hint read it first), its changes since. ``created``'s id depends on the record's id alone, so one a hint
+        sent already is stored once."""
+        seen_at = self.ctx.clock()
+        created = record_event(self.ctx.account.code, self.kind, "created", record, seen_at=seen_at)
+        if old is None:
+            return [created]
+        return [created, *modified_events(self.ctx.account.code, self.kind, old, record, seen_at=seen_at)]
+
+    async def derive_hinted(self, created: StampCursor, updated: StampCursor, ids: list[int]) -> Derived:
+        """Records a hint named, read by id (``workers.hint_reads``): the events a poll would make of each. With a
+        snapshot, its changes; without one, ``created`` when the ``created`` stream's cursor says the record is
+        new (else the stream will say so, and find its snapshot), or, for a record older than the cursor, one
+        ``modified`` with ``changes`` null, as :meth:`derive_updated` makes of a record it has no snapshot of, when
+        the ``updated`` stream's cursor has not passed its ``updatedOn`` (a hint for a record that did not change
+        since makes nothing: nor would the poll)."""
+        records = await self.fetch([Row(record_id, 0) for record_id in ids])
+        before = await self.snapshots.load(list(records))
+        derived = Derived(done=set(records))
+        for record_id, record in records.items():
+            old = before.get(record_id)
+            if old == record:
+                continue  # unchanged: no event, no write
+            if not self.kind.emit:
+                pass
+            elif old is None and created.is_new(Row(record_id, _created_ms(record))):
+                derived.events.extend(self.new_record_events(None, record))
+            elif old is None and not _updated_since(updated, record_id, record):
+                continue  # no change the updated stream has not passed: the poll would neither send nor keep it
+            else:
                 seen_at = self.ctx.clock()
-                derived.events.append(
-                    record_event(self.ctx.account.code, self.kind, "created", record, seen_at=seen_at)
-                )
-            derived.writes.extend(self.remember(record_id, record))
+                derived.events.extend(modified_events(self.ctx.account.code, self.kind, old, record, seen_at=seen_at))
+            derived.writes.extend(self.remember(record_id, record, old))
         return derived
 
     async def derive_updated(
@@ -260,6 +299,12 @@ async def poll_records(ctx: PollContext, kind: RecordKind) -> None:
         commit=ctx.commit_for(updated),
         recheck_ms=RECHECK_MS,
     )
+
+
+def _updated_since(updated: StampCursor, record_id: int, record: dict[str, Any]) -> bool:
+    """Whether the ``updatedOn`` stream has yet to pass the record's ``updatedOn`` (never updated: no)."""
+    at = happened_at(record.get("updatedOn"))
+    return at is not None and updated.is_new(Row(record_id, to_ms(at)))
 
 
 def _created_ms(record: dict[str, Any]) -> int:

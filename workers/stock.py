@@ -163,13 +163,19 @@ async def poll_stock(ctx: PollContext) -> None:
         derive=derive,
         commit=ctx.commit_for(MOVEMENTS),
     )
+    await settle_dirty(ctx, figures)
+    await Sweep(ctx, figures).step(ctx.sweep_interval_s)
+
+
+async def settle_dirty(ctx: PollContext, figures: Figures) -> None:
+    """Read the figures of every dirty product, 100 a request, and commit an event for each that moved, taking
+    them off the dirty set: the poll's path, and a hint's (``workers.hint_reads``)."""
     dirty = await figures.dirty()
     for start in range(0, len(dirty), AVAILABILITY_IDS):
         batch = dirty[start : start + AVAILABILITY_IDS]
         current = await availability(ctx.client, batch)
         events, known = compare(ctx.account.code, await figures.load(batch), current, ctx.clock())
         await ctx.commit(events, [figures.store(known, batch)])
-    await Sweep(ctx, figures).step(ctx.sweep_interval_s)
 
 
 @dataclass
