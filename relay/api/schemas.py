@@ -181,12 +181,13 @@ class StatusSweepStatus(BaseModel):
 
 
 class HintRequests(BaseModel):
-    hints: int = Field(description="Brightpearl requests made for hints (targeted reads) in the last minute")
-    polls: int = Field(description="the other Brightpearl requests of the last minute")
+    hints: int = Field(0, description="Brightpearl requests made for hints (targeted reads) in the last minute")
+    polls: int = Field(0, description="the other Brightpearl requests of the last minute")
 
 
 class HintsStatus(BaseModel):
     state: Literal["healthy", "degraded", "off"] = Field(
+        "off",
         description="off: hints are off; degraded: polls found changes no hint announced, so the asked intervals "
         "apply; healthy: hinted resources are polled every safety_poll_interval_s"
     )
@@ -199,7 +200,7 @@ class HintsStatus(BaseModel):
     degraded_resources: list[str] = Field(default_factory=list, description="resources whose hints are degraded")
     reconciled_at: str | None = Field(None, description="when the webhooks were last reconciled with Brightpearl")
     error: str | None = Field(None, description="why the last reconcile of the webhooks failed; none after a success")
-    requests_last_minute: HintRequests
+    requests_last_minute: HintRequests = Field(default_factory=HintRequests)
 
 
 class AccountStatus(BaseModel):
@@ -212,7 +213,7 @@ class AccountStatus(BaseModel):
     resources: dict[str, ResourceStatus]
     stock_sweep: StockSweepStatus | None = None
     status_sweep: StatusSweepStatus | None = None
-    hints: HintsStatus
+    hints: HintsStatus = Field(default_factory=HintsStatus)
 
 
 class AccountView(BaseModel):
