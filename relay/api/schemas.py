@@ -189,7 +189,7 @@ class HintsStatus(BaseModel):
     state: Literal["healthy", "degraded", "off"] = Field(
         "off",
         description="off: hints are off; degraded: polls found changes no hint announced, so the asked intervals "
-        "apply; healthy: hinted resources are polled every safety_poll_interval_s"
+        "apply; healthy: hinted resources are polled every safety_poll_interval_s",
     )
     last_hint_at: str | None = Field(None, description="when the last hint was accepted")
     subscribed: list[str] = Field(default_factory=list, description="the Brightpearl events subscribed as hints")
