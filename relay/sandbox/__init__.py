@@ -14,6 +14,10 @@ products.py   a product, its GET rendering and its search row
 stock.py      stock figures per product and warehouse, and the goods movements that log changes
 goods_out.py  a goods-out note, its stages and events, its GET rendering and its search row
 contacts.py   a contact, its GET rendering and its search row
+webhooks.py   native webhook subscriptions (``integration-service/webhook``) and the book that keeps them
+webhook_api.py      their Brightpearl routes: create, list, get, delete, simulate (recorded answers, INTC-064)
+webhook_events.py   the events the sandbox knows, which a ``subscribeTo`` covers, templates rendered (pure)
+hints.py      firing webhooks: a bounded queue, a background sender, QoS retries, faults, the log of calls
 catalogue.py  fixed data: order types, statuses, reference names, parties
 account.py    one account (``SandboxAccount``), put together from the modules below; where changes that touch
               several resources meet
@@ -30,5 +34,6 @@ faults.py     injected faults: throttling, outages, slowness, bad bodies, expire
 envelope.py   bodies, error codes and the headers on every answer
 control.py    the control API under /_sandbox: its routes and its error middleware
 control_requests.py  reading a control request; control_accounts.py, control_orders.py,
-              control_products.py, control_contacts.py, control_faults.py: its bodies and handlers by resource
+              control_products.py, control_contacts.py, control_faults.py, control_hints.py: its bodies and handlers by
+              resource
 """

@@ -43,6 +43,7 @@ class AccountContacts(AccountState):
             self._next_contact_id += 1
             self._next_address_id += 2
             made.append(contact)
+        self._hint("contact.created", (contact.id for contact in made))
         return made
 
     def change_contact(self, contact_id: int, **fields: str | None) -> SandboxContact:
@@ -50,4 +51,5 @@ class AccountContacts(AccountState):
         ``updatedOn`` now, to the millisecond."""
         contact = self.contact(contact_id)
         contact.change(self.now(), **fields)
+        self._hint("contact.modified", [contact_id])
         return contact

@@ -4,6 +4,7 @@ out of allocated stock and changes the order's shipping status."""
 
 from relay.sandbox.account_errors import OrderStateConflict, UnknownGoodsOutNote
 from relay.sandbox.account_orders import AccountOrders
+from relay.sandbox.account_products import ON_HAND_MODIFIED
 from relay.sandbox.goods_out import GoodsOutNote, NoteLine, NoteShipped, ShippingChange, Stage
 from relay.sandbox.orders import whole_second
 from relay.sandbox.stock import GoodsMovement
@@ -47,6 +48,7 @@ class AccountGoodsOut(AccountOrders):
         )
         self.goods_out_notes[note.id] = note
         order.noted_row_ids.update(row.id for row in rows)
+        self._hint("goods-out-note.created", [note.id])
         return note
 
     def set_note_stage(self, note_id: int, stage: Stage) -> tuple[GoodsOutNote, list[GoodsMovement]]:
@@ -55,18 +57,23 @@ class AccountGoodsOut(AccountOrders):
         note = self.goods_out_note(note_id)
         now = whole_second(self.now())
         newly_set = note.set_stage(stage, now, self._next_event_version)
+        for reached in newly_set:
+            self._hint(f"goods-out-note.modified.{reached.value}", [note_id])
         if Stage.SHIPPED not in newly_set:
             return note, []
         movements = [
             self.stock.ship(line.product_id, note.warehouse_id, line.quantity, note.id, now) for line in note.lines
         ]
         self.order(note.order_id).mark_shipped((line.row_id for line in note.lines), now)
+        self._hint(ON_HAND_MODIFIED, (line.product_id for line in note.lines))
+        self._hint("order.modified", [note.order_id])
         return note, movements
 
     def unset_note_stage(self, note_id: int, stage: Stage) -> GoodsOutNote:
         """Undo a stage of a note not shipped yet (``UPR``, ``UPI`` or ``UPA`` logged); it can be reached again."""
         note = self.goods_out_note(note_id)
         note.unset_stage(stage, whole_second(self.now()), self._next_event_version)
+        self._hint(f"goods-out-note.modified.un-{stage.value}", [note_id])
         return note
 
     def edit_goods_out_note(
@@ -75,6 +82,7 @@ class AccountGoodsOut(AccountOrders):
         """Change a note's priority or shipping details (what Brightpearl's ``goods-out-note.modified`` names)."""
         note = self.goods_out_note(note_id)
         note.edit(priority=priority, shipping=shipping)
+        self._hint("goods-out-note.modified", [note_id])
         return note
 
     def delete_goods_out_note(self, note_id: int) -> None:
@@ -85,3 +93,4 @@ class AccountGoodsOut(AccountOrders):
             raise NoteShipped(f"goods-out note {note_id} has shipped; the sandbox does not delete shipped notes")
         del self.goods_out_notes[note_id]
         self.order(note.order_id).noted_row_ids.difference_update(line.row_id for line in note.lines)
+        self._hint("goods-out-note.destroyed", [note_id])

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from relay.sandbox import catalogue
 from relay.sandbox.account_errors import OrderStateConflict, UnknownOrder, UnknownOrderType, UnknownProduct
-from relay.sandbox.account_products import AccountProducts
+from relay.sandbox.account_products import ON_HAND_MODIFIED, AccountProducts
 from relay.sandbox.orders import (
     ORDER_CUSTOM_FIELDS,
     CustomValue,
@@ -84,6 +84,12 @@ class AccountOrders(AccountProducts):
                 self._allocate_rows(order, order.rows)
                 order.allocated = True
             made.append(order)
+        ids = [order.id for order in made]
+        self._hint("order.created", ids)
+        if self.order_modified_on_create:
+            self._hint("order.modified", ids)
+        if allocate:
+            self._hint(ON_HAND_MODIFIED, (row.product_id for order in made for row in order.stock_rows))
         return made
 
     def _new_row_id(self) -> int:
@@ -107,6 +113,8 @@ class AccountOrders(AccountProducts):
         move them)."""
         order = self.order(order_id)
         order.change_status(self.status(status_id).status_id, self.now(), moves_updated_on=self.status_moves_updated_on)
+        # fired whether or not the change moved updatedOn: the hint is how a poller hears of such a change
+        self._hint("order.modified.order-status", [order_id])
         return order
 
     def change_order(
@@ -130,6 +138,9 @@ class AccountOrders(AccountProducts):
             self._allocate_rows(order, rows)
         order.rows.extend(rows)
         order.change(self.now(), reference=reference, delivery_date=delivery_date, custom_fields=custom_fields)
+        self._hint("order.modified", [order_id])
+        if order.allocated:
+            self._hint(ON_HAND_MODIFIED, (row.product_id for row in rows if row.stock_tracked))
         return order
 
     def _allocate_rows(self, order: SandboxOrder, rows: Iterable[OrderRow]) -> None:
@@ -147,4 +158,6 @@ class AccountOrders(AccountProducts):
             raise OrderStateConflict(f"order {order_id} is already allocated")
         self._allocate_rows(order, order.rows)
         order.mark_allocated(self.now())
+        self._hint("order.modified", [order_id])
+        self._hint(ON_HAND_MODIFIED, (row.product_id for row in order.rows if row.stock_tracked))
         return order

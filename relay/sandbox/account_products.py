@@ -11,6 +11,8 @@ from relay.sandbox.products import SandboxProduct, new_products
 from relay.sandbox.stock import GoodsMovement
 from subscriptions.core.errors import InvalidInput
 
+ON_HAND_MODIFIED = "product.modified.on-hand-modified"  # any change of a product's stock figures
+
 
 class AccountProducts(AccountState):
     """What an account does with its products and stock."""
@@ -49,6 +51,7 @@ class AccountProducts(AccountState):
         self._next_product_id += count
         if existing:
             self.stock.stock_existing((product.id for product in made), existing)
+        self._hint("product.created", (product.id for product in made))
         return made
 
     def change_product(
@@ -64,6 +67,7 @@ class AccountProducts(AccountState):
         """Change a product's fields and custom fields (null unsets one): ``updatedOn`` now, a new ``version``."""
         product = self.product(product_id)
         product.change(self.now(), name=name, sku=sku, barcode=barcode, status=status, custom_fields=custom_fields)
+        self._hint("product.modified", [product_id])
         return product
 
     def _tracked(self, product_id: int, warehouse_id: int) -> SandboxProduct:
@@ -76,16 +80,20 @@ class AccountProducts(AccountState):
     def receive_stock(self, product_id: int, warehouse_id: int, quantity: int) -> GoodsMovement:
         """Goods in (a goods-in note of its own): on hand rises; a ``GI`` movement."""
         self._tracked(product_id, warehouse_id)
-        return self.stock.receive(
+        movement = self.stock.receive(
             product_id, warehouse_id, quantity, self._new_goods_note_id(), whole_second(self.now())
         )
+        self._hint(ON_HAND_MODIFIED, [product_id])
+        return movement
 
     def correct_stock(self, product_id: int, warehouse_id: int, quantity: int) -> GoodsMovement:
         """A stock correction by a signed quantity: on hand moves; an ``SC`` movement."""
         self._tracked(product_id, warehouse_id)
-        return self.stock.correct(
+        movement = self.stock.correct(
             product_id, warehouse_id, quantity, self._new_goods_note_id(), whole_second(self.now())
         )
+        self._hint(ON_HAND_MODIFIED, [product_id])
+        return movement
 
     def delete_product(self, product_id: int) -> None:
         """Delete a product: gone from product GET and search and from availability; an availability request
@@ -93,6 +101,7 @@ class AccountProducts(AccountState):
         self.product(product_id)
         del self.products[product_id]
         self.deleted_product_ids.add(product_id)
+        self._hint("product.destroyed", [product_id])
 
     def bad_availability_ids(self, product_ids: Iterable[int]) -> list[int]:
         """The ids among ``product_ids`` for which an availability request answers 400 when the account rejects

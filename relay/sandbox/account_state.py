@@ -10,7 +10,7 @@ real time by default, with a skew to test a Brightpearl whose clock differs from
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -21,11 +21,14 @@ from relay.sandbox.catalogue import OrderStatus
 from relay.sandbox.contacts import SandboxContact
 from relay.sandbox.faults import FaultBook
 from relay.sandbox.goods_out import GoodsOutNote
+from relay.sandbox.hints import Hint, HintSender
 from relay.sandbox.orders import SandboxOrder
 from relay.sandbox.products import SandboxProduct
 from relay.sandbox.request_log import RequestLog
 from relay.sandbox.stock import StockLedger
 from relay.sandbox.throttle import RollingWindowThrottle
+from relay.sandbox.webhook_events import DEFAULT_REFUSED_EVENTS
+from relay.sandbox.webhooks import WebhookBook
 
 DEFAULT_OFFSET_MINUTES = -360  # the recorded account renders times at -06:00
 DEFAULT_WAREHOUSE_IDS = (2, 3)  # the recorded account's warehouses
@@ -79,6 +82,11 @@ class AccountState:
     contacts: dict[int, SandboxContact] = field(default_factory=dict)
     availability_bad_ids: BadIds = "reject"
     deleted_product_ids: set[int] = field(default_factory=set)
+    # native webhooks (API.md 7): the subscriptions, the calls on their way, and two UNCONFIRMED behaviours
+    webhooks: WebhookBook = field(default_factory=WebhookBook)
+    hints: HintSender = field(default_factory=HintSender)
+    refused_webhook_events: tuple[str, ...] = DEFAULT_REFUSED_EVENTS  # subscribing to one exactly: INTC-064
+    order_modified_on_create: bool = True  # R-MCP: order.modified fires on creation too
 
     def __post_init__(self) -> None:
         self.app_ref = self.app_ref or f"{self.code}_relay"
@@ -89,6 +97,21 @@ class AccountState:
         self._next_address_id = 1
         self._next_goods_note_id = 1  # goods-in, goods-out and stock-correction notes share one numbering
         self._event_version = 0
+
+    def _hint(self, event: str, ids: Iterable[int]) -> None:
+        """Fire ``event`` on ``ids`` to every webhook that hears it (unless the account refuses the event);
+        queued, never waited for."""
+        if event in self.refused_webhook_events:
+            return
+        hooks = self.webhooks.covering(event)
+        if not hooks:
+            return
+        named = tuple(sorted(set(ids)))
+        if not named:
+            return
+        when = self.now()
+        for hook in hooks:
+            self.hints.enqueue(Hint(hook, self.code, event, named, when))
 
     def now(self) -> datetime:
         """The account's current time: its clock plus its skew."""

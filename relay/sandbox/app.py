@@ -33,7 +33,14 @@ def create_sandbox_app(accounts: Sequence[SandboxAccount]) -> web.Application:
     app.router.add_route("*", "/public-api/{account}/{path:.*}", handle_brightpearl)
     add_control_routes(app)
     app.on_response_prepare.append(date_by_account_clock)
+    app.on_cleanup.append(_stop_hints)
     return app
+
+
+async def _stop_hints(app: web.Application) -> None:
+    """Stop every account's hint sender (its task and client session) as the app closes."""
+    for account in app[SANDBOX_STATE].accounts.values():
+        await account.hints.close()
 
 
 class SandboxServer:

@@ -10,7 +10,8 @@ have) 422.
 Under ``/_sandbox/accounts/{code}``: ``orders`` (made, with rows; changed; allocated; given goods-out notes),
 ``products``, ``stock/receive`` and ``stock/correct``, ``goods-out-notes`` (their stages set and undone, edited,
 deleted), ``contacts``,
-``faults``, ``spend`` and ``requests``. The routes are all listed in :func:`add_control_routes`; their bodies and
+``faults``, ``spend`` and ``requests``; ``webhooks`` and ``hints`` (native webhooks fired, their faults and
+policy). The routes are all listed in :func:`add_control_routes`; their bodies and
 handlers live by resource:
 
 control_requests.py   reading a request: its body, account, path ids and timestamps; the 201 for things made
@@ -19,6 +20,7 @@ control_orders.py     orders and goods-out notes
 control_products.py   products and stock
 control_contacts.py   contacts
 control_faults.py     faults, throttle budget and the request log
+control_hints.py      native webhooks: subscriptions, the log of calls fired, hint faults and policy
 """
 
 import logging
@@ -27,7 +29,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
-from relay.sandbox import control_accounts, control_contacts, control_faults, control_orders, control_products
+from relay.sandbox import (
+    control_accounts,
+    control_contacts,
+    control_faults,
+    control_hints,
+    control_orders,
+    control_products,
+)
 from relay.sandbox.control_requests import PREFIX, BadRequest
 from subscriptions.core.errors import Conflict, InvalidInput, NotFound
 
@@ -70,6 +79,16 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post(account + "/spend", faults.spend)
     app.router.add_get(account + "/requests", faults.get_requests)
     app.router.add_delete(account + "/requests", faults.reset_requests)
+    hints = control_hints
+    app.router.add_get(account + "/webhooks", hints.list_webhooks)
+    app.router.add_get(account + "/hints", hints.get_hints)
+    app.router.add_delete(account + "/hints", hints.clear_hints)
+    app.router.add_post(account + "/hints/settle", hints.settle_hints)
+    app.router.add_get(account + "/hints/faults", hints.get_faults)
+    app.router.add_put(account + "/hints/faults", hints.put_faults)
+    app.router.add_delete(account + "/hints/faults", hints.clear_faults)
+    app.router.add_get(account + "/hints/policy", hints.get_policy)
+    app.router.add_patch(account + "/hints/policy", hints.change_policy)
 
 
 def _problem(status: int, message: str) -> web.Response:

@@ -18,8 +18,10 @@ from relay.sandbox.control_requests import (
     read_body,
 )
 from relay.sandbox.drift import MAX_DRIFT_S_PER_MIN, drift_of, drifting
+from relay.sandbox.hints import HintSender
 from relay.sandbox.state import SANDBOX_STATE, base_url
 from relay.sandbox.times import format_utc
+from relay.sandbox.webhook_events import DEFAULT_REFUSED_EVENTS
 
 
 class NewAccount(ControlBody):
@@ -32,6 +34,10 @@ class NewAccount(ControlBody):
     strict: bool = False  # refuse everything doubtful (relay.sandbox.strictness)
     # False: a status change leaves updatedOn and version alone (API.md 8: unconfirmed whether Brightpearl's do)
     status_moves_updated_on: bool = True
+    # native webhooks (API.md 7.3, UNCONFIRMED): events refused (INTC-064, never fired); order.modified on creation
+    refused_webhook_events: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSED_EVENTS))
+    order_modified_on_create: bool = True
+    hint_seed: int | None = None  # seeds the random source of hint faults
 
 
 class AccountChange(ControlBody):
@@ -47,6 +53,8 @@ class AccountChange(ControlBody):
     availability_bad_ids: BadIds | None = None
     strict: bool | None = None
     status_moves_updated_on: bool | None = None
+    refused_webhook_events: list[str] | None = None
+    order_modified_on_create: bool | None = None
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
@@ -61,6 +69,8 @@ def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
         "now": format_utc(account.now()),
         "status_moves_updated_on": account.status_moves_updated_on,
         "sends_date": account.sends_date,
+        "refused_webhook_events": list(account.refused_webhook_events),
+        "order_modified_on_create": account.order_modified_on_create,
     }
 
 
@@ -83,6 +93,9 @@ async def create_account(request: web.Request) -> web.Response:
         availability_bad_ids=body.availability_bad_ids,
         strict=body.strict,
         status_moves_updated_on=body.status_moves_updated_on,
+        refused_webhook_events=tuple(body.refused_webhook_events),
+        order_modified_on_create=body.order_modified_on_create,
+        hints=HintSender(body.hint_seed),
         **tokens,
     )
     request.app[SANDBOX_STATE].add(account)
@@ -114,4 +127,8 @@ async def change_account(request: web.Request) -> web.Response:
         account.strict = body.strict
     if body.status_moves_updated_on is not None:
         account.status_moves_updated_on = body.status_moves_updated_on
+    if body.refused_webhook_events is not None:
+        account.refused_webhook_events = tuple(body.refused_webhook_events)
+    if body.order_modified_on_create is not None:
+        account.order_modified_on_create = body.order_modified_on_create
     return web.json_response(_described(request, account))

@@ -132,6 +132,8 @@ async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
     except Exception:  # a sandbox bug answers like Brightpearl's own: 500 CMNU-003, logged here
         log.exception("sandbox handler for %s %s failed", request.method, path)
         answer = Answer(500, envelope.INTERNAL_ERROR)
+    if answer.status >= 400 and route.error_message_type:
+        message_type = route.error_message_type
     return respond(answer, message_type, decision, malformed=malformed)
 
 

@@ -7,7 +7,8 @@ resource adds a :class:`~relay.sandbox.search.SearchTable`, a row function and a
 :func:`search_handler`.
 
 Served: orders (search, GET, OPTIONS, POST, status PUT, statuses), products (search, GET), product
-availability, goods movements (search), goods-out notes (search, GET) and contacts (search, GET). Containers
+availability, goods movements (search), goods-out notes (search, GET), contacts (search, GET) and native
+webhooks (:mod:`relay.sandbox.webhook_api`). Containers
 follow the recordings: arrays for orders, products and contacts; maps keyed by id for availability and notes.
 """
 
@@ -36,6 +37,7 @@ from relay.sandbox.search import (
 )
 from relay.sandbox.stock import GOODS_MOVEMENT_SEARCH_TABLE
 from relay.sandbox.strictness import guarded
+from relay.sandbox.webhook_api import delete_webhook, get_webhooks, post_webhook, simulate_webhook
 
 MAX_ORDERS_PER_GET = 200
 MAX_PRODUCTS_PER_GET = 200
@@ -77,6 +79,7 @@ class Route:
     template: str
     message_type: str
     handler: Handler
+    error_message_type: str | None = None  # where Brightpearl names a refusal differently (webhooks' 404s)
 
     def match(self, path: str) -> dict[str, str] | None:
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.template.strip("/")))
@@ -372,6 +375,12 @@ ROUTES: tuple[Route, ...] = (
         search_handler(CONTACT_SEARCH_TABLE, lambda account: (c.search_row() for c in account.contacts.values())),
     ),
     Route("GET", "contact-service/contact/{ids}", "get-contact", get_contacts),
+    # native webhooks (relay.sandbox.webhook_api); message types as recorded for their 200s
+    Route("POST", "integration-service/webhook", "post-webhook", post_webhook),
+    Route("GET", "integration-service/webhook", "webhook-get", get_webhooks, "get-webhook"),
+    Route("GET", "integration-service/webhook/{ids}", "webhook-get", get_webhooks, "get-webhook"),
+    Route("DELETE", "integration-service/webhook/{id}", "webhook-delete", delete_webhook, "delete-webhook"),
+    Route("POST", "integration-service/webhook/{ids}/simulate", "post-webhook-simulate", simulate_webhook),
 )
 # Every route records its refusals, and a strict account's GETs are checked first (relay.sandbox.strictness).
 ROUTES = tuple(replace(route, handler=guarded(route.method, route.template, route.handler)) for route in ROUTES)

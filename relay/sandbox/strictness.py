@@ -51,6 +51,8 @@ GET_RULES: Mapping[str, GetRules] = {
     "contact-service/contact/{ids}": GetRules(frozenset({"firstResult", "pageSize", "sort"})),
     "order-service/order-status": GetRules(),
     "order-service/order-status/{ids}": GetRules(),
+    "integration-service/webhook": GetRules(),
+    "integration-service/webhook/{ids}": GetRules(),
 }
 
 
