@@ -76,38 +76,38 @@ def not_found() -> web.Response:
     tag=TAG,
     errors=(400, 404, 413, 429),
 )
-async def receive_hint(request: web.Request) -> web.Response:
+async def receive_hint(request: web.Request, account: str, hint_token: str) -> web.Response:
+    """(Path ids that could name nothing are 404 before this runs, as on every route.)"""
     ctx = context(request)
     received = ctx.metrics.hints_received
-    code = request.match_info["account"]
     try:
         body = await read_limited(request)
     except TooLarge:
         received.labels("too_large").inc()
         return problem(413, "Request body too large", f"a hint's body is at most {MAX_HINT_BYTES} bytes")
-    account = await hinted_account(ctx, code, request.match_info["hint_token"])
-    if account is None:
+    hinted = await hinted_account(ctx, account, hint_token)
+    if hinted is None:
         received.labels("forged").inc()
         return not_found()
     try:
         hint = parse_hint(body)
     except HintError as error:
         received.labels("malformed").inc()
-        log.info("hint for account %s refused: %s", account.code, error)
+        log.info("hint for account %s refused: %s", hinted.code, error)
         return problem(400, "Bad request", f"the hint's body is not what the relay subscribed: {error}")
-    resources = resources_of(hint, account.resources)
+    resources = resources_of(hint, hinted.resources)
     if not resources:
         received.labels("ignored").inc()
         return web.json_response({})
     groups = [Offered(r, [] if hint.overflow else hint.ids, overflow=hint.overflow) for r in resources]
     now = ctx.clock()
-    if await ctx.hints.offer(account.code, groups, now_ms=ms(now), at=format_utc(now)) == "limited":
+    if await ctx.hints.offer(hinted.code, groups, now_ms=ms(now), at=format_utc(now)) == "limited":
         received.labels("limited").inc()
-        retry_after = await ctx.hints.retry_after_s(account.code, now_ms=ms(now))
+        retry_after = await ctx.hints.retry_after_s(hinted.code, now_ms=ms(now))
         return problem(
             429,
             "Too many requests",
-            f"account {account.code!r} has sent its {ctx.hint_limits.per_minute} hints of this minute; the polls "
+            f"account {hinted.code!r} has sent its {ctx.hint_limits.per_minute} hints of this minute; the polls "
             "still see every change",
             headers={"Retry-After": str(retry_after)},
         )
