@@ -29,7 +29,7 @@ from subscriptions.store.records import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
 from workers.brightpearl.errors import BrightpearlError, RequestRejected
 from workers.brightpearl.timestamps import format_utc
-from workers.budget import Budgets
+from workers.budget import Budgets, Priority
 from workers.hints import body_template, wanted_events
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,8 @@ def safe_error(error: BrightpearlError, secret: str) -> str:
 
 
 class HintSubscriber:
-    """Reconciles accounts' hint webhooks with Brightpearl, spending from each account's budget (low priority)."""
+    """Reconciles accounts' hint webhooks with Brightpearl, spending from each account's budget: at low priority
+    in a worker (polls first), at normal priority and a short wait in the API (a person waits for the answer)."""
 
     def __init__(
         self,
@@ -179,6 +180,7 @@ class HintSubscriber:
         clock: Callable[[], datetime],
         timeout_s: float = 30.0,
         max_budget_wait_s: float = 60.0,
+        priority: Priority = "low",
     ) -> None:
         self.store = store
         self.session = session
@@ -187,6 +189,7 @@ class HintSubscriber:
         self.clock = clock
         self.timeout_s = timeout_s
         self.max_budget_wait_s = max_budget_wait_s
+        self.priority: Priority = priority
 
     def client(self, account: AccountRecord) -> BrightpearlClient:
         credentials = Credentials(account.base_url, account.app_ref, account.token, account.auth)
@@ -196,7 +199,7 @@ class HintSubscriber:
             budget=self.budgets.of(account.code),
             timeout_s=self.timeout_s,
             max_budget_wait_s=self.max_budget_wait_s,
-            priority="low",
+            priority=self.priority,
         )
 
     async def reconcile(self, account: AccountRecord) -> Subscribed:

@@ -20,6 +20,7 @@ from workers.hint_subscriptions import HintSubscriber
 from workers.metrics import Metrics
 
 Resolve = Callable[[str], Awaitable[list[str]]]
+API_BUDGET_WAIT_S = 10.0  # the longest subscribing hints waits for the budget while a request waits for it
 
 
 async def resolve_host(host: str) -> list[str]:
@@ -66,6 +67,8 @@ class ApiContext:
             self.public_url,
             clock=self.clock,
             timeout_s=self.brightpearl_timeout_s,
+            max_budget_wait_s=API_BUDGET_WAIT_S,
+            priority="normal",
         )
 
 
