@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/latency.py [--duration-s 60] [--rate-per-s 0.5] [--poll-interval-s 1]
         [--budget-share 0.5] [--fallback-share 1.0] [--warmup-s 5] [--seed 1] [--quick]
+    .venv/bin/python bench/latency.py --hints [--idle-s 60] [--safety-poll-s 60]  (every resource: see
+        bench/resource_latency.py)
 
 In this process: the sandbox (``start_sandbox``, one account, its real 200-a-minute throttle) and a receiver
 (``bench/timed_receiver.create_app``) recording when each ``order.created`` webhook arrived, by the order id in
@@ -35,6 +37,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import resource_latency
 from bench.rig import free_port, peak_rss_mb, redis_database
 from bench.timed_receiver import Arrival, create_app
 from bench.world import TOKEN, command_line, markdown_table, percentile, relay_process, wait_until
@@ -215,13 +218,27 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration-s", type=float, default=60.0, help="how long orders are made")
     parser.add_argument("--rate-per-s", type=float, default=0.5, help="orders a second, on average (Poisson)")
-    parser.add_argument("--poll-interval-s", type=float, default=1.0, help="the account's poll_interval_s")
+    parser.add_argument(
+        "--poll-interval-s", type=float, default=None, help="the account's poll_interval_s (1; with --hints 5)"
+    )
     parser.add_argument("--budget-share", type=float, default=0.5, help="RELAY_BUDGET_SHARE of the first run")
     parser.add_argument("--fallback-share", type=float, default=1.0, help="share of the second run (0: none)")
     parser.add_argument("--warmup-s", type=float, default=5.0, help="polling before the first order")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="20 s of orders at 1 a second")
+    parser.add_argument(
+        "--hints", action="store_true", help="every resource, hints and polling alone (bench/resource_latency.py)"
+    )
+    parser.add_argument("--idle-s", type=float, default=60.0, help="with --hints: the idle minute measured")
+    parser.add_argument("--safety-poll-s", type=float, default=60.0, help="with --hints: safety_poll_interval_s")
     args = parser.parse_args()
+    if args.hints:
+        args.poll_interval_s = args.poll_interval_s or 5.0
+        args.rate_per_s = args.rate_per_s if args.rate_per_s != 0.5 else 1.0
+        print(f"\n{command_line('latency.py', args)}")
+        await resource_latency.compare(args)
+        return
+    args.poll_interval_s = args.poll_interval_s or 1.0
     if args.quick:
         args.duration_s, args.rate_per_s = 20.0, 1.0
     runs = [await one_run(args, args.budget_share)]

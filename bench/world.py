@@ -148,10 +148,11 @@ class RelayProcess:
 
 
 @contextlib.contextmanager
-def relay_process(command: str, redis_url: str, **settings: str) -> Iterator[RelayProcess]:
+def relay_process(command: str, redis_url: str, port: int | None = None, **settings: str) -> Iterator[RelayProcess]:
     """``relay {command}`` on the bench database with ``settings`` as RELAY_ variables, stopped at the end of the
-    block (SIGTERM, so that it drains as in production)."""
-    port = free_port()
+    block (SIGTERM, so that it drains as in production); on ``port`` when given (its URL is then known before it
+    starts, as ``RELAY_PUBLIC_URL`` needs)."""
+    port = port or free_port()
     env = {
         "RELAY_REDIS_URL": redis_url,
         "RELAY_API_TOKEN": TOKEN,

@@ -157,8 +157,12 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def relay_processes(redis_url: str, logs: Path, **settings: str) -> AsyncIterator[Relay]:
+async def relay_processes(redis_url: str, logs: Path, *, hints: bool = False, **settings: str) -> AsyncIterator[Relay]:
+    """``relay api`` / ``relay worker`` processes as ``Relay.start`` starts them; with ``hints``, their
+    ``RELAY_PUBLIC_URL`` is the API's own loopback URL, where the sandbox sends its webhooks."""
     port = free_port()
+    if hints:
+        settings = {"public_url": f"http://127.0.0.1:{port}", **settings}
     env = {
         **os.environ,
         "RELAY_REDIS_URL": redis_url,
@@ -193,6 +197,13 @@ class World:
         ) as response:
             assert response.status < 300, await response.text()
             return list((await response.json())["ids"])
+
+    async def control(self, method: str, path: str, body: Any = None, account: str = "acme") -> Any:
+        """Call the sandbox's control API for ``account`` (``path`` after ``/_sandbox/accounts/{account}``)."""
+        url = f"{self.sandbox.url}/_sandbox/accounts/{account}{path}"
+        async with self.http.request(method, url, json=body) as response:
+            assert response.status < 300, await response.text()
+            return await response.json(content_type=None)
 
     async def fault(self, **fault: Any) -> None:
         async with self.http.post(f"{self.sandbox.url}/_sandbox/accounts/acme/faults", json=fault) as response:
