@@ -4,6 +4,7 @@
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,10 @@ from relay.api.context import ApiContext
 from relay.sandbox.app import SandboxServer, start_sandbox
 from relay.service import running
 from relay.settings import Settings, describe_error
+from subscriptions.core.crypto import TokenCipher
+from subscriptions.core.models import AccountRecord
 from subscriptions.store import keyspace
+from subscriptions.store.records import Store
 
 TOKEN = "hints-api-token-0123456789abcdefghij"
 KEY = Fernet.generate_key().decode()
@@ -324,3 +328,26 @@ async def test_hints_over_the_minutes_limit_are_429(api: Api, redis_client: Redi
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert "99" not in await queued(redis_client, "orders")
     assert await metric(api, "limited") == 1
+
+
+async def test_the_hint_token_is_resealed_with_the_brightpearl_token(redis_client: Redis) -> None:
+    account = AccountRecord(
+        code="acme",
+        base_url="http://127.0.0.1:9/public-api/acme",
+        app_ref="app",
+        auth="account_token",
+        token="bp-token",
+        poll_interval_s=5,
+        resources=["orders"],
+        created_at=datetime(2026, 11, 26, tzinfo=UTC),
+        hints=True,
+        hint_token="the-hint-token",
+    )
+    await Store(redis_client).create_account(account, {}, 0)  # stored before RELAY_ENCRYPTION_KEY was set
+    assert "the-hint-token" in (await redis_client.get(keyspace.account("acme")) or "")
+    sealed = Store(redis_client, TokenCipher.from_setting(KEY))
+    assert await sealed.reseal_account_tokens() == (1, [])
+    stored = await redis_client.get(keyspace.account("acme")) or ""
+    assert "the-hint-token" not in stored
+    assert "bp-token" not in stored
+    assert (await sealed.get_account("acme")).hint_token == "the-hint-token"
