@@ -27,6 +27,7 @@ from relay.redis_url import redacted
 from relay.settings import Settings
 from subscriptions.core.crypto import TokenCipher
 from subscriptions.core.errors import RelayError
+from subscriptions.store.hints import HintLimits
 from subscriptions.store.records import Store
 from workers.budget import requests_per_minute
 from workers.dispatcher import DeliveryPolicy
@@ -103,6 +104,8 @@ def api_context(
         max_subscriptions_per_account=settings.max_subscriptions_per_account,
         test_pings_per_minute=settings.test_pings_per_minute,
         metrics_token=metrics_token(settings),
+        public_url=settings.public_url,
+        hint_limits=HintLimits(per_minute=settings.hints_per_minute, coalesce_ms=settings.hint_coalesce_ms),
     )
 
 
@@ -141,6 +144,7 @@ def worker_runtime(
         metrics=metrics,
         retention_s=settings.retention_s,
         cipher=cipher,
+        public_url=settings.public_url,
     )
 
 

@@ -5,6 +5,7 @@ command with one line naming the variable and what it expects (see :func:`descri
 """
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +79,15 @@ class Settings(BaseSettings):
     retention_s: float = Field(
         7 * 86_400.0, ge=300, description="events, deliveries and attempts expire this long after their last change"
     )
+    public_url: str | None = Field(
+        None,
+        description="where Brightpearl reaches this relay's API (https://relay.example.com): with it, accounts "
+        "subscribe Brightpearl's native webhooks as hints; none: polling alone",
+    )
+    hints_per_minute: int = Field(600, ge=1, le=100_000, description="hints one account may send a minute")
+    hint_coalesce_ms: int = Field(
+        30, ge=0, le=5_000, description="how long a hint waits for others to be read with it, in milliseconds"
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per log line")
 
@@ -105,6 +115,13 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None  # set but empty, as in `RELAY_REDIS_URL=` in a .env file: not set
         return check_redis_url(value)  # a RedisUrlError (a ValueError) quotes it with its password hidden
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # set but empty: not set (polling alone)
+        return check_public_url(value)
 
     @field_validator("api_token")
     @classmethod
@@ -142,6 +159,17 @@ class Settings(BaseSettings):
     def cipher(self) -> TokenCipher | None:
         """What encrypts Brightpearl tokens at rest: the keys of RELAY_ENCRYPTION_KEY; None when it is not set."""
         return TokenCipher.from_setting(self.encryption_key.get_secret_value()) if self.encryption_key else None
+
+
+def check_public_url(value: str) -> str:
+    """``value`` as the base of hint URLs: an absolute http(s) URL with a host, no query or fragment, no trailing
+    slash (the relay appends ``/hooks/brightpearl/...``; a stray slash would make its webhooks look foreign)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an absolute http(s) URL such as https://relay.example.com, got {value!r}")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError(f"expected a URL without a query or fragment, got {value!r}")
+    return value.strip().rstrip("/")
 
 
 # redis_url may hold a password: its own message quotes it with the password hidden

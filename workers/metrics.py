@@ -80,6 +80,13 @@ class Metrics:
             "poll had not read them yet)",
             registry=r,
         )
+        self.hints_received = Counter(
+            "relay_hints_received",
+            "Hints (Brightpearl's native webhooks) received, by outcome: accepted, ignored (nothing watched), forged "
+            "(unknown account, hints off or wrong token), too_large, malformed, limited (the account's minute spent)",
+            ["outcome"],
+            registry=r,
+        )
         self.in_flight = Gauge("relay_deliveries_in_flight", "Delivery attempts under way in this process", registry=r)
         # The backlog is shared by every process: read from Redis at scrape time (refresh_backlog), not counted.
         self.deliveries_waiting = Gauge(

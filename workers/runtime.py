@@ -19,11 +19,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from subscriptions.core.crypto import TokenCipher
+from subscriptions.core.errors import RelayError
 from subscriptions.store.polls import Claim, Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
 from subscriptions.store.recovery import Recoveries
+from workers.budget import Budgets
 from workers.dispatcher import DeliveryPolicy, Dispatcher
+from workers.hint_subscriptions import HintSubscriber
 from workers.janitor import Janitor
 from workers.metrics import Metrics
 from workers.outage import RedisOutage
@@ -50,6 +53,7 @@ class WorkerRuntime:
     metrics: Metrics = field(default_factory=Metrics)
     retention_s: float = 7 * 86_400.0  # events and final deliveries expire this long after their last change
     cipher: TokenCipher | None = None  # decrypts the stored Brightpearl tokens; None: they are stored unencrypted
+    public_url: str | None = None  # RELAY_PUBLIC_URL: where Brightpearl posts hints; None: no hints subscribed
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
@@ -84,6 +88,14 @@ class WorkerRuntime:
         self.janitor = Janitor(
             self.redis, self.metrics, retention_s=self.retention_s, clock=self.clock, outage=self.outage
         )
+        self.subscriber = HintSubscriber(
+            self.store,
+            self.brightpearl_session,
+            Budgets(self.redis, self.poll_policy.budget_per_minute, self.clock),
+            self.public_url,
+            clock=self.clock,
+            timeout_s=self.poll_policy.brightpearl_timeout_s,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _enqueue_poll(self, claim: Claim) -> None:
@@ -99,12 +111,27 @@ class WorkerRuntime:
             asyncio.create_task(self.scheduler.run(), name="poll-scheduler"),
             asyncio.create_task(self.dispatcher.run(), name="delivery-dispatcher"),
             asyncio.create_task(self.janitor.run(), name="retention-janitor"),
+            asyncio.create_task(self._subscribe_hints(), name="hint-subscriptions"),
         ]
+
+    async def _subscribe_hints(self) -> None:
+        """Reconcile every account's hint webhooks once, in the background (a webhook removed while no worker ran
+        comes back); a failure is logged, never fatal: polling covers what hints would."""
+        try:
+            done = await self.subscriber.reconcile_all()
+        except (RedisError, OSError, RelayError) as error:
+            log.warning("could not reconcile the accounts' hint webhooks at start: %s", error)
+        else:
+            if done:
+                log.info("hint webhooks reconciled for %d accounts", done)
 
     async def stop(self, drain_s: float = 5.0) -> None:
         """Stop scheduling and sweeping, finish (or give back) attempts under way, and wait for the loops to end."""
         self.scheduler.stop()
         self.janitor.stop()
+        for task in self._tasks:
+            if task.get_name() == "hint-subscriptions":
+                task.cancel()  # subscribing is done again at the next start
         await self.dispatcher.stop(drain_s)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 

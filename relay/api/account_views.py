@@ -1,6 +1,8 @@
 """``/v1/accounts``: register a Brightpearl account (checking its credentials, taking its baseline), read its
 polling state, change it, remove it."""
 
+import json
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,20 +18,24 @@ from relay.api.schemas import (
     AccountPatch,
     AccountStatus,
     AccountView,
+    HintRequests,
+    HintsStatus,
     ListQuery,
     ResourceStatus,
     StatusSweepStatus,
     StockSweepStatus,
 )
-from subscriptions.core.errors import Conflict, NotFound
+from subscriptions.core.crypto import TokenKeyError
+from subscriptions.core.errors import Conflict, InvalidInput, NotFound
 from subscriptions.core.models import AccountRecord
 from subscriptions.core.targets import check_url
 from subscriptions.core.times import ms
 from subscriptions.store.paging import Position
-from subscriptions.store.polls import Polls
+from subscriptions.store.polls import PollPlan, Polls
 from workers.brightpearl.client import datacenter_base_url
 from workers.brightpearl.timestamps import format_utc, from_ms, parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines
+from workers.hints import covered_resources
 from workers.plan import effective_intervals, interval_warnings
 from workers.poller import client_for
 from workers.status_sweep import STATE_KEY as STATUS_SWEEP_KEY
@@ -85,6 +91,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
             last_completed_at=swept.last_completed_at,
             last_corrections=swept.last_corrections,
         )
+    used = await ctx.budgets.of(account.code).used_last_minute()
     return AccountView(
         code=account.code,
         base_url=account.base_url,
@@ -94,19 +101,61 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         poll_intervals_s=account.poll_intervals_s,
         resources=account.resources,
         created_at=account.created_at,
+        hints=account.hints,
+        safety_poll_interval_s=account.safety_poll_interval_s,
         warnings=interval_warnings(asked, effective, ctx.budget_per_minute),
         status=AccountStatus(
             last_poll_at=status.get("last_poll_at") or None,
             last_success_at=status.get("last_success_at") or None,
             last_error=status.get("last_error") or None,
             last_error_at=status.get("last_error_at") or None,
-            requests_last_minute=await ctx.budgets.of(account.code).used_last_minute(),
+            requests_last_minute=used,
             budget_per_minute=ctx.budget_per_minute,
             resources=resources,
             stock_sweep=sweep,
             status_sweep=status_sweep,
+            hints=hints_status(
+                account, status, plan, used, await ctx.hints.spent_last_minute(account.code, now_ms=ms(now))
+            ),
         ),
     )
+
+
+def hints_status(account: AccountRecord, status: dict[str, str], plan: PollPlan, used: int, spent: int) -> HintsStatus:
+    """What the account's status says of its hints: their state, the webhooks subscribed, the requests spent."""
+    degraded = [r for r in account.resources if r in plan.hints and plan.hints[r].state == "degraded"]
+    subscribed = json_list(status.get("hints:subscribed"))
+    return HintsStatus(
+        state="off" if not account.hints else "degraded" if degraded else "healthy",
+        last_hint_at=status.get("hints:last_hint_at") or None,
+        subscribed=subscribed,
+        refused=json_list(status.get("hints:refused")),
+        covered=covered_resources(subscribed, account.resources) if account.hints else [],
+        degraded_resources=degraded,
+        reconciled_at=status.get("hints:reconciled_at") or None,
+        error=status.get("hints:error") or None,
+        requests_last_minute=HintRequests(hints=spent, polls=max(0, used - spent)),
+    )
+
+
+def json_list(text: str | None) -> list[str]:
+    """A JSON list of names as the status hash keeps it (none when absent or unreadable)."""
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def hints_wanted(ctx: ApiContext, asked: bool | None, current: bool) -> bool:
+    """Whether the account is to have hints: as asked, else as it has, else when the relay has a public URL; a
+    :class:`InvalidInput` when asked without one (Brightpearl would have nowhere to send them)."""
+    wanted = asked if asked is not None else current
+    if asked and ctx.public_url is None:
+        raise InvalidInput(
+            "hints need RELAY_PUBLIC_URL, the URL where Brightpearl reaches this relay; set it, or leave hints false"
+        )
+    return wanted
 
 
 async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> Baseline:
@@ -152,8 +201,18 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
         poll_intervals_s=body.poll_intervals_s,
         created_at=now,
     )
+    hints = hints_wanted(ctx, body.hints, ctx.public_url is not None)
+    account = account.model_copy(
+        update={
+            "hints": hints,
+            "safety_poll_interval_s": body.safety_poll_interval_s,
+            "hint_token": secrets.token_urlsafe(32) if hints else "",
+        }
+    )
     baseline = await connect(ctx, account, list(account.resources))
     await ctx.store.create_account(account, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
+    if account.hints:  # after the baseline: a hint read before it would have nothing to compare with
+        await ctx.subscriber.reconcile(account)  # a failure shows in status.hints.error, registration stands
     return await account_view(ctx, account)
 
 
@@ -215,12 +274,22 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
         update["resources"] = body.resources
     if body.poll_intervals_s is not None:
         update["poll_intervals_s"] = body.poll_intervals_s
+    if body.safety_poll_interval_s is not None:
+        update["safety_poll_interval_s"] = body.safety_poll_interval_s
+    update["hints"] = hints_wanted(ctx, body.hints, account.hints)
+    if update["hints"] and not account.hint_token:
+        update["hint_token"] = secrets.token_urlsafe(32)  # kept when hints go off: on again, the same URL
     changed = account.model_copy(update=update)
     added = [r for r in changed.resources if r not in account.resources]
     baseline = Baseline()
-    if added or {"base_url", "app_ref", "token", "auth"} & update.keys():
+    credentials = {"base_url", "app_ref", "token", "auth"} & update.keys()
+    if added or credentials:
         baseline = await connect(ctx, changed, added)
     await ctx.store.save_account(changed, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
+    if account.hints and not changed.hints:
+        await ctx.subscriber.remove(changed, record=True)
+    elif changed.hints and (not account.hints or credentials or changed.resources != account.resources):
+        await ctx.subscriber.reconcile(changed)
     return await account_view(ctx, changed)
 
 
@@ -234,7 +303,14 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     errors=(404,),
 )
 async def delete_account(request: web.Request, code: str) -> web.Response:
-    await context(request).store.delete_account(code)
+    ctx = context(request)
+    try:
+        account: AccountRecord | None = await ctx.store.get_account(code)
+    except TokenKeyError:  # its credentials cannot be read: its webhooks cannot be removed, the account can
+        account = None
+    await ctx.store.delete_account(code)
+    if account is not None and account.hints:  # after: a hint arriving meanwhile is already a 404
+        await ctx.subscriber.remove(account)
     return web.Response(status=204)
 
 

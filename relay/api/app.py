@@ -6,7 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.api import account_views, delivery_views, key_views, liveness_views, replay_views, subscription_views
+from relay.api import (
+    account_views,
+    delivery_views,
+    hook_views,
+    key_views,
+    liveness_views,
+    replay_views,
+    subscription_views,
+)
 from relay.api.access import Access
 from relay.api.auth import API_CHECKS, PROBE_CHECKS
 from relay.api.context import CONTEXT, ApiContext
@@ -25,6 +33,7 @@ API_ROUTES: tuple[Route, ...] = (
     openapi_json,
     *key_views.ROUTES,
     *replay_views.ROUTES,
+    *hook_views.ROUTES,
 )
 """Every route of the API, in the order its OpenAPI document lists them."""
 

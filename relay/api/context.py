@@ -12,12 +12,15 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from subscriptions.core.crypto import TokenCipher
+from subscriptions.store.hints import HintLimits, Hints
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
 from workers.budget import Budgets
+from workers.hint_subscriptions import HintSubscriber
 from workers.metrics import Metrics
 
 Resolve = Callable[[str], Awaitable[list[str]]]
+API_BUDGET_WAIT_S = 10.0  # the longest subscribing hints waits for the budget while a request waits for it
 
 
 async def resolve_host(host: str) -> list[str]:
@@ -49,11 +52,24 @@ class ApiContext:
     max_subscriptions_per_account: int = 100
     test_pings_per_minute: int = 30
     metrics_token: str | None = None  # RELAY_METRICS_TOKEN: when set, /metrics needs it as a bearer token
+    public_url: str | None = None  # RELAY_PUBLIC_URL: where Brightpearl posts hints; None: no hints
+    hint_limits: HintLimits = field(default_factory=HintLimits)  # RELAY_HINTS_PER_MINUTE, RELAY_HINT_COALESCE_MS
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
         self.queue = DeliveryQueue(self.redis)
         self.budgets = Budgets(self.redis, self.budget_per_minute, self.clock)
+        self.hints = Hints(self.redis, self.hint_limits)
+        self.subscriber = HintSubscriber(
+            self.store,
+            self.brightpearl_session,
+            self.budgets,
+            self.public_url,
+            clock=self.clock,
+            timeout_s=self.brightpearl_timeout_s,
+            max_budget_wait_s=API_BUDGET_WAIT_S,
+            priority="normal",
+        )
 
 
 CONTEXT = web.AppKey("relay_context", ApiContext)

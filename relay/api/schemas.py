@@ -27,6 +27,7 @@ from subscriptions.store.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 PollInterval = Annotated[float, Field(ge=1, le=86_400)]
+SafetyInterval = Annotated[float, Field(ge=10, le=3600)]
 T = TypeVar("T")
 _ISO_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
@@ -98,6 +99,14 @@ class AccountCreate(Input):
         default_factory=dict, description='per resource, instead of poll_interval_s, e.g. {"contacts": 300}'
     )
     resources: list[Resource] = Field(default_factory=lambda: list(RESOURCES), min_length=1)
+    hints: bool | None = Field(
+        None,
+        description="subscribe Brightpearl's native webhooks as hints (needs RELAY_PUBLIC_URL); "
+        "default: true when RELAY_PUBLIC_URL is set",
+    )
+    safety_poll_interval_s: SafetyInterval = Field(
+        60.0, description="how often hinted resources are polled while their hints are healthy, 10 to 3600 s"
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -117,6 +126,8 @@ class AccountPatch(Input):
     poll_interval_s: float | None = Field(None, ge=1, le=3600)
     poll_intervals_s: dict[Resource, PollInterval] | None = None
     resources: list[Resource] | None = Field(None, min_length=1)
+    hints: bool | None = None
+    safety_poll_interval_s: SafetyInterval | None = None
 
     @model_validator(mode="wrap")
     @classmethod
@@ -169,6 +180,29 @@ class StatusSweepStatus(BaseModel):
     )
 
 
+class HintRequests(BaseModel):
+    hints: int = Field(0, description="Brightpearl requests made for hints (targeted reads) in the last minute")
+    polls: int = Field(0, description="the other Brightpearl requests of the last minute")
+
+
+class HintsStatus(BaseModel):
+    state: Literal["healthy", "degraded", "off"] = Field(
+        "off",
+        description="off: hints are off; degraded: polls found changes no hint announced, so the asked intervals "
+        "apply; healthy: hinted resources are polled every safety_poll_interval_s",
+    )
+    last_hint_at: str | None = Field(None, description="when the last hint was accepted")
+    subscribed: list[str] = Field(default_factory=list, description="the Brightpearl events subscribed as hints")
+    refused: list[str] = Field(
+        default_factory=list, description="events Brightpearl refused to subscribe (INTC-064): polled as before"
+    )
+    covered: list[str] = Field(default_factory=list, description="the resources the subscribed events cover")
+    degraded_resources: list[str] = Field(default_factory=list, description="resources whose hints are degraded")
+    reconciled_at: str | None = Field(None, description="when the webhooks were last reconciled with Brightpearl")
+    error: str | None = Field(None, description="why the last reconcile of the webhooks failed; none after a success")
+    requests_last_minute: HintRequests = Field(default_factory=HintRequests)
+
+
 class AccountStatus(BaseModel):
     last_poll_at: str | None = None
     last_success_at: str | None = None
@@ -179,6 +213,7 @@ class AccountStatus(BaseModel):
     resources: dict[str, ResourceStatus]
     stock_sweep: StockSweepStatus | None = None
     status_sweep: StatusSweepStatus | None = None
+    hints: HintsStatus = Field(default_factory=HintsStatus)
 
 
 class AccountView(BaseModel):
@@ -190,6 +225,8 @@ class AccountView(BaseModel):
     poll_intervals_s: dict[Resource, float]
     resources: list[Resource]
     created_at: datetime
+    hints: bool = Field(description="Brightpearl's native webhooks are subscribed as hints")
+    safety_poll_interval_s: float
     warnings: list[str] = Field(
         default_factory=list,
         description="what a person should know: each resource the budget polls less often than asked, and what to do",

@@ -58,6 +58,18 @@ def polling_health(status: AccountStatus) -> Badge:
     return Badge("healthy", "ok")
 
 
+HINT_TONES = {"healthy": "ok", "degraded": "warn", "off": "muted"}
+
+
+def hints_health(status: AccountStatus) -> Badge:
+    """How an account's hints are doing: healthy, degraded (polls found changes no hint announced), or off; a
+    failed subscribing shows as an error while hints are on."""
+    hints = status.hints
+    if hints.state != "off" and hints.error:
+        return Badge("hints error", "bad")
+    return Badge(f"hints {hints.state}", HINT_TONES[hints.state])
+
+
 def when(value: datetime | str | None) -> str:
     """A time as people read it, in UTC to the second: ``2026-11-26 10:15:02``."""
     moment = parse_time(value) if isinstance(value, str) else value

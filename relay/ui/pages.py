@@ -83,7 +83,10 @@ async def overview(request: web.Request, who: Principal) -> web.StreamResponse:
         "overview.html",
         {
             **common(request, who, "overview"),
-            "accounts": [(a, display.polling_health(a.status), display.max_lag_s(a.status)) for a in accounts],
+            "accounts": [
+                (a, display.polling_health(a.status), display.max_lag_s(a.status), display.hints_health(a.status))
+                for a in accounts
+            ],
             "subscriptions": subs,
             "chart": drawn,
         },

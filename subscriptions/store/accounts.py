@@ -58,13 +58,19 @@ class AccountStore(RecordStore):
         return [self._open_account(a) if a else None for a in await self._load(AccountRecord, keyspace.account, codes)]
 
     def _account_json(self, account: AccountRecord) -> str:
-        """The stored JSON of an account: its token encrypted when there is a key."""
-        return account.model_copy(update={"token": seal(account.token, self.cipher)}).model_dump_json()
+        """The stored JSON of an account: its token (and its hint token) encrypted when there is a key."""
+        sealed = {"token": seal(account.token, self.cipher)}
+        if account.hint_token:
+            sealed["hint_token"] = seal(account.hint_token, self.cipher)
+        return account.model_copy(update=sealed).model_dump_json()
 
     def _open_account(self, stored: AccountRecord) -> AccountRecord:
         """A stored account as the rest of the relay sees it: its token in plain text."""
         token = unseal(stored.token, self.cipher, f"the Brightpearl token of account {stored.code!r}")
-        return stored.model_copy(update={"token": token})
+        opened = {"token": token}
+        if stored.hint_token:
+            opened["hint_token"] = unseal(stored.hint_token, self.cipher, f"the hint token of account {stored.code!r}")
+        return stored.model_copy(update=opened)
 
     async def reseal_account_tokens(self) -> tuple[int, list[str]]:
         """Encrypt every stored token that is not yet under the first key (a plain one, or one under an older
@@ -76,7 +82,7 @@ class AccountStore(RecordStore):
             keyspace.ACCOUNTS,
             keyspace.account,
             AccountRecord,
-            lambda a: [a.token],
+            lambda a: [a.token, a.hint_token] if a.hint_token else [a.token],
             self._open_account,
             self._account_json,
         )

@@ -83,6 +83,14 @@ class Hints:
         }
         return cast(Literal["ok", "limited"], await OFFER.run(self.redis, keys, args))
 
+    async def retry_after_s(self, code: str, *, now_ms: int) -> int:
+        """Whole seconds until the account's oldest hint of the last minute leaves its window: when a hint refused
+        as ``"limited"`` may be accepted (what a 429's Retry-After says)."""
+        oldest = cast(list[tuple[str, float]], await self.redis.zrange(keyspace.hint_rate(code), 0, 0, withscores=True))
+        if not oldest:
+            return 1
+        return max(1, -(-(int(oldest[0][1]) + WINDOW_MS - now_ms) // 1000))
+
     async def pending(self, code: str) -> tuple[set[str], set[str]]:
         """The resources with hinted ids waiting, and those a hint asked to poll whole: one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -65,6 +65,7 @@ EXPECTED: dict[tuple[str, str], Access] = {
     ("GET", "/readyz"): Access.OPEN,
     ("GET", "/metrics"): Access.METRICS,
     ("GET", "/openapi.json"): Access.OPEN,
+    ("POST", "/hooks/brightpearl/{account}/{hint_token}"): Access.OPEN,  # Brightpearl sends no token: the URL's is
 }
 """The public contract's access rules, route by route (CONTRACT.md: every path under /v1/ needs a token; keys
 get 403 on admin-only routes; the probes and the description are open; /metrics takes RELAY_METRICS_TOKEN)."""
