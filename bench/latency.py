@@ -216,7 +216,7 @@ HEADERS = [
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration-s", type=float, default=60.0, help="how long orders are made")
+    parser.add_argument("--duration-s", type=float, default=None, help="how long changes are made (60; --hints 150)")
     parser.add_argument("--rate-per-s", type=float, default=0.5, help="orders a second, on average (Poisson)")
     parser.add_argument(
         "--poll-interval-s", type=float, default=None, help="the account's poll_interval_s (1; with --hints 5)"
@@ -234,11 +234,12 @@ async def main() -> None:
     args = parser.parse_args()
     if args.hints:
         args.poll_interval_s = args.poll_interval_s or 5.0
-        args.rate_per_s = args.rate_per_s if args.rate_per_s != 0.5 else 1.0
+        args.duration_s = args.duration_s or 150.0
         print(f"\n{command_line('latency.py', args)}")
         await resource_latency.compare(args)
         return
     args.poll_interval_s = args.poll_interval_s or 1.0
+    args.duration_s = args.duration_s or 60.0
     if args.quick:
         args.duration_s, args.rate_per_s = 20.0, 1.0
     runs = [await one_run(args, args.budget_share)]

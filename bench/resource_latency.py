@@ -1,7 +1,7 @@
 """Change-to-arrival for every resource, with Brightpearl's webhooks as hints and with polling alone, in one run.
 
-    .venv/bin/python bench/latency.py --hints [--duration-s 60] [--rate-per-s 1] [--idle-s 60]
-        [--safety-poll-s 60] [--poll-interval-s 5] [--seed 1]
+    .venv/bin/python bench/latency.py --hints [--duration-s 150] [--rate-per-s 0.5] [--idle-s 60]
+        [--safety-poll-s 60] [--poll-interval-s 5] [--budget-share 0.5] [--seed 1]
 
 Two runs, each on a fresh sandbox (in this process, one account, its real throttle) and a fresh Redis database,
 with ``relay run`` as a child process and a receiver (``bench/timed_receiver.create_app``) in this process:
@@ -105,16 +105,23 @@ class Pools:
 
 
 async def prepare(http: aiohttp.ClientSession, sandbox: SandboxServer) -> Pools:
-    """Products with stock, orders and goods-out notes made before the account is registered (its baseline)."""
+    """Products with stock, orders and goods-out notes made before the account is registered (its baseline). The
+    orders whose status changes are made after (:func:`seen_orders`): a status change shows as one only against an
+    order the relay has seen (a change to an order it never saw is ``order.modified`` with ``changes`` null)."""
     stock = await control(http, sandbox, "POST", "/products", {"count": POOL, "stock": {str(WAREHOUSE): 1000}})
     edited = await control(http, sandbox, "POST", "/products", {"count": POOL, "stock_tracked": False})
     rows = [{"product_id": stock["ids"][0], "quantity": 1}]
-    orders = await control(http, sandbox, "POST", "/orders", {"count": 2 * POOL, "rows": rows})
+    orders = await control(http, sandbox, "POST", "/orders", {"count": POOL, "rows": rows})
     notes = [
         (await control(http, sandbox, "POST", f"/orders/{order_id}/goods-out-notes", {}))["id"]
-        for order_id in orders["ids"][POOL:]
+        for order_id in orders["ids"]
     ]
-    return Pools(orders["ids"][:POOL], stock["ids"][1:], notes, edited["ids"])
+    return Pools([], stock["ids"][1:], notes, edited["ids"])
+
+
+async def seen_orders(http: aiohttp.ClientSession, sandbox: SandboxServer, pools: Pools) -> None:
+    """Orders made once the account is registered, so that the relay has seen each before its status changes."""
+    pools.orders = list((await control(http, sandbox, "POST", "/orders", {"count": POOL}))["ids"])
 
 
 async def change(http: aiohttp.ClientSession, sandbox: SandboxServer, kind: Kind, pools: Pools) -> int:
@@ -183,7 +190,9 @@ async def one_run(args: argparse.Namespace, mode: str) -> Run:
     receiver_port = free_port()
     await web.TCPSite(receiver, "127.0.0.1", receiver_port).start()
     relay_port = free_port()
-    settings = {"public_url": f"http://127.0.0.1:{relay_port}"} if mode == "hints" else {}
+    settings = {"budget_share": str(args.budget_share)}
+    if mode == "hints":
+        settings["public_url"] = f"http://127.0.0.1:{relay_port}"
     try:
         with redis_database() as redis_url, relay_process("run", redis_url, port=relay_port, **settings) as relay:
             async with aiohttp.ClientSession() as http:
@@ -203,6 +212,7 @@ async def one_run(args: argparse.Namespace, mode: str) -> Run:
                     url = f"http://127.0.0.1:{receiver_port}/k/{index}"
                     subscription = {"account": ACCOUNT, "url": url, "events": [kind.event]}
                     await api(http, relay.url, "POST", "/v1/subscriptions", subscription)
+                await seen_orders(http, sandbox, pools)
                 await asyncio.sleep(args.warmup_s)
                 since = log.total
                 await asyncio.sleep(args.idle_s)
@@ -242,6 +252,10 @@ def rows(runs: Sequence[Run]) -> list[list[object]]:
     return table
 
 
+def rounded_ms(values: list[float], p: float) -> int | None:
+    return round(percentile(values, p) * 1000) if values else None
+
+
 def summary(run: Run) -> dict[str, Any]:
     return {
         "idle_requests_per_min": round(run.idle_requests_per_min, 1),
@@ -249,9 +263,9 @@ def summary(run: Run) -> dict[str, Any]:
         "duplicates": run.duplicates,
         **{
             kind.name: {
-                "p50_ms": round(percentile(run.latencies_s(kind.name), 50) * 1000),
-                "p95_ms": round(percentile(run.latencies_s(kind.name), 95) * 1000),
-                "p99_ms": round(percentile(run.latencies_s(kind.name), 99) * 1000),
+                "p50_ms": rounded_ms(run.latencies_s(kind.name), 50),
+                "p95_ms": rounded_ms(run.latencies_s(kind.name), 95),
+                "p99_ms": rounded_ms(run.latencies_s(kind.name), 99),
                 "arrived": len(run.latencies_s(kind.name)),
             }
             for kind in KINDS
@@ -271,4 +285,10 @@ async def compare(args: argparse.Namespace, print_line: Callable[[str], None] = 
     print_line(markdown_table(["mode", "idle requests/min", "requests/min with changes", "duplicates"], costs))
     hints = runs[0].account["status"].get("hints")
     print_line(f"hints as the account shows them: {json.dumps(hints)}")
+    for run in runs:
+        intervals = {
+            resource: f"{lane['poll_interval_s']:g} → {lane['effective_poll_interval_s']:g}"
+            for resource, lane in run.account["status"]["resources"].items()
+        }
+        print_line(f"{run.mode}: poll intervals, asked → effective (s): {intervals}")
     print_line(json.dumps({run.mode: summary(run) for run in runs}))

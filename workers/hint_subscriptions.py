@@ -10,10 +10,13 @@ again. Brightpearl refuses some events on real accounts (400 ``INTC-064``, e.g. 
 
 The outcome goes to the account's status hash (``hints:subscribed``, ``hints:refused`` as JSON lists,
 ``hints:reconciled_at``, ``hints:error``, empty after a success), which the API and the dashboard show.
-Requests go through the account's budget at low priority: subscribing can wait, polls cannot.
+Requests go through the account's budget at low priority: subscribing can wait, polls cannot. One process at a
+time reconciles an account (a lock in Redis): a registration and a worker starting at once would otherwise both
+create the same webhook, and Brightpearl would send every hint twice.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,8 +25,10 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+from redis.exceptions import LockError
 
 from subscriptions.core.models import AccountRecord
+from subscriptions.store import keyspace
 from subscriptions.store.hints import Hints
 from subscriptions.store.records import Store
 from workers.brightpearl.client import BrightpearlClient, Credentials
@@ -39,6 +44,7 @@ WEBHOOKS = "integration-service/webhook"
 REFUSED_CODE = "INTC-064"  # "either does not exist or cannot be subscribed too"
 REMOVE_WITHIN_S = 10.0  # removing an account's webhooks is best effort, and must not hold up its removal long
 STARTUP_CONCURRENCY = 4  # accounts reconciled at once when a worker starts
+LOCK_S = 60.0  # how long a reconciliation holds its account's lock at most (a process that dies lets it go then)
 
 
 def hook_prefix(public_url: str, code: str) -> str:
@@ -204,7 +210,18 @@ class HintSubscriber:
 
     async def reconcile(self, account: AccountRecord) -> Subscribed:
         """Make the account's own webhooks what it wants (none when hints are off) and record the outcome in its
-        status; a failure is recorded too (``hints:error``), never raised."""
+        status; a failure is recorded too (``hints:error``), never raised. Waits for another process reconciling
+        the same account to finish first (at most :data:`LOCK_S`, then goes ahead)."""
+        lock = self.store.redis.lock(keyspace.hint_webhooks_lock(account.code), timeout=LOCK_S, blocking_timeout=LOCK_S)
+        held = await lock.acquire()
+        try:
+            return await self._reconcile(account)
+        finally:
+            if held:
+                with contextlib.suppress(LockError):  # held past its timeout: someone else's now
+                    await lock.release()
+
+    async def _reconcile(self, account: AccountRecord) -> Subscribed:
         if self.public_url is None:
             outcome = Subscribed([], [], "RELAY_PUBLIC_URL is not set: Brightpearl has nowhere to send hints")
             if not account.hints:

@@ -202,6 +202,10 @@ def hint_requests(code: str) -> str:
     return f"{PREFIX}hints:{code}:requests"  # ZSET request -> ms: Brightpearl requests spent on hints, last minute
 
 
+def hint_webhooks_lock(code: str) -> str:
+    return f"{PREFIX}lock:hint-webhooks:{code}"  # STRING with a TTL: one process reconciles an account's webhooks
+
+
 def hint_keys(code: str) -> str:
     """The pattern of every hint key of one account (what removing the account or turning hints off removes)."""
     return f"{PREFIX}hints:{code}:*"

@@ -2,6 +2,7 @@
 fired by the sandbox arriving, removed (only the relay's own) when hints go off or the account goes, and put back
 when a worker starts."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -178,3 +179,17 @@ async def test_a_worker_starting_puts_back_a_missing_webhook(world: World) -> No
 
         await wait_for(back, 10, "the worker to subscribe the missing webhook again")
     assert len(await world.own()) == 3
+
+
+async def test_processes_reconciling_one_account_at_once_create_each_webhook_once(world: World) -> None:
+    await world.api.call("POST", "/v1/accounts", body(world), 201)
+    for hook in await world.webhooks():
+        await world.brightpearl("DELETE", f"integration-service/webhook/{hook['id']}")
+    account = await world.api.ctx.store.get_account("acme")
+    subscriber = world.api.ctx.subscriber
+    await asyncio.gather(*(subscriber.reconcile(account) for _ in range(3)))  # a registration, workers starting
+    assert sorted(h["subscribeTo"] for h in await world.webhooks()) == [
+        "order.modified",
+        "order.modified.order-status",
+        "product",
+    ]
