@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from relay.receiver import Received, Receiver
 from relay.sandbox.app import DEFAULT_ACCOUNT_CODE, SandboxServer, start_sandbox
-from relay.service import bound_port, running
+from relay.service import bound_port, free_loopback_port, running
 from relay.settings import Settings
 from subscriptions.core.events import EVENT_TYPES
 
@@ -294,21 +294,36 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
         loop.add_signal_handler(sig, stop.set)
     made = 0
     started = time.monotonic()
+    api_port = free_loopback_port()  # known before the API starts: it is where the sandbox sends its hints
+    settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{api_port}"})
+    hints: dict[str, Any] = {}
     try:
-        async with running(settings, api=True, worker=True, api_port=0) as parts, aiohttp.ClientSession() as http:
+        async with (
+            running(settings, api=True, worker=True, api_port=api_port) as parts,
+            aiohttp.ClientSession() as http,
+        ):
             relay = RelayApi(http, str(parts.api_url), token)
             control = f"{sandbox.control_url}/accounts/{ACCOUNT}"
             # a small catalogue that exists before the relay does: its stock is the baseline's
             catalogue = await _call(http, "POST", f"{control}/products", None, {"count": 6, "stock": {"2": 40}})
             subscription_id, receiver.secret = await relay.subscribe(sandbox, receiver_url)
-            _introduce(out, relay, sandbox, receiver_url, subscription_id)
+            hints = (await relay.call("GET", f"/v1/accounts/{ACCOUNT}"))["status"]["hints"]
+            _introduce(out, relay, sandbox, receiver_url, subscription_id, hints)
             await relay.call("POST", f"/v1/subscriptions/{subscription_id}/test")
             office = BackOffice(http, control, random.Random(), list(catalogue["ids"]))  # noqa: S311
             made = await _show(office, receiver, stop, duration_s)
+            hints = (await relay.call("GET", f"/v1/accounts/{ACCOUNT}"))["status"]["hints"]
     finally:
         await sandbox.close()
         await receiver_runner.cleanup()
     print(summary(receiver.received, elapsed_s=time.monotonic() - started, orders_made=made), file=out)
+    if hints:
+        spent = hints["requests_last_minute"]
+        print(
+            f"hints: {hints['state']}; Brightpearl requests in the last minute: {spent['hints']} on hints, "
+            f"{spent['polls']} on polls",
+            file=out,
+        )
     return 0 if printer.count > 0 and printer.bad == 0 else 1
 
 
@@ -357,11 +372,24 @@ class RelayApi:
         return str(subscription["id"]), str(subscription["secret"])
 
 
-def _introduce(out: TextIO, relay: RelayApi, sandbox: SandboxServer, receiver_url: str, subscription_id: str) -> None:
+def _introduce(
+    out: TextIO,
+    relay: RelayApi,
+    sandbox: SandboxServer,
+    receiver_url: str,
+    subscription_id: str,
+    hints: dict[str, Any],
+) -> None:
     """The opening lines: where each part listens, and what is about to happen."""
     print(f"relay API    {relay.url}   (token: {relay.token})", file=out)
     print(f"sandbox      {sandbox.base_url(ACCOUNT)}   (control: {sandbox.control_url})", file=out)
     print(f"receiver     {receiver_url}   subscribed to '*' as {subscription_id}", file=out)
+    print(
+        f"hints        the sandbox's webhooks to {relay.url}/hooks/brightpearl/{ACCOUNT}/…: "
+        f"subscribed {', '.join(hints.get('subscribed') or []) or 'none'}; "
+        f"refused {', '.join(hints.get('refused') or []) or 'none'} (polled as asked)",
+        file=out,
+    )
     print(
         "a test ping first; then a product, a customer and orders appear and change, a goods-out note goes\n"
         "through its stages back and forth to shipped, another is edited and deleted (every kind of event);\n"

@@ -357,6 +357,13 @@ async def stop_worker(jobs: JobLoop, runtime: WorkerRuntime) -> None:
         await runtime.stop()
 
 
+def free_loopback_port() -> int:
+    """A loopback port free now (for a server whose URL must be known before it starts, as the demo's API is)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def bound_port(runner: web.AppRunner) -> int | None:
     """The port a runner listens on (when it was asked for port 0)."""
     for address in runner.addresses:

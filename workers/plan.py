@@ -12,6 +12,7 @@ for the stock reconciliation sweep.
 from collections.abc import Collection, Mapping
 
 from subscriptions.core.models import RESOURCES
+from subscriptions.store.polls import HintLane
 
 # requests of one poll with nothing new: the searches it always makes (an idle poll makes nothing else: records
 # are not read again once Brightpearl's clock has passed their second, see workers.stream.follow)
@@ -99,6 +100,12 @@ def average_cost(previous: float | None, requests: int) -> float:
     two decimals, as it is shown)."""
     average = requests if previous is None else COST_SMOOTHING * requests + (1 - COST_SMOOTHING) * previous
     return round(average, 2)
+
+
+def hinted_healthy(covered: Collection[str], lanes: Mapping[str, HintLane]) -> list[str]:
+    """The covered resources whose hints are trusted: those with no lane yet (a lane starts healthy) and those
+    whose lane is ``healthy``."""
+    return [r for r in covered if r not in lanes or lanes[r].state == "healthy"]
 
 
 def with_safety_net(asked_s: Mapping[str, float], healthy: Collection[str], safety_s: float) -> dict[str, float]:

@@ -38,7 +38,7 @@ from workers.hint_health import judged as judged_lane
 from workers.hint_reads import MAX_HINTED_IDS, read_hinted
 from workers.hints import covered_resources
 from workers.metrics import Metrics
-from workers.plan import average_cost, effective_intervals, next_due_ms, with_safety_net
+from workers.plan import average_cost, effective_intervals, hinted_healthy, next_due_ms, with_safety_net
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Poller:
         watched = [r for r in RESOURCES if r in account.resources and r in DETECTORS]
         plan = await self.polls.plan(code)
         judged = await self._judged_resources(account, watched, plan)
-        healthy = [r for r in judged if plan.hints[r].state == "healthy"]
+        healthy = hinted_healthy(judged, plan.hints)
         asked = with_safety_net(account.intervals_s(watched), healthy, account.safety_poll_interval_s)
         plan.interval_s = effective_intervals(asked, self.policy.budget_per_minute, plan.requests_per_poll)
         due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}

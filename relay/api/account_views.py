@@ -36,7 +36,7 @@ from workers.brightpearl.client import datacenter_base_url
 from workers.brightpearl.timestamps import format_utc, from_ms, parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines
 from workers.hints import covered_resources
-from workers.plan import effective_intervals, interval_warnings
+from workers.plan import effective_intervals, hinted_healthy, interval_warnings, with_safety_net
 from workers.poller import client_for
 from workers.status_sweep import STATE_KEY as STATUS_SWEEP_KEY
 from workers.status_sweep import StatusSweepState
@@ -54,8 +54,11 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     plan = await Polls(ctx.redis).plan(account.code)
     now = ctx.clock()
     asked = account.intervals_s(account.resources)
-    # the poller's own sum, from the same inputs: right from registration on, and at once after a PATCH
-    effective = effective_intervals(asked, ctx.budget_per_minute, plan.requests_per_poll)
+    # the poller's own sum, from the same inputs: right from registration on, and at once after a PATCH; resources
+    # whose hints are healthy are planned at the safety poll's interval, as the poller plans them
+    covered = covered_resources(json_list(status.get("hints:subscribed")), account.resources) if account.hints else []
+    planned = with_safety_net(asked, hinted_healthy(covered, plan.hints), account.safety_poll_interval_s)
+    effective = effective_intervals(planned, ctx.budget_per_minute, plan.requests_per_poll)
     resources = {}
     for resource in account.resources:
         caught_up = status.get(f"{resource}:caught_up_at") or None
@@ -103,7 +106,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         created_at=account.created_at,
         hints=account.hints,
         safety_poll_interval_s=account.safety_poll_interval_s,
-        warnings=interval_warnings(asked, effective, ctx.budget_per_minute),
+        warnings=interval_warnings(planned, effective, ctx.budget_per_minute),
         status=AccountStatus(
             last_poll_at=status.get("last_poll_at") or None,
             last_success_at=status.get("last_success_at") or None,

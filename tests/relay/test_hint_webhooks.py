@@ -193,3 +193,16 @@ async def test_processes_reconciling_one_account_at_once_create_each_webhook_onc
         "order.modified.order-status",
         "product",
     ]
+
+
+async def test_the_account_plans_hinted_resources_at_the_safety_poll_and_warns_of_none(world: World) -> None:
+    created = await world.api.call("POST", "/v1/accounts", body(world, poll_interval_s=5), 201)
+    lanes = created["status"]["resources"]
+    assert {r: lanes[r]["effective_poll_interval_s"] for r in ("orders", "stock", "products")} == dict.fromkeys(
+        ("orders", "stock", "products"), 60.0
+    )
+    assert all(lanes[r]["poll_interval_s"] == 5 for r in RESOURCES)  # what was asked stays what was asked
+    assert lanes["contacts"]["effective_poll_interval_s"] == 5  # refused: polled as asked
+    assert created["warnings"] == []
+    unhinted = await world.api.call("PATCH", "/v1/accounts/acme", {"hints": False})
+    assert unhinted["status"]["resources"]["orders"]["effective_poll_interval_s"] == 5
