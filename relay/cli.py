@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse, as Brightpearl refuses, everything it is not known to take (ranges in IDSET filters, "
         "several sort keys, unknown filters...); refusals are listed at /_sandbox/accounts/{code}/requests",
     )
+    sandbox.add_argument(
+        "--hints-to-any-host",
+        action="store_true",
+        help="let the account's native webhooks call any host, not only loopback ones (a relay in another "
+        "container, e.g. RELAY_PUBLIC_URL=http://api:8080 in compose)",
+    )
     return parser
 
 
@@ -106,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from relay.sandbox.app import serve_sandbox_forever  # noqa: PLC0415
 
-            asyncio.run(serve_sandbox_forever(args.host, args.port, args.account, strict=args.strict))
+            asyncio.run(
+                serve_sandbox_forever(
+                    args.host, args.port, args.account, strict=args.strict, hints_to_any_host=args.hints_to_any_host
+                )
+            )
             return 0
         if args.command == "demo":
             from relay.demo import run_demo  # noqa: PLC0415

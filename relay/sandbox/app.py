@@ -8,6 +8,7 @@ under ``/_sandbox``); ``start_sandbox`` serves it on loopback (port 0 picks a fr
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Self, TextIO
 
@@ -101,10 +102,12 @@ async def serve_sandbox_forever(
     account_code: str = DEFAULT_ACCOUNT_CODE,
     *,
     strict: bool = False,
+    hints_to_any_host: bool = False,
     out: TextIO | None = None,
 ) -> None:
-    """Serve a sandbox with one account (``strict``: refusing everything doubtful) until cancelled, after printing
-    what a client needs to reach it.
+    """Serve a sandbox with one account (``strict``: refusing everything doubtful; ``hints_to_any_host``: its
+    native webhooks may call hosts other than loopback ones) until cancelled, after printing what a client needs
+    to reach it.
 
     A value that cannot work (an account code Brightpearl would not have, a port out of range, an address this
     machine cannot listen on) is a :class:`~relay.service.StartupError` naming the option to change."""
@@ -124,6 +127,8 @@ async def serve_sandbox_forever(
         raise cannot_listen(error, host, port, "sandbox", host_setting="--host", port_setting="--port") from None
     try:
         account = server.account(account_code)
+        if hints_to_any_host:
+            account.hints.policy = replace(account.hints.policy, allow_remote=True)
         print(f"base_url      {server.base_url(account_code)}", file=out)
         print(f"app_ref       {account.app_ref}", file=out)
         print(f"account_token {account.account_token}", file=out)

@@ -2,15 +2,19 @@
 loopback when the sandbox's data changes, with the faults and retry rules tests switch on."""
 
 import asyncio
+import contextlib
+import io
 import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from relay.sandbox.app import serve_sandbox_forever
 from relay.sandbox.hints import worth_retrying
 from relay.sandbox.webhook_events import covers, event_values, raised_on, subscribable
 from tests.sandbox import recordings
@@ -570,3 +574,21 @@ async def test_a_full_queue_loses_events_and_says_so(client: Client, receiver: R
     calls = await settle(client)
     assert sorted(call["outcome"] for call in calls) == ["delivered", "overflow"]
     assert (await client.ok("GET", "/hints"))["counts"] == {"delivered": 1, "overflow": 1}
+
+
+@pytest.mark.parametrize("anywhere", [False, True])
+async def test_relay_sandbox_calls_other_hosts_only_when_told(anywhere: bool) -> None:
+    out = io.StringIO()
+    task = asyncio.create_task(serve_sandbox_forever("127.0.0.1", 0, "demo", hints_to_any_host=anywhere, out=out))
+    for _ in range(200):
+        if out.getvalue().count("\n") >= 4:
+            break
+        await asyncio.sleep(0.01)
+    control = dict(line.split(None, 1) for line in out.getvalue().splitlines())["control"]
+    try:
+        async with aiohttp.ClientSession() as http, http.get(control + "/accounts/demo/hints/policy") as reply:
+            assert (await reply.json())["allow_remote"] is anywhere
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
