@@ -127,6 +127,7 @@ def worker_runtime(
             sweep_interval_s=settings.stock_sweep_interval_s,
             brightpearl_timeout_s=settings.brightpearl_timeout_s,
             status_sweep_interval_s=settings.status_sweep_interval_s,
+            hint_coalesce_ms=settings.hint_coalesce_ms,
         ),
         delivery_policy=DeliveryPolicy(
             retry_schedule_s=settings.retry_schedule_s,

@@ -8,8 +8,10 @@ again through the poll is delivered once. No cursor moves here: the streams stil
 those a hint read already done (their snapshots say so).
 
 - orders, products, contacts: :meth:`workers.records.RecordPoll.derive_hinted`, 200 ids a GET; after orders,
-  when stock is watched, the dirty products (an order's rows mark them) are settled at once, so an allocation
-  is seen as fast as the order.
+  when stock is watched but its hints are not trusted, the dirty products (an order's rows mark them) are settled
+  at once, so an allocation is seen as fast as the order. While stock's hints are healthy, Brightpearl announces
+  the allocation itself (``product.modified.on-hand-modified``), and a request for every order's hint would
+  only halve how many orders a burst can read within the budget.
 - stock: the hinted products join the dirty set, which is settled now (:func:`workers.stock.settle_dirty`).
 - goods-out notes: :func:`workers.goods_out.read_hinted_notes`.
 
@@ -29,14 +31,15 @@ MAX_HINTED_IDS = 1_000  # ids of one resource a poll job reads; the rest wait fo
 HINTED = ("orders", "products", "contacts", "stock", "goods-out-notes")
 
 
-async def read_hinted(ctx: PollContext, resource: str, ids: Sequence[int]) -> None:
-    """Read the hinted ``ids`` of ``resource`` and commit what a poll would make of them."""
+async def read_hinted(ctx: PollContext, resource: str, ids: Sequence[int], *, settle_stock: bool = True) -> None:
+    """Read the hinted ``ids`` of ``resource`` and commit what a poll would make of them (after orders, with
+    ``settle_stock``, the stock of their products too)."""
     ids = sorted(set(ids))
     if not ids:
         return
     if resource in KINDS:
         await _read_records(ctx, resource, ids)
-        if resource == "orders" and "stock" in ctx.account.resources:
+        if resource == "orders" and settle_stock and "stock" in ctx.account.resources:
             await settle_dirty(ctx, Figures(ctx.redis, ctx.account.code))
     elif resource == "stock":
         await ctx.commit([], [ctx.mark_stock_dirty(ids)])

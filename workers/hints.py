@@ -17,6 +17,7 @@ from workers.brightpearl.idset import IdSetError, IdSetTooLarge, parse_id_set
 
 MAX_HINT_BYTES = 64 * 1024  # a larger body is refused (413) before it is read
 MAX_HINT_IDS = 1_000  # ids one hint may name; a hint naming more asks for a poll of its resource instead
+MAX_COALESCE_MS = 1_000  # the longest hints wait for others, when the account's budget is nearly spent
 
 # What the relay subscribes for each watched resource. Orders: order.created is refused on real accounts, and
 # order.modified fires on creation too (R-MCP; both UNCONFIRMED), so both are asked for; whether order.modified
@@ -45,6 +46,18 @@ class Hint:
     full_event: str
     ids: tuple[int, ...]
     overflow: bool = False
+
+
+def coalesce_ms(used: int, per_minute: int, base_ms: int) -> int:
+    """How long hinted ids wait for more before they are read: ``base_ms`` while less than half the account's
+    budget was used in the last minute, then longer as it fills, up to :data:`MAX_COALESCE_MS` when it is spent.
+    A burst of hints (an import, 50 orders in 10 s) is then read in fewer requests of more ids each, instead of
+    one request a hint until the budget runs dry and every read waits for the minute to pass."""
+    fill = used / max(1, per_minute)
+    if fill <= 0.5:
+        return base_ms
+    longest = max(base_ms, MAX_COALESCE_MS)
+    return round(base_ms + (longest - base_ms) * min(1.0, (fill - 0.5) / 0.5))
 
 
 def wanted_events(resources: Iterable[str]) -> list[str]:

@@ -36,7 +36,7 @@ from workers.detectors import DETECTORS, Detector
 from workers.hint_health import due_suspects, suspected
 from workers.hint_health import judged as judged_lane
 from workers.hint_reads import MAX_HINTED_IDS, read_hinted
-from workers.hints import covered_resources
+from workers.hints import coalesce_ms, covered_resources
 from workers.metrics import Metrics
 from workers.plan import average_cost, effective_intervals, hinted_healthy, next_due_ms, with_safety_net
 
@@ -53,6 +53,7 @@ class PollPolicy:
     sweep_interval_s: float = 3600.0
     brightpearl_timeout_s: float = 30.0  # RELAY_BRIGHTPEARL_TIMEOUT_S: one request's longest wait
     status_sweep_interval_s: float = 300.0
+    hint_coalesce_ms: int = 30  # RELAY_HINT_COALESCE_MS: how long hints wait for more (longer as the budget fills)
 
 
 def client_for(
@@ -161,7 +162,7 @@ class Poller:
         due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}
         if account.hints:  # hints come above polling: read what waits first, and again after each resource
             due |= dict.fromkeys((r for r in await self.hints.take_overflow(code) if r in due), 0)
-            if await self._read_hints(account, watched, claim, plan) == "lost":
+            if await self._read_hints(account, watched, claim, plan, healthy) == "lost":
                 return
         else:
             await self._drop_hints(code)
@@ -179,13 +180,14 @@ class Poller:
                 backoff = timedelta(seconds=max(account.poll_interval_s, self.policy.auth_failure_backoff_s))
                 due = dict.fromkeys(watched, ms(self.clock() + backoff))
                 break
-            if account.hints and await self._read_hints(account, watched, claim, plan) == "lost":
+            if account.hints and await self._read_hints(account, watched, claim, plan, healthy) == "lost":
                 return
         if judged:
             await self._judge_hints(claim, plan, judged)
         plan.due_ms = due
         idle_ms = ms(self.clock() + timedelta(seconds=account.poll_interval_s))
-        if not await self.polls.save(code, plan, idle_ms=idle_ms, claim=claim, now_ms=ms(self.clock())):
+        hints_due_ms = await self._hints_due_ms(code) if account.hints else None
+        if not await self.polls.save(code, plan, idle_ms=idle_ms, claim=claim, hints_due_ms=hints_due_ms):
             log.warning("poll of %s lost its claim before it ended; the poller holding it schedules it", code)
 
     async def _judged_resources(self, account: AccountRecord, watched: Sequence[str], plan: PollPlan) -> list[str]:
@@ -206,11 +208,19 @@ class Poller:
             plan.hints.setdefault(resource, HintLane(since_ms=ms(self.clock())))
         return covered
 
+    async def _hints_due_ms(self, code: str) -> int:
+        """When hints that came during this poll are read: after they have waited for more as long as the budget
+        says (:func:`workers.hints.coalesce_ms`), as a hint arriving now would."""
+        used = await self.budgets.of(code).used_last_minute()
+        delay_ms = coalesce_ms(used, self.policy.budget_per_minute, self.policy.hint_coalesce_ms)
+        return ms(self.clock()) + delay_ms
+
     async def _read_hints(
-        self, account: AccountRecord, watched: Sequence[str], claim: Claim, plan: PollPlan
+        self, account: AccountRecord, watched: Sequence[str], claim: Claim, plan: PollPlan, trusted: Sequence[str]
     ) -> Literal["ok", "lost"]:
         """Read the ids hints named that wait, each watched resource's (up to :data:`MAX_HINTED_IDS`) in priority
-        order; those of a resource not watched any more are dropped."""
+        order; those of a resource not watched any more are dropped. ``trusted``: the resources whose hints are
+        healthy (stock among them: Brightpearl announces its moves itself, so an order's hint leaves them be)."""
         waiting, _ = await self.hints.pending(account.code)
         for resource in sorted(waiting - set(watched)):
             await self.hints.take(account.code, resource, MAX_PENDING_DROPPED)
@@ -220,7 +230,7 @@ class Poller:
                 continue
 
             async def read(ctx: PollContext, resource: str = resource, ids: list[int] = ids) -> None:
-                await read_hinted(ctx, resource, ids)
+                await read_hinted(ctx, resource, ids, settle_stock="stock" not in trusted)
 
             outcome = await self._run(account, resource, read, claim, plan, kind="hint")
             if outcome == "lost":

@@ -25,7 +25,7 @@ from subscriptions.core.models import AccountRecord
 from subscriptions.core.times import ms
 from subscriptions.store.hints import Offered
 from workers.brightpearl.timestamps import format_utc
-from workers.hints import MAX_HINT_BYTES, HintError, parse_hint, resources_of
+from workers.hints import MAX_HINT_BYTES, HintError, coalesce_ms, parse_hint, resources_of
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,12 @@ async def receive_hint(request: web.Request, account: str, hint_token: str) -> w
         return web.json_response({})
     groups = [Offered(r, [] if hint.overflow else hint.ids, overflow=hint.overflow) for r in resources]
     now = ctx.clock()
-    if await ctx.hints.offer(hinted.code, groups, now_ms=ms(now), at=format_utc(now)) == "limited":
+    used = await ctx.budgets.of(hinted.code).used_last_minute()
+    delay_ms = coalesce_ms(used, ctx.budget_per_minute, ctx.hint_limits.coalesce_ms)
+    if (
+        await ctx.hints.offer(hinted.code, groups, now_ms=ms(now), at=format_utc(now), coalesce_ms=delay_ms)
+        == "limited"
+    ):
         received.labels("limited").inc()
         retry_after = await ctx.hints.retry_after_s(hinted.code, now_ms=ms(now))
         return problem(

@@ -56,9 +56,12 @@ class Hints:
         self.redis = redis
         self.limits = limits or HintLimits()
 
-    async def offer(self, code: str, groups: Sequence[Offered], *, now_ms: int, at: str) -> Literal["ok", "limited"]:
-        """Queue a hint's ids for the account's next poll (``at``: now, as the status shows it); ``"limited"``,
-        with nothing written, when the account's hints this minute are spent."""
+    async def offer(
+        self, code: str, groups: Sequence[Offered], *, now_ms: int, at: str, coalesce_ms: int | None = None
+    ) -> Literal["ok", "limited"]:
+        """Queue a hint's ids for the account's next poll, due ``coalesce_ms`` from now (the limits' own when not
+        given; ``at``: now, as the status shows it); ``"limited"``, with nothing written, when the account's hints
+        this minute are spent."""
         keys = [
             keyspace.POLLS,
             keyspace.poll_owner(code),
@@ -74,7 +77,7 @@ class Hints:
             "now_ms": now_ms,
             "at": at,
             "hint": f"{now_ms}:{secrets.token_hex(4)}",
-            "coalesce_ms": self.limits.coalesce_ms,
+            "coalesce_ms": self.limits.coalesce_ms if coalesce_ms is None else coalesce_ms,
             "per_minute": self.limits.per_minute,
             "max_pending": self.limits.max_pending,
             "seen_ms": SEEN_MS,

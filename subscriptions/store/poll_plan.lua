@@ -1,18 +1,19 @@
 -- Store an account's poll plan and, derived from it, when the account is next polled, together; with a token,
 -- only while the caller's claim still owns the account, and then the claim ends (the owner key is removed).
 -- Nothing is written for an account that no longer exists. With hints waiting (they came while the poll ran, and
--- could not bring it forward), the account is due again at ``now_ms``.
+-- could not bring it forward), the account is due again by ``hints_due_ms``.
 -- KEYS[1]: the polls ZSET; KEYS[2]: the account's plan; KEYS[3]: its owner key; KEYS[4]: the account record;
 -- KEYS[5]: its hinted resources SET; KEYS[6]: its resources to poll whole SET.
--- ARGV[1]: {"member": code, "plan": "<PollPlan JSON>", "next_ms": int, "token": token or null, "now_ms": int or null}
+-- ARGV[1]: {"member": code, "plan": "<PollPlan JSON>", "next_ms": int, "token": token or null, "hints_due_ms": int or null}
 -- Answers 1 if written, 0 if the claim was taken over or the account is gone.
 local a = cjson.decode(ARGV[1])
 if a.token ~= cjson.null and redis.call('GET', KEYS[3]) ~= a.token then return 0 end
 if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
 redis.call('SET', KEYS[2], a.plan)
 local next_ms = a.next_ms
-if a.now_ms and a.now_ms ~= cjson.null and (redis.call('EXISTS', KEYS[5]) == 1 or redis.call('EXISTS', KEYS[6]) == 1) then
-  next_ms = math.min(next_ms, a.now_ms)
+local hints_due = a.hints_due_ms
+if hints_due and hints_due ~= cjson.null and (redis.call('EXISTS', KEYS[5]) == 1 or redis.call('EXISTS', KEYS[6]) == 1) then
+  next_ms = math.min(next_ms, hints_due)
 end
 redis.call('ZADD', KEYS[1], next_ms, a.member)
 if a.token ~= cjson.null then redis.call('DEL', KEYS[3]) end

@@ -126,12 +126,12 @@ class Polls:
         return PollPlan.model_validate_json(text) if text else PollPlan()
 
     async def save(
-        self, code: str, plan: PollPlan, *, idle_ms: int, claim: Claim | None, now_ms: int | None = None
+        self, code: str, plan: PollPlan, *, idle_ms: int, claim: Claim | None, hints_due_ms: int | None = None
     ) -> bool:
         """Store ``plan`` and schedule the account's next poll from it. With ``claim``, only while that claim still
-        owns the poll, which then ends. With ``now_ms``, an account whose hints wait is due again then. False when
-        nothing was written (taken over, or the account is gone)."""
-        script_keys, args = _save_call(code, plan, idle_ms, claim, now_ms)
+        owns the poll, which then ends. With ``hints_due_ms``, an account whose hints wait is due again by then.
+        False when nothing was written (taken over, or the account is gone)."""
+        script_keys, args = _save_call(code, plan, idle_ms, claim, hints_due_ms)
         return bool(await SAVE_PLAN.run(self.redis, script_keys, args))
 
     async def next_due_ms(self) -> int | None:
@@ -159,7 +159,7 @@ def queue_remove(pipe: Pipeline, code: str) -> None:
 
 
 def _save_call(
-    code: str, plan: PollPlan, idle_ms: int, claim: Claim | None, now_ms: int | None = None
+    code: str, plan: PollPlan, idle_ms: int, claim: Claim | None, hints_due_ms: int | None = None
 ) -> tuple[list[str], dict[str, Any]]:
     script_keys = [
         keyspace.POLLS,
@@ -174,6 +174,6 @@ def _save_call(
         "plan": plan.model_dump_json(),
         "next_ms": plan.next_poll_ms(idle_ms),
         "token": claim.token if claim else None,
-        "now_ms": now_ms,
+        "hints_due_ms": hints_due_ms,
     }
     return script_keys, args

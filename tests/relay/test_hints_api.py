@@ -351,3 +351,20 @@ async def test_the_hint_token_is_resealed_with_the_brightpearl_token(redis_clien
     assert "the-hint-token" not in stored
     assert "bp-token" not in stored
     assert (await sealed.get_account("acme")).hint_token == "the-hint-token"
+
+
+async def test_hints_wait_longer_for_more_once_half_the_budget_is_spent(api: Api, redis_client: Redis) -> None:
+    await api.call("POST", "/v1/accounts", api.account_body(), 201)
+    await redis_client.delete(keyspace.budget("acme"))
+    now_ms = int(api.ctx.clock().timestamp() * 1000)
+    assert (await api.hint(hint_body("1"))).status == 200
+    quick = await redis_client.zscore(keyspace.POLLS, "acme")
+    assert quick is not None
+    assert quick - now_ms < 500  # the base wait: RELAY_HINT_COALESCE_MS
+    spent = {f"spent-{n}": now_ms for n in range(api.ctx.budget_per_minute)}  # the minute's budget, all used
+    await redis_client.zadd(keyspace.budget("acme"), spent)
+    await redis_client.zadd(keyspace.POLLS, {"acme": now_ms + 60_000})  # read since: the next poll is a minute off
+    assert (await api.hint(hint_body("2"))).status == 200
+    slow = await redis_client.zscore(keyspace.POLLS, "acme")
+    assert slow is not None
+    assert slow - now_ms >= 1_000  # a second for more to come, read in one request

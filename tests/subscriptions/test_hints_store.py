@@ -42,9 +42,9 @@ async def test_a_hint_does_not_move_a_poll_under_way_which_is_due_again_when_it_
     await Hints(redis_client).offer("acme", [Offered("stock", [3])], now_ms=NOW_MS + 5, at=AT)
     assert await due_ms(redis_client) == NOW_MS + 10_000  # the lease stands: no second claim can start
     plan = PollPlan(due_ms={"orders": NOW_MS + 60_000})
-    assert await polls.save("acme", plan, idle_ms=NOW_MS + 60_000, claim=claim, now_ms=NOW_MS + 100)
+    assert await polls.save("acme", plan, idle_ms=NOW_MS + 60_000, claim=claim, hints_due_ms=NOW_MS + 100)
     assert await due_ms(redis_client) == NOW_MS + 100
-    assert await polls.save("acme", plan, idle_ms=NOW_MS, claim=Claim("acme", "stale"), now_ms=NOW_MS) is False
+    assert await polls.save("acme", plan, idle_ms=NOW_MS, claim=Claim("acme", "stale"), hints_due_ms=NOW_MS) is False
 
 
 async def test_hints_a_minute_are_bounded_per_account(redis_client: Redis) -> None:

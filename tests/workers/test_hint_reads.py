@@ -21,6 +21,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+AVAILABILITY_ROUTE = "warehouse-service/product-availability/{ids}"
+
+
 async def register_hinted(harness: Harness, resources: Sequence[Resource], *, covered: bool = True) -> None:
     """An account with hints on and, when ``covered``, every watched resource's events subscribed."""
     await harness.register(resources=resources)
@@ -183,13 +186,33 @@ async def test_stock_by_hint_and_by_an_order_hint(harness: Harness) -> None:
     ids = await event_ids(harness)
     await harness.poll()
     assert await event_ids(harness) == ids
-    # an order allocating the product: the order's hint settles its products' stock in the same job
+    # an order allocating the product: stock's hints are trusted, so the order's hint leaves stock to its own hint
+    (order_id,) = await harness.create_orders(1, rows=[{"product_id": product_id, "quantity": 2}], allocate=True)
+    await hint(harness, "orders", [order_id])
+    requests = harness.sandbox.account("acme").requests
+    availability_before = requests.by_route.get(AVAILABILITY_ROUTE, 0)
+    await job(harness)
+    assert requests.by_route.get(AVAILABILITY_ROUTE, 0) == availability_before
+    await hint(harness, "stock", [product_id])  # Brightpearl's own, for the allocation
+    await job(harness)
+    found = await types(harness)
+    assert found.count("order.created") == 1
+    assert found.count("product.modified.on-hand-modified") == 2
+    ids = await event_ids(harness)
+    await harness.poll()
+    assert await event_ids(harness) == ids
+
+
+async def test_an_order_hint_settles_its_products_stock_when_stock_has_no_hints(harness: Harness) -> None:
+    (product_id,) = (await harness.sandbox_call("POST", "/products", {"count": 1, "stock": {"2": 10}}))["ids"]
+    await register_hinted(harness, ["orders", "stock"], covered=False)
+    await harness.store.update_account_status("acme", {"hints:subscribed": json.dumps(wanted_events(["orders"]))})
+    await harness.poll()
     (order_id,) = await harness.create_orders(1, rows=[{"product_id": product_id, "quantity": 2}], allocate=True)
     await hint(harness, "orders", [order_id])
     await job(harness)
     found = await types(harness)
-    assert found.count("order.created") == 1
-    assert found.count("product.modified.on-hand-modified") == 2  # the allocation, seen in the order's job
+    assert found == ["order.created", "product.modified.on-hand-modified"]  # the allocation, in the order's job
     ids = await event_ids(harness)
     await harness.poll()
     assert await event_ids(harness) == ids

@@ -9,6 +9,7 @@ from workers.hints import (
     Hint,
     HintError,
     body_template,
+    coalesce_ms,
     covered_resources,
     parse_hint,
     resources_of,
@@ -119,3 +120,15 @@ def test_refused_events_leave_their_resource_uncovered() -> None:
     assert covered_resources(subscribed, ALL) == ["orders", "stock", "goods-out-notes", "products"]
     assert covered_resources(["product.modified.on-hand-modified"], ALL) == ["stock"]
     assert covered_resources([], ALL) == []
+
+
+@pytest.mark.parametrize(
+    ("used", "delay_ms"),
+    [(0, 30), (50, 30), (75, 515), (100, 1_000), (180, 1_000)],
+)
+def test_hints_wait_longer_for_more_as_the_budget_fills(used: int, delay_ms: int) -> None:
+    assert coalesce_ms(used, 100, 30) == delay_ms
+
+
+def test_a_longer_base_wait_is_kept_whatever_the_budget() -> None:
+    assert coalesce_ms(100, 100, 2_000) == 2_000
