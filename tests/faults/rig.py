@@ -145,7 +145,9 @@ class Rig:
         started = await asyncio.gather(self.relay.start("api"), *(self.relay.start("worker") for _ in range(workers)))
         return list(started[1:])
 
-    async def register(self, resources: tuple[str, ...] = ("orders",), poll_interval_s: float = 1) -> None:
+    async def register(
+        self, resources: tuple[str, ...] = ("orders",), poll_interval_s: float = 1, **extra: Any
+    ) -> None:
         account = self.sandbox.account(self.account)
         body = {
             "code": self.account,
@@ -154,6 +156,7 @@ class Rig:
             "account_token": account.account_token,
             "poll_interval_s": poll_interval_s,
             "resources": list(resources),
+            **extra,
         }
         await self.relay.call("POST", "/v1/accounts", body, expect=201)
 
@@ -199,15 +202,18 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def fault_rig(ledger: Ledger, redis_url: str, logs: Path, **settings: str) -> AsyncIterator[Rig]:
-    """A sandbox, a subscriber and the relay's processes (not yet started) over ``redis_url``."""
+async def fault_rig(
+    ledger: Ledger, redis_url: str, logs: Path, *, hints: bool = False, **settings: str
+) -> AsyncIterator[Rig]:
+    """A sandbox, a subscriber and the relay's processes (not yet started) over ``redis_url``; with ``hints``, the
+    relay's public URL is its API's, where the sandbox sends its webhooks."""
     sandbox = await start_sandbox()
     subscriber = Subscriber(ledger)
     await subscriber.start()
     try:
         async with (
             aiohttp.ClientSession() as http,
-            relay_processes(redis_url, logs, **{**FAST, **settings}) as relay,
+            relay_processes(redis_url, logs, hints=hints, **{**FAST, **settings}) as relay,
         ):
             yield Rig(sandbox, subscriber, relay, ledger, http)
     finally:
