@@ -280,8 +280,10 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     if body.safety_poll_interval_s is not None:
         update["safety_poll_interval_s"] = body.safety_poll_interval_s
     update["hints"] = hints_wanted(ctx, body.hints, account.hints)
-    if update["hints"] and not account.hint_token:
-        update["hint_token"] = secrets.token_urlsafe(32)  # kept when hints go off: on again, the same URL
+    if not update["hints"]:
+        update["hint_token"] = ""  # the relay's webhooks are removed: a URL holding it will never be valid again
+    elif not account.hints or not account.hint_token:
+        update["hint_token"] = secrets.token_urlsafe(32)  # on again: a new URL (off and on rotates the token)
     changed = account.model_copy(update=update)
     added = [r for r in changed.resources if r not in account.resources]
     baseline = Baseline()
@@ -290,7 +292,7 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
         baseline = await connect(ctx, changed, added)
     await ctx.store.save_account(changed, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
     if account.hints and not changed.hints:
-        await ctx.subscriber.remove(changed, record=True)
+        await ctx.subscriber.remove(account, record=True)  # (the old token: no error it causes may show it)
     elif changed.hints and (not account.hints or credentials or changed.resources != account.resources):
         await ctx.subscriber.reconcile(changed)
     return await account_view(ctx, changed)

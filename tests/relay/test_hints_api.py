@@ -191,12 +191,17 @@ async def test_with_a_public_url_hints_are_on_and_the_token_never_shows(api: Api
         assert token not in await page.text()
     async with api.http.get(f"{api.url}/metrics") as metrics:
         assert token not in await metrics.text()
-    # off and on again: the same token (the same URL at Brightpearl)
+    # off and on again: a new token (how to rotate one that leaked); the old one opens nothing
     off = await api.call("PATCH", "/v1/accounts/acme", {"hints": False})
     assert (off["hints"], off["status"]["hints"]["state"], off["status"]["hints"]["subscribed"]) == (False, "off", [])
+    assert await api.hint_token() == ""
     on = await api.call("PATCH", "/v1/accounts/acme", {"hints": True})
     assert on["hints"] is True
-    assert await api.hint_token() == token
+    new_token = await api.hint_token()
+    assert len(new_token) >= 40
+    assert new_token != token
+    assert (await api.hint(hint_body("1"), token=token)).status == 404
+    assert (await api.hint(hint_body("1"), token=new_token)).status == 200
 
 
 async def test_hints_can_be_refused_at_registration(api: Api) -> None:
