@@ -148,3 +148,28 @@ async def test_turning_hints_off_removes_only_the_relays_webhooks(redis_url: str
         assert [h["uriTemplate"] for h in hooks] == ["http://127.0.0.1:9/someone-else"]
         view = await relay.call("GET", "/v1/accounts/acme", expect=200)
         assert view["status"]["hints"]["state"] == "off"
+
+
+async def test_an_account_whose_orders_are_not_announced_has_its_orders_polled_as_asked(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Real accounts refuse ``order.created`` and are said to fire ``order.modified`` on creation; an account that
+    does not gets new orders no hint announces: its polls find them, its orders' hints are judged degraded, and they
+    are polled as asked again."""
+    async with world() as w, relay_processes(redis_url, tmp_path, hints=True) as relay:
+        await relay.start("api")
+        await relay.start("worker")
+        await w.control("PATCH", "", {"order_modified_on_create": False})
+        await register(relay, w, resources=["orders"], safety_poll_interval_s=10, poll_interval_s=1)
+        made = await w.create_orders(3)
+        await wait_for(lambda: sorted(arrived(w, "order.created")) == sorted(made), 30, "the orders, by the poll")
+
+        async def degraded() -> bool:
+            view = await relay.call("GET", "/v1/accounts/acme", expect=200)
+            return bool(view["status"]["hints"]["state"] == "degraded")
+
+        await wait_for(degraded, 40, "the orders' hints judged degraded")
+        view = await relay.call("GET", "/v1/accounts/acme", expect=200)
+        assert view["status"]["hints"]["degraded_resources"] == ["orders"]
+        assert view["status"]["resources"]["orders"]["effective_poll_interval_s"] < 10  # as asked, not the safety poll
+        assert_once_each(w)
