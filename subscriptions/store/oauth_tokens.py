@@ -4,7 +4,7 @@ lock that lets one process at a time refresh them.
 The access token, the refresh token and their expiry are one record written by one command (``oauth_save.lua``):
 a rotated refresh token is never stored apart from the access token it came with. The account's ``auth_state``
 and ``auth_reason`` live in its status hash (``keyspace.account_status``), where the API and dashboard read the
-rest of its status.
+rest of its status. Removing an account removes its tokens (``AccountStore.delete_account``).
 """
 
 import secrets
@@ -97,7 +97,3 @@ class OAuthTokenStore(RecordStore):
 
     async def locked(self, code: str) -> bool:
         return bool(await cast(Awaitable[int], self.redis.exists(keyspace.oauth_refresh_lock(code))))
-
-    async def delete(self, code: str) -> None:
-        """Forget the account's tokens (the account is removed)."""
-        await self.redis.delete(keyspace.oauth_tokens(code), keyspace.oauth_refresh_lock(code))
