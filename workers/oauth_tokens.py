@@ -92,8 +92,9 @@ class OAuthTokens:
         return (await self._refresh(code, tokens.access_token)).access_token
 
     async def after_unauthorized(self, code: str, token_used: str) -> str:
-        """An access token to try again with after Brightpearl answered "Authorization token expired" to
-        ``token_used``: the one another process stored meanwhile, or a refreshed one."""
+        """An access token to try again with after Brightpearl refused ``token_used`` with a 401 ("Authorization
+        token expired", or "Invalid instance token" as a revoked install answers): the one another process stored
+        meanwhile, or a refreshed one."""
         tokens = await self._read(code)
         if tokens.access_token != token_used:
             return tokens.access_token

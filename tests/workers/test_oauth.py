@@ -24,7 +24,7 @@ from workers.brightpearl.oauth import (
     TokenEndpoint,
     TokenSet,
     form_body,
-    is_token_expired,
+    is_token_refused,
     read_token_answer,
 )
 from workers.oauth_tokens import needs_refresh, refresh_margin_s
@@ -113,14 +113,14 @@ def test_invalid_grant_carries_the_reason_and_invalid_client_names_the_settings(
     ("status", "messages", "expired"),
     [
         (401, ["Authorization token expired"], True),
-        (401, ["Invalid instance token: INVALID_STUFF"], False),
+        (401, ["Invalid instance token: INVALID_STUFF"], True),
         (401, ["Not authenticated. You must provide a valid authentication token."], False),
         (403, ["Authorization token expired"], False),
         (200, [], False),
     ],
 )
-def test_which_401_is_an_expired_token(status: int, messages: list[str], expired: bool) -> None:
-    assert is_token_expired(status, messages) is expired
+def test_which_401_a_refresh_may_cure(status: int, messages: list[str], expired: bool) -> None:
+    assert is_token_refused(status, messages) is expired
 
 
 @pytest.mark.parametrize(

@@ -305,12 +305,10 @@ async def test_revoked_means_reauthorization_required_and_no_more_calls(
     oauth_server.revoke()
     credentials = Credentials(f"{oauth_server.url}/public-api/acme", CLIENT_ID, "", "oauth", DEV_REF, tokens.of("acme"))
     client = BrightpearlClient(session, credentials)
-    with pytest.raises(AuthenticationFailed) as invalid:  # a revoked access token is "invalid", not "expired"
+    with pytest.raises(ReauthorizationRequired) as raised:  # "Invalid instance token": one refresh, refused
         await client.get("order-service/order/1")
-    assert oauth_server.refreshes == 0
-    with pytest.raises(ReauthorizationRequired) as raised:
-        await tokens.after_unauthorized("acme", first.access_token)
     assert raised.value.reason == "The auth token has either expired or does not exist"
+    assert (oauth_server.refreshes, client.token_refusals, tokens.endpoint.calls) == (0, 1, 1)
     status = await redis_client.hgetall(keyspace.account_status("acme"))
     assert status["auth_state"] == "reauthorization_required"
     assert status["auth_reason"] == "The auth token has either expired or does not exist"
@@ -322,7 +320,7 @@ async def test_revoked_means_reauthorization_required_and_no_more_calls(
         with pytest.raises(ReauthorizationRequired):
             await client.get("order-service/order/1")
     assert tokens.endpoint.calls == calls
-    shown = [caplog.text, str(invalid.value), str(raised.value), repr(raised.value), repr(credentials)]
+    shown = [caplog.text, str(raised.value), repr(raised.value), repr(credentials)]
     for secret in (SECRET, first.access_token, first.refresh_token):
         assert not any(secret in text for text in shown)
     second = await connect(tokens, oauth_server)  # authorized again

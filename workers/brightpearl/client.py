@@ -19,7 +19,7 @@ import aiohttp
 from workers.brightpearl.answers import messages_of, read_body, response_of, unwrap
 from workers.brightpearl.errors import BrightpearlError, RequestRejected, Unavailable
 from workers.brightpearl.idset import chunk_id_sets, compress_ids
-from workers.brightpearl.oauth import is_token_expired
+from workers.brightpearl.oauth import is_token_refused
 from workers.brightpearl.search import MAX_PAGE_SIZE, SearchPage, parse_search
 from workers.budget import BudgetExhausted, Priority, RequestBudget
 
@@ -45,7 +45,7 @@ class AccessTokens(Protocol):
         ...
 
     async def after_unauthorized(self, token_used: str) -> str:
-        """The token to try again with after Brightpearl said ``token_used`` has expired."""
+        """The token to try again with after Brightpearl refused ``token_used`` (expired or invalid)."""
         ...
 
 
@@ -135,7 +135,7 @@ class BrightpearlClient:
         self.rate = RateInfo(None, None)
         self.requests_made = 0
         self.throttles_met = 0  # answers that were Brightpearl's throttle
-        self.token_refusals = 0  # 401 "Authorization token expired" answers (OAuth accounts)
+        self.token_refusals = 0  # 401s refusing an OAuth access token (expired or invalid)
         self.dropped_ids: list[int] = []  # ids get_keyed dropped because Brightpearl refused them alone
 
     def url(self, path: str) -> str:
@@ -184,13 +184,14 @@ class BrightpearlClient:
         self, method: str, url: str, params: Mapping[str, str] | None, body: Any
     ) -> tuple[int, Mapping[str, str], Any]:
         """One request with the account's credentials; an OAuth account's request is sent once more, with the
-        token the token manager gives, after Brightpearl answers "Authorization token expired"."""
+        token the token manager gives, after Brightpearl refuses the token ("Authorization token expired",
+        "Invalid instance token"): once, so a token refused again is an ``AuthenticationFailed``."""
         access = self.credentials.access
         if self.credentials.auth != "oauth" or access is None:
             return await self._send(method, url, params, body, self.credentials.headers())
         token = await access.current()
         status, headers, payload = await self._send(method, url, params, body, self.credentials.headers(token))
-        if not is_token_expired(status, messages_of(payload)):
+        if not is_token_refused(status, messages_of(payload)):
             return status, headers, payload
         self.token_refusals += 1
         token = await access.after_unauthorized(token)

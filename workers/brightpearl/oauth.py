@@ -32,7 +32,8 @@ FORM = "application/x-www-form-urlencoded"
 RETRY_DELAYS_S = (0.5, 2.0)  # a transient failure is tried again after these waits, then raised
 DEFAULT_EXPIRES_IN_S = 3600  # an answer without expires_in: assume an hour (refreshing early costs little)
 MAX_DESCRIPTION_CHARS = 200
-EXPIRED_MESSAGE = "authorization token expired"  # Brightpearl's 401 for an expired access token (API.md 2)
+# Brightpearl's 401s for an expired and for an unknown (or revoked) access token (API.md 2, recorded)
+REFUSED_PHRASES = ("authorization token expired", "invalid instance token")
 
 
 @dataclass(frozen=True)
@@ -139,10 +140,12 @@ def read_token_answer(
     )
 
 
-def is_token_expired(status: int, messages: list[str]) -> bool:
-    """Whether an API answer is Brightpearl's 401 "Authorization token expired": not another auth failure (an
-    invalid or revoked token is not cured by refreshing, and refreshing for it would loop)."""
-    return status == 401 and any(EXPIRED_MESSAGE in message.lower() for message in messages)
+def is_token_refused(status: int, messages: list[str]) -> bool:
+    """Whether an API answer refuses an OAuth access token in a way a refresh may cure: Brightpearl's 401
+    "Authorization token expired", or "Invalid instance token" (API.md 2), which is also what a revoked install
+    answers: refreshing then meets ``invalid_grant`` at once, and the account shows it needs a new authorization
+    instead of failing every call until the token would have expired (7 days)."""
+    return status == 401 and any(phrase in message.lower() for message in messages for phrase in REFUSED_PHRASES)
 
 
 def _description(body: Any) -> str:
