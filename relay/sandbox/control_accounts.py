@@ -62,8 +62,11 @@ class AccountChange(ControlBody):
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
-    """One account as the list and POST show it: credentials and clock settings."""
-    return account.describe(base_url(origin(request), account.code))
+    """One account as the list and POST show it: credentials (the OAuth app's with where its OAuth server answers)
+    and clock settings."""
+    described = account.describe(base_url(origin(request), account.code))
+    described["oauth"]["oauth_url"] = f"{origin(request)}/oauth"
+    return described
 
 
 def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:

@@ -360,7 +360,7 @@ async def test_an_account_made_with_its_own_oauth_app(client: Client) -> None:
     app = {"client_id": "shop_connect", "client_secret": "s3cret", "dev_ref": "devco"}
     made = await client.control("POST", "/accounts", {"code": "shop", "oauth": app})
     assert made.status == 201, made.text
-    assert made.body["oauth"] == app
+    assert made.body["oauth"] == app | {"oauth_url": client.sandbox.oauth_url}
     assert (await client.ok("GET", "/oauth", account="shop"))["app"] == app
     answer = await connect(client, "shop")
     headers = bearer(client, answer["access_token"], "shop")
