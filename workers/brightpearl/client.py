@@ -107,6 +107,20 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+def without_token(status: int, payload: Any, token: str) -> Any:
+    """An error answer with ``token`` blanked wherever it appears: Brightpearl's 401 "Invalid instance token: …"
+    may quote the token it refused, and an error's messages reach logs, the account status and the API."""
+    if 200 <= status < 300 or not token:
+        return payload
+    if isinstance(payload, str):
+        return payload.replace(token, "[token]")
+    if isinstance(payload, list):
+        return [without_token(status, item, token) for item in payload]
+    if isinstance(payload, dict):
+        return {key: without_token(status, value, token) for key, value in payload.items()}
+    return payload
+
+
 class BrightpearlClient:
     """Requests to one account over a shared ``aiohttp.ClientSession``."""
 
@@ -192,11 +206,12 @@ class BrightpearlClient:
         token = await access.current()
         status, headers, payload = await self._send(method, url, params, body, self.credentials.headers(token))
         if not is_token_refused(status, messages_of(payload)):
-            return status, headers, payload
+            return status, headers, without_token(status, payload, token)
         self.token_refusals += 1
         token = await access.after_unauthorized(token)
         await self._acquire(method, url)  # the retry is a request like any other
-        return await self._send(method, url, params, body, self.credentials.headers(token))
+        status, headers, payload = await self._send(method, url, params, body, self.credentials.headers(token))
+        return status, headers, without_token(status, payload, token)
 
     async def _send(
         self, method: str, url: str, params: Mapping[str, str] | None, body: Any, request_headers: Mapping[str, str]
