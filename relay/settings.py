@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     hint_coalesce_ms: int = Field(
         30, ge=0, le=5_000, description="how long a hint waits for others to be read with it, in milliseconds"
     )
+    brightpearl_app_ref: str | None = Field(None, description="the OAuth app's reference (its client_id)")
+    brightpearl_client_secret: SecretStr | None = Field(None, description="the OAuth app's client secret")
+    brightpearl_dev_ref: str | None = Field(None, description="the developer reference sent as brightpearl-dev-ref")
+    brightpearl_oauth_url: str = Field(
+        "https://oauth.brightpearl.com",
+        description="Brightpearl's OAuth server: authorize at {this}/authorize/{account}, tokens at "
+        "{this}/token/{account}",
+    )
+    oauth_budget_share: float = Field(
+        0.9, gt=0, le=1, description="share of an OAuth account's own 200 requests a minute the relay may spend"
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per log line")
 
@@ -122,6 +133,21 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None  # set but empty: not set (polling alone)
         return check_public_url(value)
+
+    @field_validator("brightpearl_oauth_url")
+    @classmethod
+    def _oauth_url(cls, value: str) -> str:
+        return check_base_url(value, "https://oauth.brightpearl.com")
+
+    @field_validator("brightpearl_app_ref", "brightpearl_dev_ref")
+    @classmethod
+    def _optional_text(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None and value.strip() else None  # set but empty: not set
+
+    @field_validator("brightpearl_client_secret")
+    @classmethod
+    def _client_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("api_token")
     @classmethod
@@ -164,16 +190,22 @@ class Settings(BaseSettings):
 def check_public_url(value: str) -> str:
     """``value`` as the base of hint URLs: an absolute http(s) URL with a host, no query or fragment, no trailing
     slash (the relay appends ``/hooks/brightpearl/...``; a stray slash would make its webhooks look foreign)."""
+    return check_base_url(value, "https://relay.example.com")
+
+
+def check_base_url(value: str, example: str) -> str:
+    """``value`` as a base the relay appends paths to: an absolute http(s) URL with a host, no query or fragment,
+    no trailing slash."""
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an absolute http(s) URL such as https://relay.example.com, got {value!r}")
+        raise ValueError(f"expected an absolute http(s) URL such as {example}, got {value!r}")
     if parts.query or parts.fragment or "?" in value or "#" in value:
         raise ValueError(f"expected a URL without a query or fragment, got {value!r}")
     return value.strip().rstrip("/")
 
 
 # redis_url may hold a password: its own message quotes it with the password hidden
-SECRET_SETTINGS = frozenset({"api_token", "encryption_key", "metrics_token", "redis_url"})
+SECRET_SETTINGS = frozenset({"api_token", "brightpearl_client_secret", "encryption_key", "metrics_token", "redis_url"})
 
 
 def describe_error(error: ValidationError) -> str:

@@ -1,7 +1,8 @@
 """A Brightpearl API sandbox: a real HTTP server that answers as the recorded Brightpearl API does.
 
 app.py        the aiohttp app, ``start_sandbox`` (port 0 on loopback) and ``relay sandbox``
-gateway.py    the way in: account, throttle, faults, authentication, then the resource
+gateway.py    the way in: account, throttle (the private apps' pool or the OAuth app's own), faults,
+              authentication (private tokens or Bearer), then the resource
 resources.py  Brightpearl's routes and their handlers (orders, products, availability, goods movements,
               goods-out notes, contacts)
 search.py     resource search for any column table: filters, columns, sort, paging, reference; what a strict
@@ -18,6 +19,9 @@ webhooks.py   native webhook subscriptions (``integration-service/webhook``) and
 webhook_api.py      their Brightpearl routes: create, list, get, delete, simulate (recorded answers, INTC-064)
 webhook_events.py   the events the sandbox knows, which a ``subscribeTo`` covers, templates rendered (pure)
 hints.py      firing webhooks: a bounded queue, a background sender, QoS retries, faults, the log of calls
+oauth.py      the account's OAuth instance app and its install: codes, access and refresh tokens, lifetimes,
+              rotation, revocation, counters, its own throttle (pure; the time is passed in)
+oauth_api.py  Brightpearl's OAuth server: ``/oauth/authorize/{account}`` (302 at once) and ``/oauth/token/{account}``
 catalogue.py  fixed data: order types, statuses, reference names, parties
 account.py    one account (``SandboxAccount``), put together from the modules below; where changes that touch
               several resources meet
@@ -34,6 +38,6 @@ faults.py     injected faults: throttling, outages, slowness, bad bodies, expire
 envelope.py   bodies, error codes and the headers on every answer
 control.py    the control API under /_sandbox: its routes and its error middleware
 control_requests.py  reading a control request; control_accounts.py, control_orders.py,
-              control_products.py, control_contacts.py, control_faults.py, control_hints.py: its bodies and handlers by
-              resource
+              control_products.py, control_contacts.py, control_faults.py, control_hints.py, control_oauth.py:
+              its bodies and handlers by resource
 """

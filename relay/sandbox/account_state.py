@@ -1,5 +1,6 @@
-"""What one sandbox account holds: credentials, clock, statuses, warehouses, throttle, faults, request log, and
-its orders, products, stock, goods-out notes and contacts, with the counters that number new ones.
+"""What one sandbox account holds: credentials (a private app's and an OAuth app's), clock, statuses, warehouses,
+throttle, faults, request log, and its orders, products, stock, goods-out notes and contacts, with the counters
+that number new ones.
 
 :class:`AccountState` is the data; what the account does with each resource is added by the classes built on
 it (:mod:`relay.sandbox.account_products`, :mod:`~relay.sandbox.account_orders`,
@@ -22,6 +23,7 @@ from relay.sandbox.contacts import SandboxContact
 from relay.sandbox.faults import FaultBook
 from relay.sandbox.goods_out import GoodsOutNote
 from relay.sandbox.hints import Hint, HintSender
+from relay.sandbox.oauth import OAuthServer
 from relay.sandbox.orders import SandboxOrder
 from relay.sandbox.products import SandboxProduct
 from relay.sandbox.request_log import RequestLog
@@ -87,6 +89,8 @@ class AccountState:
     hints: HintSender = field(default_factory=HintSender)
     refused_webhook_events: tuple[str, ...] = DEFAULT_REFUSED_EVENTS  # subscribing to one exactly: INTC-064
     order_modified_on_create: bool = True  # R-MCP: order.modified fires on creation too
+    # the account's OAuth instance app, its codes and tokens, and its own throttle (API.md 2.1)
+    oauth: OAuthServer = field(default_factory=OAuthServer)
 
     def __post_init__(self) -> None:
         self.app_ref = self.app_ref or f"{self.code}_relay"
@@ -143,6 +147,7 @@ class AccountState:
             "app_ref": self.app_ref,
             "account_token": self.account_token,
             "staff_token": self.staff_token,
+            "oauth": self.oauth.app.describe(),
             "offset_minutes": self.offset_minutes,
             "strict": self.strict,
             "clock_skew_s": self.clock_skew_s,

@@ -1,8 +1,8 @@
 """The Brightpearl sandbox as an aiohttp application, and a runner for it on a real port.
 
-``create_sandbox_app`` builds the app (Brightpearl's API under ``/public-api/{account}/``, the control API
-under ``/_sandbox``); ``start_sandbox`` serves it on loopback (port 0 picks a free port) and returns a
-:class:`SandboxServer`; ``serve_sandbox_forever`` is the ``relay sandbox`` command.
+``create_sandbox_app`` builds the app (Brightpearl's API under ``/public-api/{account}/``, its OAuth server
+under ``/oauth``, the control API under ``/_sandbox``); ``start_sandbox`` serves it on loopback (port 0 picks a
+free port) and returns a :class:`SandboxServer`; ``serve_sandbox_forever`` is the ``relay sandbox`` command.
 """
 
 import asyncio
@@ -18,6 +18,7 @@ from relay.sandbox.account import SandboxAccount
 from relay.sandbox.control import add_control_routes, control_errors
 from relay.sandbox.control_requests import PREFIX
 from relay.sandbox.gateway import date_by_account_clock, handle_brightpearl
+from relay.sandbox.oauth_api import add_oauth_routes
 from relay.sandbox.state import ACCOUNT_CODE, SANDBOX_STATE, SandboxState, base_url
 from relay.service import StartupError, cannot_listen
 
@@ -32,6 +33,7 @@ def create_sandbox_app(accounts: Sequence[SandboxAccount]) -> web.Application:
     app[SANDBOX_STATE] = SandboxState(accounts)
     app.router.add_route("*", "/public-api/{account}", handle_brightpearl)
     app.router.add_route("*", "/public-api/{account}/{path:.*}", handle_brightpearl)
+    add_oauth_routes(app)
     add_control_routes(app)
     app.on_response_prepare.append(date_by_account_clock)
     app.on_cleanup.append(_stop_hints)
@@ -58,6 +60,12 @@ class SandboxServer:
     @property
     def control_url(self) -> str:
         return self.url + PREFIX
+
+    @property
+    def oauth_url(self) -> str:
+        """``http://127.0.0.1:9100/oauth``: authorize at ``{this}/authorize/{account}``, tokens at
+        ``{this}/token/{account}`` (``RELAY_BRIGHTPEARL_OAUTH_URL``)."""
+        return self.url + "/oauth"
 
     def base_url(self, code: str = DEFAULT_ACCOUNT_CODE) -> str:
         """``http://127.0.0.1:9100/public-api/acme``: the base URL a Brightpearl client is given."""
@@ -107,7 +115,8 @@ async def serve_sandbox_forever(
 ) -> None:
     """Serve a sandbox with one account (``strict``: refusing everything doubtful; ``hints_to_any_host``: its
     native webhooks may call hosts other than loopback ones) until cancelled, after printing what a client needs
-    to reach it.
+    to reach it: as the private app (base URL, app ref, account token) and as the OAuth app (the OAuth server's
+    URL, client id, client secret, dev ref).
 
     A value that cannot work (an account code Brightpearl would not have, a port out of range, an address this
     machine cannot listen on) is a :class:`~relay.service.StartupError` naming the option to change."""
@@ -132,6 +141,10 @@ async def serve_sandbox_forever(
         print(f"base_url      {server.base_url(account_code)}", file=out)
         print(f"app_ref       {account.app_ref}", file=out)
         print(f"account_token {account.account_token}", file=out)
+        print(f"oauth_url     {server.oauth_url}", file=out)
+        print(f"client_id     {account.oauth.app.client_id}", file=out)
+        print(f"client_secret {account.oauth.app.client_secret}", file=out)
+        print(f"dev_ref       {account.oauth.app.dev_ref}", file=out)
         print(f"control       {server.control_url}", file=out, flush=True)
         await asyncio.Event().wait()
     finally:

@@ -11,8 +11,8 @@ Under ``/_sandbox/accounts/{code}``: ``orders`` (made, with rows; changed; alloc
 ``products``, ``stock/receive`` and ``stock/correct``, ``goods-out-notes`` (their stages set and undone, edited,
 deleted), ``contacts``,
 ``faults``, ``spend`` and ``requests``; ``webhooks`` and ``hints`` (native webhooks fired, their faults and
-policy). The routes are all listed in :func:`add_control_routes`; their bodies and
-handlers live by resource:
+policy); ``oauth`` (the OAuth server: token lifetimes, rotation, revocation, counters). The routes are all listed
+in :func:`add_control_routes`; their bodies and handlers live by resource:
 
 control_requests.py   reading a request: its body, account, path ids and timestamps; the 201 for things made
 control_accounts.py   accounts, their clocks and credentials
@@ -21,6 +21,7 @@ control_products.py   products and stock
 control_contacts.py   contacts
 control_faults.py     faults, throttle budget and the request log
 control_hints.py      native webhooks: subscriptions, the log of calls fired, hint faults and policy
+control_oauth.py      the OAuth server: lifetimes, refresh-token rotation, revocation, minted tokens, counters
 """
 
 import logging
@@ -34,6 +35,7 @@ from relay.sandbox import (
     control_contacts,
     control_faults,
     control_hints,
+    control_oauth,
     control_orders,
     control_products,
 )
@@ -89,6 +91,17 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_delete(account + "/hints/faults", hints.clear_faults)
     app.router.add_get(account + "/hints/policy", hints.get_policy)
     app.router.add_patch(account + "/hints/policy", hints.change_policy)
+    _add_oauth_routes(app, account)
+
+
+def _add_oauth_routes(app: web.Application, account: str) -> None:
+    oauth = control_oauth
+    app.router.add_get(account + "/oauth", oauth.get_oauth)
+    app.router.add_patch(account + "/oauth", oauth.change_oauth)
+    app.router.add_post(account + "/oauth/revoke", oauth.revoke)
+    app.router.add_post(account + "/oauth/expire", oauth.expire)
+    app.router.add_post(account + "/oauth/tokens", oauth.mint_tokens)
+    app.router.add_delete(account + "/oauth/counters", oauth.reset_counters)
 
 
 def _problem(status: int, message: str) -> web.Response:

@@ -1,5 +1,6 @@
-"""The control API's accounts: listing and making them, and changing an account's clock (offset, skew, drift),
-credentials and whether a status change moves an order's ``updatedOn``."""
+"""The control API's accounts: listing and making them (with their private and OAuth apps' credentials), and
+changing an account's clock (offset, skew, drift), credentials and whether a status change moves an order's
+``updatedOn``."""
 
 from typing import Any
 
@@ -8,6 +9,7 @@ from pydantic import Field
 
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.account_state import DEFAULT_OFFSET_MINUTES, BadIds
+from relay.sandbox.control_oauth import OAuthAppBody
 from relay.sandbox.control_requests import (
     PREFIX,
     ControlBody,
@@ -19,6 +21,7 @@ from relay.sandbox.control_requests import (
 )
 from relay.sandbox.drift import MAX_DRIFT_S_PER_MIN, drift_of, drifting
 from relay.sandbox.hints import HintSender
+from relay.sandbox.oauth import OAuthApp, OAuthServer
 from relay.sandbox.state import SANDBOX_STATE, base_url
 from relay.sandbox.times import format_utc
 from relay.sandbox.webhook_events import DEFAULT_REFUSED_EVENTS
@@ -38,6 +41,7 @@ class NewAccount(ControlBody):
     refused_webhook_events: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUSED_EVENTS))
     order_modified_on_create: bool = True
     hint_seed: int | None = None  # seeds the random source of hint faults
+    oauth: OAuthAppBody | None = None  # the OAuth app's client_id, client_secret, dev_ref (defaults otherwise)
 
 
 class AccountChange(ControlBody):
@@ -58,8 +62,11 @@ class AccountChange(ControlBody):
 
 
 def _listed(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
-    """One account as the list and POST show it: credentials and clock settings."""
-    return account.describe(base_url(origin(request), account.code))
+    """One account as the list and POST show it: credentials (the OAuth app's with where its OAuth server answers)
+    and clock settings."""
+    described = account.describe(base_url(origin(request), account.code))
+    described["oauth"]["oauth_url"] = f"{origin(request)}/oauth"
+    return described
 
 
 def _described(request: web.Request, account: SandboxAccount) -> dict[str, Any]:
@@ -84,6 +91,11 @@ async def list_accounts(request: web.Request) -> web.Response:
     return web.json_response([_listed(request, account) for account in state.accounts.values()])
 
 
+def _oauth_app(body: OAuthAppBody | None) -> OAuthApp:
+    given = body.model_dump(exclude_none=True) if body is not None else {}
+    return OAuthApp(**given)
+
+
 async def create_account(request: web.Request) -> web.Response:
     body = await read_body(request, NewAccount)
     tokens = {name: value for name in ("app_ref", "account_token", "staff_token") if (value := getattr(body, name))}
@@ -96,6 +108,7 @@ async def create_account(request: web.Request) -> web.Response:
         refused_webhook_events=tuple(body.refused_webhook_events),
         order_modified_on_create=body.order_modified_on_create,
         hints=HintSender(body.hint_seed),
+        oauth=OAuthServer(app=_oauth_app(body.oauth)),
         **tokens,
     )
     request.app[SANDBOX_STATE].add(account)

@@ -1,7 +1,7 @@
 """The control API's hold on an account's Brightpearl traffic: injected faults (throttling, outages, slowness,
 bad bodies, expired tokens), throttle budget spent as another integration would, and the request log."""
 
-from typing import Self
+from typing import Literal, Self
 
 from aiohttp import web
 from pydantic import Field, model_validator
@@ -28,6 +28,8 @@ class NewFault(ControlBody):
 
 class Spend(ControlBody):
     requests: int = Field(ge=0, le=10_000)
+    # whose budget: the private apps' shared pool (another integration on the account) or the OAuth app's own
+    pool: Literal["private", "oauth"] = "private"
 
 
 async def add_fault(request: web.Request) -> web.Response:
@@ -60,12 +62,13 @@ async def spend(request: web.Request) -> web.Response:
     account = account_of(request)
     body = await read_body(request, Spend)
     now_ms = account.monotonic_ms()
-    decision = account.throttle.spend(now_ms, body.requests)
+    throttle = account.throttle if body.pool == "private" else account.oauth.throttle
+    decision = throttle.spend(now_ms, body.requests)
     return web.json_response(
         {
             "requests_remaining": decision.requests_remaining,
             "next_throttle_period_ms": decision.next_throttle_period_ms,
-            "in_window": account.throttle.in_window(now_ms),
+            "in_window": throttle.in_window(now_ms),
         }
     )
 

@@ -2,7 +2,10 @@
 
 Each request goes through the steps Brightpearl's proxy takes, in this order: find the account; count the
 request against its throttle (every request counts, whatever it is answered) and refuse it with 503 when over
-the cap; apply injected faults; authenticate; then hand it to the resource's handler. Every answer, errors
+the cap; apply injected faults; authenticate; then hand it to the resource's handler. A request with an
+``Authorization: Bearer`` token is the account's OAuth app's: it counts against that app's own throttle (API.md
+2.1: 200 a minute per account and developer) and is authenticated by its token, app ref and dev ref; every
+other request is a private app's, sharing the account's pool. Every answer, errors
 included, carries the recorded headers.
 """
 
@@ -19,7 +22,7 @@ from relay.sandbox import envelope
 from relay.sandbox.account import SandboxAccount
 from relay.sandbox.envelope import Answer, ApiError, respond
 from relay.sandbox.faults import Fault
-from relay.sandbox.resources import ROUTES, Call, find_route
+from relay.sandbox.resources import ROUTES, Call, Route, find_route
 from relay.sandbox.state import SANDBOX_STATE
 from relay.sandbox.throttle import REQUESTS_PER_WINDOW, WINDOW_MS, ThrottleDecision
 
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 APP_REF_HEADER = "brightpearl-app-ref"
 ACCOUNT_TOKEN_HEADER = "brightpearl-account-token"  # noqa: S105 (a header name, not a secret)
 STAFF_TOKEN_HEADER = "brightpearl-staff-token"  # noqa: S105 (a header name, not a secret)
+DEV_REF_HEADER = "brightpearl-dev-ref"
+INSTANCE_ID_HEADER = "Brightpearl-Installed-Integration-Instance-Id"  # recorded on OAuth-authenticated answers
 # An unknown account has no throttle of its own; its 404 still carries the headers, as a fresh minute's.
 FRESH_WINDOW = ThrottleDecision(True, REQUESTS_PER_WINDOW - 1, WINDOW_MS - 1)
 
@@ -48,6 +53,31 @@ def authentication_failure(headers: CIMultiDictProxy[str], account: SandboxAccou
     ):
         return None
     return Answer(401, envelope.invalid_token(account_token or staff_token or ""))
+
+
+def bearer_token(headers: CIMultiDictProxy[str]) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or ``None`` if the request does not send one."""
+    scheme, _, token = headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def oauth_failure(headers: CIMultiDictProxy[str], token: str, account: SandboxAccount) -> Answer | None:
+    """The 401 answer for a Bearer request the account's OAuth app does not accept, or ``None`` if it does.
+
+    Recorded: an expired token answers "Authorization token expired", an unknown one "Invalid instance token:
+    {token}". Not recorded: a missing or wrong app or dev ref, answered as a request without credentials."""
+    oauth = account.oauth
+    if not _same(headers.get(APP_REF_HEADER), oauth.app.client_id) or not _same(
+        headers.get(DEV_REF_HEADER), oauth.app.dev_ref
+    ):
+        oauth.counters.unauthorized["headers"] += 1
+        return Answer(401, envelope.NOT_AUTHENTICATED)
+    reason = oauth.check_access(token, account.monotonic_ms())
+    if reason is None:
+        oauth.counters.api_requests += 1
+        return None
+    oauth.counters.unauthorized[reason] += 1
+    return Answer(401, envelope.TOKEN_EXPIRED if reason == "expired" else envelope.invalid_token(token))
 
 
 def fault_answer(
@@ -90,7 +120,8 @@ async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
     state = request.app[SANDBOX_STATE]
     code = request.match_info["account"]
     path = request.match_info.get("path", "")
-    route, params, allowed = find_route(ROUTES, request.method, path)
+    found = find_route(ROUTES, request.method, path)
+    route = found[0]
     message_type = route.message_type if route else envelope.PROXY_MESSAGE_TYPE
     account = state.get(code)
     if account is None:
@@ -98,7 +129,8 @@ async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
         return respond(Answer(404, not_found), envelope.PROXY_MESSAGE_TYPE, FRESH_WINDOW)
 
     now_ms = account.monotonic_ms()
-    decision = account.throttle.record(now_ms)
+    token = bearer_token(request.headers)
+    decision = (account.throttle if token is None else account.oauth.throttle).record(now_ms)
     account.requests.record(path, route.template if route else None)
     if not decision.allowed:
         account.requests.throttled += 1
@@ -113,17 +145,34 @@ async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
         return injected
     malformed = any(fault.kind == "malformed" for fault in faults)
 
-    failure = authentication_failure(request.headers, account)
+    if token is None:
+        failure = authentication_failure(request.headers, account)
+    else:
+        failure = oauth_failure(request.headers, token, account)
     if failure is not None:
         return respond(failure, envelope.PROXY_MESSAGE_TYPE, decision, malformed=malformed)
+    answer, message_type = await _resource_answer(request, account, path, found, message_type)
+    response = respond(answer, message_type, decision, malformed=malformed)
+    if token is not None:
+        response.headers[INSTANCE_ID_HEADER] = account.oauth.installation_instance_id
+    return response
+
+
+async def _resource_answer(
+    request: web.Request,
+    account: SandboxAccount,
+    path: str,
+    found: tuple[Route | None, dict[str, str], list[str]],
+    message_type: str,
+) -> tuple[Answer, str]:
+    """What the resource at ``path`` (``found`` by :func:`find_route`) answers an authenticated request, and the
+    message type to send with it."""
+    route, params, allowed = found
     if route is None:
         if allowed:
             message = f"{request.method} is not supported on {path}; use {', '.join(allowed)}"
-            answer = Answer(405, envelope.errors(envelope.METHOD_NOT_ALLOWED_CODE, message))
-        else:
-            answer = Answer(404, envelope.errors(envelope.NOT_FOUND_CODE, f"No resource found at {path}"))
-        return respond(answer, message_type, decision, malformed=malformed)
-
+            return Answer(405, envelope.errors(envelope.METHOD_NOT_ALLOWED_CODE, message)), message_type
+        return Answer(404, envelope.errors(envelope.NOT_FOUND_CODE, f"No resource found at {path}")), message_type
     call = Call(account, dict(request.query), params, await request.read() if request.can_read_body else b"")
     try:
         answer = route.handler(call)
@@ -134,7 +183,7 @@ async def handle_brightpearl(request: web.Request) -> web.StreamResponse:
         answer = Answer(500, envelope.INTERNAL_ERROR)
     if answer.status >= 400 and route.error_message_type:
         message_type = route.error_message_type
-    return respond(answer, message_type, decision, malformed=malformed)
+    return answer, message_type
 
 
 async def date_by_account_clock(request: web.Request, response: web.StreamResponse) -> None:

@@ -119,6 +119,7 @@ class AccountStore(RecordStore):
                 keyspace.account_status(code),
                 keyspace.account_subscriptions(code),
                 keyspace.budget(code),
+                keyspace.oauth_tokens(code),
             )
             pipe.zrem(keyspace.ACCOUNTS, code)
             queue_remove(pipe, code)

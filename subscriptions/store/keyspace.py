@@ -234,3 +234,14 @@ def api_key_dashboard_sessions(key_id: str) -> str:
 
 def login_failures(client: str) -> str:
     return f"{PREFIX}ui:login-failures:{client}"  # ZSET attempt -> ms: one client address's recent failed logins
+
+
+# OAuth instance apps (subscriptions.store.oauth_tokens)
+
+
+def oauth_tokens(code: str) -> str:
+    return f"{PREFIX}account:{code}:oauth"  # STRING JSON OAuthTokenRecord: sealed access and refresh tokens, expiry
+
+
+def oauth_refresh_lock(code: str) -> str:
+    return f"{PREFIX}lock:oauth-refresh:{code}"  # STRING with a TTL: the one process refreshing an account's tokens

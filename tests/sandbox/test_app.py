@@ -54,12 +54,22 @@ async def test_two_sandboxes_get_their_own_ports_and_tokens() -> None:
 async def test_serve_sandbox_forever_prints_how_to_reach_it_and_stops_when_cancelled() -> None:
     out = io.StringIO()
     task = asyncio.create_task(serve_sandbox_forever("127.0.0.1", 0, "demo", out=out))
-    for _ in range(200):  # up to 2 s for the four lines
-        if out.getvalue().count("\n") >= 4:
+    for _ in range(200):  # up to 2 s for the eight lines
+        if out.getvalue().count("\n") >= 8:
             break
         await asyncio.sleep(0.01)
     lines = dict(line.split(None, 1) for line in out.getvalue().splitlines())
-    assert list(lines) == ["base_url", "app_ref", "account_token", "control"]
+    assert list(lines) == [
+        "base_url",
+        "app_ref",
+        "account_token",
+        "oauth_url",
+        "client_id",
+        "client_secret",
+        "dev_ref",
+        "control",
+    ]
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/oauth", lines["oauth_url"])
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/public-api/demo", lines["base_url"])
     assert lines["app_ref"] == "demo_relay"
     assert out.getvalue().startswith("base_url      http://")

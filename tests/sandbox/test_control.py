@@ -18,6 +18,12 @@ async def test_accounts_are_listed_with_what_a_client_needs(client: Client) -> N
         "app_ref": "acme_relay",
         "account_token": account.account_token,
         "staff_token": account.staff_token,
+        "oauth": {
+            "client_id": "relay_oauth",
+            "client_secret": account.oauth.app.client_secret,
+            "dev_ref": "relay_dev",
+            "oauth_url": f"{client.sandbox.url}/oauth",
+        },
         "offset_minutes": -360,
         "clock_skew_s": 0.0,
         "availability_bad_ids": "reject",

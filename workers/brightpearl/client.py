@@ -9,22 +9,23 @@ instead of failing the poll.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 
 from workers.brightpearl.answers import messages_of, read_body, response_of, unwrap
 from workers.brightpearl.errors import BrightpearlError, RequestRejected, Unavailable
 from workers.brightpearl.idset import chunk_id_sets, compress_ids
+from workers.brightpearl.oauth import is_token_refused
 from workers.brightpearl.search import MAX_PAGE_SIZE, SearchPage, parse_search
 from workers.budget import BudgetExhausted, Priority, RequestBudget
 
 log = logging.getLogger(__name__)
 
-AuthKind = Literal["account_token", "staff_token"]
+AuthKind = Literal["account_token", "staff_token", "oauth"]
 DEFAULT_THROTTLE_WAIT_MS = 5_000  # when a throttled answer does not say how long to wait
 MAX_THROTTLE_WAIT_MS = 60_000  # Brightpearl's periods are under a minute
 MAX_IDS_PER_GET = 200
@@ -36,16 +37,41 @@ def datacenter_base_url(datacenter: str, account_code: str) -> str:
     return f"https://{datacenter}.brightpearlconnect.com/public-api/{account_code}"
 
 
+class AccessTokens(Protocol):
+    """Where an OAuth account's access token comes from (``workers.oauth_tokens.AccountTokens``)."""
+
+    async def current(self) -> str:
+        """A valid access token, refreshed first if it is due."""
+        ...
+
+    async def after_unauthorized(self, token_used: str) -> str:
+        """The token to try again with after Brightpearl refused ``token_used`` (expired or invalid)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """How to reach and authenticate against one Brightpearl account."""
+    """How to reach and authenticate against one Brightpearl account.
+
+    Private apps send their token (``auth`` ``account_token`` or ``staff_token``). OAuth instance apps
+    (``auth="oauth"``) send ``Authorization: Bearer`` with an access token from ``access``, their app reference and
+    ``dev_ref`` (API.md 2.1); ``token`` is then unused."""
 
     base_url: str
     app_ref: str
-    token: str
+    token: str = field(repr=False)
     auth: AuthKind = "account_token"
+    dev_ref: str = ""
+    access: AccessTokens | None = field(default=None, repr=False, compare=False)
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, access_token: str = "") -> dict[str, str]:
+        if self.auth == "oauth":
+            return {
+                "authorization": f"Bearer {access_token}",
+                "brightpearl-app-ref": self.app_ref,
+                "brightpearl-dev-ref": self.dev_ref,
+                "accept": "application/json",
+            }
         token_header = "brightpearl-staff-token" if self.auth == "staff_token" else "brightpearl-account-token"
         return {"brightpearl-app-ref": self.app_ref, token_header: self.token, "accept": "application/json"}
 
@@ -81,6 +107,20 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+def without_token(status: int, payload: Any, token: str) -> Any:
+    """An error answer with ``token`` blanked wherever it appears: Brightpearl's 401 "Invalid instance token: …"
+    may quote the token it refused, and an error's messages reach logs, the account status and the API."""
+    if 200 <= status < 300 or not token:
+        return payload
+    if isinstance(payload, str):
+        return payload.replace(token, "[token]")
+    if isinstance(payload, list):
+        return [without_token(status, item, token) for item in payload]
+    if isinstance(payload, dict):
+        return {key: without_token(status, value, token) for key, value in payload.items()}
+    return payload
+
+
 class BrightpearlClient:
     """Requests to one account over a shared ``aiohttp.ClientSession``."""
 
@@ -109,6 +149,7 @@ class BrightpearlClient:
         self.rate = RateInfo(None, None)
         self.requests_made = 0
         self.throttles_met = 0  # answers that were Brightpearl's throttle
+        self.token_refusals = 0  # 401s refusing an OAuth access token (expired or invalid)
         self.dropped_ids: list[int] = []  # ids get_keyed dropped because Brightpearl refused them alone
 
     def url(self, path: str) -> str:
@@ -120,12 +161,8 @@ class BrightpearlClient:
         """The JSON body of a successful answer; :class:`BrightpearlError` otherwise."""
         url = self.url(path)
         for throttled in range(self.max_throttle_waits + 1):
-            if self.budget is not None:
-                try:
-                    await self.budget.acquire(max_wait_s=self.max_budget_wait_s, priority=self.priority)
-                except BudgetExhausted as error:
-                    raise Unavailable(method, url, None, [str(error)], kind="budget") from error
-            status, headers, payload = await self._send(method, url, params, body)
+            await self._acquire(method, url)
+            status, headers, payload = await self._send_authorized(method, url, params, body)
             await self._pace()
             wait_ms = self._throttle_wait_ms(status, payload, headers)
             if wait_ms is None:
@@ -149,8 +186,35 @@ class BrightpearlClient:
             method, url, 503, [f"still throttled after {self.max_throttle_waits} waits"], kind="throttled"
         )
 
-    async def _send(
+    async def _acquire(self, method: str, url: str) -> None:
+        """A slot from the account's budget for one request."""
+        if self.budget is not None:
+            try:
+                await self.budget.acquire(max_wait_s=self.max_budget_wait_s, priority=self.priority)
+            except BudgetExhausted as error:
+                raise Unavailable(method, url, None, [str(error)], kind="budget") from error
+
+    async def _send_authorized(
         self, method: str, url: str, params: Mapping[str, str] | None, body: Any
+    ) -> tuple[int, Mapping[str, str], Any]:
+        """One request with the account's credentials; an OAuth account's request is sent once more, with the
+        token the token manager gives, after Brightpearl refuses the token ("Authorization token expired",
+        "Invalid instance token"): once, so a token refused again is an ``AuthenticationFailed``."""
+        access = self.credentials.access
+        if self.credentials.auth != "oauth" or access is None:
+            return await self._send(method, url, params, body, self.credentials.headers())
+        token = await access.current()
+        status, headers, payload = await self._send(method, url, params, body, self.credentials.headers(token))
+        if not is_token_refused(status, messages_of(payload)):
+            return status, headers, without_token(status, payload, token)
+        self.token_refusals += 1
+        token = await access.after_unauthorized(token)
+        await self._acquire(method, url)  # the retry is a request like any other
+        status, headers, payload = await self._send(method, url, params, body, self.credentials.headers(token))
+        return status, headers, without_token(status, payload, token)
+
+    async def _send(
+        self, method: str, url: str, params: Mapping[str, str] | None, body: Any, request_headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, str], Any]:
         self.requests_made += 1
         try:
@@ -159,7 +223,7 @@ class BrightpearlClient:
                 url,
                 params=params,
                 json=body,
-                headers=self.credentials.headers(),
+                headers=request_headers,
                 timeout=self.timeout,
                 allow_redirects=False,
             ) as response:
@@ -300,6 +364,7 @@ class BrightpearlClient:
 
 
 __all__ = [
+    "AccessTokens",
     "AuthKind",
     "BrightpearlClient",
     "BrightpearlError",

@@ -2,7 +2,10 @@
 
 BrightpearlError          Brightpearl refused or failed a request (carries method, url, status, messages, kind)
 ├── AuthenticationFailed  a Brightpearl-shaped 401/403: the app reference or token is wrong or expired; a
-│                         person must act
+│   │                     person must act
+│   ├── ReauthorizationRequired  the OAuth token endpoint answered ``invalid_grant``: the install was revoked or
+│   │                     uninstalled; the account's admin must authorize the app again
+│   └── OAuthClientRejected      the token endpoint answered ``invalid_client``: the relay's app settings are wrong
 ├── RequestRejected       another 4xx, or a 500 naming errors (Brightpearl answers a bad filter with 500)
 └── Unavailable           no usable answer: network error, timeout, 502-504, an HTML page (Cloudflare fronts the
                           API, API.md 8.1), an empty or cut-short body, or throttling that outlasted the waits
@@ -67,3 +70,23 @@ class Unavailable(BrightpearlError):
     """Brightpearl gave no usable answer; trying again later may work."""
 
     default_kind: ErrorKind = "unavailable"
+
+
+class ReauthorizationRequired(AuthenticationFailed):
+    """Brightpearl no longer honours the account's refresh token (``invalid_grant``): until someone authorizes the
+    app again, no token call can succeed, so none is made. ``reason`` is what Brightpearl said."""
+
+    def __init__(self, method: str, url: str, status: int | None, reason: str) -> None:
+        self.reason = reason
+        super().__init__(method, url, status, [f"reauthorization required: {reason}"])
+
+
+class OAuthClientRejected(AuthenticationFailed):
+    """The token endpoint does not know the relay's app (``invalid_client``): a configuration error, named by the
+    settings that hold the app's reference and secret."""
+
+    SETTINGS = ("RELAY_BRIGHTPEARL_APP_REF", "RELAY_BRIGHTPEARL_CLIENT_SECRET")
+
+    def __init__(self, method: str, url: str, status: int | None) -> None:
+        names = " and ".join(self.SETTINGS)
+        super().__init__(method, url, status, [f"invalid_client: check {names} (the OAuth app's reference and secret)"])

@@ -1,0 +1,99 @@
+"""An OAuth account's tokens in Redis, sealed with ``RELAY_ENCRYPTION_KEY`` like the private apps' tokens, and the
+lock that lets one process at a time refresh them.
+
+The access token, the refresh token and their expiry are one record written by one command (``oauth_save.lua``):
+a rotated refresh token is never stored apart from the access token it came with. The account's ``auth_state``
+and ``auth_reason`` live in its status hash (``keyspace.account_status``), where the API and dashboard read the
+rest of its status. Removing an account removes its tokens (``AccountStore.delete_account``).
+"""
+
+import secrets
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import cast
+
+from pydantic import BaseModel, Field
+
+from subscriptions.core.crypto import seal, unseal
+from subscriptions.store import keyspace
+from subscriptions.store.lua import Script
+from subscriptions.store.sealed import RecordStore
+
+AUTHORIZED = "active"
+REAUTHORIZATION_REQUIRED = "reauthorization_required"
+
+_SAVE = Script.beside(__file__, "oauth_save.lua")
+_FAIL = Script.beside(__file__, "oauth_fail.lua")
+_RELEASE = Script.beside(__file__, "oauth_release.lua")
+
+
+class OAuthTokenRecord(BaseModel):
+    """An account's tokens as the rest of the relay sees them (plain); stored with both tokens sealed."""
+
+    access_token: str = Field(repr=False)  # tokens never in a repr (logs, tracebacks)
+    refresh_token: str = Field(repr=False)
+    expires_at: datetime
+    issued_at: datetime
+    api_domain: str = ""
+    installation_instance_id: str = ""
+
+
+class OAuthAuthState(BaseModel):
+    """What the status hash says of the account's authorization: ``None`` when nothing was recorded."""
+
+    state: str | None = None
+    reason: str | None = None
+
+
+class OAuthTokenStore(RecordStore):
+    """OAuth tokens of accounts, and their refresh locks."""
+
+    async def read(self, code: str) -> tuple[OAuthTokenRecord | None, OAuthAuthState]:
+        """The account's tokens (decrypted; ``None`` when none are stored) and its authorization state, in one round
+        trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keyspace.oauth_tokens(code))
+            pipe.hmget(keyspace.account_status(code), ["auth_state", "auth_reason"])
+            text, (state, reason) = await pipe.execute()
+        auth = OAuthAuthState(state=state, reason=reason)
+        if text is None:
+            return None, auth
+        stored = OAuthTokenRecord.model_validate_json(text)
+        what = f"the OAuth tokens of account {code!r}"
+        opened = stored.model_copy(
+            update={
+                "access_token": unseal(stored.access_token, self.cipher, what),
+                "refresh_token": unseal(stored.refresh_token, self.cipher, what),
+            }
+        )
+        return opened, auth
+
+    async def save(self, code: str, tokens: OAuthTokenRecord, *, lock: str = "") -> None:
+        """Store ``tokens`` in one write, mark the account authorized, and release the refresh lock ``lock`` if it is
+        still held under that token (the connect flow passes none)."""
+        sealed = tokens.model_copy(
+            update={
+                "access_token": seal(tokens.access_token, self.cipher),
+                "refresh_token": seal(tokens.refresh_token, self.cipher),
+            }
+        )
+        keys = [keyspace.oauth_tokens(code), keyspace.account_status(code), keyspace.oauth_refresh_lock(code)]
+        await _SAVE.run(self.redis, keys, {"lock": lock, "state": AUTHORIZED}, [sealed.model_dump_json()])
+
+    async def require_reauthorization(self, code: str, reason: str, *, lock: str = "") -> None:
+        """Mark the account as needing a new authorization, saying why, and release the refresh lock ``lock``."""
+        keys = [keyspace.account_status(code), keyspace.oauth_refresh_lock(code)]
+        await _FAIL.run(self.redis, keys, {"lock": lock, "state": REAUTHORIZATION_REQUIRED, "reason": reason})
+
+    async def lock(self, code: str, ttl_ms: int) -> str | None:
+        """Take the account's refresh lock for ``ttl_ms``: its token, or ``None`` when another process holds it."""
+        token = secrets.token_hex(8)
+        taken = await self.redis.set(keyspace.oauth_refresh_lock(code), token, nx=True, px=max(1, ttl_ms))
+        return token if taken else None
+
+    async def release(self, code: str, lock: str) -> None:
+        """Release the refresh lock if ``lock`` still holds it (after a failure that stored nothing)."""
+        await _RELEASE.run(self.redis, [keyspace.oauth_refresh_lock(code)], {"lock": lock})
+
+    async def locked(self, code: str) -> bool:
+        return bool(await cast(Awaitable[int], self.redis.exists(keyspace.oauth_refresh_lock(code))))
