@@ -32,6 +32,7 @@ from subscriptions.store.records import Store
 from workers.budget import requests_per_minute
 from workers.dispatcher import DeliveryPolicy
 from workers.metrics import Metrics
+from workers.oauth_accounts import OAuthConfig
 from workers.poller import PollPolicy
 from workers.runtime import JobLoop, WorkerRuntime, create_worker
 from workers.sender import delivery_session
@@ -106,6 +107,7 @@ def api_context(
         metrics_token=metrics_token(settings),
         public_url=settings.public_url,
         hint_limits=HintLimits(per_minute=settings.hints_per_minute, coalesce_ms=settings.hint_coalesce_ms),
+        oauth_config=oauth_config(settings),
     )
 
 
@@ -146,6 +148,19 @@ def worker_runtime(
         retention_s=settings.retention_s,
         cipher=cipher,
         public_url=settings.public_url,
+        oauth_config=oauth_config(settings),
+    )
+
+
+def oauth_config(settings: Settings) -> OAuthConfig:
+    """The OAuth app the settings describe (its values empty where unset)."""
+    secret = settings.brightpearl_client_secret
+    return OAuthConfig(
+        oauth_url=settings.brightpearl_oauth_url,
+        app_ref=settings.brightpearl_app_ref or "",
+        client_secret=secret.get_secret_value() if secret else "",
+        dev_ref=settings.brightpearl_dev_ref or "",
+        budget_share=settings.oauth_budget_share,
     )
 
 

@@ -152,6 +152,6 @@ class Budgets:
     def now_ms(self) -> int:
         return int(self.clock().timestamp() * 1000)
 
-    def of(self, code: str) -> RequestBudget:
-        """The request budget of account ``code``."""
-        return RequestBudget(self.redis, code, self.per_minute, now_ms=self.now_ms)
+    def of(self, code: str, per_minute: int | None = None) -> RequestBudget:
+        """The request budget of account ``code``, at ``per_minute`` when it is not the usual (an OAuth account's)."""
+        return RequestBudget(self.redis, code, per_minute or self.per_minute, now_ms=self.now_ms)

@@ -31,11 +31,12 @@ from subscriptions.core.models import AccountRecord
 from subscriptions.store import keyspace
 from subscriptions.store.hints import Hints
 from subscriptions.store.records import Store
-from workers.brightpearl.client import BrightpearlClient, Credentials
+from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.errors import BrightpearlError, RequestRejected
 from workers.brightpearl.timestamps import format_utc
 from workers.budget import Budgets, Priority
 from workers.hints import body_template, wanted_events
+from workers.oauth_accounts import OAuthAccess, budget_per_minute, credentials_of
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,9 @@ class HintSubscriber:
         timeout_s: float = 30.0,
         max_budget_wait_s: float = 60.0,
         priority: Priority = "low",
+        oauth: OAuthAccess | None = None,
     ) -> None:
+        self.oauth = oauth
         self.store = store
         self.session = session
         self.budgets = budgets
@@ -198,11 +201,11 @@ class HintSubscriber:
         self.priority: Priority = priority
 
     def client(self, account: AccountRecord) -> BrightpearlClient:
-        credentials = Credentials(account.base_url, account.app_ref, account.token, account.auth)
+        credentials = credentials_of(account, self.oauth)
         return BrightpearlClient(
             self.session,
             credentials,
-            budget=self.budgets.of(account.code),
+            budget=self.budgets.of(account.code, budget_per_minute(account, self.budgets.per_minute, self.oauth)),
             timeout_s=self.timeout_s,
             max_budget_wait_s=self.max_budget_wait_s,
             priority=self.priority,

@@ -26,7 +26,7 @@ from subscriptions.store.hints import Hints
 from subscriptions.store.polls import Claim, HintLane, PollPlan, Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
-from workers.brightpearl.client import BrightpearlClient, Credentials
+from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE
 from workers.brightpearl.timestamps import format_utc, from_ms
@@ -38,6 +38,7 @@ from workers.hint_health import judged as judged_lane
 from workers.hint_reads import MAX_HINTED_IDS, read_hinted
 from workers.hints import coalesce_ms, covered_resources
 from workers.metrics import Metrics
+from workers.oauth_accounts import OAuthAccess, budget_per_minute, credentials_of
 from workers.plan import average_cost, effective_intervals, hinted_healthy, next_due_ms, with_safety_net
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,10 @@ def client_for(
     priority: Priority = "high",
     *,
     timeout_s: float = 30.0,
+    oauth: OAuthAccess | None = None,
 ) -> BrightpearlClient:
-    """A Brightpearl client for a stored account."""
-    credentials = Credentials(account.base_url, account.app_ref, account.token, account.auth)
+    """A Brightpearl client for a stored account (an OAuth account's through ``oauth``, the token manager)."""
+    credentials = credentials_of(account, oauth)
     return BrightpearlClient(
         session, credentials, budget=budget, page_size=page_size, priority=priority, timeout_s=timeout_s
     )
@@ -93,7 +95,9 @@ class Poller:
         *,
         clock: Callable[[], datetime],
         on_deliveries: Callable[[], None],
+        oauth: OAuthAccess | None = None,
     ) -> None:
+        self.oauth = oauth
         self.store = store
         self.queue = queue
         self.redis = redis
@@ -109,6 +113,10 @@ class Poller:
     def budgets(self) -> Budgets:
         """The accounts' request budgets, at the policy's requests a minute."""
         return Budgets(self.redis, self.policy.budget_per_minute, self.clock)
+
+    def per_minute(self, account: AccountRecord) -> int:
+        """The account's requests a minute: the private apps' share, or an OAuth app's of its own pool."""
+        return budget_per_minute(account, self.policy.budget_per_minute, self.oauth)
 
     async def poll(self, claim: Claim) -> None:
         """Poll the due resources of the account ``claim`` took, then schedule the account's next poll; nothing,
@@ -158,7 +166,7 @@ class Poller:
         judged = await self._judged_resources(account, watched, plan)
         healthy = hinted_healthy(judged, plan.hints)
         asked = with_safety_net(account.intervals_s(watched), healthy, account.safety_poll_interval_s)
-        plan.interval_s = effective_intervals(asked, self.policy.budget_per_minute, plan.requests_per_poll)
+        plan.interval_s = effective_intervals(asked, self.per_minute(account), plan.requests_per_poll)
         due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}
         if account.hints:  # hints come above polling: read what waits first, and again after each resource
             due |= dict.fromkeys((r for r in await self.hints.take_overflow(code) if r in due), 0)
@@ -335,14 +343,18 @@ class Poller:
         account's status and the metrics. A hint's read asks at high priority and its requests are counted as
         spent on hints; a poll's cost is kept in ``plan``."""
         started = self.clock()
-        budget = self.budgets.of(account.code)
+        budget = self.budgets.of(account.code, self.per_minute(account))
         timeout_s = self.policy.brightpearl_timeout_s
         priority = "high" if kind == "hint" else PRIORITIES.get(resource, "normal")
-        client = client_for(self.session, account, budget, self.policy.page_size, priority, timeout_s=timeout_s)
+        client = client_for(
+            self.session, account, budget, self.policy.page_size, priority, timeout_s=timeout_s, oauth=self.oauth
+        )
         sweep_client = (
             client
             if kind == "hint"
-            else client_for(self.session, account, budget, self.policy.page_size, "low", timeout_s=timeout_s)
+            else client_for(
+                self.session, account, budget, self.policy.page_size, "low", timeout_s=timeout_s, oauth=self.oauth
+            )
         )
         if kind == "hint":
             status = {f"{resource}:last_hint_read_at": format_utc(started)}

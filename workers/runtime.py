@@ -29,6 +29,7 @@ from workers.dispatcher import DeliveryPolicy, Dispatcher
 from workers.hint_subscriptions import HintSubscriber
 from workers.janitor import Janitor
 from workers.metrics import Metrics
+from workers.oauth_accounts import OAuthConfig
 from workers.outage import RedisOutage
 from workers.poller import Poller, PollPolicy
 from workers.scheduler import PollScheduler
@@ -54,9 +55,11 @@ class WorkerRuntime:
     retention_s: float = 7 * 86_400.0  # events and final deliveries expire this long after their last change
     cipher: TokenCipher | None = None  # decrypts the stored Brightpearl tokens; None: they are stored unencrypted
     public_url: str | None = None  # RELAY_PUBLIC_URL: where Brightpearl posts hints; None: no hints subscribed
+    oauth_config: OAuthConfig = field(default_factory=OAuthConfig)  # the OAuth app; unset: OAuth accounts refused
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
+        self.oauth = self.oauth_config.access(self.redis, self.brightpearl_session, self.cipher, self.clock)
         self.queue = DeliveryQueue(self.redis)
         self.outage = RedisOutage()  # one account of Redis being away for every loop of the process
         self.dispatcher = Dispatcher(
@@ -77,6 +80,7 @@ class WorkerRuntime:
             self.metrics,
             clock=self.clock,
             on_deliveries=self.dispatcher.wake,
+            oauth=self.oauth,
         )
         self.scheduler = PollScheduler(
             Polls(self.redis),
@@ -95,6 +99,7 @@ class WorkerRuntime:
             self.public_url,
             clock=self.clock,
             timeout_s=self.poll_policy.brightpearl_timeout_s,
+            oauth=self.oauth,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

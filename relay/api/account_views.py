@@ -4,7 +4,7 @@ polling state, change it, remove it."""
 import json
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from relay.api.schemas import (
     HintRequests,
     HintsStatus,
     ListQuery,
+    OAuthGrant,
     ResourceStatus,
     StatusSweepStatus,
     StockSweepStatus,
@@ -30,12 +31,15 @@ from subscriptions.core.errors import Conflict, InvalidInput, NotFound
 from subscriptions.core.models import AccountRecord
 from subscriptions.core.targets import check_url
 from subscriptions.core.times import ms
+from subscriptions.store import keyspace
 from subscriptions.store.paging import Position
 from subscriptions.store.polls import PollPlan, Polls
 from workers.brightpearl.client import datacenter_base_url
+from workers.brightpearl.oauth import TokenSet
 from workers.brightpearl.timestamps import format_utc, from_ms, parse_timestamp
 from workers.detectors import Baseline, check_credentials, take_baselines
 from workers.hints import covered_resources
+from workers.oauth_accounts import OAUTH_SETTINGS, OAuthAccess
 from workers.plan import effective_intervals, hinted_healthy, interval_warnings, with_safety_net
 from workers.poller import client_for
 from workers.status_sweep import STATE_KEY as STATUS_SWEEP_KEY
@@ -58,7 +62,8 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     # whose hints are healthy are planned at the safety poll's interval, as the poller plans them
     covered = covered_resources(json_list(status.get("hints:subscribed")), account.resources) if account.hints else []
     planned = with_safety_net(asked, hinted_healthy(covered, plan.hints), account.safety_poll_interval_s)
-    effective = effective_intervals(planned, ctx.budget_per_minute, plan.requests_per_poll)
+    per_minute = ctx.budget_of(account)
+    effective = effective_intervals(planned, per_minute, plan.requests_per_poll)
     resources = {}
     for resource in account.resources:
         caught_up = status.get(f"{resource}:caught_up_at") or None
@@ -106,14 +111,16 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         created_at=account.created_at,
         hints=account.hints,
         safety_poll_interval_s=account.safety_poll_interval_s,
-        warnings=interval_warnings(planned, effective, ctx.budget_per_minute),
+        warnings=interval_warnings(planned, effective, per_minute),
         status=AccountStatus(
             last_poll_at=status.get("last_poll_at") or None,
             last_success_at=status.get("last_success_at") or None,
             last_error=status.get("last_error") or None,
             last_error_at=status.get("last_error_at") or None,
             requests_last_minute=used,
-            budget_per_minute=ctx.budget_per_minute,
+            budget_per_minute=per_minute,
+            auth_state=(status.get("auth_state") or None) if account.auth == "oauth" else None,
+            auth_reason=(status.get("auth_reason") or None) if account.auth == "oauth" else None,
             resources=resources,
             stock_sweep=sweep,
             status_sweep=status_sweep,
@@ -164,18 +171,42 @@ def hints_wanted(ctx: ApiContext, asked: bool | None, current: bool) -> bool:
 async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> Baseline:
     """Check the account's credentials against Brightpearl and take the baseline of ``resources``; a refusal is
     a :class:`~workers.brightpearl.errors.BrightpearlError` (a 422 naming the account, see ``relay.api.problems``)."""
-    client = client_for(
-        ctx.brightpearl_session, account, ctx.budgets.of(account.code), timeout_s=ctx.brightpearl_timeout_s
-    )
+    budget = ctx.budgets.of(account.code, ctx.budget_of(account))
+    client = client_for(ctx.brightpearl_session, account, budget, timeout_s=ctx.brightpearl_timeout_s, oauth=ctx.oauth)
     await check_credentials(client)
     return await take_baselines(client, resources, sweep_interval_s=ctx.sweep_interval_s, now_ms=ms(ctx.clock()))
 
 
-def base_url_of(code: str, base_url: str | None, datacenter: str | None) -> str:
+def base_url_of(code: str, base_url: str | None, datacenter: str | None, api_domain: str | None = None) -> str:
+    """The account's API host: a ``base_url`` given wins; else its data centre's, or an OAuth token answer's
+    ``api_domain``."""
     if base_url is not None:
         return check_url(base_url).rstrip("/")
+    if datacenter is None and api_domain is not None:
+        return f"https://{api_domain}/public-api/{code}"
     assert datacenter is not None
     return datacenter_base_url(datacenter, code)
+
+
+def oauth_ready(ctx: ApiContext) -> OAuthAccess:
+    """The relay's OAuth access; a 422 naming the settings an OAuth account needs when any is not set."""
+    missing = ctx.oauth_config.missing()
+    if ctx.oauth is None or missing:
+        raise InvalidInput(f"OAuth accounts need {', '.join(missing or OAUTH_SETTINGS)} set on the relay")
+    return ctx.oauth
+
+
+async def store_grant(ctx: ApiContext, code: str, grant: OAuthGrant) -> None:
+    """Store the tokens an integrator brought (sealed, by the token manager): the account is authorized again."""
+    now = ctx.clock()
+    tokens = TokenSet(
+        access_token=grant.access_token,
+        refresh_token=grant.refresh_token,
+        expires_at=now + timedelta(seconds=grant.expires_in),
+        issued_at=now,
+        api_domain=grant.api_domain,
+    )
+    await oauth_ready(ctx).tokens.connected(code, tokens)
 
 
 @route(
@@ -193,11 +224,12 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
     if await ctx.store.account_exists(body.code):
         raise Conflict(f"account {body.code!r} is already registered; PATCH /v1/accounts/{body.code} to change it")
     now: datetime = ctx.clock()
+    oauth = oauth_ready(ctx) if body.oauth is not None else None
     account = AccountRecord(
         code=body.code,
-        base_url=base_url_of(body.code, body.base_url, body.datacenter),
-        app_ref=body.app_ref,
-        auth="staff_token" if body.staff_token else "account_token",
+        base_url=base_url_of(body.code, body.base_url, body.datacenter, body.oauth.api_domain if body.oauth else None),
+        app_ref=oauth.app_ref if oauth is not None else body.app_ref or "",
+        auth="oauth" if oauth is not None else "staff_token" if body.staff_token else "account_token",
         token=body.staff_token or body.account_token or "",
         poll_interval_s=body.poll_interval_s,
         resources=body.resources,
@@ -212,7 +244,14 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
             "hint_token": secrets.token_urlsafe(32) if hints else "",
         }
     )
-    baseline = await connect(ctx, account, list(account.resources))
+    if body.oauth is not None:  # stored before the check: the check's calls ask the token manager for them
+        await store_grant(ctx, body.code, body.oauth)
+    try:
+        baseline = await connect(ctx, account, list(account.resources))
+    except BaseException:
+        if body.oauth is not None:  # a refused registration keeps nothing
+            await ctx.redis.delete(keyspace.oauth_tokens(body.code), keyspace.account_status(body.code))
+        raise
     await ctx.store.create_account(account, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
     if account.hints:  # after the baseline: a hint read before it would have nothing to compare with
         await ctx.subscriber.reconcile(account)  # a failure shows in status.hints.error, registration stands
@@ -250,6 +289,19 @@ async def get_account(request: web.Request, code: str) -> AccountView:
     return await account_view(ctx, await ctx.store.get_account(code))
 
 
+async def oauth_update(
+    ctx: ApiContext, account: AccountRecord, grant: OAuthGrant, *, keep_base_url: bool
+) -> dict[str, object]:
+    """A new authorization of an account, its tokens stored at once (clearing ``reauthorization_required``): the
+    account's changes, an account of a private app becoming an OAuth one."""
+    oauth = oauth_ready(ctx)
+    update: dict[str, object] = {"auth": "oauth", "token": "", "app_ref": oauth.app_ref}
+    if not keep_base_url and account.auth != "oauth":
+        update["base_url"] = base_url_of(account.code, None, None, grant.api_domain)
+    await store_grant(ctx, account.code, grant)
+    return update
+
+
 @route(
     "PATCH",
     "/v1/accounts/{code}",
@@ -271,14 +323,11 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     if body.account_token is not None or body.staff_token is not None:
         update["auth"] = "staff_token" if body.staff_token else "account_token"
         update["token"] = body.staff_token or body.account_token
-    if body.poll_interval_s is not None:
-        update["poll_interval_s"] = body.poll_interval_s
-    if body.resources is not None:
-        update["resources"] = body.resources
-    if body.poll_intervals_s is not None:
-        update["poll_intervals_s"] = body.poll_intervals_s
-    if body.safety_poll_interval_s is not None:
-        update["safety_poll_interval_s"] = body.safety_poll_interval_s
+    if body.oauth is not None:
+        update |= await oauth_update(ctx, account, body.oauth, keep_base_url="base_url" in update)
+    for name in ("poll_interval_s", "resources", "poll_intervals_s", "safety_poll_interval_s"):
+        if getattr(body, name) is not None:
+            update[name] = getattr(body, name)
     update["hints"] = hints_wanted(ctx, body.hints, account.hints)
     if not update["hints"]:
         update["hint_token"] = ""  # the relay's webhooks are removed: a URL holding it will never be valid again
@@ -287,7 +336,7 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     changed = account.model_copy(update=update)
     added = [r for r in changed.resources if r not in account.resources]
     baseline = Baseline()
-    credentials = {"base_url", "app_ref", "token", "auth"} & update.keys()
+    credentials = {"base_url", "app_ref", "token", "auth"} & update.keys() | ({"oauth"} if body.oauth else set())
     if added or credentials:
         baseline = await connect(ctx, changed, added)
     await ctx.store.save_account(changed, baseline.positions, ms(ctx.clock()), baseline.stock_figures)

@@ -12,12 +12,14 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from subscriptions.core.crypto import TokenCipher
+from subscriptions.core.models import AccountRecord
 from subscriptions.store.hints import HintLimits, Hints
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
 from workers.budget import Budgets
 from workers.hint_subscriptions import HintSubscriber
 from workers.metrics import Metrics
+from workers.oauth_accounts import OAuthConfig, budget_per_minute
 
 Resolve = Callable[[str], Awaitable[list[str]]]
 API_BUDGET_WAIT_S = 10.0  # the longest subscribing hints waits for the budget while a request waits for it
@@ -54,9 +56,11 @@ class ApiContext:
     metrics_token: str | None = None  # RELAY_METRICS_TOKEN: when set, /metrics needs it as a bearer token
     public_url: str | None = None  # RELAY_PUBLIC_URL: where Brightpearl posts hints; None: no hints
     hint_limits: HintLimits = field(default_factory=HintLimits)  # RELAY_HINTS_PER_MINUTE, RELAY_HINT_COALESCE_MS
+    oauth_config: OAuthConfig = field(default_factory=OAuthConfig)  # the OAuth app; unset: OAuth accounts refused
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
+        self.oauth = self.oauth_config.access(self.redis, self.brightpearl_session, self.cipher, self.clock)
         self.queue = DeliveryQueue(self.redis)
         self.budgets = Budgets(self.redis, self.budget_per_minute, self.clock)
         self.hints = Hints(self.redis, self.hint_limits)
@@ -69,7 +73,12 @@ class ApiContext:
             timeout_s=self.brightpearl_timeout_s,
             max_budget_wait_s=API_BUDGET_WAIT_S,
             priority="normal",
+            oauth=self.oauth,
         )
+
+    def budget_of(self, account: AccountRecord) -> int:
+        """The account's requests a minute: the private apps' share, or an OAuth app's of its own pool."""
+        return budget_per_minute(account, self.budget_per_minute, self.oauth)
 
 
 CONTEXT = web.AppKey("relay_context", ApiContext)

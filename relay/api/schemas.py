@@ -81,6 +81,39 @@ def _with(problems: list[InitErrorDetails], title: str, handler: ValidatorFuncti
     return model
 
 
+class OAuthGrant(Input):
+    """The tokens of an authorization an integrator ran itself (Brightpearl's token answer, as it came)."""
+
+    access_token: str = Field(min_length=1, max_length=4096, repr=False)
+    refresh_token: str = Field(min_length=1, max_length=4096, repr=False)
+    expires_in: float = Field(gt=0, le=10 * 365 * 86_400, description="seconds the access token lives")
+    api_domain: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="e.g. euw1.brightpearlconnect.com",
+    )
+
+
+def _oauth_problems(data: object, *, create: bool) -> list[InitErrorDetails]:
+    """With ``oauth``: no token fields; without it (at registration): the private app's fields as before."""
+    if not isinstance(data, dict):
+        return []
+    if data.get("oauth") is None:
+        if not create:
+            return _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"), at_least=False)
+        problems = _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"))
+        if data.get("app_ref") is None:
+            error = PydanticCustomError("missing", "app_ref is required (or give oauth tokens instead)")
+            problems.append(InitErrorDetails(type=error, loc=("app_ref",), input=data))
+        return problems
+    problems = _exactly_one(data, ("base_url", "datacenter"), at_least=False)
+    if any(data.get(name) is not None for name in ("account_token", "staff_token", "app_ref")):
+        error = PydanticCustomError("one_of", "give oauth or account_token/staff_token with app_ref, not both")
+        problems.append(InitErrorDetails(type=error, loc=(), input=data))
+    return problems
+
+
 class AccountCreate(Input):
     code: str = Field(pattern=CODE_PATTERN, description="the Brightpearl account code, e.g. acme")
     base_url: str | None = Field(
@@ -89,8 +122,11 @@ class AccountCreate(Input):
     datacenter: str | None = Field(
         None, pattern=r"^[a-z0-9-]{2,32}$", description="instead of base_url: euw1, use1, usw1, ..."
     )
-    app_ref: str = Field(min_length=1, max_length=128, description="brightpearl-app-ref")
+    app_ref: str | None = Field(None, min_length=1, max_length=128, description="brightpearl-app-ref")
     account_token: str | None = Field(None, min_length=1, max_length=1024, description="brightpearl-account-token")
+    oauth: OAuthGrant | None = Field(
+        None, description="instead of app_ref and a token: an OAuth instance app's tokens (needs the OAuth settings)"
+    )
     staff_token: str | None = Field(
         None, min_length=1, max_length=1024, description="instead of account_token: brightpearl-staff-token"
     )
@@ -111,7 +147,7 @@ class AccountCreate(Input):
     @model_validator(mode="wrap")
     @classmethod
     def _everything_at_once(cls, data: object, handler: ValidatorFunctionWrapHandler) -> "AccountCreate":
-        problems = _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"))
+        problems = _oauth_problems(data, create=True)
         account: AccountCreate = _with(problems, cls.__name__, handler, data)
         account.resources = list(dict.fromkeys(account.resources))
         return account
@@ -123,6 +159,7 @@ class AccountPatch(Input):
     app_ref: str | None = Field(None, min_length=1, max_length=128)
     account_token: str | None = Field(None, min_length=1, max_length=1024)
     staff_token: str | None = Field(None, min_length=1, max_length=1024)
+    oauth: OAuthGrant | None = Field(None, description="an OAuth account's new tokens (a new authorization)")
     poll_interval_s: float | None = Field(None, ge=1, le=3600)
     poll_intervals_s: dict[Resource, PollInterval] | None = None
     resources: list[Resource] | None = Field(None, min_length=1)
@@ -132,7 +169,7 @@ class AccountPatch(Input):
     @model_validator(mode="wrap")
     @classmethod
     def _everything_at_once(cls, data: object, handler: ValidatorFunctionWrapHandler) -> "AccountPatch":
-        problems = _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"), at_least=False)
+        problems = _oauth_problems(data, create=False)
         patch: AccountPatch = _with(problems, cls.__name__, handler, data)
         if patch.resources is not None:
             patch.resources = list(dict.fromkeys(patch.resources))
@@ -210,6 +247,10 @@ class AccountStatus(BaseModel):
     last_error_at: str | None = None
     requests_last_minute: int = Field(description="Brightpearl requests the relay made in the last minute")
     budget_per_minute: int = Field(description="the relay's share of the account's 200 requests a minute")
+    auth_state: str | None = Field(
+        None, description='OAuth accounts: "active", or "reauthorization_required" (polling paused, cursors kept)'
+    )
+    auth_reason: str | None = Field(None, description="why a new authorization is required, as Brightpearl said")
     resources: dict[str, ResourceStatus]
     stock_sweep: StockSweepStatus | None = None
     status_sweep: StatusSweepStatus | None = None

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Resource = Literal["orders", "stock", "goods-out-notes", "products", "contacts"]
 RESOURCES: tuple[Resource, ...] = ("orders", "stock", "goods-out-notes", "products", "contacts")
-AuthKind = Literal["account_token", "staff_token"]
+AuthKind = Literal["account_token", "staff_token", "oauth"]
 
 
 class Record(BaseModel):
