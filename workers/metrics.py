@@ -52,6 +52,11 @@ class Metrics:
             ["resource"],
             registry=r,
         )
+        self.oauth_reauthorizations = Counter(
+            "relay_oauth_reauthorization_required",
+            "OAuth accounts that became reauthorization_required (a refresh refused with invalid_grant)",
+            registry=r,
+        )
         self.hint_degradations = Counter(
             "relay_hint_degradations",
             "Times a resource's hints were judged degraded (its asked poll interval applies again), by resource",

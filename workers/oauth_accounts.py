@@ -58,12 +58,20 @@ class OAuthConfig:
         session: aiohttp.ClientSession,
         cipher: TokenCipher | None,
         clock: Callable[[], datetime],
+        on_reauthorization_required: Callable[[str], None] = lambda code: None,
     ) -> OAuthAccess | None:
-        """The process's OAuth access, or ``None`` when any of the app's three settings is not set."""
+        """The process's OAuth access, or ``None`` when any of the app's three settings is not set;
+        ``on_reauthorization_required`` is told each account whose refresh Brightpearl refuses (a metric)."""
         if self.missing():
             return None
         app = OAuthApp(self.oauth_url, self.app_ref, self.client_secret, self.dev_ref)
-        tokens = OAuthTokens(OAuthTokenStore(redis, cipher), TokenEndpoint(session, app, clock=clock), clock=clock)
+        endpoint = TokenEndpoint(session, app, clock=clock)
+        tokens = OAuthTokens(
+            OAuthTokenStore(redis, cipher),
+            endpoint,
+            clock=clock,
+            on_reauthorization_required=on_reauthorization_required,
+        )
         return OAuthAccess(self.app_ref, self.dev_ref, tokens, requests_per_minute(self.budget_share))
 
 

@@ -65,7 +65,9 @@ class OAuthTokens:
         clock: Callable[[], datetime],
         wait_s: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_reauthorization_required: Callable[[str], None] = lambda code: None,
     ) -> None:
+        self.on_reauthorization_required = on_reauthorization_required  # told each account that becomes so
         self.store = store
         self.endpoint = endpoint
         self.clock = clock
@@ -145,6 +147,7 @@ class OAuthTokens:
         except ReauthorizationRequired as error:
             log.warning("account %r needs a new authorization: %s", code, error.reason)
             await self.store.require_reauthorization(code, error.reason, lock=lock)
+            self.on_reauthorization_required(code)
             raise
         except BaseException:
             await self.store.release(code, lock)

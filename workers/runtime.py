@@ -59,7 +59,13 @@ class WorkerRuntime:
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
-        self.oauth = self.oauth_config.access(self.redis, self.brightpearl_session, self.cipher, self.clock)
+        self.oauth = self.oauth_config.access(
+            self.redis,
+            self.brightpearl_session,
+            self.cipher,
+            self.clock,
+            on_reauthorization_required=lambda code: self.metrics.oauth_reauthorizations.inc(),
+        )
         self.queue = DeliveryQueue(self.redis)
         self.outage = RedisOutage()  # one account of Redis being away for every loop of the process
         self.dispatcher = Dispatcher(

@@ -60,7 +60,13 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.store = Store(self.redis, self.cipher)
-        self.oauth = self.oauth_config.access(self.redis, self.brightpearl_session, self.cipher, self.clock)
+        self.oauth = self.oauth_config.access(
+            self.redis,
+            self.brightpearl_session,
+            self.cipher,
+            self.clock,
+            on_reauthorization_required=lambda code: self.metrics.oauth_reauthorizations.inc(),
+        )
         self.queue = DeliveryQueue(self.redis)
         self.budgets = Budgets(self.redis, self.budget_per_minute, self.clock)
         self.hints = Hints(self.redis, self.hint_limits)

@@ -12,6 +12,7 @@ from subscriptions.core.models import RESOURCES, AccountRecord
 from subscriptions.core.times import ms
 from subscriptions.store import keyspace
 from subscriptions.store.api_keys import ApiKeys
+from subscriptions.store.oauth_tokens import OAuthTokenStore
 from subscriptions.store.paging import Page, newest_first
 from subscriptions.store.polls import PollPlan, Polls, queue_plan, queue_remove
 from subscriptions.store.sealed import RecordStore, Sealed
@@ -74,7 +75,8 @@ class AccountStore(RecordStore):
 
     async def reseal_account_tokens(self) -> tuple[int, list[str]]:
         """Encrypt every stored token that is not yet under the first key (a plain one, or one under an older
-        key); answer how many accounts were re-encrypted and the codes of those whose tokens cannot be decrypted.
+        key), OAuth accounts' tokens too; answer how many records were re-encrypted (an OAuth account's record and
+        its tokens count one each) and the codes of the accounts whose tokens cannot be decrypted.
 
         Safe beside other processes: an account changed meanwhile is left to whoever changed it.
         """
@@ -86,7 +88,9 @@ class AccountStore(RecordStore):
             self._open_account,
             self._account_json,
         )
-        return await self._reseal(accounts)
+        resealed, unreadable = await self._reseal(accounts)
+        oauth_resealed, oauth_unreadable = await OAuthTokenStore(self.redis, self.cipher).reseal_tokens()
+        return resealed + oauth_resealed, unreadable + [c for c in oauth_unreadable if c not in unreadable]
 
     async def save_account(
         self,

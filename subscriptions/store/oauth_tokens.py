@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from subscriptions.core.crypto import seal, unseal
 from subscriptions.store import keyspace
 from subscriptions.store.lua import Script
-from subscriptions.store.sealed import RecordStore
+from subscriptions.store.sealed import RecordStore, Sealed
 
 AUTHORIZED = "active"
 REAUTHORIZATION_REQUIRED = "reauthorization_required"
@@ -58,27 +58,47 @@ class OAuthTokenStore(RecordStore):
         auth = OAuthAuthState(state=state, reason=reason)
         if text is None:
             return None, auth
-        stored = OAuthTokenRecord.model_validate_json(text)
-        what = f"the OAuth tokens of account {code!r}"
-        opened = stored.model_copy(
+        return self._open(OAuthTokenRecord.model_validate_json(text), code), auth
+
+    def _open(self, stored: OAuthTokenRecord, code: str = "") -> OAuthTokenRecord:
+        """Stored tokens as the relay uses them: decrypted; :class:`TokenKeyError` when the keys cannot."""
+        what = f"the OAuth tokens of account {code!r}" if code else "the OAuth tokens of an account"
+        return stored.model_copy(
             update={
                 "access_token": unseal(stored.access_token, self.cipher, what),
                 "refresh_token": unseal(stored.refresh_token, self.cipher, what),
             }
         )
-        return opened, auth
 
-    async def save(self, code: str, tokens: OAuthTokenRecord, *, lock: str = "") -> None:
-        """Store ``tokens`` in one write, mark the account authorized, and release the refresh lock ``lock`` if it is
-        still held under that token (the connect flow passes none)."""
+    def _json(self, tokens: OAuthTokenRecord) -> str:
+        """The stored JSON of an account's tokens: both encrypted under the first key, when there is a key."""
         sealed = tokens.model_copy(
             update={
                 "access_token": seal(tokens.access_token, self.cipher),
                 "refresh_token": seal(tokens.refresh_token, self.cipher),
             }
         )
+        return sealed.model_dump_json()
+
+    async def reseal_tokens(self) -> tuple[int, list[str]]:
+        """Encrypt every account's OAuth tokens not yet under the first key again (key rotation, or a key set after
+        they were stored); how many accounts were, and the codes of those whose tokens the keys cannot decrypt. The
+        authorization state is left as it is; a refresh meanwhile wins (the record is watched)."""
+        kind = Sealed(
+            keyspace.ACCOUNTS,
+            keyspace.oauth_tokens,
+            OAuthTokenRecord,
+            lambda t: [t.access_token, t.refresh_token],
+            self._open,
+            self._json,
+        )
+        return await self._reseal(kind)
+
+    async def save(self, code: str, tokens: OAuthTokenRecord, *, lock: str = "") -> None:
+        """Store ``tokens`` in one write, mark the account authorized, and release the refresh lock ``lock`` if it is
+        still held under that token (the connect flow passes none)."""
         keys = [keyspace.oauth_tokens(code), keyspace.account_status(code), keyspace.oauth_refresh_lock(code)]
-        await _SAVE.run(self.redis, keys, {"lock": lock, "state": AUTHORIZED}, [sealed.model_dump_json()])
+        await _SAVE.run(self.redis, keys, {"lock": lock, "state": AUTHORIZED}, [self._json(tokens)])
 
     async def require_reauthorization(self, code: str, reason: str, *, lock: str = "") -> None:
         """Mark the account as needing a new authorization, saying why, and release the refresh lock ``lock``."""
