@@ -16,6 +16,8 @@ from relay.api.context import ApiContext
 from relay.sandbox.app import SandboxServer, start_sandbox
 from subscriptions.core.crypto import TokenCipher, generate_key
 from subscriptions.core.models import SubscriptionRecord
+from subscriptions.store import keyspace
+from subscriptions.store.oauth_tokens import OAuthTokenStore
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
 from workers.metrics import Metrics
@@ -24,6 +26,7 @@ from workers.poller import Poller, PollPolicy
 
 ADMIN = "admin-token-for-oauth-accounts"
 KEY = generate_key()
+GRANT_FIELDS = ("access_token", "refresh_token", "expires_in", "api_domain")
 
 
 def now() -> datetime:
@@ -37,6 +40,8 @@ class World:
     api: str
     store: Store
     poller: Poller
+    metrics: Metrics
+    redis: Redis
 
     @property
     def control(self) -> str:
@@ -54,7 +59,7 @@ class World:
 
     async def grant(self) -> dict[str, Any]:
         tokens = await self.sandbox_call("POST", "/oauth/tokens")
-        return {k: tokens[k] for k in ("access_token", "refresh_token", "expires_in", "api_domain")}
+        return {k: tokens[k] for k in GRANT_FIELDS}
 
     async def emitted(self) -> list[int]:
         page = await self.store.list_events(limit=1000, cursor=None, account="acme", type_="order.created")
@@ -84,19 +89,27 @@ async def world(redis_client: Redis) -> AsyncIterator[World]:
         server = TestServer(create_app(ctx), host="127.0.0.1")
         await server.start_server()
         store = Store(redis_client, cipher)
+        metrics = Metrics()
+        oauth = config_of(sandbox).access(
+            redis_client,
+            http,
+            cipher,
+            now,
+            on_reauthorization_required=lambda code: metrics.oauth_reauthorizations.inc(),
+        )
         poller = Poller(
             store,
             DeliveryQueue(redis_client),
             redis_client,
             http,
             PollPolicy(overlap_s=60, budget_per_minute=100, page_size=7),
-            Metrics(),
+            metrics,
             clock=now,
             on_deliveries=lambda: None,
-            oauth=config_of(sandbox).access(redis_client, http, cipher, now),
+            oauth=oauth,
         )
         try:
-            yield World(sandbox, http, str(server.make_url("")).rstrip("/"), store, poller)
+            yield World(sandbox, http, str(server.make_url("")).rstrip("/"), store, poller, metrics, redis_client)
         finally:
             await server.close()
             await sandbox.close()
@@ -138,13 +151,18 @@ async def test_registered_with_tokens_polled_through_revocation_and_a_new_grant(
     await world.poller.poll_now("acme")
     status, view = await world.call("GET", "/v1/accounts/acme")
     assert view["status"]["auth_state"] == "reauthorization_required"
-    assert view["status"]["auth_reason"]
+    assert view["status"]["auth_reason"] == "The auth token has either expired or does not exist"
+    assert reauthorizations(world) == 1
+    positions = await cursors(world)
     before = (await world.sandbox_call("GET", "/oauth"))["counters"]
     meanwhile = (await world.sandbox_call("POST", "/orders", {"count": 2}))["ids"]
     await world.poller.poll_now("acme")
     after = (await world.sandbox_call("GET", "/oauth"))["counters"]
     assert after["api_requests"] == before["api_requests"]
     assert after["refreshes"] == before["refreshes"]
+    assert sum(after["token_errors"].values()) == sum(before["token_errors"].values())
+    assert await cursors(world) == positions  # paused where it stopped
+    assert reauthorizations(world) == 1  # a transition, counted once
 
     fresh = await world.grant()
     status, view = await world.call("PATCH", "/v1/accounts/acme", {"oauth": fresh})
@@ -154,6 +172,17 @@ async def test_registered_with_tokens_polled_through_revocation_and_a_new_grant(
     assert fresh["access_token"] not in str(view)
     await world.poller.poll_now("acme")
     assert sorted(await world.emitted()) == sorted(ids + meanwhile)
+
+
+def reauthorizations(world: World) -> float:
+    value = world.metrics.registry.get_sample_value("relay_oauth_reauthorization_required_total")
+    return value or 0.0
+
+
+async def cursors(world: World) -> dict[str, str | None]:
+    keys = sorted([k async for k in world.redis.scan_iter(match=keyspace.position("acme", "*"))])
+    assert keys
+    return {k: await world.redis.get(k) for k in keys}
 
 
 async def test_tokens_expiring_every_few_seconds_refresh_once_per_expiry(world: World) -> None:
@@ -190,3 +219,53 @@ async def test_oauth_with_token_fields_is_refused(world: World, body: dict[str, 
         assert grant["access_token"] not in str(problem)
     else:
         assert status == 201
+
+
+async def test_oauth_needs_the_app_settings(redis_client: Redis) -> None:
+    sandbox = await start_sandbox()
+    async with aiohttp.ClientSession() as http:
+        ctx = ApiContext(
+            redis=redis_client,
+            admin_token=ADMIN,
+            brightpearl_session=http,
+            budget_per_minute=100,
+            allow_private_targets=False,
+            clock=now,
+            oauth_config=OAuthConfig(sandbox.oauth_url, app_ref="relay_oauth"),
+        )
+        server = TestServer(create_app(ctx), host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with http.post(f"{sandbox.url}/_sandbox/accounts/acme/oauth/tokens") as answer:
+                grant = {k: v for k, v in (await answer.json()).items() if k in GRANT_FIELDS}
+            headers = {"Authorization": f"Bearer {ADMIN}"}
+            body = {"code": "acme", "base_url": sandbox.base_url("acme"), "oauth": grant}
+            async with http.post(str(server.make_url("/v1/accounts")), json=body, headers=headers) as answer:
+                status, problem = answer.status, await answer.json()
+        finally:
+            await server.close()
+            await sandbox.close()
+    assert status == 422
+    text = str(problem)
+    assert "RELAY_BRIGHTPEARL_CLIENT_SECRET" in text
+    assert "RELAY_BRIGHTPEARL_DEV_REF" in text
+    assert "RELAY_BRIGHTPEARL_APP_REF" not in text
+    assert grant["access_token"] not in text
+    assert not await redis_client.exists("relay:account:acme", "relay:account:acme:oauth")
+
+
+async def test_key_rotation_reseals_oauth_tokens(world: World) -> None:
+    await register(world, await world.grant())
+    stored_before = await world.redis.get("relay:account:acme:oauth")
+    new_key = generate_key()
+    rotated = Store(world.redis, TokenCipher([new_key, KEY]))
+    resealed, unreadable = await rotated.reseal_account_tokens()
+    assert (resealed, unreadable) == (2, [])  # the account's record and its OAuth tokens
+    stored = await world.redis.get("relay:account:acme:oauth")
+    assert stored != stored_before
+    tokens, auth = await OAuthTokenStore(world.redis, TokenCipher([new_key])).read("acme")
+    assert tokens is not None
+    assert auth.state == "active"
+    assert await rotated.reseal_account_tokens() == (0, [])
+    _, unreadable = await Store(world.redis, TokenCipher([generate_key()])).reseal_account_tokens()
+    assert unreadable == ["acme"]
