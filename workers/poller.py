@@ -23,6 +23,7 @@ from subscriptions.core.models import RESOURCES, AccountRecord
 from subscriptions.core.times import ms
 from subscriptions.store import keyspace
 from subscriptions.store.hints import Hints
+from subscriptions.store.oauth_tokens import REAUTHORIZATION_REQUIRED
 from subscriptions.store.polls import Claim, HintLane, PollPlan, Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
@@ -162,6 +163,9 @@ class Poller:
             await self.polls.remove(code)
             return
         watched = [r for r in RESOURCES if r in account.resources and r in DETECTORS]
+        if account.auth == "oauth" and await self._awaiting_authorization(code):
+            await self._pause(claim, watched)
+            return
         plan = await self.polls.plan(code)
         judged = await self._judged_resources(account, watched, plan)
         healthy = hinted_healthy(judged, plan.hints)
@@ -197,6 +201,21 @@ class Poller:
         hints_due_ms = await self._hints_due_ms(code) if account.hints else None
         if not await self.polls.save(code, plan, idle_ms=idle_ms, claim=claim, hints_due_ms=hints_due_ms):
             log.warning("poll of %s lost its claim before it ended; the poller holding it schedules it", code)
+
+    async def _awaiting_authorization(self, code: str) -> bool:
+        """Whether the OAuth account waits for a new authorization (Brightpearl refused its refresh)."""
+        state = await cast(Awaitable[str | None], self.redis.hget(keyspace.account_status(code), "auth_state"))
+        return state == REAUTHORIZATION_REQUIRED
+
+    async def _pause(self, claim: Claim, watched: Sequence[str]) -> None:
+        """Leave an account that waits for a new authorization alone: no Brightpearl call, its cursors where they
+        are, its hints dropped (the polls that resume read what they named), and a look again only after the
+        auth backoff; new tokens (``PATCH /v1/accounts``) make it due at once."""
+        await self._drop_hints(claim.code)
+        retry_ms = ms(self.clock() + timedelta(seconds=self.policy.auth_failure_backoff_s))
+        plan = await self.polls.plan(claim.code)
+        plan.due_ms = dict.fromkeys(watched, retry_ms)
+        await self.polls.save(claim.code, plan, idle_ms=retry_ms, claim=claim)
 
     async def _judged_resources(self, account: AccountRecord, watched: Sequence[str], plan: PollPlan) -> list[str]:
         """The watched resources whose hints are judged (and, while healthy, polled as the safety net): with hints

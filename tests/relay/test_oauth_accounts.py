@@ -1,6 +1,8 @@
 """OAuth accounts that bring their own tokens, end to end: registered through the real API over loopback, polled by
 the real poller, both against the sandbox's OAuth server (its counters the judge), tokens sealed in the real Redis."""
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +18,10 @@ from relay.api.context import ApiContext
 from relay.sandbox.app import SandboxServer, start_sandbox
 from subscriptions.core.crypto import TokenCipher, generate_key
 from subscriptions.core.models import SubscriptionRecord
+from subscriptions.core.times import ms
 from subscriptions.store import keyspace
 from subscriptions.store.oauth_tokens import OAuthTokenStore
+from subscriptions.store.polls import Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
 from workers.metrics import Metrics
@@ -162,6 +166,10 @@ async def test_registered_with_tokens_polled_through_revocation_and_a_new_grant(
     assert after["refreshes"] == before["refreshes"]
     assert sum(after["token_errors"].values()) == sum(before["token_errors"].values())
     assert await cursors(world) == positions  # paused where it stopped
+    unauthorized = {"resource": "orders", "outcome": "unauthorized"}
+    assert world.metrics.registry.get_sample_value("relay_polls_total", unauthorized) == 1  # the pause polls nothing
+    plan = await Polls(world.redis).plan("acme")
+    assert plan.due_ms["orders"] >= ms(now()) + 55_000  # looked at again in a minute
     assert reauthorizations(world) == 1  # a transition, counted once
 
     fresh = await world.grant()
@@ -197,6 +205,27 @@ async def test_tokens_expiring_every_few_seconds_refresh_once_per_expiry(world: 
     counters = (await world.sandbox_call("GET", "/oauth"))["counters"]
     assert counters["refreshes"] == 3
     assert counters["token_errors"] == {} or not any(counters["token_errors"].values())
+    emitted = await world.emitted()
+    assert sorted(emitted) == sorted(ids)
+    assert len(emitted) == len(set(emitted))
+
+
+async def test_tokens_expiring_in_real_time_are_refreshed_before_they_expire(world: World) -> None:
+    await world.sandbox_call("PATCH", "/oauth", {"access_token_lifetime_s": 2})
+    grant = await world.grant()
+    assert grant["expires_in"] == 2
+    await register(world, grant)
+    await world.sandbox_call("DELETE", "/oauth/counters")
+    ids: list[int] = []
+    started = time.monotonic()
+    while time.monotonic() - started < 6.5:
+        ids += (await world.sandbox_call("POST", "/orders", {"count": 1}))["ids"]
+        await world.poller.poll_now("acme")
+        await asyncio.sleep(0.3)
+    counters = (await world.sandbox_call("GET", "/oauth"))["counters"]
+    assert 3 <= counters["refreshes"] <= 4  # one per 2-second life (each refreshed 0.2 s early)
+    assert counters["unauthorized"].get("expired", 0) == 0  # never sent an expired token
+    assert not any(counters["token_errors"].values())
     emitted = await world.emitted()
     assert sorted(emitted) == sorted(ids)
     assert len(emitted) == len(set(emitted))
