@@ -30,6 +30,7 @@ from redis.exceptions import LockError
 from subscriptions.core.models import AccountRecord
 from subscriptions.store import keyspace
 from subscriptions.store.hints import Hints
+from subscriptions.store.oauth_tokens import WAITING
 from subscriptions.store.records import Store
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.errors import BrightpearlError, RequestRejected
@@ -225,6 +226,9 @@ class HintSubscriber:
                     await lock.release()
 
     async def _reconcile(self, account: AccountRecord) -> Subscribed:
+        if account.auth == "oauth" and await self._awaiting_authorization(account.code):
+            log.info("hint webhooks of account %s: reconciled once the account is authorized", account.code)
+            return Subscribed([], [])  # its status keeps what it said; the connect flow reconciles
         if self.public_url is None:
             outcome = Subscribed([], [], "RELAY_PUBLIC_URL is not set: Brightpearl has nowhere to send hints")
             if not account.hints:
@@ -252,6 +256,10 @@ class HintSubscriber:
                 )
         await self.store.update_account_status(account.code, outcome.status_fields(format_utc(self.clock())))
         return outcome
+
+    async def _awaiting_authorization(self, code: str) -> bool:
+        status = await self.store.account_status(code)
+        return status.get("auth_state") in WAITING
 
     async def remove(self, account: AccountRecord, *, within_s: float = REMOVE_WITHIN_S, record: bool = False) -> None:
         """Remove the account's own webhooks and forget its hints: best effort, for at most ``within_s`` (the

@@ -35,6 +35,11 @@ class OAuthAccess:
     tokens: OAuthTokens
     budget_per_minute: int  # RELAY_OAUTH_BUDGET_SHARE of the account's own 200 a minute
 
+    @property
+    def endpoint(self) -> TokenEndpoint:
+        """The token endpoint (the connect flow exchanges its codes there)."""
+        return self.tokens.endpoint
+
 
 @dataclass(frozen=True)
 class OAuthConfig:

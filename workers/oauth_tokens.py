@@ -21,7 +21,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from subscriptions.store.oauth_tokens import REAUTHORIZATION_REQUIRED, OAuthTokenRecord, OAuthTokenStore
+from subscriptions.store.oauth_tokens import (
+    AUTHORIZATION_REQUIRED,
+    AUTHORIZED,
+    REAUTHORIZATION_REQUIRED,
+    OAuthTokenRecord,
+    OAuthTokenStore,
+)
 from workers.brightpearl.errors import AuthenticationFailed, ReauthorizationRequired, Unavailable
 from workers.brightpearl.oauth import TokenEndpoint, TokenSet
 
@@ -81,10 +87,16 @@ class OAuthTokens:
         """The tokens of one account, as a Brightpearl client asks for them."""
         return AccountTokens(self, code)
 
-    async def connected(self, code: str, tokens: TokenSet) -> None:
+    async def connected(self, code: str, tokens: TokenSet, *, baseline_pending: bool = False) -> None:
         """Store the tokens of a new authorization (the connect flow, or tokens an integrator brings): the account
-        is authorized again and polling may resume."""
-        await self.store.save(code, record_of(tokens))
+        is authorized again and polling may resume; with ``baseline_pending`` (a first connection) it stays
+        ``authorization_required``, its tokens usable to take the baseline, until :meth:`activate`."""
+        state = AUTHORIZATION_REQUIRED if baseline_pending else AUTHORIZED
+        await self.store.save(code, record_of(tokens), state=state)
+
+    async def activate(self, code: str) -> None:
+        """The account's baseline is stored: it may be polled."""
+        await self.store.activate(code)
 
     async def current(self, code: str) -> str:
         """A valid access token of the account, refreshed first if it is due."""

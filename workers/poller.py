@@ -23,7 +23,7 @@ from subscriptions.core.models import RESOURCES, AccountRecord
 from subscriptions.core.times import ms
 from subscriptions.store import keyspace
 from subscriptions.store.hints import Hints
-from subscriptions.store.oauth_tokens import REAUTHORIZATION_REQUIRED
+from subscriptions.store.oauth_tokens import WAITING
 from subscriptions.store.polls import Claim, HintLane, PollPlan, Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
@@ -203,9 +203,10 @@ class Poller:
             log.warning("poll of %s lost its claim before it ended; the poller holding it schedules it", code)
 
     async def _awaiting_authorization(self, code: str) -> bool:
-        """Whether the OAuth account waits for a new authorization (Brightpearl refused its refresh)."""
+        """Whether the OAuth account waits for an authorization: its first (no baseline yet), or a new one
+        (Brightpearl refused its refresh)."""
         state = await cast(Awaitable[str | None], self.redis.hget(keyspace.account_status(code), "auth_state"))
-        return state == REAUTHORIZATION_REQUIRED
+        return state in WAITING
 
     async def _pause(self, claim: Claim, watched: Sequence[str]) -> None:
         """Leave an account that waits for a new authorization alone: no Brightpearl call, its cursors where they

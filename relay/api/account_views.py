@@ -3,21 +3,23 @@ polling state, change it, remove it."""
 
 import json
 import secrets
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from aiohttp import web
 
 from relay.api.access import Access, ensure_visible, principal
+from relay.api.connect import authorize_url, base_url_of, callback_url, connect, oauth_ready, store_grant
 from relay.api.context import ApiContext, context
 from relay.api.problems import BRIGHTPEARL_ACCOUNT
 from relay.api.routing import route
 from relay.api.schemas import (
     AccountCreate,
+    AccountCreated,
     AccountList,
     AccountPatch,
     AccountStatus,
     AccountView,
+    AuthorizeLink,
     HintRequests,
     HintsStatus,
     ListQuery,
@@ -29,19 +31,15 @@ from relay.api.schemas import (
 from subscriptions.core.crypto import TokenKeyError
 from subscriptions.core.errors import Conflict, InvalidInput, NotFound
 from subscriptions.core.models import AccountRecord
-from subscriptions.core.targets import check_url
 from subscriptions.core.times import ms
 from subscriptions.store import keyspace
+from subscriptions.store.oauth_tokens import AUTHORIZATION_REQUIRED
 from subscriptions.store.paging import Position
 from subscriptions.store.polls import PollPlan, Polls
-from workers.brightpearl.client import datacenter_base_url
-from workers.brightpearl.oauth import TokenSet
 from workers.brightpearl.timestamps import format_utc, from_ms, parse_timestamp
-from workers.detectors import Baseline, check_credentials, take_baselines
+from workers.detectors import Baseline
 from workers.hints import covered_resources
-from workers.oauth_accounts import OAUTH_SETTINGS, OAuthAccess
 from workers.plan import effective_intervals, hinted_healthy, interval_warnings, with_safety_net
-from workers.poller import client_for
 from workers.status_sweep import STATE_KEY as STATUS_SWEEP_KEY
 from workers.status_sweep import StatusSweepState
 from workers.stock import SWEEP_KEY, SweepState
@@ -102,7 +100,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
     used = await ctx.budgets.of(account.code).used_last_minute()
     return AccountView(
         code=account.code,
-        base_url=account.base_url,
+        base_url=account.base_url or None,
         app_ref=account.app_ref,
         auth=account.auth,
         poll_interval_s=account.poll_interval_s,
@@ -168,47 +166,6 @@ def hints_wanted(ctx: ApiContext, asked: bool | None, current: bool) -> bool:
     return wanted
 
 
-async def connect(ctx: ApiContext, account: AccountRecord, resources: Sequence[str]) -> Baseline:
-    """Check the account's credentials against Brightpearl and take the baseline of ``resources``; a refusal is
-    a :class:`~workers.brightpearl.errors.BrightpearlError` (a 422 naming the account, see ``relay.api.problems``)."""
-    budget = ctx.budgets.of(account.code, ctx.budget_of(account))
-    client = client_for(ctx.brightpearl_session, account, budget, timeout_s=ctx.brightpearl_timeout_s, oauth=ctx.oauth)
-    await check_credentials(client)
-    return await take_baselines(client, resources, sweep_interval_s=ctx.sweep_interval_s, now_ms=ms(ctx.clock()))
-
-
-def base_url_of(code: str, base_url: str | None, datacenter: str | None, api_domain: str | None = None) -> str:
-    """The account's API host: a ``base_url`` given wins; else its data centre's, or an OAuth token answer's
-    ``api_domain``."""
-    if base_url is not None:
-        return check_url(base_url).rstrip("/")
-    if datacenter is None and api_domain is not None:
-        return f"https://{api_domain}/public-api/{code}"
-    assert datacenter is not None
-    return datacenter_base_url(datacenter, code)
-
-
-def oauth_ready(ctx: ApiContext) -> OAuthAccess:
-    """The relay's OAuth access; a 422 naming the settings an OAuth account needs when any is not set."""
-    missing = ctx.oauth_config.missing()
-    if ctx.oauth is None or missing:
-        raise InvalidInput(f"OAuth accounts need {', '.join(missing or OAUTH_SETTINGS)} set on the relay")
-    return ctx.oauth
-
-
-async def store_grant(ctx: ApiContext, code: str, grant: OAuthGrant) -> None:
-    """Store the tokens an integrator brought (sealed, by the token manager): the account is authorized again."""
-    now = ctx.clock()
-    tokens = TokenSet(
-        access_token=grant.access_token,
-        refresh_token=grant.refresh_token,
-        expires_at=now + timedelta(seconds=grant.expires_in),
-        issued_at=now,
-        api_domain=grant.api_domain,
-    )
-    await oauth_ready(ctx).tokens.connected(code, tokens)
-
-
 @route(
     "POST",
     "/v1/accounts",
@@ -218,16 +175,21 @@ async def store_grant(ctx: ApiContext, code: str, grant: OAuthGrant) -> None:
     tag=TAG,
     errors=(409,),
 )
-async def create_account(request: web.Request, body: AccountCreate) -> AccountView:
+async def create_account(request: web.Request, body: AccountCreate) -> AccountCreated:
     ctx = context(request)
     request[BRIGHTPEARL_ACCOUNT] = body.code
     if await ctx.store.account_exists(body.code):
         raise Conflict(f"account {body.code!r} is already registered; PATCH /v1/accounts/{body.code} to change it")
     now: datetime = ctx.clock()
-    oauth = oauth_ready(ctx) if body.oauth is not None else None
+    connecting = body.auth == "oauth" and body.oauth is None  # through Brightpearl: tokens come at the callback
+    oauth = oauth_ready(ctx) if body.oauth is not None or connecting else None
+    if connecting:
+        callback_url(ctx)  # a 422 naming RELAY_PUBLIC_URL before anything is stored
     account = AccountRecord(
         code=body.code,
-        base_url=base_url_of(body.code, body.base_url, body.datacenter, body.oauth.api_domain if body.oauth else None),
+        base_url=""
+        if connecting and body.base_url is None and body.datacenter is None
+        else base_url_of(body.code, body.base_url, body.datacenter, body.oauth.api_domain if body.oauth else None),
         app_ref=oauth.app_ref if oauth is not None else body.app_ref or "",
         auth="oauth" if oauth is not None else "staff_token" if body.staff_token else "account_token",
         token=body.staff_token or body.account_token or "",
@@ -244,6 +206,8 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
             "hint_token": secrets.token_urlsafe(32) if hints else "",
         }
     )
+    if connecting:
+        return await register_unconnected(ctx, account)
     if body.oauth is not None:  # stored before the check: the check's calls ask the token manager for them
         await store_grant(ctx, body.code, body.oauth)
     try:
@@ -255,7 +219,18 @@ async def create_account(request: web.Request, body: AccountCreate) -> AccountVi
     await ctx.store.create_account(account, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
     if account.hints:  # after the baseline: a hint read before it would have nothing to compare with
         await ctx.subscriber.reconcile(account)  # a failure shows in status.hints.error, registration stands
-    return await account_view(ctx, account)
+    return AccountCreated(**dict(await account_view(ctx, account)))
+
+
+async def register_unconnected(ctx: ApiContext, account: AccountRecord) -> AccountCreated:
+    """Store an OAuth account that is to be connected through Brightpearl: no call to Brightpearl yet, nothing
+    polled (``authorization_required``) until the callback brings its tokens and takes its baseline; the answer
+    holds the URL that connects it."""
+    first_look_ms = ms(ctx.clock() + timedelta(hours=1))  # nothing is due before its state says it waits
+    await ctx.store.create_account(account, {}, first_look_ms)
+    await oauth_ready(ctx).tokens.store.await_authorization(account.code)
+    view = await account_view(ctx, account)
+    return AccountCreated(**dict(view), authorize_url=await authorize_url(ctx, account))
 
 
 @route("GET", "/v1/accounts", summary="List accounts with their polling state", access=Access.ACCOUNT, tag=TAG)
@@ -290,16 +265,43 @@ async def get_account(request: web.Request, code: str) -> AccountView:
 
 
 async def oauth_update(
-    ctx: ApiContext, account: AccountRecord, grant: OAuthGrant, *, keep_base_url: bool
+    ctx: ApiContext, account: AccountRecord, grant: OAuthGrant, *, keep_base_url: bool, unconnected: bool
 ) -> dict[str, object]:
-    """A new authorization of an account, its tokens stored at once (clearing ``reauthorization_required``): the
-    account's changes, an account of a private app becoming an OAuth one."""
+    """A new authorization of an account, its tokens stored at once (clearing ``reauthorization_required``; an
+    ``unconnected`` account keeps waiting until its baseline is stored): the account's changes, an account of a
+    private app becoming an OAuth one."""
     oauth = oauth_ready(ctx)
     update: dict[str, object] = {"auth": "oauth", "token": "", "app_ref": oauth.app_ref}
-    if not keep_base_url and account.auth != "oauth":
+    if not keep_base_url and (account.auth != "oauth" or not account.base_url):
         update["base_url"] = base_url_of(account.code, None, None, grant.api_domain)
-    await store_grant(ctx, account.code, grant)
+    await store_grant(ctx, account.code, grant, baseline_pending=unconnected)
     return update
+
+
+async def credentials_update(
+    ctx: ApiContext, account: AccountRecord, body: AccountPatch, *, unconnected: bool
+) -> dict[str, object]:
+    """What a PATCH changes of how the account reaches Brightpearl (OAuth tokens brought are stored at once)."""
+    update: dict[str, object] = {}
+    if body.base_url is not None or body.datacenter is not None:
+        update["base_url"] = base_url_of(account.code, body.base_url, body.datacenter)
+    if body.app_ref is not None:
+        update["app_ref"] = body.app_ref
+    if body.account_token is not None or body.staff_token is not None:
+        update["auth"] = "staff_token" if body.staff_token else "account_token"
+        update["token"] = body.staff_token or body.account_token
+    if body.oauth is not None:
+        keep = "base_url" in update
+        update |= await oauth_update(ctx, account, body.oauth, keep_base_url=keep, unconnected=unconnected)
+    return update
+
+
+async def is_unconnected(ctx: ApiContext, account: AccountRecord) -> bool:
+    """Whether ``account`` is an OAuth account registered to connect through Brightpearl and not connected yet
+    (no baseline: nothing of it may be polled)."""
+    if account.auth != "oauth":
+        return False
+    return (await ctx.store.account_status(account.code)).get("auth_state") == AUTHORIZATION_REQUIRED
 
 
 @route(
@@ -314,17 +316,8 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     ctx = context(request)
     request[BRIGHTPEARL_ACCOUNT] = code
     account = await ctx.store.get_account(code)
-    changes = body.model_dump(exclude_none=True)
-    update: dict[str, object] = {}
-    if "base_url" in changes or "datacenter" in changes:
-        update["base_url"] = base_url_of(code, body.base_url, body.datacenter)
-    if body.app_ref is not None:
-        update["app_ref"] = body.app_ref
-    if body.account_token is not None or body.staff_token is not None:
-        update["auth"] = "staff_token" if body.staff_token else "account_token"
-        update["token"] = body.staff_token or body.account_token
-    if body.oauth is not None:
-        update |= await oauth_update(ctx, account, body.oauth, keep_base_url="base_url" in update)
+    unconnected = await is_unconnected(ctx, account)
+    update = await credentials_update(ctx, account, body, unconnected=unconnected)
     for name in ("poll_interval_s", "resources", "poll_intervals_s", "safety_poll_interval_s"):
         if getattr(body, name) is not None:
             update[name] = getattr(body, name)
@@ -337,14 +330,35 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     added = [r for r in changed.resources if r not in account.resources]
     baseline = Baseline()
     credentials = {"base_url", "app_ref", "token", "auth"} & update.keys() | ({"oauth"} if body.oauth else set())
-    if added or credentials:
+    still_waiting = unconnected and changed.auth == "oauth" and body.oauth is None
+    due_ms = ms(ctx.clock() + timedelta(hours=1)) if still_waiting else ms(ctx.clock())
+    if unconnected and not still_waiting:  # connected now (tokens brought, or a private app's token)
+        baseline = await connect(ctx, changed, list(changed.resources))
+    elif (added or credentials) and not still_waiting:  # (nothing to check or take before it is connected)
         baseline = await connect(ctx, changed, added)
-    await ctx.store.save_account(changed, baseline.positions, ms(ctx.clock()), baseline.stock_figures)
+    await ctx.store.save_account(changed, baseline.positions, due_ms, baseline.stock_figures)
+    if unconnected and not still_waiting and changed.auth == "oauth":
+        await oauth_ready(ctx).tokens.activate(code)
     if account.hints and not changed.hints:
         await ctx.subscriber.remove(account, record=True)  # (the old token: no error it causes may show it)
     elif changed.hints and (not account.hints or credentials or changed.resources != account.resources):
         await ctx.subscriber.reconcile(changed)
     return await account_view(ctx, changed)
+
+
+@route(
+    "GET",
+    "/v1/accounts/{code}/authorize",
+    summary="A URL that connects an OAuth account through Brightpearl (a fresh single-use state, 10 minutes)",
+    access=Access.ACCOUNT,
+    tag=TAG,
+    errors=(404, 409),
+)
+async def authorize_account(request: web.Request, code: str) -> AuthorizeLink:
+    ensure_visible(request, code, f"account {code!r}")
+    ctx = context(request)
+    account = await ctx.store.get_account(code)
+    return AuthorizeLink(authorize_url=await authorize_url(ctx, account))
 
 
 @route(
@@ -368,4 +382,4 @@ async def delete_account(request: web.Request, code: str) -> web.Response:
     return web.Response(status=204)
 
 
-ROUTES = (create_account, list_accounts, get_account, patch_account, delete_account)
+ROUTES = (create_account, list_accounts, get_account, patch_account, authorize_account, delete_account)

@@ -23,6 +23,7 @@ from relay.api.liveness_views import PROBES, Probes
 from relay.api.openapi import document, openapi_json
 from relay.api.problems import MAX_BODY_BYTES, problem_middleware
 from relay.api.routing import Route, install
+from relay.ui import callback
 from relay.ui import pages as dashboard
 
 API_ROUTES: tuple[Route, ...] = (
@@ -34,6 +35,7 @@ API_ROUTES: tuple[Route, ...] = (
     *key_views.ROUTES,
     *replay_views.ROUTES,
     *hook_views.ROUTES,
+    *callback.ROUTES,
 )
 """Every route of the API, in the order its OpenAPI document lists them."""
 

@@ -96,20 +96,25 @@ class OAuthGrant(Input):
 
 
 def _oauth_problems(data: object, *, create: bool) -> list[InitErrorDetails]:
-    """With ``oauth``: no token fields; without it (at registration): the private app's fields as before."""
+    """With ``oauth`` tokens, or ``"auth": "oauth"`` (connect through Brightpearl): no token fields; without them
+    (at registration): the private app's fields as before."""
     if not isinstance(data, dict):
         return []
-    if data.get("oauth") is None:
+    if data.get("oauth") is None and data.get("auth") != "oauth":
         if not create:
             return _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"), at_least=False)
         problems = _exactly_one(data, ("base_url", "datacenter"), ("account_token", "staff_token"))
         if data.get("app_ref") is None:
-            error = PydanticCustomError("missing", "app_ref is required (or give oauth tokens instead)")
+            error = PydanticCustomError(
+                "missing", 'app_ref is required (or "auth": "oauth" to connect through Brightpearl, or oauth tokens)'
+            )
             problems.append(InitErrorDetails(type=error, loc=("app_ref",), input=data))
         return problems
     problems = _exactly_one(data, ("base_url", "datacenter"), at_least=False)
     if any(data.get(name) is not None for name in ("account_token", "staff_token", "app_ref")):
-        error = PydanticCustomError("one_of", "give oauth or account_token/staff_token with app_ref, not both")
+        error = PydanticCustomError(
+            "one_of", 'give "auth": "oauth" (or oauth tokens) or account_token/staff_token with app_ref, not both'
+        )
         problems.append(InitErrorDetails(type=error, loc=(), input=data))
     return problems
 
@@ -124,6 +129,11 @@ class AccountCreate(Input):
     )
     app_ref: str | None = Field(None, min_length=1, max_length=128, description="brightpearl-app-ref")
     account_token: str | None = Field(None, min_length=1, max_length=1024, description="brightpearl-account-token")
+    auth: Literal["oauth"] | None = Field(
+        None,
+        description='"oauth": connect through Brightpearl as the relay\'s OAuth app (the answer holds the '
+        "authorize_url to open; needs the OAuth settings and RELAY_PUBLIC_URL)",
+    )
     oauth: OAuthGrant | None = Field(
         None, description="instead of app_ref and a token: an OAuth instance app's tokens (needs the OAuth settings)"
     )
@@ -248,7 +258,9 @@ class AccountStatus(BaseModel):
     requests_last_minute: int = Field(description="Brightpearl requests the relay made in the last minute")
     budget_per_minute: int = Field(description="the relay's share of the account's 200 requests a minute")
     auth_state: str | None = Field(
-        None, description='OAuth accounts: "active", or "reauthorization_required" (polling paused, cursors kept)'
+        None,
+        description='OAuth accounts: "authorization_required" (registered, not connected yet: nothing polled), '
+        '"active", or "reauthorization_required" (polling paused, cursors kept)',
     )
     auth_reason: str | None = Field(None, description="why a new authorization is required, as Brightpearl said")
     resources: dict[str, ResourceStatus]
@@ -259,7 +271,9 @@ class AccountStatus(BaseModel):
 
 class AccountView(BaseModel):
     code: str
-    base_url: str
+    base_url: str | None = Field(
+        description="the account's API host; null for an OAuth account until its authorization names it"
+    )
     app_ref: str
     auth: AuthKind
     poll_interval_s: float
@@ -273,6 +287,18 @@ class AccountView(BaseModel):
         description="what a person should know: each resource the budget polls less often than asked, and what to do",
     )
     status: AccountStatus
+
+
+class AccountCreated(AccountView):
+    authorize_url: str | None = Field(
+        None,
+        description='"auth": "oauth": where the account\'s admin goes to connect it (valid 10 minutes, once; '
+        "GET /v1/accounts/{code}/authorize gives a fresh one)",
+    )
+
+
+class AuthorizeLink(BaseModel):
+    authorize_url: str = Field(description="where the account's admin goes to connect it: valid 10 minutes, once")
 
 
 RetrySchedule = Annotated[list[Annotated[float, Field(ge=0, le=7 * 86_400)]], Field(max_length=30)]

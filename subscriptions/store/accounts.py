@@ -124,6 +124,7 @@ class AccountStore(RecordStore):
                 keyspace.account_subscriptions(code),
                 keyspace.budget(code),
                 keyspace.oauth_tokens(code),
+                keyspace.oauth_states(code),
             )
             pipe.zrem(keyspace.ACCOUNTS, code)
             queue_remove(pipe, code)

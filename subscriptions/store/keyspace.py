@@ -245,3 +245,7 @@ def oauth_tokens(code: str) -> str:
 
 def oauth_refresh_lock(code: str) -> str:
     return f"{PREFIX}lock:oauth-refresh:{code}"  # STRING with a TTL: the one process refreshing an account's tokens
+
+
+def oauth_states(code: str) -> str:
+    return f"{PREFIX}account:{code}:oauth-states"  # ZSET digest of a connect state -> expiry ms (a few, TTL'd)

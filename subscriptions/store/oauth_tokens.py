@@ -20,7 +20,9 @@ from subscriptions.store.lua import Script
 from subscriptions.store.sealed import RecordStore, Sealed
 
 AUTHORIZED = "active"
-REAUTHORIZATION_REQUIRED = "reauthorization_required"
+AUTHORIZATION_REQUIRED = "authorization_required"  # registered, never connected: no baseline yet, nothing polled
+REAUTHORIZATION_REQUIRED = "reauthorization_required"  # Brightpearl refused its refresh: polling paused, cursors kept
+WAITING = frozenset({AUTHORIZATION_REQUIRED, REAUTHORIZATION_REQUIRED})  # states in which nothing is polled
 
 _SAVE = Script.beside(__file__, "oauth_save.lua")
 _FAIL = Script.beside(__file__, "oauth_fail.lua")
@@ -94,11 +96,24 @@ class OAuthTokenStore(RecordStore):
         )
         return await self._reseal(kind)
 
-    async def save(self, code: str, tokens: OAuthTokenRecord, *, lock: str = "") -> None:
-        """Store ``tokens`` in one write, mark the account authorized, and release the refresh lock ``lock`` if it is
-        still held under that token (the connect flow passes none)."""
+    async def save(self, code: str, tokens: OAuthTokenRecord, *, lock: str = "", state: str = AUTHORIZED) -> None:
+        """Store ``tokens`` in one write with the account's ``state``, and release the refresh lock ``lock`` if it is
+        still held under that token (a refresh; the connect flow passes none). A refresh leaves an account that is
+        being connected (``authorization_required``, its baseline not taken yet) as it is."""
         keys = [keyspace.oauth_tokens(code), keyspace.account_status(code), keyspace.oauth_refresh_lock(code)]
-        await _SAVE.run(self.redis, keys, {"lock": lock, "state": AUTHORIZED}, [self._json(tokens)])
+        args = {"lock": lock, "state": state, "connecting": AUTHORIZATION_REQUIRED}
+        await _SAVE.run(self.redis, keys, args, [self._json(tokens)])
+
+    async def activate(self, code: str) -> None:
+        """Mark a connected account authorized (its baseline is stored: it may be polled)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keyspace.account_status(code), "auth_state", AUTHORIZED)
+            pipe.hdel(keyspace.account_status(code), "auth_reason")
+            await pipe.execute()
+
+    async def await_authorization(self, code: str) -> None:
+        """Mark a registered account as waiting for its first authorization."""
+        await cast(Awaitable[int], self.redis.hset(keyspace.account_status(code), "auth_state", AUTHORIZATION_REQUIRED))
 
     async def require_reauthorization(self, code: str, reason: str, *, lock: str = "") -> None:
         """Mark the account as needing a new authorization, saying why, and release the refresh lock ``lock``."""

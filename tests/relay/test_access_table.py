@@ -43,6 +43,7 @@ EXPECTED: dict[tuple[str, str], Access] = {
     ("GET", "/v1/accounts/{code}"): Access.ACCOUNT,
     ("PATCH", "/v1/accounts/{code}"): Access.ADMIN,
     ("DELETE", "/v1/accounts/{code}"): Access.ADMIN,
+    ("GET", "/v1/accounts/{code}/authorize"): Access.ACCOUNT,  # an integrator may connect its own account
     ("POST", "/v1/subscriptions"): Access.ACCOUNT,
     ("GET", "/v1/subscriptions"): Access.ACCOUNT,
     ("GET", "/v1/subscriptions/{sub_id}"): Access.ACCOUNT,
@@ -65,6 +66,7 @@ EXPECTED: dict[tuple[str, str], Access] = {
     ("GET", "/readyz"): Access.OPEN,
     ("GET", "/metrics"): Access.METRICS,
     ("GET", "/openapi.json"): Access.OPEN,
+    ("GET", "/oauth/callback"): Access.OPEN,  # a browser Brightpearl sends back: the single-use state authenticates
     ("POST", "/hooks/brightpearl/{account}/{hint_token}"): Access.OPEN,  # Brightpearl sends no token: the URL's is
 }
 """The public contract's access rules, route by route (CONTRACT.md: every path under /v1/ needs a token; keys

@@ -48,6 +48,14 @@ class OAuthApp:
     def token_url(self, account: str) -> str:
         return f"{self.oauth_url.rstrip('/')}/token/{quote(account, safe='')}"
 
+    def authorize_url(self, account: str, redirect_uri: str, state: str) -> str:
+        """Where an account's admin is sent to install the app (API.md 2.1 step 1); Brightpearl sends the browser
+        back to ``redirect_uri`` with ``code`` and ``state``."""
+        query = form_body(
+            {"response_type": "code", "client_id": self.client_id, "redirect_uri": redirect_uri, "state": state}
+        )
+        return f"{self.oauth_url.rstrip('/')}/authorize/{quote(account, safe='')}?{query}"
+
 
 @dataclass(frozen=True)
 class TokenSet:
