@@ -5,7 +5,7 @@ API over loopback, the real Redis, the sandbox's OAuth server and its counters t
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +24,7 @@ from subscriptions.store import keyspace
 from subscriptions.store.oauth_states import MAX_PER_ACCOUNT, OAuthStates, digest
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
+from workers.brightpearl.oauth import TokenSet
 from workers.metrics import Metrics
 from workers.oauth_accounts import OAuthConfig
 from workers.poller import Poller, PollPolicy
@@ -343,3 +344,24 @@ async def test_a_refused_app_says_what_the_operator_must_check(redis_client: Red
     assert "RELAY_BRIGHTPEARL_CLIENT_SECRET" in page
     assert "not-the-secret" not in page
     assert state == "authorization_required"
+
+
+async def test_no_poll_runs_between_the_tokens_and_the_baseline(world: World) -> None:
+    """The moment inside a first connection: tokens stored, baseline not yet. A poll then would take every order
+    the account ever had for new; it must leave the account alone."""
+    await world.sandbox_call("POST", "/orders", {"count": 3})
+    await register(world)
+    tokens = await world.sandbox_call("POST", "/oauth/tokens")
+    oauth = world.poller.oauth
+    assert oauth is not None
+    issued = now()
+    await oauth.tokens.connected(
+        "acme",
+        TokenSet(tokens["access_token"], tokens["refresh_token"], issued + timedelta(hours=1), issued),
+        baseline_pending=True,
+    )
+    before = await world.counters()
+    await world.poller.poll_now("acme")
+    assert (await world.counters())["api_requests"] == before["api_requests"]
+    assert await world.emitted() == []
+    assert await cursors(world) == {}

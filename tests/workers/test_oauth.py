@@ -47,6 +47,16 @@ def test_form_body_encodes_every_value() -> None:
     assert dict(parse_qsl(body)) == {"grant_type": "refresh_token", "refresh_token": "a+b/c=", "client_secret": "x y&z"}
 
 
+def test_authorize_url_is_the_documented_one_with_every_value_encoded() -> None:
+    app = OAuthApp("https://oauth.brightpearl.com/", "acme_relay", SECRET)
+    url = app.authorize_url("acme", "https://relay.example.com/oauth/callback", "acme.a-b_c")
+    assert url == (
+        "https://oauth.brightpearl.com/authorize/acme?response_type=code&client_id=acme_relay"
+        "&redirect_uri=https%3A%2F%2Frelay.example.com%2Foauth%2Fcallback&state=acme.a-b_c"
+    )
+    assert SECRET not in url
+
+
 def test_recorded_answer_is_a_token_set() -> None:
     tokens = read_token_answer(URL, 200, "application/json", RECORDED, now=NOW)
     assert tokens == TokenSet(ACCESS, REFRESH, NOW + timedelta(days=7), NOW, "ws-use.brightpearl.com", "13")

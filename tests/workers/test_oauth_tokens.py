@@ -348,3 +348,32 @@ async def test_private_app_headers_unchanged() -> None:
         "accept": "application/json",
     }
     assert "s3cret-tok" not in repr(Credentials("u", "acme_app", "s3cret-tok"))
+
+
+async def test_a_refresh_while_the_first_baseline_is_taken_leaves_the_account_waiting(
+    oauth_server: OAuthServer, session: aiohttp.ClientSession, redis_client: Redis, clock: FakeClock
+) -> None:
+    """A first connection stores its tokens but stays ``authorization_required`` (no poll may run without a
+    baseline); a token that expires while the baseline is read is refreshed and the state stays until
+    ``activate``."""
+    tokens = manager(oauth_server, session, redis_client, clock)
+    answer = oauth_server.mint()
+    now = clock()
+    await tokens.connected(
+        "acme",
+        TokenSet(str(answer["access_token"]), str(answer["refresh_token"]), now + timedelta(seconds=5), now),
+        baseline_pending=True,
+    )
+    assert await redis_client.hget(keyspace.account_status("acme"), "auth_state") == "authorization_required"
+    assert await tokens.current("acme") == answer["access_token"]  # usable for the baseline
+    clock.advance(4.9)
+    refreshed = await tokens.current("acme")
+    assert refreshed != answer["access_token"]
+    assert oauth_server.refreshes == 1
+    assert await redis_client.hget(keyspace.account_status("acme"), "auth_state") == "authorization_required"
+    await tokens.activate("acme")
+    assert await redis_client.hget(keyspace.account_status("acme"), "auth_state") == "active"
+    clock.advance(4.9)
+    await tokens.current("acme")
+    assert oauth_server.refreshes == 2
+    assert await redis_client.hget(keyspace.account_status("acme"), "auth_state") == "active"
