@@ -365,3 +365,29 @@ async def test_no_poll_runs_between_the_tokens_and_the_baseline(world: World) ->
     assert (await world.counters())["api_requests"] == before["api_requests"]
     assert await world.emitted() == []
     assert await cursors(world) == {}
+
+
+async def test_without_a_base_url_the_host_comes_from_the_token_answer_and_a_failure_leaves_it_waiting(
+    world: World,
+) -> None:
+    """Registered without a base URL, the account's host is ``https://{api_domain}/public-api/{code}`` from
+    Brightpearl's token answer. The sandbox's api_domain serves plain HTTP, so the baseline there fails: the page
+    says so, and the account keeps waiting (nothing polled) until a connection succeeds."""
+    status, view = await world.call(
+        "POST", "/v1/accounts", {"code": "acme", "auth": "oauth", "resources": ["orders"], "hints": False}
+    )
+    assert status == 201, view
+    assert view["base_url"] is None
+    status, page = await world.follow(view["authorize_url"])
+    assert status == 502, page
+    assert "connect again" in page
+    _, view = await world.call("GET", "/v1/accounts/acme")
+    assert view["status"]["auth_state"] == "authorization_required"
+    assert view["base_url"] is None
+    assert await cursors(world) == {}
+    status, view = await world.call("PATCH", "/v1/accounts/acme", {"base_url": world.sandbox.base_url("acme")})
+    assert status == 200, view
+    _, link = await world.call("GET", "/v1/accounts/acme/authorize")
+    status, page = await world.follow(link["authorize_url"])
+    assert status == 200, page
+    assert await world.auth_state() == "active"
