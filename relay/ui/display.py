@@ -44,8 +44,46 @@ def max_lag_s(status: AccountStatus) -> float | None:
     return max(lags) if lags else None
 
 
+AUTH_BADGES = {
+    "authorization_required": Badge("authorization required", "warn"),
+    "active": Badge("active", "ok"),
+    "reauthorization_required": Badge("reauthorization required", "bad"),
+}
+CONNECT_HELP = {
+    "authorization_required": (
+        "First connection: Brightpearl asks the account's admin to allow the relay's app and sends you back here. "
+        "The relay then takes its starting point and sends a webhook for every change after it; nothing is polled "
+        "before."
+    ),
+    "reauthorization_required": (
+        "Authorize again: Brightpearl no longer accepts the relay's tokens (the app was revoked or removed). Polling "
+        "is paused and nothing is lost: once authorized again it resumes where it stopped, and the changes made "
+        "meanwhile are delivered."
+    ),
+    "active": (
+        "Reconnect: the account is connected. Connecting again gives the relay new tokens (after the app was "
+        "reinstalled, or to connect as another Brightpearl user); polling goes on where it is."
+    ),
+}
+
+
+def auth_badge(auth_state: str | None) -> Badge | None:
+    """An OAuth account's authorization in words; ``None`` for an account that has none (a private app's)."""
+    if auth_state is None:
+        return None
+    return AUTH_BADGES.get(auth_state, Badge(auth_state.replace("_", " "), "idle"))
+
+
+def connect_help(auth_state: str | None) -> str:
+    """What the Connect to Brightpearl button does for an OAuth account in ``auth_state``."""
+    return CONNECT_HELP.get(auth_state or "", CONNECT_HELP["active"])
+
+
 def polling_health(status: AccountStatus) -> Badge:
-    """How an account's polling is doing, in one word: an error newer than the last success wins."""
+    """How an account's polling is doing, in one word: an OAuth account waiting for an authorization is not polled,
+    and says so; otherwise an error newer than the last success wins."""
+    if status.auth_state in ("authorization_required", "reauthorization_required"):
+        return AUTH_BADGES[status.auth_state]
     last_ok = parse_time(status.last_success_at)
     last_error = parse_time(status.last_error_at)
     if last_error is not None and (last_ok is None or last_error > last_ok):

@@ -1,4 +1,5 @@
-"""The dashboard's pages under ``/ui``: overview, deliveries, one delivery with its retry button, login.
+"""The dashboard's pages under ``/ui``: overview, one account with its Connect to Brightpearl button, deliveries,
+one delivery with its retry button, login.
 
 Each page declares its access (:data:`PAGES`): the API's gate checks a session (:func:`session_holder`, over
 ``relay.ui.session``) before a page that needs one runs, and sends anyone without a valid one to the login page.
@@ -18,6 +19,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from relay.api.access import PRINCIPAL_KEY, Access, Principal, principal
+from relay.api.connect import authorize_url
 from relay.api.context import context
 from relay.api.gate import GATE
 from relay.api.schemas import DeliveryQuery
@@ -27,7 +29,7 @@ from relay.ui.login_limit import client_address, failed_logins
 from relay.ui.render import STATIC_DIR, page
 from relay.ui.session import DashboardSessions
 from subscriptions.core.errors import Conflict, InvalidInput, NotFound
-from subscriptions.core.models import DeliveryRecord, DeliveryStatus
+from subscriptions.core.models import AccountRecord, DeliveryRecord, DeliveryStatus
 from subscriptions.core.times import ms
 
 PAGE_SIZE = 50
@@ -91,6 +93,55 @@ async def overview(request: web.Request, who: Principal) -> web.StreamResponse:
             "chart": drawn,
         },
     )
+
+
+@signed_in
+async def account_detail(request: web.Request, who: Principal) -> web.StreamResponse:
+    found = await queries.visible_account(context(request), who, request.match_info["code"])
+    return await account_page(request, who, found)
+
+
+async def account_page(
+    request: web.Request, who: Principal, found: AccountRecord, *, refused: str | None = None, status: int = 200
+) -> web.StreamResponse:
+    """One account as the API sees it; ``refused`` says why connecting it just asked for cannot start."""
+    view = await queries.view_of(context(request), found)
+    return page(
+        "account.html",
+        {
+            **common(request, who, "overview"),
+            "account": view,
+            "polling": display.polling_health(view.status),
+            "hints": display.hints_health(view.status),
+            "auth": display.auth_badge(view.status.auth_state),
+            "connect_help": display.connect_help(view.status.auth_state),
+            "refused": refused,
+        },
+        status=status,
+    )
+
+
+@signed_in
+async def connect_account(request: web.Request, who: Principal) -> web.StreamResponse:
+    """Send the browser to Brightpearl with a fresh authorize URL (a link, not a form: ``form-action 'self'`` would
+    stop the redirect after a POST). An account of a private app is refused with 409: connecting it would turn it
+    into an OAuth one, which is the API's job (``GET /v1/accounts/{code}/authorize``), not a link's. A relay that
+    cannot connect accounts (no ``RELAY_PUBLIC_URL`` or OAuth app settings) answers 503: the account is fine, the
+    relay's setup is what is missing, and only its operator can fix it."""
+    ctx = context(request)
+    found = await queries.visible_account(ctx, who, request.match_info["code"])
+    if found.auth != "oauth":
+        refused = (
+            f"account {found.code} polls with a private app's token, so there is nothing to connect here; "
+            f"GET /v1/accounts/{found.code}/authorize makes it an OAuth account"
+        )
+        return await account_page(request, who, found, refused=refused, status=409)
+    try:
+        url = await authorize_url(ctx, found)
+    except InvalidInput as unusable:
+        refused = f"this relay cannot connect accounts: {unusable}. Tell the relay's operator."
+        return await account_page(request, who, found, refused=refused, status=503)
+    raise web.HTTPSeeOther(url)
 
 
 def deliveries_url(params: dict[str, str]) -> str:
@@ -261,6 +312,8 @@ PAGES: tuple[tuple[str, str, View, Access], ...] = (
     ("GET", "/ui/login", login_form, Access.OPEN),
     ("POST", "/ui/login", login, Access.OPEN),
     ("*", "/ui/logout", logout, Access.OPEN),
+    ("GET", "/ui/accounts/{code}", account_detail, Access.SIGNED_IN),
+    ("GET", "/ui/accounts/{code}/connect", connect_account, Access.SIGNED_IN),
     ("GET", "/ui/deliveries", deliveries, Access.SIGNED_IN),
     ("GET", "/ui/deliveries/{delivery_id}", delivery, Access.SIGNED_IN),
     ("POST", "/ui/deliveries/{delivery_id}/retry", retry, Access.SIGNED_IN),

@@ -4,6 +4,7 @@ The admin sees everything; an account-scoped key sees its account, that account'
 deliveries to them (another account's delivery is "not found", as in the API). Nothing here writes.
 """
 
+import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,12 +14,12 @@ from typing import cast
 from relay.api.access import Principal
 from relay.api.account_views import account_view
 from relay.api.context import ApiContext
-from relay.api.schemas import AccountView, SubscriptionView
+from relay.api.schemas import CODE_PATTERN, AccountView, SubscriptionView
 from relay.api.subscription_views import views
 from relay.ui.chart import HOUR
 from subscriptions.core.errors import NotFound
 from subscriptions.core.ids import DELIVERY_PREFIX, is_id
-from subscriptions.core.models import DeliveryRecord, DeliveryStatus, SubscriptionRecord
+from subscriptions.core.models import AccountRecord, DeliveryRecord, DeliveryStatus, SubscriptionRecord
 from subscriptions.core.times import ms
 from subscriptions.store import keyspace
 from subscriptions.store.paging import Page, Position
@@ -37,6 +38,19 @@ async def visible_accounts(ctx: ApiContext, who: Principal) -> list[AccountView]
             return []
     page = await ctx.store.list_accounts(limit=MAX_ROWS, cursor=None)
     return [await account_view(ctx, account) for account in page.items]
+
+
+async def visible_account(ctx: ApiContext, who: Principal, code: str) -> AccountRecord:
+    """One account, or :class:`NotFound` if it does not exist or the caller may not see it (or ``code`` is not
+    even shaped like an account code: it is never looked up, as in the API)."""
+    if not re.fullmatch(CODE_PATTERN, code) or not who.can_see(code):
+        raise NotFound(f"account {code!r} does not exist")
+    return await ctx.store.get_account(code)
+
+
+async def view_of(ctx: ApiContext, account: AccountRecord) -> AccountView:
+    """The API's view of an account, with its polling state and authorization."""
+    return await account_view(ctx, account)
 
 
 async def visible_subscriptions(ctx: ApiContext, who: Principal) -> list[SubscriptionRecord]:

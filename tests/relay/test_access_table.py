@@ -72,7 +72,14 @@ EXPECTED: dict[tuple[str, str], Access] = {
 """The public contract's access rules, route by route (CONTRACT.md: every path under /v1/ needs a token; keys
 get 403 on admin-only routes; the probes and the description are open; /metrics takes RELAY_METRICS_TOKEN)."""
 
-DASHBOARD_SIGNED_IN = {"/ui", "/ui/deliveries", "/ui/deliveries/{delivery_id}", "/ui/deliveries/{delivery_id}/retry"}
+DASHBOARD_SIGNED_IN = {
+    "/ui",
+    "/ui/accounts/{code}",
+    "/ui/accounts/{code}/connect",
+    "/ui/deliveries",
+    "/ui/deliveries/{delivery_id}",
+    "/ui/deliveries/{delivery_id}/retry",
+}
 
 
 @dataclass

@@ -7,7 +7,17 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from relay.api.schemas import AccountStatus, ResourceStatus
-from relay.ui.display import ago, duration, percent, polling_health, short_url, when
+from relay.ui.display import (
+    Badge,
+    ago,
+    auth_badge,
+    connect_help,
+    duration,
+    percent,
+    polling_health,
+    short_url,
+    when,
+)
 from relay.ui.session import safe_next, same_origin
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -60,10 +70,39 @@ def status(lag_s: float | None = None, **times: str) -> AccountStatus:
         ({"last_success_at": "2026-11-26T09:00:00Z", "last_error_at": "2026-11-26T09:59:00Z"}, "error"),
         ({"last_success_at": "2026-11-26T09:59:30Z", "last_error_at": "2026-11-26T09:00:00Z"}, "healthy"),
         ({"last_error_at": "2026-11-26T09:59:00Z"}, "error"),
+        # an OAuth account waiting for an authorization is not polled: that comes first, whatever else is recorded
+        ({"auth_state": "authorization_required"}, "authorization required"),
+        (
+            {"auth_state": "reauthorization_required", "last_error_at": "2026-11-26T09:59:00Z"},
+            "reauthorization required",
+        ),
+        (
+            {"auth_state": "reauthorization_required", "last_success_at": "2026-11-26T09:59:58Z"},
+            "reauthorization required",
+        ),
+        ({"auth_state": "active", "last_success_at": "2026-11-26T09:59:58Z", "lag_s": 3.0}, "healthy"),
+        ({"auth_state": "active"}, "not polled yet"),
     ],
 )
 def test_polling_health(fields: dict[str, Any], label: str) -> None:
     assert polling_health(status(**fields)).label == label
+
+
+@pytest.mark.parametrize(
+    ("auth_state", "badge", "help_starts"),
+    [
+        ("authorization_required", Badge("authorization required", "warn"), "First connection"),
+        ("active", Badge("active", "ok"), "Reconnect"),
+        ("reauthorization_required", Badge("reauthorization required", "bad"), "Authorize again"),
+        ("something_new", Badge("something new", "idle"), "Reconnect"),
+        (None, None, "Reconnect"),  # a private app's account has no authorization (and no button)
+    ],
+)
+def test_an_oauth_accounts_authorization_and_what_connecting_it_does(
+    auth_state: str | None, badge: Badge | None, help_starts: str
+) -> None:
+    assert auth_badge(auth_state) == badge
+    assert connect_help(auth_state).startswith(help_starts + ":")
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from relay.api.app import create_app
 from relay.api.context import ApiContext
 from relay.receiver import Receiver
-from relay.service import bound_port, running
+from relay.service import bound_port, free_loopback_port, running
 from relay.settings import Settings
 from subscriptions.core.envelope import resource_event
 from subscriptions.core.models import DeliveryRecord, Resource
@@ -86,11 +86,17 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def relay_in_process(redis_url: str | None, **settings: Any) -> AsyncIterator[Relay]:
+async def relay_in_process(redis_url: str | None, *, public: bool = False, **settings: Any) -> AsyncIterator[Relay]:
     """The relay's API and worker in this process, and a receiver that fails until told otherwise.
 
     One retry 0.2 s after the first attempt: a delivery to a failing receiver is ``failed`` within a second.
+    ``public``: the API's own URL is its ``RELAY_PUBLIC_URL`` (Brightpearl sends browsers back to it), so its port
+    is chosen before it starts.
     """
+    api_port = 0
+    if public:
+        api_port = free_loopback_port()
+        settings = {"public_url": f"http://127.0.0.1:{api_port}", **settings}
     receiver = Receiver(fail_next=10**9, fail_status=500)
     runner = web.AppRunner(receiver.app(), access_log=None)
     await runner.setup()
@@ -106,7 +112,7 @@ async def relay_in_process(redis_url: str | None, **settings: Any) -> AsyncItera
     )
     try:
         async with (
-            running(config, api=True, worker=True, api_port=0) as parts,
+            running(config, api=True, worker=True, api_port=api_port) as parts,
             aiohttp.ClientSession() as http,
         ):
             assert parts.api is not None
@@ -186,8 +192,9 @@ class Dashboard:
 
 
 @contextlib.asynccontextmanager
-async def dashboard_alone(redis: "Redis", clock: Callable[[], datetime]) -> AsyncIterator[Dashboard]:
-    """The API's application (dashboard included) on a loopback port, with an account ``acme`` never polled."""
+async def dashboard_alone(redis: "Redis", clock: Callable[[], datetime], **context: Any) -> AsyncIterator[Dashboard]:
+    """The API's application (dashboard included) on a loopback port, with an account ``acme`` never polled;
+    ``context``: more of :class:`ApiContext`'s settings (``public_url``, ``oauth_config``...)."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         ctx = ApiContext(
             redis=redis,
@@ -196,6 +203,7 @@ async def dashboard_alone(redis: "Redis", clock: Callable[[], datetime]) -> Asyn
             budget_per_minute=100,
             allow_private_targets=True,
             clock=clock,
+            **context,
         )
         await register_unpolled(Store(redis), "acme", clock())
         runner = web.AppRunner(create_app(ctx), access_log=None)
