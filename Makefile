@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/relay demo --duration $${DURATION:-30}
+demo: $(STAMP)  # DURATION=120 make demo for longer; OAUTH=1 make demo: the account connected as an OAuth app
+	$(BIN)/relay demo --duration $${DURATION:-30}$(if $(filter-out 0,$(OAUTH)), --oauth)
 
 test: lint pytest
 

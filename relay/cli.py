@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this many seconds (default: run until interrupted)",
     )
+    demo.add_argument(
+        "--oauth",
+        action="store_true",
+        help='connect the account as the sandbox\'s OAuth instance app: register it with "auth": "oauth", '
+        "follow its authorize URL as the admin's browser would, with short-lived access tokens so that "
+        "refreshes show (default: a private app's token)",
+    )
     sandbox = commands.add_parser(
         "sandbox",
         help="the Brightpearl sandbox alone, to develop against",
@@ -121,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from relay.demo import run_demo  # noqa: PLC0415
 
-            return asyncio.run(run_demo(settings, duration_s=args.duration))
+            return asyncio.run(run_demo(settings, duration_s=args.duration, oauth=args.oauth))
         api = args.command in ("run", "api")
         worker = args.command in ("run", "worker")
         collect_less_often()

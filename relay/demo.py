@@ -8,11 +8,18 @@ at least once (a product, a customer and orders appear, then change; an order's 
 has it undone and reaches it again, then ships; another note is edited, then deleted), then random activity.
 It prints every webhook as it arrives with the reference library's verdict on its signature, and at the end how
 many of each event type arrived.
+
+With ``oauth`` (``relay demo --oauth``) the relay is the sandbox's OAuth instance app instead: the account is
+registered with ``"auth": "oauth"``, connected by following its ``authorize_url`` as the admin's browser would (the
+sandbox's authorize page sends it straight back to the relay's callback), and its access tokens live
+:data:`ACCESS_TOKEN_LIFETIME_S`, so the run shows them refreshed; the summary adds the sandbox's OAuth counters.
 """
 
 import asyncio
 import contextlib
+import html
 import random
+import re
 import secrets
 import signal
 import sys
@@ -79,6 +86,9 @@ NOTE_WALK = (
 ACCOUNT = DEFAULT_ACCOUNT_CODE  # the sandbox's one account
 WAREHOUSE_ID = 2  # the sandbox account's first warehouse, where the catalogue's stock is
 INVOICED, NEW_WEB_ORDER = 4, 2  # sales order statuses of the sandbox
+# an OAuth account's access tokens, as the demo's sandbox issues them: short, so that a 30-second run sees the relay
+# refresh them a few times (it does so a tenth of a token's life before it expires)
+ACCESS_TOKEN_LIFETIME_S = 10.0
 SETTLE_S = 6.0  # after the changes stop, the longest the demo waits for their webhooks
 ACT_WAIT_S = 15.0  # the longest the opening act waits for new things to be seen before changing them
 
@@ -277,8 +287,11 @@ class BackOffice:
         return len(self.orders)
 
 
-async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO = sys.stdout) -> int:
-    """Run the demo; 0 when webhooks arrived and every signature verified."""
+async def run_demo(
+    settings: Settings, *, duration_s: float | None, out: TextIO = sys.stdout, oauth: bool = False
+) -> int:
+    """Run the demo (``oauth``: connected as the sandbox's OAuth app); 0 when webhooks arrived and every signature
+    verified."""
     token = settings.token() or secrets.token_urlsafe(24)
     settings = _demo_settings(settings, token)
     printer = Printer(out)
@@ -296,7 +309,10 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
     started = time.monotonic()
     api_port = free_loopback_port()  # known before the API starts: it is where the sandbox sends its hints
     settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{api_port}"})
+    if oauth:
+        settings = _oauth_app_settings(settings, sandbox)
     hints: dict[str, Any] = {}
+    oauth_counters: dict[str, Any] | None = None
     try:
         async with (
             running(settings, api=True, worker=True, api_port=api_port) as parts,
@@ -306,17 +322,33 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
             control = f"{sandbox.control_url}/accounts/{ACCOUNT}"
             # a small catalogue that exists before the relay does: its stock is the baseline's
             catalogue = await _call(http, "POST", f"{control}/products", None, {"count": 6, "stock": {"2": 40}})
-            subscription_id, receiver.secret = await relay.subscribe(sandbox, receiver_url)
+            if oauth:  # before the authorization: a token lives as long as the server said when it issued it
+                await _call(
+                    http, "PATCH", f"{control}/oauth", None, {"access_token_lifetime_s": ACCESS_TOKEN_LIFETIME_S}
+                )
+            authorize_url = await relay.register(sandbox, oauth=oauth)
+            subscription_id, receiver.secret = await relay.subscribe(receiver_url)
+            _addresses(out, relay, sandbox, receiver_url, subscription_id)
+            if authorize_url is not None:
+                await _connect(out, relay, authorize_url)
             hints = (await relay.call("GET", f"/v1/accounts/{ACCOUNT}"))["status"]["hints"]
-            _introduce(out, relay, sandbox, receiver_url, subscription_id, hints)
+            _introduce(out, relay, hints)
             await relay.call("POST", f"/v1/subscriptions/{subscription_id}/test")
             office = BackOffice(http, control, random.Random(), list(catalogue["ids"]))  # noqa: S311
             made = await _show(office, receiver, stop, duration_s)
             hints = (await relay.call("GET", f"/v1/accounts/{ACCOUNT}"))["status"]["hints"]
+            if oauth:
+                oauth_counters = (await _call(http, "GET", f"{control}/oauth"))["counters"]
     finally:
         await sandbox.close()
         await receiver_runner.cleanup()
     print(summary(receiver.received, elapsed_s=time.monotonic() - started, orders_made=made), file=out)
+    _closing(out, hints, oauth_counters)
+    return 0 if printer.count > 0 and printer.bad == 0 else 1
+
+
+def _closing(out: TextIO, hints: dict[str, Any], oauth_counters: dict[str, Any] | None) -> None:
+    """The lines after the summary: the hints' state and what was spent on them, and an OAuth run's counters."""
     if hints:
         spent = hints["requests_last_minute"]
         print(
@@ -324,7 +356,8 @@ async def run_demo(settings: Settings, *, duration_s: float | None, out: TextIO 
             f"{spent['polls']} on polls",
             file=out,
         )
-    return 0 if printer.count > 0 and printer.bad == 0 else 1
+    if oauth_counters is not None:
+        print(oauth_summary(oauth_counters, access_token_lifetime_s=ACCESS_TOKEN_LIFETIME_S), file=out)
 
 
 def _demo_settings(settings: Settings, token: str) -> Settings:
@@ -340,6 +373,21 @@ def _demo_settings(settings: Settings, token: str) -> Settings:
     )
 
 
+def _oauth_app_settings(settings: Settings, sandbox: SandboxServer) -> Settings:
+    """``settings`` with the sandbox account's OAuth app as the relay's (whatever the environment says), and the
+    whole of that app's own budget."""
+    app = sandbox.account(ACCOUNT).oauth.app
+    return settings.model_copy(
+        update={
+            "brightpearl_oauth_url": sandbox.oauth_url,
+            "brightpearl_app_ref": app.client_id,
+            "brightpearl_client_secret": SecretStr(app.client_secret),
+            "brightpearl_dev_ref": app.dev_ref,
+            "oauth_budget_share": 1.0,
+        }
+    )
+
+
 class RelayApi:
     """The relay's HTTP API at ``url``, as the demo uses it with ``token``."""
 
@@ -351,39 +399,87 @@ class RelayApi:
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         return await _call(self.http, method, f"{self.url}{path}", self.token, body)
 
-    async def subscribe(self, sandbox: SandboxServer, receiver_url: str) -> tuple[str, str]:
-        """Register the sandbox account and subscribe ``receiver_url`` to every event: the subscription's id and
-        signing secret."""
+    async def register(self, sandbox: SandboxServer, *, oauth: bool) -> str | None:
+        """Register the sandbox account: with its private app's token, or (``oauth``) as one to connect through
+        the relay's OAuth app, whose ``authorize_url`` is returned."""
         account = sandbox.account(ACCOUNT)
-        await self.call(
+        credentials = (
+            {"auth": "oauth"} if oauth else {"app_ref": account.app_ref, "account_token": account.account_token}
+        )
+        created = await self.call(
             "POST",
             "/v1/accounts",
             {
                 "code": ACCOUNT,
                 "base_url": sandbox.base_url(ACCOUNT),
-                "app_ref": account.app_ref,
-                "account_token": account.account_token,
+                **credentials,
                 "poll_interval_s": POLL_INTERVAL_S,
                 "poll_intervals_s": SLOWER_POLLS_S,
             },
         )
+        return str(created["authorize_url"]) if oauth else None
+
+    async def subscribe(self, receiver_url: str) -> tuple[str, str]:
+        """Subscribe ``receiver_url`` to every event of the account: the subscription's id and signing secret."""
         body = {"account": ACCOUNT, "url": receiver_url, "events": ["*"], "description": "relay demo"}
         subscription = await self.call("POST", "/v1/subscriptions", body)
         return str(subscription["id"]), str(subscription["secret"])
 
 
-def _introduce(
-    out: TextIO,
-    relay: RelayApi,
-    sandbox: SandboxServer,
-    receiver_url: str,
-    subscription_id: str,
-    hints: dict[str, Any],
-) -> None:
-    """The opening lines: where each part listens, and what is about to happen."""
+async def _connect(out: TextIO, relay: RelayApi, authorize_url: str) -> None:
+    """Follow ``authorize_url`` as the account admin's browser would (Brightpearl's page, then its redirect to the
+    relay's callback) and print what the callback page said; a RuntimeError when it did not connect."""
+    print(f"authorize    {authorize_url}", file=out, flush=True)
+    async with relay.http.get(authorize_url, allow_redirects=True) as page:
+        title, message = callback_outcome(await page.text())
+        status = page.status
+    if status != 200:
+        raise RuntimeError(f"connecting {ACCOUNT} through its authorize URL failed: {status} {title}: {message}")
+    state = (await relay.call("GET", f"/v1/accounts/{ACCOUNT}"))["status"]["auth_state"]
+    print(
+        f"callback     {status} {title}: account {ACCOUNT} connected (auth_state {state}); access tokens live "
+        f"{ACCESS_TOKEN_LIFETIME_S:g} s, refreshed as they run out",
+        file=out,
+        flush=True,
+    )
+
+
+def callback_outcome(page: str) -> tuple[str, str]:
+    """The callback page's title and its message, as plain text."""
+
+    def text_of(pattern: str) -> str:
+        found = re.search(pattern, page, re.DOTALL)
+        return " ".join(html.unescape(re.sub(r"<[^>]+>", "", found[1])).split()) if found else ""
+
+    return text_of(r"<h1>(.*?)</h1>"), text_of(r'<p class="alert[^"]*"[^>]*>(.*?)</p>')
+
+
+def oauth_summary(counters: dict[str, Any], *, access_token_lifetime_s: float) -> str:
+    """The closing line of an OAuth run, from the sandbox's OAuth counters: how the account got its tokens, how
+    often they were refreshed, and the API's 401s."""
+    issued = counters["tokens_issued"]
+    refused = counters["unauthorized"]
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(refused.items()))
+    errors = ", ".join(f"{n} {error}" for error, n in sorted(counters["token_errors"].items()))
+    refreshes = counters["refreshes"]
+    return (
+        f"oauth: {issued.get('authorization_code', 0)} authorization code exchanged, {refreshes} "
+        f"{'refresh' if refreshes == 1 else 'refreshes'} (access tokens live {access_token_lifetime_s:g} s), "
+        f"401s: {sum(refused.values())}"
+        f"{f' ({reasons})' if reasons else ''}, token errors: {errors or 'none'}; "
+        f"{counters['api_requests']} API requests with a Bearer token"
+    )
+
+
+def _addresses(out: TextIO, relay: RelayApi, sandbox: SandboxServer, receiver_url: str, subscription_id: str) -> None:
+    """The opening lines: where each part listens."""
     print(f"relay API    {relay.url}   (token: {relay.token})", file=out)
     print(f"sandbox      {sandbox.base_url(ACCOUNT)}   (control: {sandbox.control_url})", file=out)
-    print(f"receiver     {receiver_url}   subscribed to '*' as {subscription_id}", file=out)
+    print(f"receiver     {receiver_url}   subscribed to '*' as {subscription_id}", file=out, flush=True)
+
+
+def _introduce(out: TextIO, relay: RelayApi, hints: dict[str, Any]) -> None:
+    """The hints the relay subscribed, and what is about to happen."""
     print(
         f"hints        the sandbox's webhooks to {relay.url}/hooks/brightpearl/{ACCOUNT}/…: "
         f"subscribed {', '.join(hints.get('subscribed') or []) or 'none'}; "

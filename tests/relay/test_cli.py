@@ -184,6 +184,41 @@ def test_the_demo_shows_every_event_type_within_its_default_run_and_counts_each(
     assert "nothing will survive a restart" in result.stderr
 
 
+@pytest.mark.timeout(150)
+def test_the_demo_with_oauth_connects_through_the_authorize_url_and_refreshes_its_tokens() -> None:
+    result = relay("demo", "--oauth", "--duration", "30", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    authorize = re.search(r"^authorize +(http://127\.0\.0\.1:\d+/oauth/authorize/acme\?\S+)$", out, re.MULTILINE)
+    assert authorize, out
+    assert "client_id=relay_oauth" in authorize[1]
+    assert "redirect_uri=http%3A%2F%2F127.0.0.1" in authorize[1]
+    assert re.search(r"^callback +200 Connected: account acme connected \(auth_state active\)", out, re.MULTILINE), out
+    webhooks = [line for line in out.splitlines() if line.startswith("#")]
+    assert all("signature ok" in line for line in webhooks)
+    arrived = Counter(line.split()[1] for line in webhooks)
+    assert [kind for kind in EVENT_TYPES if not arrived[kind]] == [], out  # polled and hinted with Bearer tokens
+    # the sandbox's OAuth server: one code exchanged (the authorize URL's), then refreshes, none refused
+    counters = re.search(
+        r"^oauth: (\d+) authorization code exchanged, (\d+) refresh(?:es)? \(access tokens live [\d.]+ s\), "
+        r"401s: \d+.*, token errors: none; (\d+) API requests with a Bearer token$",
+        out,
+        re.MULTILINE,
+    )
+    assert counters, out
+    assert int(counters[1]) == 1
+    assert int(counters[2]) >= 1
+    assert int(counters[3]) > 0
+
+
+def test_the_demo_oauth_flag_takes_no_value() -> None:
+    result = relay("demo", "--oauth=yes")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert errors == ["relay demo: error: argument --oauth: ignored explicit argument 'yes'"]
+
+
 MALFORMED_REDIS_URL = (
     "relay: error: RELAY_REDIS_URL: expected redis://host:port/db, rediss://…, unix://… or "
     "redis+sentinel://host:port[,host:port]/service[/db], got 'localhost:6379'"
