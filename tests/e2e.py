@@ -157,11 +157,14 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def relay_processes(redis_url: str, logs: Path, *, hints: bool = False, **settings: str) -> AsyncIterator[Relay]:
-    """``relay api`` / ``relay worker`` processes as ``Relay.start`` starts them; with ``hints``, their
-    ``RELAY_PUBLIC_URL`` is the API's own loopback URL, where the sandbox sends its webhooks."""
+async def relay_processes(
+    redis_url: str, logs: Path, *, hints: bool = False, public: bool = False, **settings: str
+) -> AsyncIterator[Relay]:
+    """``relay api`` / ``relay worker`` processes as ``Relay.start`` starts them; with ``hints`` or ``public``, their
+    ``RELAY_PUBLIC_URL`` is the API's own loopback URL, where the sandbox sends its webhooks and Brightpearl's
+    authorize page sends the browser back (``/oauth/callback``)."""
     port = free_port()
-    if hints:
+    if hints or public:
         settings = {"public_url": f"http://127.0.0.1:{port}", **settings}
     env = {
         **os.environ,
