@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fanout.py  # one event to 1,000 subscriptions; needs Redis
 	$(BIN)/python bench/backlog.py  # a receiver down for 60 s, then back; needs Redis
 	$(BIN)/python bench/cost.py  # Redis bytes per event and delivery, worker and API RSS; needs Redis
+	$(BIN)/python bench/accounts.py --find-max --accounts 500 --max-accounts 4000  # accounts one worker carries at a 10 s poll; needs Redis
 
 screenshots: $(STAMP)  # the README's pictures of the dashboard, into docs/img (needs Redis and Chromium)
 	$(BIN)/python -m docs.screenshots
