@@ -352,7 +352,7 @@ async def patch_account(request: web.Request, code: str, body: AccountPatch) -> 
     summary="A URL that connects an OAuth account through Brightpearl (a fresh single-use state, 10 minutes)",
     access=Access.ACCOUNT,
     tag=TAG,
-    errors=(404, 409),
+    errors=(404, 422),
 )
 async def authorize_account(request: web.Request, code: str) -> AuthorizeLink:
     ensure_visible(request, code, f"account {code!r}")

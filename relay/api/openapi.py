@@ -90,11 +90,14 @@ def _operation(declared: Route, refs: Refs) -> dict[str, Any]:
     if declared.access == Access.ADMIN:
         operation["description"] = "Admin token only: an account-scoped key gets 403."
     operation["security"] = [{"bearerAuth": []}] if declared.access.needs_bearer_token else []
-    problem_ref = refs[(Problem, "serialization")]
+    problem = {"application/problem+json": {"schema": refs[(Problem, "serialization")]}}
+    page = {declared.media_type: {"schema": {"type": "string"}}}
     for code in sorted(_problem_statuses(declared)):
+        # a route that answers pages (the OAuth callback) answers its own errors as pages, for the person reading
+        pages = code in declared.errors and declared.media_type == "text/html"
         operation["responses"][str(code)] = {
             "description": _DESCRIPTIONS.get(code, "problem"),
-            "content": {"application/problem+json": {"schema": problem_ref}},
+            "content": page if pages else problem,
         }
     return operation
 
