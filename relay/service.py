@@ -49,7 +49,9 @@ def utc_now() -> datetime:
 
 
 def brightpearl_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), trust_env=True)
+    """The session for Brightpearl: proxies come from ``workers.brightpearl.proxies``, read once, not from the
+    environment and ``.netrc`` on every request (``trust_env``)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), trust_env=False)
 
 
 def warn_about(settings: Settings, connections: Connections) -> None:

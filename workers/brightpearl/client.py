@@ -20,6 +20,7 @@ from workers.brightpearl.answers import messages_of, read_body, response_of, unw
 from workers.brightpearl.errors import BrightpearlError, RequestRejected, Unavailable
 from workers.brightpearl.idset import chunk_id_sets, compress_ids
 from workers.brightpearl.oauth import is_token_refused
+from workers.brightpearl.proxies import environment_proxies
 from workers.brightpearl.search import MAX_PAGE_SIZE, SearchPage, parse_search
 from workers.budget import BudgetExhausted, Priority, RequestBudget
 
@@ -226,6 +227,7 @@ class BrightpearlClient:
                 headers=request_headers,
                 timeout=self.timeout,
                 allow_redirects=False,
+                proxy=environment_proxies().for_url(url),
             ) as response:
                 text = await response.text()
                 headers = response.headers

@@ -25,6 +25,7 @@ import aiohttp
 
 from workers.brightpearl.answers import html_title, looks_like_html
 from workers.brightpearl.errors import OAuthClientRejected, ReauthorizationRequired, RequestRejected, Unavailable
+from workers.brightpearl.proxies import environment_proxies
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class TokenEndpoint:
                 headers={"content-type": FORM, "accept": "application/json"},
                 timeout=self.timeout,
                 allow_redirects=False,
+                proxy=environment_proxies().for_url(url),
             ) as response:
                 text = await response.text()
                 status = response.status
