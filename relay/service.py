@@ -48,10 +48,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def brightpearl_session() -> aiohttp.ClientSession:
-    """The session for Brightpearl: proxies come from ``workers.brightpearl.proxies``, read once, not from the
-    environment and ``.netrc`` on every request (``trust_env``)."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), trust_env=False)
+def brightpearl_session(connections: int = 100) -> aiohttp.ClientSession:
+    """The session for Brightpearl, with up to ``connections`` open at once (a worker: one for each poll it may run);
+    proxies come from ``workers.brightpearl.proxies``, read once, not from the environment and ``.netrc`` on every
+    request (``trust_env``)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections), trust_env=False)
 
 
 def warn_about(settings: Settings, connections: Connections) -> None:
@@ -119,7 +120,7 @@ def worker_runtime(
     return WorkerRuntime(
         redis=connections.redis,
         arq=connections.arq,
-        brightpearl_session=brightpearl_session(),
+        brightpearl_session=brightpearl_session(settings.poll_concurrency),
         delivery_session=delivery_session(
             allow_private=settings.allow_private_targets,
             max_connections=settings.max_in_flight,
@@ -132,6 +133,7 @@ def worker_runtime(
             brightpearl_timeout_s=settings.brightpearl_timeout_s,
             status_sweep_interval_s=settings.status_sweep_interval_s,
             hint_coalesce_ms=settings.hint_coalesce_ms,
+            concurrency=settings.poll_concurrency,
         ),
         delivery_policy=DeliveryPolicy(
             retry_schedule_s=settings.retry_schedule_s,

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         description="how often the newest orders' statuses are swept for changes that did not move updatedOn",
     )
     max_in_flight: int = Field(512, ge=1, le=10_000, description="delivery attempts under way per worker process")
+    poll_concurrency: int = Field(
+        200, ge=1, le=10_000, description="account polls one worker process runs at once (each mostly waits)"
+    )
     account_max_in_flight: int | None = Field(
         None,
         ge=1,

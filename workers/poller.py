@@ -50,6 +50,7 @@ class PollPolicy:
     overlap_s: float = 60.0
     budget_per_minute: int = 100
     lease_s: float = 10.0  # a poll's claim lasts this long unless renewed; a dead poller's ends this fast
+    concurrency: int = 200  # RELAY_POLL_CONCURRENCY: account polls one worker runs at once (each mostly waits)
     auth_failure_backoff_s: float = 60.0
     page_size: int = MAX_PAGE_SIZE
     sweep_interval_s: float = 3600.0

@@ -1,7 +1,7 @@
 """A worker process's parts, wired together, and the arq worker that runs them.
 
-``relay.cli`` builds a :class:`WorkerRuntime` from settings; arq runs the ``poll`` jobs with it in ``ctx``, and
-the poll scheduler and the delivery dispatcher run beside arq's loop for as long as the worker does.
+``relay.cli`` builds a :class:`WorkerRuntime` from settings; the poll scheduler (which runs the polls it claims),
+the delivery dispatcher and the janitor run beside arq's loop (recovery jobs) for as long as the worker does.
 """
 
 import asyncio
@@ -90,9 +90,10 @@ class WorkerRuntime:
         )
         self.scheduler = PollScheduler(
             Polls(self.redis),
-            self._enqueue_poll,
+            self.poller.poll,
             clock=self.clock,
             lease_s=self.poll_policy.lease_s,
+            capacity=self.poll_policy.concurrency,
             outage=self.outage,
         )
         self.janitor = Janitor(
@@ -108,10 +109,6 @@ class WorkerRuntime:
             oauth=self.oauth,
         )
         self._tasks: list[asyncio.Task[None]] = []
-
-    async def _enqueue_poll(self, claim: Claim) -> None:
-        """One job for one claim: its id names the claim, so arq enqueues it once however often this is called."""
-        await self.arq.enqueue_job("poll", claim.code, claim.token, _job_id=f"poll:{claim.code}:{claim.token}")
 
     async def start(self) -> None:
         """Start the scheduler, the dispatcher and the retention janitor beside arq's loop (once: the arq
@@ -143,12 +140,14 @@ class WorkerRuntime:
         for task in self._tasks:
             if task.get_name() == "hint-subscriptions":
                 task.cancel()  # subscribing is done again at the next start
-        await self.dispatcher.stop(drain_s)
+        await asyncio.gather(self.dispatcher.stop(drain_s), self.scheduler.drain(drain_s))
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def poll(ctx: dict[str, Any], account: str, token: str | None = None) -> None:
-    """arq job: poll the due resources of one account, under the claim whose token it carries."""
+    """arq job: poll the due resources of one account, under the claim whose token it carries. Workers now run the
+    polls they claim themselves (``workers.scheduler``); a job left in the queue by an earlier release still runs,
+    and one whose claim has lapsed writes nothing."""
     runtime: WorkerRuntime = ctx["runtime"]
     if token is None:  # enqueued before claims had tokens: the account comes due again when that claim's lease ends
         log.info("poll of %s: a job without a claim; the account's next claim polls it", account)

@@ -13,6 +13,7 @@ the interval it gets); the ZSET score is derived from the plan and written with 
 :func:`queue_plan` (one script), and nowhere else.
 """
 
+import random
 import secrets
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,9 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
+SPREAD = 4  # candidates looked at for each claim asked for (see Polls.claim)
+
+
 class Polls:
     """The polls of every account, over one Redis connection pool (``decode_responses=True``)."""
 
@@ -95,16 +99,28 @@ class Polls:
 
     async def claim(self, *, now_ms: int, lease_ms: int, limit: int, among: Sequence[str] | None = None) -> list[Claim]:
         """Up to ``limit`` accounts due by ``now_ms`` (of those ``among``, if given), each now claimed for
-        ``lease_ms`` under a fresh token."""
+        ``lease_ms`` under a fresh token.
+
+        Without ``among`` the candidates are the :data:`SPREAD` times ``limit`` longest due, in a random order: workers
+        claiming at the same moment then mostly claim different accounts, rather than all racing for the same few
+        (one winning them all, the others none)."""
         if among is None:
             due = await cast(
-                Awaitable[list[str]], self.redis.zrangebyscore(keyspace.POLLS, "-inf", now_ms, start=0, num=limit)
+                Awaitable[list[str]],
+                self.redis.zrangebyscore(keyspace.POLLS, "-inf", now_ms, start=0, num=limit * SPREAD),
             )
+            random.shuffle(due)
         else:
-            due = list(among)[:limit]
+            due = list(among)
         if not due:
             return []
-        args = {"now_ms": now_ms, "lease_ms": lease_ms, "members": due, "tokens": [new_token() for _ in due]}
+        args = {
+            "now_ms": now_ms,
+            "lease_ms": lease_ms,
+            "limit": limit,
+            "members": due,
+            "tokens": [new_token() for _ in due],
+        }
         answer = cast(list[str], await CLAIM.run(self.redis, [keyspace.POLLS, *map(keyspace.poll_owner, due)], args))
         return [Claim(answer[i], answer[i + 1]) for i in range(0, len(answer), 2)]
 

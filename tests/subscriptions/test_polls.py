@@ -31,12 +31,24 @@ async def test_the_claim_script_takes_only_candidates_still_due(redis_client: Re
     answer = await CLAIM.run(
         redis_client,
         [keyspace.POLLS, *map(keyspace.poll_owner, members)],
-        {"now_ms": NOW_MS, "lease_ms": 10_000, "members": members, "tokens": ["t1", "t2", "t3", "t4"]},
+        {"now_ms": NOW_MS, "lease_ms": 10_000, "limit": 4, "members": members, "tokens": ["t1", "t2", "t3", "t4"]},
     )
     assert answer == ["due", "t1", "now", "t2"]
     assert await scores(redis_client) == {"due": NOW_MS + 10_000, "now": NOW_MS + 10_000, "later": NOW_MS + 1}
     assert await redis_client.mget([keyspace.poll_owner(m) for m in members]) == ["t1", "t2", "someone-else", None]
     assert await redis_client.zscore(keyspace.POLLS, "gone") is None  # a candidate removed meanwhile is not added
+
+
+async def test_the_claim_script_stops_at_its_limit(redis_client: Redis) -> None:
+    await redis_client.zadd(keyspace.POLLS, {"a": NOW_MS - 5, "b": NOW_MS - 4, "c": NOW_MS - 3})
+    members = ["c", "a", "b"]
+    answer = await CLAIM.run(
+        redis_client,
+        [keyspace.POLLS, *map(keyspace.poll_owner, members)],
+        {"now_ms": NOW_MS, "lease_ms": 10_000, "limit": 2, "members": members, "tokens": ["t1", "t2", "t3"]},
+    )
+    assert answer == ["c", "t1", "a", "t2"]  # in the order given, two of them
+    assert await redis_client.zscore(keyspace.POLLS, "b") == NOW_MS - 4
 
 
 async def test_the_renew_script_extends_only_the_owners_lease(redis_client: Redis) -> None:
