@@ -3,9 +3,14 @@ sandbox, a real Redis) on a clock moved by hand, its polls started late or slowl
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import aiohttp
 import pytest
+from pydantic import SecretStr
 
+from relay.service import running
+from relay.settings import Settings
 from subscriptions.core.times import ms
 from subscriptions.store.polls import PollPlan
 from subscriptions.store.queue import DeliveryQueue
@@ -16,6 +21,7 @@ from workers.metrics import Metrics
 from workers.poller import Poller, PollPolicy
 
 T0 = 1_800_000_000_000
+TOKEN = "cadence-api-token-0123456789abcdefgh"
 
 
 @pytest.mark.parametrize(
@@ -145,3 +151,37 @@ async def test_a_slow_cadence_shows_the_actual_interval(timed: Timed) -> None:
     assert delays == ["0", "5", "10", "5", "10", "5"]
     plan = await timed.poller.polls.plan("acme")
     assert plan.interval_s["orders"] == 10  # what the planner asks stays what it was
+
+
+async def test_the_api_shows_the_actual_interval_and_warns(timed: Timed, redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url, api_token=SecretStr(TOKEN))
+    async with running(settings, api=True, worker=False, api_port=0) as parts, aiohttp.ClientSession() as http:
+        assert parts.api_url is not None
+
+        async def shown() -> dict[str, Any]:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with http.get(f"{parts.api_url}/v1/accounts/acme", headers=headers) as answer:
+                assert answer.status == 200
+                view: dict[str, Any] = await answer.json()
+                return view
+
+        before = await shown()
+        orders = before["status"]["resources"]["orders"]
+        assert (orders["actual_poll_interval_s"], orders["poll_delay_s"]) == (None, None)  # never polled yet
+        for n in range(3):
+            await timed.poll_at(10.0 * n)
+        on_time = await shown()
+        orders = on_time["status"]["resources"]["orders"]
+        assert (orders["effective_poll_interval_s"], orders["actual_poll_interval_s"]) == (10, 10)
+        assert on_time["warnings"] == []
+        for n in range(3, 7):  # the workers fall behind: every 14.6 s from here
+            await timed.poll_at(20 + 14.6 * (n - 2))
+        behind = await shown()
+    orders = behind["status"]["resources"]["orders"]
+    assert orders["effective_poll_interval_s"] == 10  # what the planner asks is unchanged...
+    assert orders["actual_poll_interval_s"] == 13.495  # ...what happens is not (the mean nears 14.6)
+    assert orders["poll_delay_s"] == 4.6
+    assert behind["warnings"] == [
+        "orders is polled every 13.5 s instead of 10 s: the workers cannot keep up; add a worker "
+        "(docs/operations.md#how-many-accounts-a-worker-carries)"
+    ]
