@@ -8,7 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from subscriptions.core.times import ms
 from subscriptions.store.poll_ages import read_last_successful_polls
+from subscriptions.store.polls import Polls
 from subscriptions.store.queue.backlog import read_backlog
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,18 @@ class Metrics:
             "Age of the oldest delivery waiting for its first attempt; 0 when none waits",
             registry=r,
         )
+        # The scheduler's backlog, shared too: polls due and not yet claimed by any worker. Steadily above zero, the
+        # workers cannot keep the intervals asked (docs/operations.md, "How many accounts a worker carries").
+        self.polls_due = Gauge(
+            "relay_polls_due",
+            "Account polls due now that no worker has claimed yet (the scheduler's backlog)",
+            registry=r,
+        )
+        self.oldest_due_poll_age = Gauge(
+            "relay_oldest_due_poll_age_seconds",
+            "How long the oldest poll due and not yet claimed has waited; 0 when none waits",
+            registry=r,
+        )
         self.last_successful_poll = Gauge(
             "relay_last_successful_poll_timestamp_seconds",
             "When each account's last successful poll began, Unix seconds (its registration until it has one)",
@@ -119,17 +133,20 @@ class Metrics:
         )
 
     async def refresh_backlog(self, redis: "Redis", now: datetime) -> bool:
-        """Read the backlog gauges from Redis; when Redis does not answer, keep the last values (a scrape must
-        still answer) and return False."""
+        """Read the backlog gauges (deliveries waiting, polls due) from Redis; when Redis does not answer, keep
+        the last values (a scrape must still answer) and return False."""
         try:
             backlog = await read_backlog(redis, now)
             polls = await read_last_successful_polls(redis)
+            due_polls = await Polls(redis).backlog(now_ms=ms(now))
         except (RedisError, OSError) as error:
             log.warning("metrics: cannot read the delivery backlog from Redis: %s", error)
             return False
         self.deliveries_waiting.set(backlog.waiting)
         self.deliveries_retrying.set(backlog.retrying)
         self.oldest_waiting_age.set(backlog.oldest_waiting_age_s)
+        self.polls_due.set(due_polls.due)
+        self.oldest_due_poll_age.set(due_polls.oldest_due_age_s)
         self.last_successful_poll.clear()  # accounts removed since the last scrape leave no series behind
         for code, at_s in polls.items():
             self.last_successful_poll.labels(code).set(at_s)

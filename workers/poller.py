@@ -32,6 +32,7 @@ from workers.brightpearl.errors import AuthenticationFailed, BrightpearlError
 from workers.brightpearl.search import MAX_PAGE_SIZE
 from workers.brightpearl.timestamps import format_utc, from_ms
 from workers.budget import Budgets, Priority, RequestBudget
+from workers.cadence import record_start
 from workers.context import PollContext
 from workers.detectors import DETECTORS, Detector
 from workers.hint_health import due_suspects, suspected
@@ -171,6 +172,7 @@ class Poller:
         judged = await self._judged_resources(account, watched, plan)
         healthy = hinted_healthy(judged, plan.hints)
         asked = with_safety_net(account.intervals_s(watched), healthy, account.safety_poll_interval_s)
+        planned_before = dict(plan.interval_s)  # what the last poll planned with: the cadence it measures against
         plan.interval_s = effective_intervals(asked, self.per_minute(account), plan.requests_per_poll)
         due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}
         if account.hints:  # hints come above polling: read what waits first, and again after each resource
@@ -183,9 +185,16 @@ class Poller:
             now_ms = ms(self.clock())
             if due[resource] > now_ms:
                 continue
+            cadence = record_start(
+                plan,
+                resource,
+                due_ms=due[resource],
+                started_ms=now_ms,
+                previous_interval_s=planned_before.get(resource),
+            )
             due[resource] = next_due_ms(due[resource], now_ms, int(plan.interval_s[resource] * 1000))
             outcome = await self._poll_resource(
-                account, resource, DETECTORS[resource], claim, plan, judge=resource in judged
+                account, resource, DETECTORS[resource], claim, plan, judge=resource in judged, cadence=cadence
             )
             if outcome == "lost":
                 return
@@ -342,12 +351,20 @@ class Poller:
         }
 
     async def _poll_resource(
-        self, account: AccountRecord, resource: str, detector: Detector, claim: Claim, plan: PollPlan, *, judge: bool
+        self,
+        account: AccountRecord,
+        resource: str,
+        detector: Detector,
+        claim: Claim,
+        plan: PollPlan,
+        *,
+        judge: bool,
+        cadence: dict[str, str],
     ) -> Outcome:
-        """Poll one resource, recording the outcome in the account's status and the metrics, and what the poll
-        cost in ``plan``; with ``judge``, the changes it found that no hint's read stored first are suspects of its
-        hints' lane (``workers.hint_health``)."""
-        return await self._run(account, resource, detector, claim, plan, kind="poll", judge=judge)
+        """Poll one resource, recording the outcome in the account's status (with ``cadence``: its actual interval
+        and delay, ``workers.cadence``) and the metrics, and what the poll cost in ``plan``; with ``judge``, the
+        changes it found that no hint's read stored first are suspects of its hints' lane (``workers.hint_health``)."""
+        return await self._run(account, resource, detector, claim, plan, kind="poll", judge=judge, status=cadence)
 
     async def _run(
         self,
@@ -359,10 +376,11 @@ class Poller:
         *,
         kind: Literal["poll", "hint"],
         judge: bool = False,
+        status: dict[str, str] | None = None,
     ) -> Outcome:
         """Run a poll of a resource, or a read of its hinted ids (``kind``), recording the outcome in the
-        account's status and the metrics. A hint's read asks at high priority and its requests are counted as
-        spent on hints; a poll's cost is kept in ``plan``."""
+        account's status (with ``status``'s fields) and the metrics. A hint's read asks at high priority and its
+        requests are counted as spent on hints; a poll's cost is kept in ``plan``."""
         started = self.clock()
         budget = self.budgets.of(account.code, self.per_minute(account))
         timeout_s = self.policy.brightpearl_timeout_s
@@ -377,10 +395,11 @@ class Poller:
                 self.session, account, budget, self.policy.page_size, "low", timeout_s=timeout_s, oauth=self.oauth
             )
         )
+        status = dict(status or {})
         if kind == "hint":
-            status = {f"{resource}:last_hint_read_at": format_utc(started)}
+            status |= {f"{resource}:last_hint_read_at": format_utc(started)}
         else:
-            status = {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
+            status |= {"last_poll_at": format_utc(started), f"{resource}:last_poll_at": format_utc(started)}
         outcome: Outcome = "ok"
         ctx = PollContext(
             client,

@@ -3,6 +3,7 @@ polling state, change it, remove it."""
 
 import json
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -37,6 +38,7 @@ from subscriptions.store.oauth_tokens import AUTHORIZATION_REQUIRED
 from subscriptions.store.paging import Position
 from subscriptions.store.polls import PollPlan, Polls
 from workers.brightpearl.timestamps import format_utc, from_ms, parse_timestamp
+from workers.cadence import behind_warning
 from workers.detectors import Baseline
 from workers.hints import covered_resources
 from workers.plan import effective_intervals, hinted_healthy, interval_warnings, with_safety_net
@@ -49,6 +51,11 @@ TAG = "accounts"
 
 def ids_of(text: str | None) -> list[int] | None:
     return [int(part) for part in text.split(",") if part] if text else None
+
+
+def seconds_of(text: str | None) -> float | None:
+    """A figure of seconds as the poller writes it in the status; ``None`` when absent or empty."""
+    return float(text) if text else None
 
 
 async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
@@ -68,6 +75,8 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         resources[resource] = ResourceStatus(
             poll_interval_s=asked[resource],
             effective_poll_interval_s=effective.get(resource, asked[resource]),
+            actual_poll_interval_s=seconds_of(status.get(f"{resource}:actual_poll_interval_s")),
+            poll_delay_s=seconds_of(status.get(f"{resource}:poll_delay_s")),
             last_poll_at=status.get(f"{resource}:last_poll_at") or None,
             caught_up_at=caught_up,
             lag_s=round((now - parse_timestamp(caught_up)).total_seconds(), 3) if caught_up else None,
@@ -109,7 +118,7 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
         created_at=account.created_at,
         hints=account.hints,
         safety_poll_interval_s=account.safety_poll_interval_s,
-        warnings=interval_warnings(planned, effective, per_minute),
+        warnings=interval_warnings(planned, effective, per_minute) + behind_warnings(resources.items()),
         status=AccountStatus(
             last_poll_at=status.get("last_poll_at") or None,
             last_success_at=status.get("last_success_at") or None,
@@ -127,6 +136,12 @@ async def account_view(ctx: ApiContext, account: AccountRecord) -> AccountView:
             ),
         ),
     )
+
+
+def behind_warnings(resources: Iterable[tuple[str, ResourceStatus]]) -> list[str]:
+    """A line for each resource the workers poll less often than planned (they cannot keep up)."""
+    lines = (behind_warning(name, r.actual_poll_interval_s, r.effective_poll_interval_s) for name, r in resources)
+    return [line for line in lines if line]
 
 
 def hints_status(account: AccountRecord, status: dict[str, str], plan: PollPlan, used: int, spent: int) -> HintsStatus:

@@ -189,6 +189,15 @@ class AccountPatch(Input):
 class ResourceStatus(BaseModel):
     poll_interval_s: float = Field(description="the interval asked for")
     effective_poll_interval_s: float = Field(description="the interval the budget allows (never shorter)")
+    actual_poll_interval_s: float | None = Field(
+        None,
+        description="the interval the resource is really polled at: a running mean of the gaps between its last polls "
+        "(weight 0.3 on the newest); over effective_poll_interval_s when the workers cannot keep up; none until two "
+        "polls at the interval now planned",
+    )
+    poll_delay_s: float | None = Field(
+        None, description="how late the resource's last poll started after it was due; none before its first poll"
+    )
     last_poll_at: str | None = None
     caught_up_at: str | None = Field(None, description="every change before this time has been seen")
     lag_s: float | None = Field(None, description="seconds between caught_up_at and now")
@@ -284,7 +293,9 @@ class AccountView(BaseModel):
     safety_poll_interval_s: float
     warnings: list[str] = Field(
         default_factory=list,
-        description="what a person should know: each resource the budget polls less often than asked, and what to do",
+        description="what a person should know: each resource the budget polls less often than asked, each the "
+        "workers poll less often than planned (actual_poll_interval_s over 1.1 times the effective one), and what to "
+        "do",
     )
     status: AccountStatus
 

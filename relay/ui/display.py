@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from relay.api.schemas import AccountStatus
+from relay.api.schemas import AccountStatus, ResourceStatus
+from workers.cadence import BEHIND
 
 LAGGING_S = 300.0  # an account whose slowest resource is further behind than this is shown as lagging
 
@@ -94,6 +95,16 @@ def polling_health(status: AccountStatus) -> Badge:
     if lag is not None and lag > LAGGING_S:
         return Badge("lagging", "warn")
     return Badge("healthy", "ok")
+
+
+def actual_interval(resource: ResourceStatus) -> Badge | None:
+    """A resource's actual poll interval in words, ``warn`` when the workers poll it more than 10 % less often than
+    planned (they cannot keep up), ``ok`` otherwise; ``None`` before it is measured."""
+    actual = resource.actual_poll_interval_s
+    if actual is None:
+        return None
+    behind = actual > resource.effective_poll_interval_s * BEHIND
+    return Badge(f"{actual:.1f} s" if behind else f"{actual:g} s", "warn" if behind else "ok")
 
 
 HINT_TONES = {"healthy": "ok", "degraded": "warn", "off": "muted"}

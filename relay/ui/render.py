@@ -39,6 +39,7 @@ ENV.filters["when"] = display.when
 ENV.filters["percent"] = display.percent
 ENV.filters["short_url"] = display.short_url
 ENV.globals["ago"] = display.ago
+ENV.globals["actual_interval"] = display.actual_interval
 ENV.globals["delivery_badge"] = display.delivery_badge
 ENV.globals["state_badge"] = display.state_badge
 

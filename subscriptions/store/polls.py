@@ -57,6 +57,8 @@ class PollPlan(BaseModel):
     requests_per_poll: dict[str, float] = Field(default_factory=dict)  # running average of a poll's requests
     interval_s: dict[str, float] = Field(default_factory=dict)  # the interval each resource got at its last poll
     hints: dict[str, HintLane] = Field(default_factory=dict)  # resource -> how its hints are doing (hinted ones)
+    polled_ms: dict[str, int] = Field(default_factory=dict)  # resource -> Unix ms its last poll started
+    poll_gap_s: dict[str, float] = Field(default_factory=dict)  # its measured interval (workers.cadence)
 
     def next_poll_ms(self, idle_ms: int) -> int:
         """When the account is next due: at its earliest resource's poll, or ``idle_ms`` when it has none."""
@@ -82,6 +84,14 @@ class Claim:
     def fence(self) -> Fence:
         """What every write of the poll checks: the account's owner key still holds this claim's token."""
         return Fence(keyspace.poll_owner(self.code), self.token)
+
+
+@dataclass(frozen=True)
+class PollBacklog:
+    """The scheduler's backlog: polls due and not yet claimed, and the oldest one's wait (0 when none is due)."""
+
+    due: int
+    oldest_due_age_s: float
 
 
 def new_token() -> str:
@@ -154,6 +164,16 @@ class Polls:
         """When the earliest account is due (or its claim's lease ends), or ``None`` when there is none."""
         first = cast(list[tuple[str, float]], await self.redis.zrange(keyspace.POLLS, 0, 0, withscores=True))
         return int(first[0][1]) if first else None
+
+    async def backlog(self, *, now_ms: int) -> "PollBacklog":
+        """The polls due by ``now_ms`` that no poller has claimed yet (a claim moves its account's score to its
+        lease end), and how long the oldest of them has waited: ZCOUNT and the first score, one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(keyspace.POLLS, "-inf", now_ms)
+            pipe.zrange(keyspace.POLLS, 0, 0, withscores=True)
+            due, first = await pipe.execute()
+        oldest_ms = float(first[0][1]) if first else now_ms
+        return PollBacklog(due=int(due), oldest_due_age_s=max(0.0, (now_ms - oldest_ms) / 1000))
 
     async def remove(self, code: str) -> None:
         """Forget an account's polls (it was removed)."""

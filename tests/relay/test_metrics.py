@@ -128,3 +128,24 @@ async def test_each_accounts_last_successful_poll_is_a_gauge(redis_client: Redis
     await redis_client.zrem("relay:accounts", "bolt")
     assert await metrics.refresh_backlog(redis_client, datetime.now(UTC))
     assert 'account="bolt"' not in metrics.render().decode()  # a removed account leaves no series behind
+
+
+async def test_the_scheduler_backlog_shows_polls_due_and_not_claimed(redis_client: Redis) -> None:
+    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    now_ms = int(now.timestamp() * 1000)
+    server = TestServer(health_app(Metrics(), redis_client, clock=lambda: now), host="127.0.0.1")
+    await server.start_server()
+    try:
+        url = str(server.make_url("/metrics"))
+        assert polls_backlog(await scrape(url)) == (0, 0)
+        # three accounts due (one for 45 s: the workers are behind), one leased to a worker, one not due yet
+        due = {"acme": now_ms - 45_000, "bolt": now_ms - 3_000, "core": now_ms, "leased": now_ms + 8_000}
+        await redis_client.zadd("relay:polls", {**due, "later": now_ms + 60_000})
+        assert polls_backlog(await scrape(url)) == (3, 45)
+    finally:
+        await server.close()
+
+
+def polls_backlog(text: str) -> tuple[float, float]:
+    samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return samples["relay_polls_due"], samples["relay_oldest_due_poll_age_seconds"]

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from subscriptions.store import keyspace
-from subscriptions.store.polls import CLAIM, RENEW, REPORT, SAVE_PLAN, Claim, PollPlan, Polls
+from subscriptions.store.polls import CLAIM, RENEW, REPORT, SAVE_PLAN, Claim, PollBacklog, PollPlan, Polls
 from subscriptions.store.records import Store
 from tests.conftest import FakeClock
 from tests.subscriptions.test_store import account
@@ -180,3 +180,16 @@ async def test_the_status_script_records_only_for_the_owner(redis_client: Redis)
     assert await redis_client.exists(keyspace.account_status("acme")) == 0
     assert await REPORT.run(redis_client, script_keys, {"token": "mine", "fields": fields}) == 1
     assert await redis_client.hgetall(keyspace.account_status("acme")) == fields
+
+
+async def test_the_backlog_counts_the_due_polls_no_worker_has_claimed(redis_client: Redis) -> None:
+    polls = Polls(redis_client)
+    assert await polls.backlog(now_ms=NOW_MS) == PollBacklog(due=0, oldest_due_age_s=0.0)  # no account at all
+    await redis_client.zadd(keyspace.POLLS, {"later": NOW_MS + 5_000})
+    assert await polls.backlog(now_ms=NOW_MS) == PollBacklog(due=0, oldest_due_age_s=0.0)  # none due yet
+    await redis_client.zadd(keyspace.POLLS, {"old": NOW_MS - 42_500, "new": NOW_MS - 1_000, "now": NOW_MS})
+    assert await polls.backlog(now_ms=NOW_MS) == PollBacklog(due=3, oldest_due_age_s=42.5)
+    (claim,) = await polls.claim(now_ms=NOW_MS, lease_ms=10_000, limit=1)  # the oldest, now leased to a worker
+    assert claim.code == "old"
+    assert await polls.backlog(now_ms=NOW_MS) == PollBacklog(due=2, oldest_due_age_s=1.0)
+    assert await polls.backlog(now_ms=NOW_MS + 10_000) == PollBacklog(due=4, oldest_due_age_s=11.0)  # its lease ended

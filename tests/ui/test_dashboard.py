@@ -223,3 +223,33 @@ async def test_a_retry_posted_from_another_site_is_refused(relay: Relay, page: P
         answer = await page.request.post(f"{relay.url}/ui/deliveries/{made.id}/retry", headers=headers, max_redirects=0)
         assert answer.status == 403, headers
     assert (await relay.ctx.store.get_delivery(made.id)).status == "failed"
+
+
+async def test_the_account_page_shows_the_actual_interval_beside_the_asked_and_effective_ones(
+    dashboard: Dashboard,
+) -> None:
+    session = await dashboard.session(TOKEN)
+
+    async def resources_row() -> tuple[list[str], str]:
+        answer = await dashboard.request("GET", "/ui/accounts/acme", session=session)
+        assert answer.status == 200
+        table = answer.text.split('<table class="resources">')[1].split("</table>")[0]
+        heads = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+        row = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", table.split("<tbody>")[1])).strip()
+        return heads, row
+
+    heads, row = await resources_row()
+    assert heads[:4] == ["Resource", "Interval asked", "Effective", "Actual"]
+    assert row.startswith("orders 5 s 5 s – ")  # never polled: nothing measured yet
+    # what the poller reports of a worker that is behind (tests/workers/test_cadence.py has it do so)
+    fields = {"orders:actual_poll_interval_s": "7.316", "orders:poll_delay_s": "2.4"}
+    await dashboard.ctx.store.update_account_status("acme", fields)
+    _, row = await resources_row()
+    assert row.startswith("orders 5 s 5 s 7.3 s started 2.4 s late ")
+    answer = await dashboard.request("GET", "/ui/accounts/acme", session=session)
+    assert '<span class="badge warn">7.3 s</span>' in answer.text
+    assert "orders is polled every 7.3 s instead of 5 s: the workers cannot keep up; add a worker" in answer.text
+    await dashboard.ctx.store.update_account_status("acme", {"orders:actual_poll_interval_s": "5.1"})
+    _, row = await resources_row()
+    assert row.startswith("orders 5 s 5 s 5.1 s started 2.4 s late ")  # within 10 %: plain, no warning
+    assert "cannot keep up" not in (await dashboard.request("GET", "/ui/accounts/acme", session=session)).text

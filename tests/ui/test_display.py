@@ -9,6 +9,7 @@ from aiohttp.test_utils import make_mocked_request
 from relay.api.schemas import AccountStatus, ResourceStatus
 from relay.ui.display import (
     Badge,
+    actual_interval,
     ago,
     auth_badge,
     connect_help,
@@ -161,3 +162,18 @@ def test_forms_must_come_from_this_host(headers: dict[str, str], same: bool) -> 
 )
 def test_a_wait_is_said_in_seconds_or_minutes_rounded_up(seconds: int, words: str) -> None:
     assert duration(seconds) == words
+
+
+@pytest.mark.parametrize(
+    ("actual", "effective", "shown"),
+    [
+        (None, 10.0, None),  # not measured yet
+        (10.0, 10.0, Badge("10 s", "ok")),
+        (10.95, 10.0, Badge("10.95 s", "ok")),  # within 10 % of the interval planned: a busy moment
+        (14.62, 10.0, Badge("14.6 s", "warn")),  # the workers cannot keep up
+        (330.0, 300.0, Badge("330 s", "ok")),  # the budget's interval, not the asked one, is the measure
+    ],
+)
+def test_the_actual_interval(actual: float | None, effective: float, shown: Badge | None) -> None:
+    resource = ResourceStatus(poll_interval_s=10, effective_poll_interval_s=effective, actual_poll_interval_s=actual)
+    assert actual_interval(resource) == shown
