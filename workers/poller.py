@@ -201,11 +201,14 @@ class Poller:
             await self._pause(run, watched)
             return
         plan = run.opened.plan
+        run.budget = self.budgets.of(code, self.per_minute(account))
         judged = self._judged_resources(run, account, watched, plan)
         healthy = hinted_healthy(judged, plan.hints)
         asked = with_safety_net(account.intervals_s(watched), healthy, account.safety_poll_interval_s)
         plan.interval_s = effective_intervals(asked, self.per_minute(account), plan.requests_per_poll)
         due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}
+        now_ms = ms(self.clock())
+        run.budget.expect(round(sum(plan.requests_per_poll.get(r, 0.0) for r in watched if due[r] <= now_ms)))
         if account.hints:  # hints come above polling: read what waits first, and again after each resource
             due |= dict.fromkeys((r for r in await self.hints.take_overflow(code) if r in due), 0)
             if await self._read_hints(account, watched, run, plan, healthy) == "lost":
@@ -234,7 +237,13 @@ class Poller:
         idle_ms = ms(self.clock() + timedelta(seconds=account.poll_interval_s))
         hints_due_ms = await self._hints_due_ms(code) if account.hints else None
         run.saved = await self.polls.save(
-            code, plan, idle_ms=idle_ms, claim=claim, hints_due_ms=hints_due_ms, status=run.status
+            code,
+            plan,
+            idle_ms=idle_ms,
+            claim=claim,
+            hints_due_ms=hints_due_ms,
+            status=run.status,
+            unspent=run.budget.unspent(),
         )
         if not run.saved:
             log.warning("poll of %s lost its claim before it ended; the poller holding it schedules it", code)
