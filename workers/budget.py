@@ -35,6 +35,9 @@ MAX_PERIOD_MS = 60_000  # Brightpearl's periods are under a minute
 
 Priority = Literal["high", "normal", "low"]
 PRIORITY_SHARE: dict[Priority, float] = {"high": 1.0, "normal": 0.9, "low": 0.5}  # of the relay's own budget
+# A poll reserves the requests it expects (its searches) in one call at its first request; what it reserved serves
+# its requests for this long (stamped this long ahead, so counted a little longer than they last, never shorter).
+RESERVATION_MS = 2_000
 
 
 def requests_per_minute(share: float) -> int:
@@ -82,11 +85,30 @@ class RequestBudget:
         self.per_minute = per_minute
         self.now_ms = now_ms
         self.sleep = sleep
+        self._expected = 0  # requests the poll expects to make: reserved at once at its first request
+        self._reserved: list[str] = []  # uses reserved and not spent yet
+        self._reserved_until_ms = 0
+        self._dropped: list[str] = []  # reserved, then no longer to be spent (a pause came): to give back
+
+    def expect(self, requests: int) -> None:
+        """Say how many requests are about to be made (a poll's searches, from what its polls cost before): the
+        first request (not of low priority) reserves that many uses at once, and the next ones spend them, one
+        Redis call for all rather than one each. What is not spent is given back (:meth:`unspent`)."""
+        self._expected = max(0, requests)
+
+    def unspent(self) -> list[str]:
+        """The reserved uses not spent, to give back (``Polls.save`` does, as the poll ends); forgotten here."""
+        left = self._reserved + self._dropped
+        self._reserved, self._dropped = [], []
+        return left
 
     async def acquire(self, *, max_wait_s: float, priority: Priority = "high") -> None:
         """Take one request from the budget, waiting up to ``max_wait_s`` for one to free up; raises
         :class:`BudgetExhausted` if none does. Lower priorities may fill less of the minute, so what matters
-        most (new orders) always finds room left by what can wait (a reconciliation sweep)."""
+        most (new orders) always finds room left by what can wait (a reconciliation sweep). A use reserved
+        (:meth:`expect`) serves a request of high or normal priority at once, while the reservation lasts."""
+        if priority != "low" and await self._spend_reserved():
+            return
         window = self._window(priority)
         waited_ms = 0
         while True:
@@ -110,8 +132,29 @@ class RequestBudget:
             pause_key=keyspace.budget_pause(self.account),
         )
 
+    async def _spend_reserved(self) -> bool:
+        """Spend a reserved use, reserving what the poll expects first if it has not yet; False when there is
+        none to spend (none expected, the window had no room, or the reservation ran out or lapsed)."""
+        if self._expected > 0:
+            count, self._expected = self._expected, 0
+            now_ms = self.now_ms()
+            window = self._window("normal")
+            self._reserved = await window.take_many(now_ms, count, stamp_ms=now_ms + RESERVATION_MS)
+            self._reserved_until_ms = now_ms + RESERVATION_MS
+        if self._reserved and self.now_ms() >= self._reserved_until_ms:
+            self._drop_reserved()
+        if not self._reserved:
+            return False
+        self._reserved.pop()
+        return True
+
+    def _drop_reserved(self) -> None:
+        self._dropped += self._reserved
+        self._reserved = []
+
     async def pause(self, wait_ms: int) -> None:
         """Hold every process's requests for ``wait_ms`` (Brightpearl throttled the account)."""
+        self._drop_reserved()  # the pause holds this poll's requests too
         if wait_ms > 0:
             await self.redis.set(keyspace.budget_pause(self.account), "1", px=wait_ms)
 
@@ -130,6 +173,7 @@ class RequestBudget:
         cut short a throttle's pause)."""
         if wait_ms <= 0:
             return
+        self._drop_reserved()
         key = keyspace.budget_pause(self.account)
         if cast(int, await self.redis.pttl(key)) < wait_ms:
             await self.redis.set(key, "1", px=wait_ms)

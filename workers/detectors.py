@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from workers.brightpearl.client import BrightpearlClient
 from workers.context import PollContext
 from workers.goods_out import CREATED as NOTES_CREATED
-from workers.goods_out import OPEN_KEY, open_json, open_notes_now, poll_notes
-from workers.records import KINDS, ORDERS, RecordKind, poll_records
+from workers.goods_out import OPEN_KEY, ROTATION_KEY, open_json, open_notes_now, poll_notes
+from workers.records import KINDS, ORDERS, ORDERS_FOR_STOCK, RecordKind, poll_records
+from workers.status_sweep import STATE_KEY as STATUS_SWEEP_KEY
 from workers.status_sweep import sweep_statuses
-from workers.stock import poll_stock, stock_baseline
+from workers.stock import MOVEMENTS, SWEEP_KEY, poll_stock, stock_baseline
 from workers.stream import take_baseline
 
 Detector = Callable[[PollContext], Awaitable[None]]
@@ -34,6 +35,17 @@ DETECTORS: dict[str, Detector] = {
     "goods-out-notes": poll_notes,
     "stock": poll_stock,
 }
+
+# every position a poll of the detectors above reads: read at once when a poll opens (``PollContext.position``)
+POSITIONS: tuple[str, ...] = (
+    *(stream.key for kind in (*KINDS.values(), ORDERS_FOR_STOCK) for stream in kind.streams),
+    STATUS_SWEEP_KEY,
+    MOVEMENTS.key,
+    SWEEP_KEY,
+    NOTES_CREATED.key,
+    OPEN_KEY,
+    ROTATION_KEY,
+)
 
 ORDER_STATUS = "order-service/order-status"
 

@@ -123,7 +123,7 @@ async def open_notes_now(client: BrightpearlClient) -> Open:
 async def poll_notes(ctx: PollContext) -> None:
     """One poll: new notes, then the notes followed."""
     code = ctx.account.code
-    stored = await ctx.store.get_position(code, OPEN_KEY)
+    stored = await ctx.position(OPEN_KEY)
     notes = read_open(stored) if stored else await open_notes_now(ctx.client)
     snapshots = Snapshots(ctx.redis, code, SNAPSHOTS)
     read_now: set[int] = set()
@@ -178,8 +178,8 @@ async def read_hinted_notes(ctx: PollContext, ids: Sequence[int]) -> None:
     ``createdOn`` the ``createdOn`` stream's cursor has not passed as new ones (its cursor is not moved: the stream
     finds them followed already). Others the poll would ignore too. Nothing, before the first poll."""
     code = ctx.account.code
-    stored = await ctx.store.get_position(code, OPEN_KEY)
-    stored_cursor = await ctx.store.get_position(code, CREATED.key)
+    stored = await ctx.position(OPEN_KEY)
+    stored_cursor = await ctx.position(CREATED.key)
     if stored is None or stored_cursor is None:
         return
     notes = read_open(stored)
@@ -212,7 +212,7 @@ async def _follow_open(
 ) -> None:
     """Read the followed notes due this poll (not those just read as new) and report what changed."""
     code = ctx.account.code
-    rotation_text = await ctx.store.get_position(code, ROTATION_KEY)
+    rotation_text = await ctx.position(ROTATION_KEY)
     after = json.loads(rotation_text).get("after") if rotation_text else None
     newest, older, new_after = to_read([i for i in notes if i not in read_now], after, FOLLOW_BATCH)
     for batch in (newest, older):

@@ -51,7 +51,7 @@ async def read_hinted(ctx: PollContext, resource: str, ids: Sequence[int], *, se
 async def _read_records(ctx: PollContext, resource: str, ids: list[int]) -> None:
     kind = KINDS[resource]
     created_stream, updated_stream = kind.streams
-    stored = [await ctx.store.get_position(ctx.account.code, s.key) for s in (created_stream, updated_stream)]
+    stored = [await ctx.position(s.key) for s in (created_stream, updated_stream)]
     if stored[0] is None or stored[1] is None:
         return  # never polled: its first poll takes the baseline
     created, updated = (StampCursor.from_json(text) for text in stored if text is not None)

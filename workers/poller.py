@@ -9,22 +9,21 @@ over a newer one, nor the account's plan.
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, cast
+from typing import Literal
 
 import aiohttp
 from redis.asyncio import Redis
 
 from subscriptions.core.crypto import TokenKeyError
-from subscriptions.core.errors import LostLease, NotFound
+from subscriptions.core.errors import LostLease
 from subscriptions.core.models import RESOURCES, AccountRecord
 from subscriptions.core.times import ms
-from subscriptions.store import keyspace
 from subscriptions.store.hints import Hints
 from subscriptions.store.oauth_tokens import WAITING
-from subscriptions.store.polls import Claim, HintLane, PollPlan, Polls
+from subscriptions.store.polls import Claim, HintLane, Opened, PollPlan, Polls
 from subscriptions.store.queue import DeliveryQueue
 from subscriptions.store.records import Store
 from workers.brightpearl.client import BrightpearlClient
@@ -33,8 +32,8 @@ from workers.brightpearl.search import MAX_PAGE_SIZE
 from workers.brightpearl.timestamps import format_utc, from_ms
 from workers.budget import Budgets, Priority, RequestBudget
 from workers.cadence import record_start
-from workers.context import PollContext
-from workers.detectors import DETECTORS, Detector
+from workers.context import PollContext, Preloaded
+from workers.detectors import DETECTORS, POSITIONS, Detector
 from workers.hint_health import due_suspects, suspected
 from workers.hint_health import judged as judged_lane
 from workers.hint_reads import MAX_HINTED_IDS, read_hinted
@@ -82,6 +81,30 @@ MAX_DROPPED_SHOWN = 20  # ids a lane's status lists of its last drops
 PRIORITIES: dict[str, Priority] = {"orders": "high"}  # the rest "normal"; the stock sweep "low"; hints' reads "high"
 MAX_PENDING_DROPPED = 1_000_000  # ids of a resource not watched any more, dropped at once
 Outcome = Literal["ok", "error", "unauthorized", "lost"]
+# the status fields a poll reads when it opens: whether it may poll at all, which hints it judges, and what a lane's
+# failure or drop adds to (read again only if its lane fails or drops ids)
+STATUS_READ = (
+    "auth_state",
+    "hints:subscribed",
+    *(f"{resource}:{name}" for resource in RESOURCES for name in ("error_since", "dropped_ids")),
+)
+
+
+@dataclass
+class PollRun:
+    """One poll of one account, as it goes: its claim, what it read when it opened, and the status fields it has
+    found so far, written when it ends, with its plan (one step: ``Polls.save``)."""
+
+    claim: Claim
+    opened: Opened
+    preloaded: Preloaded
+    status: dict[str, str] = field(default_factory=dict)
+    saved: bool = False
+    budget: RequestBudget | None = None  # the account's, made at its first Brightpearl request
+
+    def status_field(self, name: str) -> str | None:
+        """A status field as this poll leaves it so far: as it found it when it opened, or as it set it since."""
+        return self.status[name] if name in self.status else self.opened.status.get(name)
 
 
 class Poller:
@@ -124,17 +147,22 @@ class Poller:
     async def poll(self, claim: Claim) -> None:
         """Poll the due resources of the account ``claim`` took, then schedule the account's next poll; nothing,
         if the claim was taken over before the job started (another poller has the account)."""
-        if not await self._renew(claim):
+        until_ms = ms(self.clock()) + int(self.policy.lease_s * 1000)
+        opened = await self.polls.open(claim, until_ms=until_ms, positions=POSITIONS, fields=STATUS_READ)
+        if opened is None:
             log.debug("poll of %s: its claim was taken over; the poller holding it carries on", claim.code)
             return
+        run = PollRun(claim, opened, Preloaded(dict(opened.positions), list(opened.stock_dirty)))
         keeper = asyncio.create_task(self._keep(claim))
         try:
-            await self._poll_claimed(claim)
+            await self._poll_claimed(run)
         except TokenKeyError as error:  # RELAY_ENCRYPTION_KEY cannot decrypt the account's token: a person must act
             await self._report_unreadable_token(claim, error)
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+            if run.status and not run.saved:  # the poll ended before its plan was saved: what it found still shows
+                await self._report_unsaved(run)
 
     async def poll_now(self, code: str) -> None:
         """Poll an account now, every watched resource made due first, claimed as the scheduler claims it (tests
@@ -157,29 +185,38 @@ class Poller:
                 log.warning("poll of %s lost its claim; its writes are refused from now on", claim.code)
                 return
 
-    async def _poll_claimed(self, claim: Claim) -> None:
-        code = claim.code
+    async def _report_unsaved(self, run: PollRun) -> None:
         try:
-            account = await self.store.get_account(code)
-        except NotFound:
+            await self.polls.report(run.claim, run.status)
+        except Exception:  # the poll's own failure is what matters; this one is logged beside it
+            log.exception("poll of %s: its status could not be recorded", run.claim.code)
+
+    async def _poll_claimed(self, run: PollRun) -> None:
+        claim = run.claim
+        code = claim.code
+        if run.opened.account_json is None:
             await self.polls.remove(code)
             return
+        account = self.store.account_from_json(run.opened.account_json)
         watched = [r for r in RESOURCES if r in account.resources and r in DETECTORS]
-        if account.auth == "oauth" and await self._awaiting_authorization(code):
-            await self._pause(claim, watched)
+        if account.auth == "oauth" and run.opened.status.get("auth_state") in WAITING:
+            await self._pause(run, watched)
             return
-        plan = await self.polls.plan(code)
-        judged = await self._judged_resources(account, watched, plan)
+        plan = run.opened.plan
+        run.budget = self.budgets.of(code, self.per_minute(account))
+        judged = self._judged_resources(run, account, watched, plan)
         healthy = hinted_healthy(judged, plan.hints)
         asked = with_safety_net(account.intervals_s(watched), healthy, account.safety_poll_interval_s)
         planned_before = dict(plan.interval_s)  # what the last poll planned with: the cadence it measures against
         plan.interval_s = effective_intervals(asked, self.per_minute(account), plan.requests_per_poll)
         due: dict[str, int] = {r: plan.due_ms.get(r, 0) for r in watched}
+        now_ms = ms(self.clock())
+        run.budget.expect(round(sum(plan.requests_per_poll.get(r, 0.0) for r in watched if due[r] <= now_ms)))
         if account.hints:  # hints come above polling: read what waits first, and again after each resource
             due |= dict.fromkeys((r for r in await self.hints.take_overflow(code) if r in due), 0)
-            if await self._read_hints(account, watched, claim, plan, healthy) == "lost":
+            if await self._read_hints(account, watched, run, plan, healthy) == "lost":
                 return
-        else:
+        elif run.opened.hints_waiting:
             await self._drop_hints(code)
         for resource in watched:  # in priority order: orders first
             now_ms = ms(self.clock())
@@ -194,7 +231,7 @@ class Poller:
             )
             due[resource] = next_due_ms(due[resource], now_ms, int(plan.interval_s[resource] * 1000))
             outcome = await self._poll_resource(
-                account, resource, DETECTORS[resource], claim, plan, judge=resource in judged, cadence=cadence
+                account, resource, DETECTORS[resource], run, plan, judge=resource in judged, cadence=cadence
             )
             if outcome == "lost":
                 return
@@ -202,40 +239,45 @@ class Poller:
                 backoff = timedelta(seconds=max(account.poll_interval_s, self.policy.auth_failure_backoff_s))
                 due = dict.fromkeys(watched, ms(self.clock() + backoff))
                 break
-            if account.hints and await self._read_hints(account, watched, claim, plan, healthy) == "lost":
+            if account.hints and await self._read_hints(account, watched, run, plan, healthy) == "lost":
                 return
         if judged:
-            await self._judge_hints(claim, plan, judged)
+            await self._judge_hints(run, plan, judged)
         plan.due_ms = due
         idle_ms = ms(self.clock() + timedelta(seconds=account.poll_interval_s))
         hints_due_ms = await self._hints_due_ms(code) if account.hints else None
-        if not await self.polls.save(code, plan, idle_ms=idle_ms, claim=claim, hints_due_ms=hints_due_ms):
+        run.saved = await self.polls.save(
+            code,
+            plan,
+            idle_ms=idle_ms,
+            claim=claim,
+            hints_due_ms=hints_due_ms,
+            status=run.status,
+            unspent=run.budget.unspent(),
+        )
+        if not run.saved:
             log.warning("poll of %s lost its claim before it ended; the poller holding it schedules it", code)
 
-    async def _awaiting_authorization(self, code: str) -> bool:
-        """Whether the OAuth account waits for an authorization: its first (no baseline yet), or a new one
-        (Brightpearl refused its refresh)."""
-        state = await cast(Awaitable[str | None], self.redis.hget(keyspace.account_status(code), "auth_state"))
-        return state in WAITING
-
-    async def _pause(self, claim: Claim, watched: Sequence[str]) -> None:
+    async def _pause(self, run: PollRun, watched: Sequence[str]) -> None:
         """Leave an account that waits for a new authorization alone: no Brightpearl call, its cursors where they
         are, its hints dropped (the polls that resume read what they named), and a look again only after the
         auth backoff; new tokens (``PATCH /v1/accounts``) make it due at once."""
-        await self._drop_hints(claim.code)
+        claim = run.claim
+        if run.opened.hints_waiting:
+            await self._drop_hints(claim.code)
         retry_ms = ms(self.clock() + timedelta(seconds=self.policy.auth_failure_backoff_s))
-        plan = await self.polls.plan(claim.code)
+        plan = run.opened.plan
         plan.due_ms = dict.fromkeys(watched, retry_ms)
-        await self.polls.save(claim.code, plan, idle_ms=retry_ms, claim=claim)
+        run.saved = await self.polls.save(claim.code, plan, idle_ms=retry_ms, claim=claim, status=run.status)
 
-    async def _judged_resources(self, account: AccountRecord, watched: Sequence[str], plan: PollPlan) -> list[str]:
+    def _judged_resources(
+        self, run: PollRun, account: AccountRecord, watched: Sequence[str], plan: PollPlan
+    ) -> list[str]:
         """The watched resources whose hints are judged (and, while healthy, polled as the safety net): with hints
         on, those the events Brightpearl accepted cover (``hints:subscribed``), each given a lane in ``plan``."""
         if not account.hints:
             return []
-        text = await cast(
-            Awaitable[str | None], self.redis.hget(keyspace.account_status(account.code), "hints:subscribed")
-        )
+        text = run.opened.status.get("hints:subscribed")
         try:
             subscribed = json.loads(text) if text else []
         except ValueError:
@@ -254,7 +296,7 @@ class Poller:
         return ms(self.clock()) + delay_ms
 
     async def _read_hints(
-        self, account: AccountRecord, watched: Sequence[str], claim: Claim, plan: PollPlan, trusted: Sequence[str]
+        self, account: AccountRecord, watched: Sequence[str], run: PollRun, plan: PollPlan, trusted: Sequence[str]
     ) -> Literal["ok", "lost"]:
         """Read the ids hints named that wait, each watched resource's (up to :data:`MAX_HINTED_IDS`) in priority
         order; those of a resource not watched any more are dropped. ``trusted``: the resources whose hints are
@@ -270,7 +312,7 @@ class Poller:
             async def read(ctx: PollContext, resource: str = resource, ids: list[int] = ids) -> None:
                 await read_hinted(ctx, resource, ids, settle_stock="stock" not in trusted)
 
-            outcome = await self._run(account, resource, read, claim, plan, kind="hint")
+            outcome = await self._run(account, resource, read, run, plan, kind="hint")
             if outcome == "lost":
                 return "lost"
             if outcome == "unauthorized":  # the poll's backoff applies; hints kept would make it due at once
@@ -286,13 +328,13 @@ class Poller:
         if whole:
             await self.hints.take_overflow(code)
 
-    async def _judge_hints(self, claim: Claim, plan: PollPlan, judged: list[str]) -> None:
+    async def _judge_hints(self, run: PollRun, plan: PollPlan, judged: list[str]) -> None:
         """Judge each hinted lane's suspects old enough, move its state, log and count a change of state."""
         now_ms = ms(self.clock())
         for resource in judged:
             lane = plan.hints[resource]
             due = due_suspects(lane, now_ms)
-            hinted = await self.hints.last_hinted(claim.code, resource, due) if due else {}
+            hinted = await self.hints.last_hinted(run.claim.code, resource, due) if due else {}
             verdict = judged_lane(lane, hinted, now_ms)
             plan.hints[resource] = verdict.lane
             if verdict.misses:
@@ -302,15 +344,15 @@ class Poller:
                 until = format_utc(from_ms(verdict.lane.recover_at_ms or now_ms))
                 log.warning(
                     "hints of %s %s degraded: polls found %d change(s) no hint announced; polled as asked until %s",
-                    claim.code,
+                    run.claim.code,
                     resource,
                     verdict.misses,
                     until,
                 )
             elif verdict.change == "recovered":
-                log.info("hints of %s %s healthy again: polled as the safety net", claim.code, resource)
+                log.info("hints of %s %s healthy again: polled as the safety net", run.claim.code, resource)
         states = {plan.hints[r].state for r in judged}
-        await self.polls.report(claim, {"hints:state": "degraded" if "degraded" in states else "healthy"})
+        run.status["hints:state"] = "degraded" if "degraded" in states else "healthy"
 
     async def _report_unreadable_token(self, claim: Claim, error: TokenKeyError) -> None:
         """Say why an account cannot be polled where the API shows its state, and try it again later, not at once."""
@@ -321,13 +363,11 @@ class Poller:
         plan = (await self.polls.plan(claim.code)).postponed(retry_ms)
         await self.polls.save(claim.code, plan, idle_ms=retry_ms, claim=claim)
 
-    async def _lane_error(self, code: str, resource: str, error: BrightpearlError) -> dict[str, str]:
+    def _lane_error(self, run: PollRun, resource: str, error: BrightpearlError) -> dict[str, str]:
         """The status fields of a lane's failed poll: its error, its kind, when, and since when the lane has
         failed without a success between (kept from the run's first error; a success clears it)."""
         at = format_utc(self.clock())
-        since = await cast(
-            Awaitable[str | None], self.redis.hget(keyspace.account_status(code), f"{resource}:error_since")
-        )
+        since = run.status_field(f"{resource}:error_since")
         fields = {
             "last_error": str(error),
             "last_error_at": at,
@@ -339,11 +379,9 @@ class Poller:
             fields[f"{resource}:error_since"] = at
         return fields
 
-    async def _lane_dropped(self, code: str, resource: str, dropped: list[int]) -> dict[str, str]:
+    def _lane_dropped(self, run: PollRun, resource: str, dropped: list[int]) -> dict[str, str]:
         """The status fields of ids Brightpearl refused alone: how many so far, the last ones, when."""
-        before = await cast(
-            Awaitable[str | None], self.redis.hget(keyspace.account_status(code), f"{resource}:dropped_ids")
-        )
+        before = run.status_field(f"{resource}:dropped_ids")
         return {
             f"{resource}:dropped_ids": str(int(before or 0) + len(dropped)),
             f"{resource}:last_dropped_ids": ",".join(map(str, sorted(set(dropped))[:MAX_DROPPED_SHOWN])),
@@ -355,7 +393,7 @@ class Poller:
         account: AccountRecord,
         resource: str,
         detector: Detector,
-        claim: Claim,
+        run: PollRun,
         plan: PollPlan,
         *,
         judge: bool,
@@ -364,14 +402,29 @@ class Poller:
         """Poll one resource, recording the outcome in the account's status (with ``cadence``: its actual interval
         and delay, ``workers.cadence``) and the metrics, and what the poll cost in ``plan``; with ``judge``, the
         changes it found that no hint's read stored first are suspects of its hints' lane (``workers.hint_health``)."""
-        return await self._run(account, resource, detector, claim, plan, kind="poll", judge=judge, status=cadence)
+        return await self._run(account, resource, detector, run, plan, kind="poll", judge=judge, status=cadence)
+
+    def _clients(
+        self, account: AccountRecord, budget: RequestBudget, priority: Priority | None, resource: str
+    ) -> tuple[BrightpearlClient, BrightpearlClient]:
+        """The clients of one resource's poll: at its priority (``priority`` when given), and at low priority for its
+        sweeps (the same client for a hint's read, which has none)."""
+        timeout_s = self.policy.brightpearl_timeout_s
+        page_size = self.policy.page_size
+        asked: Priority = priority or PRIORITIES.get(resource, "normal")
+        client = client_for(self.session, account, budget, page_size, asked, timeout_s=timeout_s, oauth=self.oauth)
+        if priority is not None:
+            return client, client
+        return client, client_for(
+            self.session, account, budget, page_size, "low", timeout_s=timeout_s, oauth=self.oauth
+        )
 
     async def _run(
         self,
         account: AccountRecord,
         resource: str,
         work: Detector,
-        claim: Claim,
+        run: PollRun,
         plan: PollPlan,
         *,
         kind: Literal["poll", "hint"],
@@ -382,19 +435,10 @@ class Poller:
         account's status (with ``status``'s fields) and the metrics. A hint's read asks at high priority and its
         requests are counted as spent on hints; a poll's cost is kept in ``plan``."""
         started = self.clock()
-        budget = self.budgets.of(account.code, self.per_minute(account))
-        timeout_s = self.policy.brightpearl_timeout_s
-        priority = "high" if kind == "hint" else PRIORITIES.get(resource, "normal")
-        client = client_for(
-            self.session, account, budget, self.policy.page_size, priority, timeout_s=timeout_s, oauth=self.oauth
-        )
-        sweep_client = (
-            client
-            if kind == "hint"
-            else client_for(
-                self.session, account, budget, self.policy.page_size, "low", timeout_s=timeout_s, oauth=self.oauth
-            )
-        )
+        if run.budget is None:  # one for the whole poll: what it reserved is spent across its resources
+            run.budget = self.budgets.of(account.code, self.per_minute(account))
+        budget = run.budget
+        client, sweep_client = self._clients(account, budget, "high" if kind == "hint" else None, resource)
         status = dict(status or {})
         if kind == "hint":
             status |= {f"{resource}:last_hint_read_at": format_utc(started)}
@@ -407,7 +451,7 @@ class Poller:
             self.redis,
             self.store,
             self.queue,
-            claim.fence,
+            run.claim.fence,
             int(self.policy.overlap_s * 1000),
             self.clock,
             self.metrics,
@@ -417,6 +461,7 @@ class Poller:
             self.policy.sweep_interval_s,
             self.policy.status_sweep_interval_s,
             collect_found=judge,
+            preloaded=run.preloaded,
         )
         try:
             await work(ctx)
@@ -433,7 +478,7 @@ class Poller:
         except BrightpearlError as error:
             what = "hinted ids of" if kind == "hint" else "poll of"
             log.warning("%s %s %s failed (%s): %s", what, account.code, resource, error.kind, error)
-            status |= await self._lane_error(account.code, resource, error)
+            status |= self._lane_error(run, resource, error)
             self.metrics.brightpearl_errors.labels(resource, error.kind).inc()
             outcome = "unauthorized" if isinstance(error, AuthenticationFailed) else "error"
         finally:
@@ -445,7 +490,7 @@ class Poller:
         dropped = client.dropped_ids + (sweep_client.dropped_ids if sweep_client is not client else [])
         if dropped:
             self.metrics.brightpearl_dropped_ids.labels(resource).inc(len(dropped))
-            status |= await self._lane_dropped(account.code, resource, dropped)
+            status |= self._lane_dropped(run, resource, dropped)
         if kind == "hint":
             await self.hints.spent(account.code, requests, now_ms=ms(self.clock()))
             self.metrics.hint_reads.labels(resource).inc()
@@ -456,6 +501,6 @@ class Poller:
             found_ms = ms(started)
             ids = {int(e.resource_id): found_ms for e in ctx.found if isinstance(e.resource_id, int | str)}
             plan.hints[resource] = suspected(plan.hints.get(resource) or HintLane(since_ms=found_ms), ids)
-        if outcome != "lost":
-            await self.polls.report(claim, status)
+        if outcome != "lost":  # recorded when the poll ends, with its plan
+            run.status |= status
         return outcome

@@ -96,7 +96,7 @@ class StatusSweep:
 
     async def step(self, interval_s: float) -> StatusSweepState:
         """A whole sweep when one is due and the budget has room; otherwise nothing (a later poll tries again)."""
-        stored = await self.ctx.store.get_position(self.ctx.account.code, STATE_KEY)
+        stored = await self.ctx.position(STATE_KEY)
         state = StatusSweepState.parse(stored)
         now = self.ctx.clock()
         if stored is None:  # the account's first poll spends nothing on it: the first sweep is an interval away

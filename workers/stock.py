@@ -170,7 +170,7 @@ async def poll_stock(ctx: PollContext) -> None:
 async def settle_dirty(ctx: PollContext, figures: Figures) -> None:
     """Read the figures of every dirty product, 100 a request, and commit an event for each that moved, taking
     them off the dirty set: the poll's path, and a hint's (``workers.hint_reads``)."""
-    dirty = await figures.dirty()
+    dirty = await ctx.stock_dirty()
     for start in range(0, len(dirty), AVAILABILITY_IDS):
         batch = dirty[start : start + AVAILABILITY_IDS]
         current = await availability(ctx.client, batch)
@@ -251,7 +251,7 @@ class Sweep:
         self.key = keyspace.position(ctx.account.code, SWEEP_KEY)
 
     async def state(self) -> SweepState:
-        return SweepState.parse(await self.ctx.store.get_position(self.ctx.account.code, SWEEP_KEY))
+        return SweepState.parse(await self.ctx.position(SWEEP_KEY))
 
     async def step(self, interval_s: float, *, pages: int = 1) -> SweepState:
         """Up to ``pages`` pages of the sweep, when one is under way or due and the budget has room."""

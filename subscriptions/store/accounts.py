@@ -46,6 +46,11 @@ class AccountStore(RecordStore):
         """One account with its token decrypted; :class:`TokenKeyError` when the configured keys cannot."""
         return self._open_account(await self._get(AccountRecord, keyspace.account(code), f"account {code!r}"))
 
+    def account_from_json(self, text: str) -> AccountRecord:
+        """An account from its stored JSON (read with other things in one round trip), its token decrypted;
+        :class:`TokenKeyError` when the configured keys cannot."""
+        return self._open_account(AccountRecord.model_validate_json(text))
+
     async def list_accounts(self, *, limit: int, cursor: str | None) -> Page[AccountRecord]:
         return await newest_first(
             self.redis,

@@ -8,6 +8,10 @@ for its commits, :meth:`Polls.report` for its status, :meth:`Polls.save` for its
 a poller that stalls past its lease finds its claim taken over by the next one and writes nothing. A poller that
 dies leaves its lease to end, and the account comes due again then.
 
+A poll opens in one round trip (:meth:`Polls.open`: the lease renewed and what the poll starts from read) and
+ends in one (:meth:`Polls.save`: its plan, its status and the budget it did not spend), so that a poll that finds
+no change costs Redis those two and its budget's reservation (``workers.budget``).
+
 A poll ends by storing the account's :class:`PollPlan` (when each resource is next due, what a poll of it costs,
 the interval it gets); the ZSET score is derived from the plan and written with it, by :meth:`Polls.save` and
 :func:`queue_plan` (one script), and nowhere else.
@@ -30,6 +34,7 @@ from subscriptions.store.lua import Script
 CLAIM = Script.beside(__file__, "poll_claim.lua")
 RENEW = Script.beside(__file__, "poll_renew.lua")
 SAVE_PLAN = Script.beside(__file__, "poll_plan.lua")
+OPEN = Script.beside(__file__, "poll_open.lua")
 REPORT = Script.beside(__file__, "poll_status.lua")
 
 
@@ -94,6 +99,20 @@ class PollBacklog:
     oldest_due_age_s: float
 
 
+@dataclass(frozen=True)
+class Opened:
+    """What a poll reads of its account when it opens (:meth:`Polls.open`), in one round trip: the account's
+    stored record (JSON; ``None``: removed), its plan, the positions asked for (``None``: none stored), the status
+    fields asked for (absent: not set), its dirty stock products, and whether hints wait (ids or whole resources)."""
+
+    account_json: str | None
+    plan: PollPlan
+    positions: dict[str, str | None]
+    status: dict[str, str]
+    stock_dirty: list[int]
+    hints_waiting: bool
+
+
 def new_token() -> str:
     return secrets.token_hex(8)
 
@@ -139,6 +158,37 @@ class Polls:
         args = {"member": claim.code, "token": claim.token, "until_ms": until_ms}
         return bool(await RENEW.run(self.redis, [keyspace.POLLS, keyspace.poll_owner(claim.code)], args))
 
+    async def open(
+        self, claim: Claim, *, until_ms: int, positions: Sequence[str] = (), fields: Sequence[str] = ()
+    ) -> Opened | None:
+        """Renew ``claim``'s lease to ``until_ms`` and read what a poll of its account starts from, in one step;
+        ``None`` when the claim was taken over (or the account's polls removed)."""
+        code = claim.code
+        script_keys = [
+            keyspace.POLLS,
+            keyspace.poll_owner(code),
+            keyspace.account(code),
+            keyspace.poll_plan(code),
+            keyspace.account_status(code),
+            keyspace.stock_dirty(code),
+            keyspace.hint_pending(code),
+            keyspace.hint_overflow(code),
+            *(keyspace.position(code, name) for name in positions),
+        ]
+        args = {"member": code, "token": claim.token, "until_ms": until_ms, "fields": list(fields)}
+        answer = await OPEN.run(self.redis, script_keys, args)
+        if not answer:
+            return None
+        account, plan, stored, values, dirty, hint_keys = cast(list[Any], answer)
+        return Opened(
+            account_json=account,
+            plan=PollPlan.model_validate_json(plan) if plan else PollPlan(),
+            positions=dict(zip(positions, stored, strict=True)),
+            status={name: value for name, value in zip(fields, values, strict=True) if value is not None},
+            stock_dirty=sorted(int(member) for member in dirty),
+            hints_waiting=int(hint_keys) > 0,
+        )
+
     async def report(self, claim: Claim, fields: dict[str, str]) -> bool:
         """Record a poll's outcome in its account's status (what the API shows), while ``claim`` still owns it."""
         args = {"token": claim.token, "fields": fields}
@@ -152,12 +202,22 @@ class Polls:
         return PollPlan.model_validate_json(text) if text else PollPlan()
 
     async def save(
-        self, code: str, plan: PollPlan, *, idle_ms: int, claim: Claim | None, hints_due_ms: int | None = None
+        self,
+        code: str,
+        plan: PollPlan,
+        *,
+        idle_ms: int,
+        claim: Claim | None,
+        hints_due_ms: int | None = None,
+        status: dict[str, str] | None = None,
+        unspent: Sequence[str] = (),
     ) -> bool:
         """Store ``plan`` and schedule the account's next poll from it. With ``claim``, only while that claim still
         owns the poll, which then ends. With ``hints_due_ms``, an account whose hints wait is due again by then.
-        False when nothing was written (taken over, or the account is gone)."""
-        script_keys, args = _save_call(code, plan, idle_ms, claim, hints_due_ms)
+        With ``status``, the poll's outcome is recorded in the account's status (as :meth:`report` does), and the
+        ``unspent`` uses of its request budget given back, in the same step. False when nothing was written (taken
+        over, or the account is gone)."""
+        script_keys, args = _save_call(code, plan, idle_ms, claim, hints_due_ms, status, unspent)
         return bool(await SAVE_PLAN.run(self.redis, script_keys, args))
 
     async def next_due_ms(self) -> int | None:
@@ -195,7 +255,13 @@ def queue_remove(pipe: Pipeline, code: str) -> None:
 
 
 def _save_call(
-    code: str, plan: PollPlan, idle_ms: int, claim: Claim | None, hints_due_ms: int | None = None
+    code: str,
+    plan: PollPlan,
+    idle_ms: int,
+    claim: Claim | None,
+    hints_due_ms: int | None = None,
+    status: dict[str, str] | None = None,
+    unspent: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, Any]]:
     script_keys = [
         keyspace.POLLS,
@@ -204,6 +270,8 @@ def _save_call(
         keyspace.account(code),
         keyspace.hint_pending(code),
         keyspace.hint_overflow(code),
+        keyspace.account_status(code),
+        keyspace.budget(code),
     ]
     args = {
         "member": code,
@@ -211,5 +279,7 @@ def _save_call(
         "next_ms": plan.next_poll_ms(idle_ms),
         "token": claim.token if claim else None,
         "hints_due_ms": hints_due_ms,
+        "status": status or {},
+        "unspent": list(unspent),
     }
     return script_keys, args

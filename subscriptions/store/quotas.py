@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from subscriptions.store.lua import Script
 
 _TAKE = Script.beside(__file__, "sliding_window.lua")
+_TAKE_MANY = Script.beside(__file__, "sliding_window_reserve.lua")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,24 @@ class SlidingWindow:
         script_keys = [self.key] if self.pause_key is None else [self.key, self.pause_key]
         args = {"now_ms": now_ms, "window_ms": self.window_ms, "limit": self.limit, "member": member}
         return Use(member, int(cast(int, await _TAKE.run(self.redis, script_keys, args))))
+
+    async def take_many(self, now_ms: int, count: int, *, stamp_ms: int | None = None) -> list[str]:
+        """Record up to ``count`` uses at once, as many as the window has room for (none while it is paused),
+        stamped at ``stamp_ms`` (now, unless given: later counts them for longer); the members naming them."""
+        stamp = now_ms if stamp_ms is None else max(now_ms, stamp_ms)
+        members = [f"{stamp}-{secrets.token_hex(4)}" for _ in range(count)]
+        if not members:
+            return []
+        script_keys = [self.key] if self.pause_key is None else [self.key, self.pause_key]
+        args = {
+            "now_ms": now_ms,
+            "stamp_ms": stamp,
+            "window_ms": self.window_ms,
+            "limit": self.limit,
+            "members": members,
+        }
+        taken = int(cast(int, await _TAKE_MANY.run(self.redis, script_keys, args)))
+        return members[:taken]
 
     async def give_back(self, use: Use) -> None:
         """Forget a use that turned out not to count (a login whose token was good)."""
