@@ -46,12 +46,13 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -100,6 +101,8 @@ class Figures:
     arrivals_s: list[float]
     orders_made: int
     registration_s: float
+    # what the relay itself says of its polling at the end of the window (see ``reported``)
+    said: dict[str, Any] = field(default_factory=dict)
 
     @property
     def worker_cpu_s(self) -> float:
@@ -153,6 +156,7 @@ class Figures:
             "polls": self.polls,
             "searches": self.searches,
             "registration_s": round(self.registration_s, 1),
+            **self.said,
         }
 
 
@@ -243,6 +247,35 @@ async def polls_counted(http: aiohttp.ClientSession, workers: list[RelayProcess]
             if line.startswith("relay_polls_total{"):
                 total += float(line.rsplit(" ", 1)[1])
     return round(total)
+
+
+async def reported(http: aiohttp.ClientSession, relay: RelayProcess) -> dict[str, Any]:
+    """What the relay says of its polling, as an operator would read it: the backlog metrics of the API's
+    ``/metrics`` and, over every account's status, the actual poll intervals and the accounts warned that the
+    workers cannot keep up."""
+    async with http.get(f"{relay.url}/metrics") as answer:
+        text = await answer.text()
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    actual: list[float] = []
+    warned = 0
+    cursor = ""
+    for _ in range(100):  # pages of 1,000: enough for 100,000 accounts
+        page = await call(http, "GET", f"{relay.url}/v1/accounts?limit=1000{cursor}", token=True)
+        for item in page["items"]:
+            for lane in item["status"]["resources"].values():
+                if lane.get("actual_poll_interval_s") is not None:
+                    actual.append(float(lane["actual_poll_interval_s"]))
+            warned += any("cannot keep up" in warning for warning in item["warnings"])
+        if not page["next_cursor"]:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    return {
+        "said_polls_due": samples.get("relay_polls_due"),
+        "said_oldest_due_poll_age_s": samples.get("relay_oldest_due_poll_age_seconds"),
+        "said_actual_interval_p50_s": round(percentile(actual, 50), 2) if actual else None,
+        "said_actual_interval_max_s": round(max(actual), 2) if actual else None,
+        "said_accounts_warned": warned,
+    }
 
 
 async def redis_calls(client: aioredis.Redis) -> int:
@@ -357,6 +390,7 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
                 polls = await polls_counted(http, workers) - polls_before
                 calls = await redis_calls(client) - calls_before
                 rss = sum(rss_mb(w.pid) for w in workers)
+                said = await reported(http, relay)
             finally:
                 await client.aclose()
             logged = await call(http, "GET", f"{sandbox_url}/_bench/searches?since={start - 2 * args.interval_s}")
@@ -388,6 +422,7 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
         arrivals_s=[arrived[key] - sent for key, sent in made.items() if key in arrived],
         orders_made=len(made),
         registration_s=registration_s,
+        said=said,
     )
 
 
