@@ -2,7 +2,8 @@
 Redis bytes and commands, change-to-arrival, for N accounts polled every ``--interval-s``.
 
     .venv/bin/python bench/accounts.py [--accounts 50,200,500,1000] [--interval-s 10] [--settle-s 30]
-        [--measure-s 60] [--workers 1] [--find-max] [--max-accounts 4000] [--max-total-s 3600] [--private-redis]
+        [--quiet-s 20] [--measure-s 60] [--workers 1] [--find-max]
+        [--max-accounts 4000] [--max-total-s 3600] [--private-redis]
 
 Each size gets fresh everything: the sandbox in a process of its own (``bench/accounts_sandbox.py``: the
 sandbox's app, keeping when each search was answered), the timed receiver (``bench/timed_receiver.py``), an empty
@@ -24,8 +25,16 @@ is lifted while they register and put back to Brightpearl's 200 a minute before 
   outcomes, summed over their /metrics); **Redis commands per resource poll**: the ``INFO commandstats`` calls
   over the same polls (server-wide: on the shared server other clients' commands are in it, so it is printed
   only with ``--private-redis``);
+- **a quiet poll**: first, for ``--quiet-s`` before any order is made (every account settled, nothing changing),
+  worker CPU and Redis commands (``INFO commandstats``, Lua scripts' commands included, every client's: the
+  claims, the API's and the deliveries' too) over the resource polls counted: what a poll costs when nothing
+  changed, with the commands it is made of;
 - **Redis bytes per account**: ``MEMORY USAGE key SAMPLES 0`` summed over the database's keys when the accounts
   have settled (before any order is made), over N; the largest kinds of key are printed beside it;
+- **after a bulk import**: at the end, ``BULK_ACCOUNTS`` accounts (all of them when fewer) are each given
+  ``PRODUCTS`` new products in one control call (one second), then polled for ``BULK_SETTLE_INTERVALS``
+  intervals; Redis bytes per account is then the settled figure plus what those accounts added, over their
+  number (the largest kinds of key added are printed);
 - **change-to-arrival**: one order per account every 30 s (spread evenly over the 30 s), made through the
   control API, until the receiver got the webhook of that order (its first arrival); p50/p99.
 
@@ -78,6 +87,8 @@ BRIGHTPEARL_LIMIT = 200  # requests a minute per account, Brightpearl's cap (the
 UNTHROTTLED = 10**9
 ACCOUNT_IN_KEY = re.compile(r"acct\d{5}")  # the bench's account codes (account_code)
 SETUP_CONCURRENCY = 16  # control and API requests in flight while making and registering accounts
+BULK_ACCOUNTS = 100  # accounts given a bulk import of PRODUCTS products at the end
+BULK_SETTLE_INTERVALS = 3  # polls after the import before its bytes are counted
 
 
 @dataclass
@@ -98,6 +109,11 @@ class Figures:
     redis_commands: int
     redis_commands_private: bool
     redis_bytes_by_kind: Counter[str]
+    quiet_cpu_s: float  # worker CPU over the quiet window, before any order
+    quiet_polls: int
+    quiet_commands: Counter[str]  # by command, over the quiet window (meaningful with a private Redis)
+    bulk_accounts: int  # accounts given a bulk import at the end
+    bulk_bytes_by_kind: Counter[str]  # what their keys added, by kind
     arrivals_s: list[float]
     orders_made: int
     registration_s: float
@@ -131,11 +147,28 @@ class Figures:
         return self.redis_commands / self.polls
 
     @property
+    def quiet_cpu_us_per_poll(self) -> float:
+        return self.quiet_cpu_s / self.quiet_polls * 1e6 if self.quiet_polls else math.nan
+
+    @property
+    def quiet_commands_per_poll(self) -> float | None:
+        if not self.redis_commands_private or not self.quiet_polls:
+            return None
+        return self.quiet_commands.total() / self.quiet_polls
+
+    @property
+    def bytes_per_account_after_bulk(self) -> float:
+        if not self.bulk_accounts:
+            return math.nan
+        settled = self.redis_bytes_by_kind.total() / self.accounts
+        return settled + self.bulk_bytes_by_kind.total() / self.bulk_accounts
+
+    @property
     def requests_per_min_per_account(self) -> float:
         return self.requests / self.accounts / (self.window_s / 60)
 
     def summary(self) -> dict[str, Any]:
-        commands = self.commands_per_poll
+        commands, quiet = self.commands_per_poll, self.quiet_commands_per_poll
         return {
             "accounts": self.accounts,
             "passed": self.passed,
@@ -150,6 +183,9 @@ class Figures:
             "requests_per_min_per_account": round(self.requests_per_min_per_account, 1),
             "redis_bytes_per_account": whole(self.redis_bytes_by_kind.total() / self.accounts),
             "redis_commands_per_resource_poll": None if commands is None else round(commands, 1),
+            "cpu_us_per_quiet_resource_poll": whole(self.quiet_cpu_us_per_poll),
+            "redis_commands_per_quiet_resource_poll": None if quiet is None else round(quiet, 1),
+            "redis_bytes_per_account_after_bulk_import": whole(self.bytes_per_account_after_bulk),
             "arrival_p50_s": round(percentile(self.arrivals_s, 50), 3),
             "arrival_p99_s": round(percentile(self.arrivals_s, 99), 3),
             "arrived": f"{len(self.arrivals_s)}/{self.orders_made}",
@@ -278,10 +314,11 @@ async def reported(http: aiohttp.ClientSession, relay: RelayProcess) -> dict[str
     }
 
 
-async def redis_calls(client: aioredis.Redis) -> int:
-    """Commands the Redis server has run (every client's), from ``INFO commandstats``."""
+async def redis_calls(client: aioredis.Redis) -> Counter[str]:
+    """Commands the Redis server has run (every client's, their scripts' included), by command, from
+    ``INFO commandstats``."""
     stats = await client.info("commandstats")
-    return sum(int(entry["calls"]) for entry in stats.values())
+    return Counter({name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()})
 
 
 def key_kind(key: str) -> str:
@@ -289,9 +326,12 @@ def key_kind(key: str) -> str:
     return re.sub(r"\d+", "#", ACCOUNT_IN_KEY.sub("{account}", key))
 
 
-async def redis_bytes(client: aioredis.Redis) -> Counter[str]:
-    """``MEMORY USAGE`` (exact: ``SAMPLES 0``) of the database's keys, the claim marker left out, by kind of key."""
-    keys = [key async for key in client.scan_iter(count=1000) if key != CLAIM_KEY]
+async def redis_bytes(client: aioredis.Redis, only: re.Pattern[str] | None = None) -> Counter[str]:
+    """``MEMORY USAGE`` (exact: ``SAMPLES 0``) of the database's keys, the claim marker left out, by kind of key;
+    with ``only``, of the keys it finds a match in."""
+    keys = [
+        key async for key in client.scan_iter(count=1000) if key != CLAIM_KEY and (only is None or only.search(key))
+    ]
     sizes: Counter[str] = Counter()
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
@@ -301,6 +341,34 @@ async def redis_bytes(client: aioredis.Redis) -> Counter[str]:
         for key, size in zip(chunk, await pipe.execute(), strict=True):
             sizes[key_kind(key)] += int(size or 0)
     return sizes
+
+
+async def quiet_window(
+    http: aiohttp.ClientSession, client: aioredis.Redis, workers: list[RelayProcess], duration_s: float
+) -> tuple[float, int, Counter[str]]:
+    """The workers' CPU seconds, the resource polls they counted and the Redis commands run, by command, over
+    ``duration_s`` in which nothing changes."""
+    calls, polls = await redis_calls(client), await polls_counted(http, workers)
+    cpu = sum(cpu_s(w.pid) for w in workers)
+    await asyncio.sleep(duration_s)
+    cpu = sum(cpu_s(w.pid) for w in workers) - cpu
+    polls = await polls_counted(http, workers) - polls
+    return cpu, polls, await redis_calls(client) - calls
+
+
+async def bulk_import(
+    http: aiohttp.ClientSession, control: str, client: aioredis.Redis, codes: list[str], interval_s: float
+) -> Counter[str]:
+    """``PRODUCTS`` new products for each of ``codes``, each account's in one control call, and what the Redis
+    keys of those accounts grew by, by kind of key, once they have been polled ``BULK_SETTLE_INTERVALS`` times."""
+    own = re.compile("|".join(map(re.escape, codes)))
+
+    before = await redis_bytes(client, own)
+    await bounded([call(http, "POST", f"{control}/accounts/{code}/products", {"count": PRODUCTS}) for code in codes], 8)
+    await asyncio.sleep(BULK_SETTLE_INTERVALS * interval_s)
+    added = await redis_bytes(client, own)
+    added.subtract(before)
+    return added
 
 
 async def make_orders(
@@ -377,6 +445,7 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
             client = aioredis.Redis.from_url(redis_url, decode_responses=True)
             try:
                 stored = await redis_bytes(client)
+                quiet_cpu, quiet_polls, quiet_calls = await quiet_window(http, client, workers, args.quiet_s)
                 calls_before = await redis_calls(client)
                 polls_before = await polls_counted(http, workers)
                 cpu_before = [cpu_s(w.pid) for w in workers]
@@ -388,20 +457,22 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
                 cpu = [cpu_s(w.pid) - before for w, before in zip(workers, cpu_before, strict=True)]
                 sandbox_cpu = cpu_s(sandbox_pid) - sandbox_before
                 polls = await polls_counted(http, workers) - polls_before
-                calls = await redis_calls(client) - calls_before
+                calls = (await redis_calls(client) - calls_before).total()
                 rss = sum(rss_mb(w.pid) for w in workers)
                 said = await reported(http, relay)
+                logged = await call(http, "GET", f"{sandbox_url}/_bench/searches?since={start - 2 * args.interval_s}")
+                arrived: dict[tuple[str, int], float] = {}
+
+                async def all_arrived() -> bool:
+                    for when, path, _, order_id in await receivers.arrivals(http):
+                        arrived.setdefault((path.rpartition("/")[2], order_id), when)
+                    return set(made) <= set(arrived)
+
+                await wait_until(all_arrived, timeout_s=3 * args.interval_s + 30, every_s=1.0)
+                bulk_codes = codes[:BULK_ACCOUNTS]
+                bulk = await bulk_import(http, control, client, bulk_codes, args.interval_s)
             finally:
                 await client.aclose()
-            logged = await call(http, "GET", f"{sandbox_url}/_bench/searches?since={start - 2 * args.interval_s}")
-            arrived: dict[tuple[str, int], float] = {}
-
-            async def all_arrived() -> bool:
-                for when, path, _, order_id in await receivers.arrivals(http):
-                    arrived.setdefault((path.rpartition("/")[2], order_id), when)
-                return set(made) <= set(arrived)
-
-            await wait_until(all_arrived, timeout_s=3 * args.interval_s + 30, every_s=1.0)
     requests = sum(1 for times in logged["requests"].values() for t in times if start <= t <= end)
     searches = sum(1 for by in logged["searches"].values() for ts in by.values() for t in ts if start <= t <= end)
     return Figures(
@@ -419,6 +490,11 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
         redis_commands=calls,
         redis_commands_private=args.private_redis,
         redis_bytes_by_kind=stored,
+        quiet_cpu_s=quiet_cpu,
+        quiet_polls=quiet_polls,
+        quiet_commands=quiet_calls,
+        bulk_accounts=len(bulk_codes),
+        bulk_bytes_by_kind=bulk,
         arrivals_s=[arrived[key] - sent for key, sent in made.items() if key in arrived],
         orders_made=len(made),
         registration_s=registration_s,
@@ -468,6 +544,8 @@ SUMMARY_HEADERS = [
     "worker RSS MB",
     "req/min/account",
     "Redis B/account",
+    "quiet poll µs / cmds",
+    "B/account after bulk import",
     "arrival p50/p99 s",
     "arrived",
 ]
@@ -488,6 +566,13 @@ def summary_row(figures: Figures) -> list[object]:
         f"{s['rss_mb']:.0f}",
         f"{s['requests_per_min_per_account']:.1f}",
         f"{s['redis_bytes_per_account']:,.0f}",
+        f"{s['cpu_us_per_quiet_resource_poll']:,.0f} / "
+        + (
+            "n/a"
+            if s["redis_commands_per_quiet_resource_poll"] is None
+            else f"{s['redis_commands_per_quiet_resource_poll']:.1f}"
+        ),
+        f"{s['redis_bytes_per_account_after_bulk_import']:,.0f}",
         f"{s['arrival_p50_s']:.2f} / {s['arrival_p99_s']:.2f}",
         s["arrived"],
     ]
@@ -502,6 +587,15 @@ async def run_size(args: argparse.Namespace, accounts: int, results: dict[int, F
     largest = figures.redis_bytes_by_kind.most_common(6)
     per_account = ", ".join(f"{kind} {size / accounts:,.0f}" for kind, size in largest)
     print(f"Redis bytes per account by key, the largest kinds: {per_account}", flush=True)
+    if figures.quiet_polls:
+        made_of = ", ".join(
+            f"{name} {calls / figures.quiet_polls:.2f}" for name, calls in figures.quiet_commands.most_common(8)
+        )
+        print(f"A quiet resource poll's Redis commands (every client's), the most frequent: {made_of}", flush=True)
+    added = ", ".join(
+        f"{kind} {size / figures.bulk_accounts:,.0f}" for kind, size in figures.bulk_bytes_by_kind.most_common(6)
+    )
+    print(f"Redis bytes per account added by a bulk import of {PRODUCTS} products, the largest kinds: {added}")
     return figures
 
 
@@ -529,6 +623,7 @@ async def main() -> None:
     parser.add_argument("--accounts", default="50,200", help="sizes to run, comma-separated (--find-max: the first)")
     parser.add_argument("--interval-s", type=float, default=10.0, help="every account's poll_interval_s")
     parser.add_argument("--settle-s", type=float, default=30.0, help="polling before the window")
+    parser.add_argument("--quiet-s", type=float, default=20.0, help="the quiet window, before any order")
     parser.add_argument("--measure-s", type=float, default=60.0, help="the window (at least 60 in a real run)")
     parser.add_argument("--workers", type=int, default=1, help="relay worker processes")
     parser.add_argument("--find-max", action="store_true", help="grow, then bisect, to the largest passing size")

@@ -147,7 +147,9 @@ class Poller:
     async def poll(self, claim: Claim) -> None:
         """Poll the due resources of the account ``claim`` took, then schedule the account's next poll; nothing,
         if the claim was taken over before the job started (another poller has the account)."""
-        until_ms = ms(self.clock()) + int(self.policy.lease_s * 1000)
+        now_ms, lease_ms = ms(self.clock()), int(self.policy.lease_s * 1000)
+        fresh = claim.until_ms - now_ms > lease_ms * 2 // 3  # claimed a moment ago: nothing to check or renew yet
+        until_ms = None if fresh else now_ms + lease_ms
         opened = await self.polls.open(claim, until_ms=until_ms, positions=POSITIONS, fields=STATUS_READ)
         if opened is None:
             log.debug("poll of %s: its claim was taken over; the poller holding it carries on", claim.code)

@@ -59,9 +59,9 @@ class PollScheduler:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            claimed = 0
+            claimed, due_ms = 0, None
             try:
-                claimed = await self._claim_batch()
+                claimed, due_ms = await self._claim_batch()
                 self.outage.ok()
             except Exception as error:  # Redis away (or a bug): keep going, it reconnects by itself
                 if not self.outage.failed(error, "scheduling polls"):
@@ -69,22 +69,25 @@ class PollScheduler:
             if claimed == self.batch:
                 await asyncio.sleep(0)  # more may be due: let the polls just started, and other workers, have a turn
                 continue
+            if due_ms is None and claimed == 0:
+                due_ms = await self._next_due_ms()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), await self._until_next_s())
+                await asyncio.wait_for(self._stopping.wait(), self._until_next_s(due_ms))
 
-    async def _claim_batch(self) -> int:
-        """Claim and start up to a batch of due polls, as many as there is room for; how many were."""
+    async def _claim_batch(self) -> tuple[int, int | None]:
+        """Claim and start up to a batch of due polls, as many as there is room for: how many were, and when the
+        earliest account left is due (``None``: not known, or none)."""
         room = min(self.batch, self.capacity - len(self.running))
         if room <= 0:
             self._room.clear()
             await self._room.wait()  # a poll ends: then look again
-            return 0
+            return 0, None
         now_ms, lease_ms = ms(self.clock()), int(self.lease_s * 1000)
-        claims = await self.polls.claim(now_ms=now_ms, lease_ms=lease_ms, limit=room)
+        claims, due_ms = await self.polls.claim_next(now_ms=now_ms, lease_ms=lease_ms, limit=room)
         for claim in claims:
             task = asyncio.create_task(self._poll(claim), name=f"poll:{claim.code}")
             self.running.add(task)
-        return len(claims)
+        return len(claims), due_ms
 
     async def _poll(self, claim: Claim) -> None:
         try:
@@ -95,13 +98,15 @@ class PollScheduler:
             self.running.discard(asyncio.current_task())
             self._room.set()
 
-    async def _until_next_s(self) -> float:
-        """How long to wait before looking again: until the next poll is due, at most ``tick_s``; says once when
-        due polls have been waiting too long, and once when they no longer do."""
+    async def _next_due_ms(self) -> int | None:
         try:
-            due_ms = await self.polls.next_due_ms()
+            return await self.polls.next_due_ms()
         except Exception:  # Redis away: the next claim says so
-            return self.tick_s
+            return None
+
+    def _until_next_s(self, due_ms: int | None) -> float:
+        """How long to wait before looking again: until the next poll (``due_ms``) is due, at most ``tick_s``; says
+        once when due polls have been waiting too long, and once when they no longer do."""
         if due_ms is None:
             self._caught_up()
             return self.tick_s

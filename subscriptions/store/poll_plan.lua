@@ -1,6 +1,7 @@
 -- Store an account's poll plan and, derived from it, when the account is next polled, together; with a token,
 -- only while the caller's claim still owns the account, and then the claim ends (the owner key is removed).
--- Nothing is written for an account that no longer exists. With hints waiting (they came while the poll ran, and
+-- Nothing is written for an account that no longer exists (removing an account removes its owner key in the same
+-- transaction, so a claim's token proves it still exists). With hints waiting (they came while the poll ran, and
 -- could not bring it forward), the account is due again by ``hints_due_ms``. A poll ending also records what it
 -- found in the account's status (``status``, as poll_status.lua) and gives back the uses of the account's request
 -- budget it reserved and did not spend (``unspent``), in the same step.
@@ -11,8 +12,11 @@
 -- null, "status": {name: value, ...}, "unspent": [budget member, ...]}
 -- Answers 1 if written, 0 if the claim was taken over or the account is gone.
 local a = cjson.decode(ARGV[1])
-if a.token ~= cjson.null and redis.call('GET', KEYS[3]) ~= a.token then return 0 end
-if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
+if a.token ~= cjson.null then
+  if redis.call('GET', KEYS[3]) ~= a.token then return 0 end
+elseif redis.call('EXISTS', KEYS[4]) == 0 then
+  return 0
+end
 redis.call('SET', KEYS[2], a.plan)
 local next_ms = a.next_ms
 local hints_due = a.hints_due_ms

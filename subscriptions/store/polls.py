@@ -80,10 +80,12 @@ class PollPlan(BaseModel):
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of one account's poll: the account and the token its poll job carries."""
+    """One claim of one account's poll: the account, the token its poll job carries and when its lease ends (Unix
+    ms; 0: not known here)."""
 
     code: str
     token: str
+    until_ms: int = 0
 
     @property
     def fence(self) -> Fence:
@@ -133,6 +135,17 @@ class Polls:
         Without ``among`` the candidates are the :data:`SPREAD` times ``limit`` longest due, in a random order: workers
         claiming at the same moment then mostly claim different accounts, rather than all racing for the same few
         (one winning them all, the others none)."""
+        claims, _ = await self._claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, among=among, next_due=False)
+        return claims
+
+    async def claim_next(self, *, now_ms: int, lease_ms: int, limit: int) -> tuple[list[Claim], int | None]:
+        """:meth:`claim` of the longest due, and, in the same round trip, :meth:`next_due_ms` after it: what a
+        scheduler needs to claim and then know how long to wait."""
+        return await self._claim(now_ms=now_ms, lease_ms=lease_ms, limit=limit, among=None, next_due=True)
+
+    async def _claim(
+        self, *, now_ms: int, lease_ms: int, limit: int, among: Sequence[str] | None, next_due: bool
+    ) -> tuple[list[Claim], int | None]:
         if among is None:
             due = await cast(
                 Awaitable[list[str]],
@@ -142,16 +155,20 @@ class Polls:
         else:
             due = list(among)
         if not due:
-            return []
+            return [], await self.next_due_ms() if next_due else None
         args = {
             "now_ms": now_ms,
             "lease_ms": lease_ms,
             "limit": limit,
             "members": due,
             "tokens": [new_token() for _ in due],
+            "next": next_due,
         }
-        answer = cast(list[str], await CLAIM.run(self.redis, [keyspace.POLLS, *map(keyspace.poll_owner, due)], args))
-        return [Claim(answer[i], answer[i + 1]) for i in range(0, len(answer), 2)]
+        script_keys = [keyspace.POLLS, *map(keyspace.poll_owner, due)]
+        answer, first = cast(tuple[list[str], str | None], await CLAIM.run(self.redis, script_keys, args))
+        until_ms = now_ms + lease_ms
+        claims = [Claim(answer[i], answer[i + 1], until_ms) for i in range(0, len(answer), 2)]
+        return claims, int(float(first)) if first else None
 
     async def renew(self, claim: Claim, *, until_ms: int) -> bool:
         """Extend a claim's lease to ``until_ms``; False when it was taken over (or its account removed)."""
@@ -159,10 +176,11 @@ class Polls:
         return bool(await RENEW.run(self.redis, [keyspace.POLLS, keyspace.poll_owner(claim.code)], args))
 
     async def open(
-        self, claim: Claim, *, until_ms: int, positions: Sequence[str] = (), fields: Sequence[str] = ()
+        self, claim: Claim, *, until_ms: int | None, positions: Sequence[str] = (), fields: Sequence[str] = ()
     ) -> Opened | None:
         """Renew ``claim``'s lease to ``until_ms`` and read what a poll of its account starts from, in one step;
-        ``None`` when the claim was taken over (or the account's polls removed)."""
+        ``None`` when the claim was taken over (or the account's polls removed). With ``until_ms`` None (a claim
+        just made: its lease has barely begun, no other process can have taken it over) it is only read."""
         code = claim.code
         script_keys = [
             keyspace.POLLS,
@@ -175,7 +193,8 @@ class Polls:
             keyspace.hint_overflow(code),
             *(keyspace.position(code, name) for name in positions),
         ]
-        args = {"member": code, "token": claim.token, "until_ms": until_ms, "fields": list(fields)}
+        renew = {"token": claim.token, "until_ms": until_ms} if until_ms is not None else {}
+        args = {"member": code, **renew, "fields": list(fields)}
         answer = await OPEN.run(self.redis, script_keys, args)
         if not answer:
             return None

@@ -57,6 +57,23 @@ async def test_a_claim_taken_over_opens_nothing_and_leaves_the_lease_alone(
     assert await polls.open(second, until_ms=NOW_MS + 25_000) is not None
 
 
+async def test_a_claim_just_made_opens_with_reads_alone(redis_client: Redis, clock: FakeClock) -> None:
+    polls, claim = await claimed(redis_client, clock)
+    opened = await polls.open(claim, until_ms=None, positions=["orders.created"])
+    assert opened is not None
+    assert opened.positions == {"orders.created": '{"since": 1}'}
+    assert await redis_client.zscore(keyspace.POLLS, "acme") == NOW_MS + 10_000  # the claim's own lease, untouched
+
+
+async def test_a_removed_account_refuses_its_claims_plan(redis_client: Redis, clock: FakeClock) -> None:
+    """Removing an account removes its claim's owner key with it: the plan of a poll that was under way is not
+    written back, and the account does not come back to the polls."""
+    polls, claim = await claimed(redis_client, clock)
+    await Store(redis_client).delete_account("acme")
+    assert await polls.save("acme", PollPlan(due_ms={"orders": NOW_MS}), idle_ms=0, claim=claim) is False
+    assert await redis_client.exists(keyspace.POLLS, keyspace.poll_plan("acme")) == 0
+
+
 async def test_a_removed_account_opens_without_a_record(redis_client: Redis, clock: FakeClock) -> None:
     polls, claim = await claimed(redis_client, clock)
     await redis_client.delete(keyspace.account("acme"))

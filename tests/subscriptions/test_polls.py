@@ -31,9 +31,18 @@ async def test_the_claim_script_takes_only_candidates_still_due(redis_client: Re
     answer = await CLAIM.run(
         redis_client,
         [keyspace.POLLS, *map(keyspace.poll_owner, members)],
-        {"now_ms": NOW_MS, "lease_ms": 10_000, "limit": 4, "members": members, "tokens": ["t1", "t2", "t3", "t4"]},
+        {
+            "now_ms": NOW_MS,
+            "lease_ms": 10_000,
+            "limit": 4,
+            "members": members,
+            "tokens": ["t1", "t2", "t3", "t4"],
+            "next": True,
+        },
     )
-    assert answer == ["due", "t1", "now", "t2"]
+    claimed, first = answer
+    assert claimed == ["due", "t1", "now", "t2"]
+    assert int(float(first)) == NOW_MS + 1  # asked for: the earliest account left, the one not due yet
     assert await scores(redis_client) == {"due": NOW_MS + 10_000, "now": NOW_MS + 10_000, "later": NOW_MS + 1}
     assert await redis_client.mget([keyspace.poll_owner(m) for m in members]) == ["t1", "t2", "someone-else", None]
     assert await redis_client.zscore(keyspace.POLLS, "gone") is None  # a candidate removed meanwhile is not added
@@ -47,7 +56,7 @@ async def test_the_claim_script_stops_at_its_limit(redis_client: Redis) -> None:
         [keyspace.POLLS, *map(keyspace.poll_owner, members)],
         {"now_ms": NOW_MS, "lease_ms": 10_000, "limit": 2, "members": members, "tokens": ["t1", "t2", "t3"]},
     )
-    assert answer == ["c", "t1", "a", "t2"]  # in the order given, two of them
+    assert answer == [["c", "t1", "a", "t2"], None]  # in the order given, two of them (and no next, not asked)
     assert await redis_client.zscore(keyspace.POLLS, "b") == NOW_MS - 4
 
 
@@ -194,4 +203,6 @@ async def test_the_backlog_counts_the_due_polls_no_worker_has_claimed(redis_clie
     ages = {"old": 42.5, "new": 1.0, "now": 0.0}
     left = max(age for code, age in ages.items() if code != claim.code)
     assert await polls.backlog(now_ms=NOW_MS) == PollBacklog(due=2, oldest_due_age_s=left)
-    assert await polls.backlog(now_ms=NOW_MS + 10_000) == PollBacklog(due=4, oldest_due_age_s=left + 10.0)  # lease ended
+    assert await polls.backlog(now_ms=NOW_MS + 10_000) == PollBacklog(
+        due=4, oldest_due_age_s=left + 10.0
+    )  # lease ended

@@ -335,3 +335,25 @@ async def test_a_poller_whose_claim_was_taken_over_writes_nothing(harness: Harne
     await harness.poller.poll(second)
     assert sorted(await harness.emitted()) == ids
     assert (await polls.plan(ACCOUNT)).due_ms["orders"] > ms(now())
+
+
+async def test_a_claim_that_waited_before_its_poll_started_is_checked_when_the_poll_opens(harness: Harness) -> None:
+    """A claim made a moment ago opens without a check (no other process can have its lease yet); one that waited
+    (an overloaded worker) is checked and renewed as the poll opens: taken over meanwhile, its poll asks
+    Brightpearl nothing and writes nothing."""
+    await harness.register()
+    await harness.create_orders(2)
+    polls, lease_ms = harness.poller.polls, int(harness.poller.policy.lease_s * 1000)
+    plan_before = await polls.plan(ACCOUNT)
+    (waited,) = await polls.claim(now_ms=ms(now()) - lease_ms // 2, lease_ms=lease_ms, limit=1, among=[ACCOUNT])
+    await harness.redis.set(keyspace.poll_owner(ACCOUNT), "another-worker")  # its claim was taken over
+    await harness.sandbox_call("DELETE", "/requests")
+    await harness.poller.poll(waited)
+    assert (await harness.sandbox_call("GET", "/requests"))["by_path"] == {}
+    assert await harness.emitted() == []
+    assert await polls.plan(ACCOUNT) == plan_before
+    await harness.redis.delete(keyspace.poll_owner(ACCOUNT))
+    await harness.redis.zadd(keyspace.POLLS, {ACCOUNT: ms(now())})
+    (fresh,) = await polls.claim(now_ms=ms(now()), lease_ms=lease_ms, limit=1, among=[ACCOUNT])
+    await harness.poller.poll(fresh)
+    assert len(await harness.emitted()) == 2
