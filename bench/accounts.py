@@ -33,8 +33,10 @@ is lifted while they register and put back to Brightpearl's 200 a minute before 
   have settled (before any order is made), over N; the largest kinds of key are printed beside it;
 - **after a bulk import**: at the end, ``BULK_ACCOUNTS`` accounts (all of them when fewer) are each given
   ``PRODUCTS`` new products in one control call (one second), then polled for ``BULK_SETTLE_INTERVALS``
-  intervals; Redis bytes per account is then the settled figure plus what those accounts added, over their
-  number (the largest kinds of key added are printed);
+  intervals; Redis bytes per account is then the settled figure plus what those accounts' own keys added, over
+  their number (the largest kinds of key added are printed). The delivery history of the import's webhooks
+  (events, deliveries, their attempts and indexes, kept ``RELAY_RETENTION_S`` whatever the account) is printed
+  beside it, per account, not in it;
 - **change-to-arrival**: one order per account every 30 s (spread evenly over the 30 s), made through the
   control API, until the receiver got the webhook of that order (its first arrival); p50/p99.
 
@@ -113,7 +115,8 @@ class Figures:
     quiet_polls: int
     quiet_commands: Counter[str]  # by command, over the quiet window (meaningful with a private Redis)
     bulk_accounts: int  # accounts given a bulk import at the end
-    bulk_bytes_by_kind: Counter[str]  # what their keys added, by kind
+    bulk_bytes_by_kind: Counter[str]  # what their own keys added, by kind, their delivery history aside
+    bulk_history_bytes: int  # what the delivery history of the import's webhooks added, every key's
     arrivals_s: list[float]
     orders_made: int
     registration_s: float
@@ -186,6 +189,7 @@ class Figures:
             "cpu_us_per_quiet_resource_poll": whole(self.quiet_cpu_us_per_poll),
             "redis_commands_per_quiet_resource_poll": None if quiet is None else round(quiet, 1),
             "redis_bytes_per_account_after_bulk_import": whole(self.bytes_per_account_after_bulk),
+            "bulk_import_history_bytes_per_account": round(self.bulk_history_bytes / max(1, self.bulk_accounts)),
             "arrival_p50_s": round(percentile(self.arrivals_s, 50), 3),
             "arrival_p99_s": round(percentile(self.arrivals_s, 99), 3),
             "arrived": f"{len(self.arrivals_s)}/{self.orders_made}",
@@ -356,19 +360,25 @@ async def quiet_window(
     return cpu, polls, await redis_calls(client) - calls
 
 
+def is_history(kind: str) -> bool:
+    """Whether a kind of key is delivery history: events, deliveries and their attempts and indexes."""
+    return kind.startswith(("relay:event", "relay:deliver"))
+
+
 async def bulk_import(
     http: aiohttp.ClientSession, control: str, client: aioredis.Redis, codes: list[str], interval_s: float
-) -> Counter[str]:
-    """``PRODUCTS`` new products for each of ``codes``, each account's in one control call, and what the Redis
-    keys of those accounts grew by, by kind of key, once they have been polled ``BULK_SETTLE_INTERVALS`` times."""
-    own = re.compile("|".join(map(re.escape, codes)))
-
-    before = await redis_bytes(client, own)
+) -> tuple[Counter[str], int]:
+    """``PRODUCTS`` new products for each of ``codes``, each account's in one control call; once they have been
+    polled ``BULK_SETTLE_INTERVALS`` times, what the Redis keys of those accounts grew by, by kind of key, their
+    delivery history aside, and what the delivery history grew by (every key's)."""
+    theirs = re.compile("|".join(map(re.escape, codes)))
+    own_before, every_before = await redis_bytes(client, theirs), await redis_bytes(client)
     await bounded([call(http, "POST", f"{control}/accounts/{code}/products", {"count": PRODUCTS}) for code in codes], 8)
     await asyncio.sleep(BULK_SETTLE_INTERVALS * interval_s)
-    added = await redis_bytes(client, own)
-    added.subtract(before)
-    return added
+    own_after, every_after = await redis_bytes(client, theirs), await redis_bytes(client)
+    own = Counter({kind: size - own_before[kind] for kind, size in own_after.items() if not is_history(kind)})
+    history = sum(size - every_before[kind] for kind, size in every_after.items() if is_history(kind))
+    return own, history
 
 
 async def make_orders(
@@ -470,7 +480,7 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
 
                 await wait_until(all_arrived, timeout_s=3 * args.interval_s + 30, every_s=1.0)
                 bulk_codes = codes[:BULK_ACCOUNTS]
-                bulk = await bulk_import(http, control, client, bulk_codes, args.interval_s)
+                bulk, history = await bulk_import(http, control, client, bulk_codes, args.interval_s)
             finally:
                 await client.aclose()
     requests = sum(1 for times in logged["requests"].values() for t in times if start <= t <= end)
@@ -495,6 +505,7 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
         quiet_commands=quiet_calls,
         bulk_accounts=len(bulk_codes),
         bulk_bytes_by_kind=bulk,
+        bulk_history_bytes=history,
         arrivals_s=[arrived[key] - sent for key, sent in made.items() if key in arrived],
         orders_made=len(made),
         registration_s=registration_s,
@@ -596,6 +607,8 @@ async def run_size(args: argparse.Namespace, accounts: int, results: dict[int, F
         f"{kind} {size / figures.bulk_accounts:,.0f}" for kind, size in figures.bulk_bytes_by_kind.most_common(6)
     )
     print(f"Redis bytes per account added by a bulk import of {PRODUCTS} products, the largest kinds: {added}")
+    history = figures.bulk_history_bytes / max(1, figures.bulk_accounts)
+    print(f"and the delivery history of its {PRODUCTS} webhooks (kept RELAY_RETENTION_S): {history:,.0f} per account")
     return figures
 
 

@@ -22,6 +22,7 @@ from redis.asyncio.client import Pipeline
 from subscriptions.core.envelope import NewEvent, resource_event
 from subscriptions.core.times import ms
 from subscriptions.store import keyspace
+from workers import figures as kept_figures
 from workers.brightpearl.client import BrightpearlClient
 from workers.brightpearl.timestamps import format_utc
 from workers.context import PollContext
@@ -64,12 +65,12 @@ class Known:
     changes: int
 
     def text(self) -> str:
-        return json.dumps({"figures": self.figures, "changes": self.changes}, sort_keys=True, separators=(",", ":"))
+        """As kept in the account's figures hash (``workers.figures``: compact where the figures allow)."""
+        return kept_figures.encode(self.figures, self.changes)
 
     @classmethod
     def parse(cls, text: str) -> "Known":
-        data = json.loads(text)
-        return cls(data["figures"], int(data["changes"]))
+        return cls(*kept_figures.decode(text))
 
 
 def stock_event(
