@@ -6,6 +6,7 @@ sandbox, requests, an order's arrival), not how fast anything was."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ KEYS = {
 
 
 def test_a_tiny_run_ends_with_its_figures_as_one_json_line() -> None:
-    args = ["--accounts", "3", "--interval-s", "2", "--settle-s", "3", "--measure-s", "6"]
+    args = ["--accounts", "3", "--interval-s", "2", "--settle-s", "3", "--quiet-s", "3", "--measure-s", "6"]
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "accounts.py"), *args],
         cwd=ROOT,
@@ -63,6 +64,10 @@ def test_a_tiny_run_ends_with_its_figures_as_one_json_line() -> None:
     assert report["gap_p99_s"] >= 1.5  # no resource polled more often than asked
     assert report["arrival_p99_s"] > 0  # the order made in the window arrived at the receiver
     assert size["arrived"] == "1/1"
+    assert report["cpu_us_per_quiet_resource_poll"] > 0  # the quiet window before the orders
+    # each account given 50 products: their snapshots and figures, beside what it held before
+    assert report["redis_bytes_per_account_after_bulk_import"] > report["redis_bytes_per_account"] + 50 * 100
+    assert report["bulk_import_history_bytes_per_account"] > 50 * 500  # its 50 webhooks' events and deliveries
     assert "| accounts | workers |" in run.stdout  # the table of the size
 
 
@@ -84,3 +89,18 @@ def test_find_max_grows_then_bisects(passed_by_size: dict[int, bool], max_accoun
     from bench.accounts import next_size
 
     assert next_size(passed_by_size, max_accounts) == expected
+
+
+def test_a_worker_held_to_a_cpu_limit_uses_no_more() -> None:
+    from bench.rig import cpu_limited, cpu_s
+
+    spinning = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        with cpu_limited(spinning.pid, 0.2):
+            before = cpu_s(spinning.pid)
+            time.sleep(2.0)
+            used = cpu_s(spinning.pid) - before
+    finally:
+        spinning.kill()
+        spinning.wait()
+    assert 0.1 < used < 0.2 * 2.0 + 0.15  # a fifth of a core, not the whole core it would spin

@@ -8,9 +8,10 @@ for its commits, :meth:`Polls.report` for its status, :meth:`Polls.save` for its
 a poller that stalls past its lease finds its claim taken over by the next one and writes nothing. A poller that
 dies leaves its lease to end, and the account comes due again then.
 
-A poll opens in one round trip (:meth:`Polls.open`: the lease renewed and what the poll starts from read) and
-ends in one (:meth:`Polls.save`: its plan, its status and the budget it did not spend), so that a poll that finds
-no change costs Redis those two and its budget's reservation (``workers.budget``).
+A poll opens in one round trip (:meth:`Polls.open`: what the poll starts from read, and the lease renewed unless
+the claim was made a moment ago) and ends in one (:meth:`Polls.save`: its plan, its status and the budget it did
+not spend), so that a poll that finds no change costs Redis those two and its budget's reservation
+(``workers.budget``).
 
 A poll ends by storing the account's :class:`PollPlan` (when each resource is next due, what a poll of it costs,
 the interval it gets); the ZSET score is derived from the plan and written with it, by :meth:`Polls.save` and
