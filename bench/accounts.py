@@ -2,19 +2,17 @@
 Redis bytes and commands, change-to-arrival, for N accounts polled every ``--interval-s``.
 
     .venv/bin/python bench/accounts.py [--accounts 50,200,500,1000] [--interval-s 10] [--settle-s 30]
-        [--quiet-s 20] [--measure-s 60] [--workers 1] [--worker-cpus 0.25] [--find-max]
+        [--quiet-s 20] [--measure-s 60] [--workers 1] [--find-max]
         [--max-accounts 4000] [--max-total-s 3600] [--private-redis]
 
 Each size gets fresh everything: the sandbox in a process of its own (``bench/accounts_sandbox.py``: the sandbox's
 app, keeping when each search was answered), the timed receiver (``bench/timed_receiver.py``), an empty Redis
 database (claimed as the other benches do; ``--private-redis``: a redis-server of the run's own, so that ``INFO
-commandstats`` counts the relay's commands alone), one ``relay api`` and ``--workers`` ``relay worker`` processes
-(``--worker-cpus``: each held to that much CPU time by a cgroup of its own, as a Kubernetes CPU limit holds a pod,
-so that one worker and three can be compared on a machine whose cores the sandbox shares). N accounts are made
-through the sandbox's control API, each with 50 products, 5 contacts and 5 orders, then registered through the
-relay's API: all five resources, ``poll_interval_s`` ``--interval-s``, hints off, one subscription each (``events:
-["*"]``) to the receiver at ``/hook/{account}``. The sandbox's request cap is lifted while they register and put
-back to Brightpearl's 200 a minute before the accounts settle (``--settle-s``); then for ``--measure-s``:
+commandstats`` counts the relay's commands alone), one ``relay api`` and ``--workers`` ``relay worker`` processes. N
+accounts are made through the sandbox's control API, each with 50 products, 5 contacts and 5 orders, then registered
+through the relay's API: all five resources, ``poll_interval_s`` ``--interval-s``, hints off, one subscription each
+(``events: ["*"]``) to the receiver at ``/hook/{account}``. The sandbox's request cap is lifted while they register
+and put back to Brightpearl's 200 a minute before the accounts settle (``--settle-s``); then for ``--measure-s``:
 
 - **poll gap**: for every account and resource, the seconds between consecutive searches of that resource the
   sandbox answered (searches less than 1 s apart are one poll: a poll may page); p50/p99/max over all of them;
@@ -68,7 +66,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rig import CLAIM_KEY, ROOT, cpu_limited, cpu_s, free_port, process, redis_database, rss_mb
+from bench.rig import CLAIM_KEY, ROOT, cpu_s, free_port, process, redis_database, rss_mb
 from bench.world import (
     TOKEN,
     RelayProcess,
@@ -432,15 +430,6 @@ async def sandbox_process() -> AsyncIterator[tuple[str, int]]:
         yield f"http://127.0.0.1:{port}", child.pid
 
 
-def start_workers(stack: contextlib.ExitStack, args: argparse.Namespace, redis_url: str) -> list[RelayProcess]:
-    """``--workers`` ``relay worker`` processes, each held to ``--worker-cpus`` when given, stopped with ``stack``."""
-    workers = [stack.enter_context(relay_process("worker", redis_url)) for _ in range(args.workers)]
-    if args.worker_cpus:
-        for worker in workers:
-            stack.enter_context(cpu_limited(worker.pid, args.worker_cpus))
-    return workers
-
-
 async def measure(args: argparse.Namespace, accounts: int) -> Figures:
     """Everything fresh, ``accounts`` accounts registered and settled, then the window measured."""
     codes = [account_code(n) for n in range(accounts)]
@@ -449,7 +438,7 @@ async def measure(args: argparse.Namespace, accounts: int) -> Figures:
         receivers = stack.enter_context(TimedReceivers())
         async with sandbox_process() as (sandbox_url, sandbox_pid), aiohttp.ClientSession() as http:
             relay = stack.enter_context(relay_process("api", redis_url))
-            workers = start_workers(stack, args, redis_url)
+            workers = [stack.enter_context(relay_process("worker", redis_url)) for _ in range(args.workers)]
             control = f"{sandbox_url}/_sandbox"
             made_accounts = await bounded([make_account(http, control, code) for code in codes], SETUP_CONCURRENCY)
             began = time.monotonic()
@@ -649,9 +638,6 @@ async def main() -> None:
     parser.add_argument("--quiet-s", type=float, default=20.0, help="the quiet window, before any order")
     parser.add_argument("--measure-s", type=float, default=60.0, help="the window (at least 60 in a real run)")
     parser.add_argument("--workers", type=int, default=1, help="relay worker processes")
-    parser.add_argument(
-        "--worker-cpus", type=float, default=None, help="each worker held to this much CPU (a pod's CPU limit; root)"
-    )
     parser.add_argument("--find-max", action="store_true", help="grow, then bisect, to the largest passing size")
     parser.add_argument("--max-accounts", type=int, default=4000, help="--find-max goes no further")
     parser.add_argument("--max-total-s", type=float, default=3600.0, help="--find-max starts no size after this")

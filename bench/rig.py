@@ -165,39 +165,3 @@ def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a process has used, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")  # the cpu controller as cgroup v1 mounts it
-CGROUP_V2 = Path("/sys/fs/cgroup")
-CFS_PERIOD_US = 100_000
-
-
-@contextlib.contextmanager
-def cpu_limited(pid: int, cpus: float) -> Iterator[None]:
-    """The process ``pid`` (all its threads) held to ``cpus`` of CPU time, as a Kubernetes CPU limit holds a pod:
-    a cgroup of its own with a CFS quota (cgroup v1's cpu controller, or v2's ``cpu.max``); needs root. When the
-    block ends the process (if still running) goes back to the cgroup it came from, and the one made is removed."""
-    controllers = CGROUP_V2 / "cgroup.controllers"
-    if (CGROUP_V1_CPU / "cpu.cfs_quota_us").exists():
-        group, quota = CGROUP_V1_CPU / f"relay-bench-{pid}", "cpu.cfs_quota_us"
-    elif controllers.exists() and "cpu" in controllers.read_text().split():
-        group, quota = CGROUP_V2 / f"relay-bench-{pid}", "cpu.max"
-    else:
-        raise SystemExit("--worker-cpus needs a cgroup cpu controller (/sys/fs/cgroup/cpu or cgroup v2 with cpu)")
-    try:
-        group.mkdir()
-        limit_us = max(1000, round(cpus * CFS_PERIOD_US))
-        if quota == "cpu.max":
-            (group / quota).write_text(f"{limit_us} {CFS_PERIOD_US}")
-        else:
-            (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
-            (group / quota).write_text(str(limit_us))
-        (group / "cgroup.procs").write_text(str(pid))
-    except PermissionError as error:
-        raise SystemExit(f"--worker-cpus needs root to make a cgroup: {error}") from error
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):  # (the process has ended: nothing to move)
-            (group.parent / "cgroup.procs").write_text(str(pid))
-        group.rmdir()
