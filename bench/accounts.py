@@ -31,11 +31,11 @@ and put back to Brightpearl's 200 a minute before the accounts settle (``--settl
 - **Redis bytes per account**: ``MEMORY USAGE key SAMPLES 0`` summed over the database's keys when the accounts
   have settled (before any order is made), over N; the largest kinds of key are printed beside it;
 - **after a bulk import**: at the end, ``BULK_ACCOUNTS`` accounts (all of them when fewer) are each given
-  ``PRODUCTS`` new products in one control call (one second), then polled for ``BULK_SETTLE_INTERVALS``
-  intervals; Redis bytes per account is then the settled figure plus what those accounts' own keys added, over
-  their number (the largest kinds of key added are printed). The delivery history of the import's webhooks
-  (events, deliveries, their attempts and indexes, kept ``RELAY_RETENTION_S`` whatever the account) is printed
-  beside it, per account, not in it;
+  ``PRODUCTS`` new products in one control call (one second); once every one of them has a snapshot (the relay read
+  it), they are polled ``BULK_SETTLE_INTERVALS`` intervals more; Redis bytes per account is then the settled figure
+  plus what those accounts' own keys added, over their number (the largest kinds of key added are printed). The
+  delivery history of the import's webhooks (events, deliveries, their attempts and indexes, kept
+  ``RELAY_RETENTION_S`` whatever the account) is printed beside it, per account, not in it;
 - **change-to-arrival**: one order per account every 30 s (spread evenly over the 30 s), made through the
   control API, until the receiver got the webhook of that order (its first arrival); p50/p99.
 
@@ -89,7 +89,7 @@ UNTHROTTLED = 10**9
 ACCOUNT_IN_KEY = re.compile(r"acct\d{5}")  # the bench's account codes (account_code)
 SETUP_CONCURRENCY = 16  # control and API requests in flight while making and registering accounts
 BULK_ACCOUNTS = 100  # accounts given a bulk import of PRODUCTS products at the end
-BULK_SETTLE_INTERVALS = 3  # polls after the import before its bytes are counted
+BULK_SETTLE_INTERVALS = 3  # intervals after the import was read before its bytes are counted
 
 
 @dataclass
@@ -359,6 +359,14 @@ async def quiet_window(
     return cpu, polls, await redis_calls(client) - calls
 
 
+async def product_snapshots(client: aioredis.Redis) -> Counter[str]:
+    """How many product snapshots each account has (one pass over the keys)."""
+    found: Counter[str] = Counter()
+    async for key in client.scan_iter(match="relay:snap:*:products:*", count=1000):
+        found[key.split(":")[2]] += 1
+    return found
+
+
 def is_history(kind: str) -> bool:
     """Whether a kind of key is delivery history: events, deliveries and their attempts and indexes."""
     return kind.startswith(("relay:event", "relay:deliver"))
@@ -367,12 +375,20 @@ def is_history(kind: str) -> bool:
 async def bulk_import(
     http: aiohttp.ClientSession, control: str, client: aioredis.Redis, codes: list[str], interval_s: float
 ) -> tuple[Counter[str], int]:
-    """``PRODUCTS`` new products for each of ``codes``, each account's in one control call; once they have been
-    polled ``BULK_SETTLE_INTERVALS`` times, what the Redis keys of those accounts grew by, by kind of key, their
-    delivery history aside, and what the delivery history grew by (every key's)."""
+    """``PRODUCTS`` new products for each of ``codes``, each account's in one control call; once the relay has read
+    them all and ``BULK_SETTLE_INTERVALS`` intervals have passed, what the Redis keys of those accounts grew by, by kind
+    of key, their delivery history aside, and what the delivery history grew by (every key's)."""
     theirs = re.compile("|".join(map(re.escape, codes)))
     own_before, every_before = await redis_bytes(client, theirs), await redis_bytes(client)
+    snapshots_before = await product_snapshots(client)
     await bounded([call(http, "POST", f"{control}/accounts/{code}/products", {"count": PRODUCTS}) for code in codes], 8)
+
+    async def all_read() -> bool:
+        now = await product_snapshots(client)
+        return all(now[code] >= snapshots_before[code] + PRODUCTS for code in codes)
+
+    if not await wait_until(all_read, timeout_s=20 * interval_s + 60, every_s=1.0):
+        print("(the relay had not read every product of the bulk import when its bytes were counted)", flush=True)
     await asyncio.sleep(BULK_SETTLE_INTERVALS * interval_s)
     own_after, every_after = await redis_bytes(client, theirs), await redis_bytes(client)
     own = Counter({kind: size - own_before[kind] for kind, size in own_after.items() if not is_history(kind)})
