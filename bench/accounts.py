@@ -144,9 +144,7 @@ class Figures:
 
     @property
     def commands_per_poll(self) -> float | None:
-        if not self.redis_commands_private or not self.polls:
-            return None
-        return self.redis_commands / self.polls
+        return self._per_poll(self.redis_commands, self.polls)
 
     @property
     def quiet_cpu_us_per_poll(self) -> float:
@@ -154,9 +152,11 @@ class Figures:
 
     @property
     def quiet_commands_per_poll(self) -> float | None:
-        if not self.redis_commands_private or not self.quiet_polls:
-            return None
-        return self.quiet_commands.total() / self.quiet_polls
+        return self._per_poll(self.quiet_commands.total(), self.quiet_polls)
+
+    def _per_poll(self, commands: int, polls: int) -> float | None:
+        """Redis commands a poll; None when they are not the relay's alone (a shared server) or nothing was polled."""
+        return commands / polls if self.redis_commands_private and polls else None
 
     @property
     def bytes_per_account_after_bulk(self) -> float:
